@@ -2,10 +2,29 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import assert_never
+
+import structlog
 
 from engines.contract import Engine
 from service.config import ServeConfig
+
+log = structlog.get_logger(__name__)
+
+
+def conversion_progress(step_percent: int = 10) -> Callable[[int, int], None]:
+    """A progress callback that logs every ``step_percent`` of a weights conversion."""
+    reported = -step_percent
+
+    def report(done: int, total: int) -> None:
+        nonlocal reported
+        percent = done * 100 // max(total, 1)
+        if percent >= reported + step_percent or done == total:
+            reported = percent
+            log.info("weights_converting", percent=percent, tensors_done=done, tensors_total=total)
+
+    return report
 
 
 def build_engine(config: ServeConfig) -> Engine:
@@ -21,6 +40,7 @@ def build_engine(config: ServeConfig) -> Engine:
                     max_batch_size=config.max_batch_size,
                     max_waiting=config.max_waiting,
                     threads=config.threads,
+                    progress=conversion_progress(),
                 )
             )
         case _:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
+import queue
+import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 from tests.conftest import LiveServer
@@ -59,3 +63,47 @@ def test_generate_reports_errors_with_the_status(live_server: LiveServer) -> Non
     done = run("generate", "hi", "--top-p", "7", "--target", live_server.address)
     assert done.returncode == 1
     assert "INVALID_ARGUMENT" in done.stderr and "sampling.top_p" in done.stderr
+
+
+class ServeProcess:
+    """``tokenwire serve`` in a subprocess, its JSON log lines read on a thread."""
+
+    def __init__(self, *args: str, env: dict[str, str]) -> None:
+        self.process = subprocess.Popen(
+            [TOKENWIRE, "serve", "--port", "0", "--log-format", "json", *args],
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, **env},
+        )
+        self.lines: queue.Queue[dict[str, object] | None] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            if line.startswith("{"):
+                self.lines.put(json.loads(line))
+        self.lines.put(None)
+
+    def wait_for(self, event: str, timeout_s: float = 120.0) -> dict[str, object]:
+        """The first log record named ``event``; fails if the process ends first."""
+        while (record := self.lines.get(timeout=timeout_s)) is not None:
+            if record.get("event") == event:
+                return record
+        raise AssertionError(f"serve exited (code {self.process.wait()}) before logging {event}")
+
+
+def test_serve_converts_serves_and_drains_on_sigterm(tmp_path: Path) -> None:
+    server = ServeProcess(env={"TOKENWIRE_CACHE_DIR": str(tmp_path)})
+    try:
+        port = server.wait_for("server_listening")["port"]
+        assert server.wait_for("weights_converting")["percent"] == 0
+        assert server.wait_for("model_ready")["model"] == "SmolLM2-135M-Instruct"
+        assert any(tmp_path.iterdir()), "no converted weights were cached"
+        done = run("generate", "Say hello.", "--max-tokens", "5", "--target", f"127.0.0.1:{port}")
+        assert done.returncode == 0 and done.stdout.strip(), done.stderr
+        server.process.send_signal(signal.SIGTERM)
+        server.wait_for("server_stopped")
+        assert server.process.wait(timeout=60) == 0
+    finally:
+        server.process.kill()

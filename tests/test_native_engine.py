@@ -226,3 +226,15 @@ async def test_shutdown_cancels_running_requests() -> None:
     assert last.finish_reason is FinishReason.CANCELLED
     with pytest.raises(EngineError):
         engine.generate(_request(engine, "too late", max_tokens=2))
+
+
+async def test_a_slow_reader_gets_its_pending_tokens_coalesced(engine: NativeEngine) -> None:
+    """Tokens produced while nobody reads pile up in one output, not one message per step."""
+    unread = engine.generate(_request(engine, "Name some rivers.", max_tokens=12, ignore_eos=True))
+    # Admitted after the unread request and longer, so it finishes after it: by then every
+    # output of the unread request has been delivered to its mailbox.
+    await _drain(engine.generate(_request(engine, "Name some lakes.", max_tokens=14, ignore_eos=True)))
+    outputs = [output async for output in unread]
+    assert len(outputs) == 1
+    assert len(outputs[0].token_ids) == 12
+    assert outputs[0].finish_reason is FinishReason.LENGTH
