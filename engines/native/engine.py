@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import logging
 import os
 import threading
 from collections import defaultdict
@@ -19,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import structlog
 import torch
 
 from engines.contract import (
@@ -38,7 +38,7 @@ from engines.native.scheduler import Scheduler, SchedulerConfig, Update
 from engines.native.tokenizer import NativeTokenizer
 from engines.native.weights import ProgressCallback, default_gguf_path, load_weights
 
-_log = logging.getLogger(__name__)
+_log = structlog.get_logger(__name__)
 
 MODEL_NAME = "SmolLM2-135M-Instruct"
 
@@ -197,7 +197,7 @@ class NativeEngine:
             max_batch_size=config.max_batch_size,
             speculative=SpeculativeConfig(),
         )
-        _log.info("native_engine_started threads=%d context_length=%d", threads, context)
+        _log.info("native_engine_started", threads=threads, context_length=context)
         return self._scheduler
 
     async def shutdown(self) -> None:

@@ -9,13 +9,13 @@ slots, and only then publish the iteration's outputs in one call.
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+import structlog
 import torch
 
 from engines.contract import (
@@ -33,7 +33,7 @@ from engines.native.kv_cache import KVCache, SlotAllocator
 from engines.native.model import Transformer
 from engines.native.sampling import RequestSampler, SampledToken, sample_batch
 
-_log = logging.getLogger(__name__)
+_log = structlog.get_logger(__name__)
 
 Update = tuple[RequestId, EngineOutput | EngineError]
 Publish = Callable[[Sequence[Update]], None]

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
-import logging
 import os
 import shutil
 import tempfile
@@ -21,13 +20,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import structlog
 import torch
 from safetensors.torch import load_file, save_file
 
 from engines.native.config import ModelConfig
 from engines.native.tokenizer import TokenizerData, build_tokenizer_json
 
-_log = logging.getLogger(__name__)
+_log = structlog.get_logger(__name__)
 
 ProgressCallback = Callable[[int, int], None]
 """``progress(done, total)``: called after each converted tensor."""
@@ -84,18 +84,18 @@ def load_weights(
     if (entry / _WEIGHTS_FILE).is_file():
         start = time.perf_counter()
         loaded = _read_cache(entry)
-        _log.info("weights_loaded_from_cache path=%s seconds=%.2f", entry, time.perf_counter() - start)
+        _log.info("weights_loaded_from_cache", path=str(entry), seconds=round(time.perf_counter() - start, 2))
         return loaded
 
     start = time.perf_counter()
-    _log.info("gguf_conversion_started path=%s", gguf_path)
+    _log.info("gguf_conversion_started", path=str(gguf_path))
     loaded = convert_gguf(gguf_path, progress)
-    _log.info("gguf_conversion_finished seconds=%.2f", time.perf_counter() - start)
+    _log.info("gguf_conversion_finished", seconds=round(time.perf_counter() - start, 2))
     try:
         _write_cache(entry, loaded)
     except OSError as error:
         # A read-only or full disk only costs the next start another conversion.
-        _log.warning("weights_cache_write_failed path=%s error=%s", entry, error)
+        _log.warning("weights_cache_write_failed", path=str(entry), error=str(error))
     return loaded
 
 
