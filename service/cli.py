@@ -20,8 +20,10 @@ import structlog
 from grpc import aio
 from tokenwire.v1 import generation_pb2, generation_pb2_grpc
 
+from engines.contract import Engine
 from service import logs
-from service.config import ServeConfig
+from service.config import ENGINE_NAMES, ServeConfig
+from service.engine_choice import EngineConfigError, build_engine, describe_engine
 
 T = TypeVar("T")
 
@@ -70,6 +72,57 @@ def _optional_path(raw: str) -> Path | None:
     return Path(raw) if raw else None
 
 
+def _overrides(raw: str) -> tuple[str, ...]:
+    """``TOKENWIRE_SET``: one ``key.path=value`` per line."""
+    return tuple(line.strip() for line in raw.splitlines() if line.strip())
+
+
+def _add_engine_flags(parser: argparse.ArgumentParser) -> None:
+    defaults = ServeConfig()
+    _add(parser, "--engine", str, defaults.engine, "inference engine", choices=list(ENGINE_NAMES))
+    _add(
+        parser,
+        "--model-path",
+        _optional_path,
+        defaults.model_path,
+        "native: GGUF file; trtllm: target model directory",
+    )
+    _add(parser, "--draft-model-path", _optional_path, None, "trtllm: speculative draft model directory")
+    _add(parser, "--preset", str, None, "trtllm: named configuration (see docs/deploy.md)")
+    _add(parser, "--engine-config", _optional_path, None, "trtllm: TOML or YAML file of LLM arguments")
+    parser.add_argument(
+        "--set",
+        dest="engine_overrides",
+        action="append",
+        metavar="KEY=VALUE",
+        default=list(_env_default("--set", tuple[str, ...](), _overrides)),
+        help="trtllm: override one LLM argument, e.g. kv_cache_config.free_gpu_memory_fraction=0.8 "
+        "(repeatable) [env TOKENWIRE_SET, one per line]",
+    )
+    _add(
+        parser,
+        "--cache-dir",
+        _optional_path,
+        defaults.cache_dir,
+        "native: where converted weights are cached",
+    )
+    _add(
+        parser,
+        "--max-batch-size",
+        _positive_int,
+        defaults.max_batch_size,
+        "most generations decoded together",
+    )
+    _add(
+        parser,
+        "--max-waiting",
+        _positive_int,
+        defaults.max_waiting,
+        "most generations queued for a batch slot",
+    )
+    _add(parser, "--threads", _positive_int, defaults.threads, "native: CPU threads (default: all)")
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tokenwire", description="gRPC front door for fast LLM inference.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -80,26 +133,7 @@ def _build_parser() -> argparse.ArgumentParser:
     defaults = ServeConfig()
     _add(serve, "--host", str, defaults.host, "address to listen on")
     _add(serve, "--port", int, defaults.port, "port to listen on (0: pick a free one)")
-    _add(serve, "--engine", str, defaults.engine, "inference engine", choices=["native"])
-    _add(serve, "--model-path", _optional_path, defaults.model_path, "GGUF model file for the native engine")
-    _add(serve, "--cache-dir", _optional_path, defaults.cache_dir, "where converted weights are cached")
-    _add(
-        serve, "--max-batch-size", _positive_int, defaults.max_batch_size, "most generations decoded together"
-    )
-    _add(
-        serve,
-        "--max-waiting",
-        _positive_int,
-        defaults.max_waiting,
-        "most generations queued for a batch slot",
-    )
-    _add(
-        serve,
-        "--threads",
-        _positive_int,
-        defaults.threads,
-        "CPU threads for the native engine (default: all)",
-    )
+    _add_engine_flags(serve)
     _add(serve, "--default-max-tokens", _positive_int, defaults.default_max_tokens, "max_tokens when unset")
     _add(serve, "--grace-period", float, defaults.grace_period_s, "seconds streams get to finish on shutdown")
     _add(serve, "--log-format", str, defaults.log_format, "log format", choices=["auto", "json", "console"])
@@ -111,6 +145,20 @@ def _build_parser() -> argparse.ArgumentParser:
         "log level",
         choices=["debug", "info", "warning", "error"],
     )
+
+    config = commands.add_parser(
+        "config",
+        help="inspect configuration",
+        description="Inspect the configuration an engine would start with, without starting it.",
+    )
+    config_commands = config.add_subparsers(dest="config_command", required=True, metavar="SUBCOMMAND")
+    show = config_commands.add_parser(
+        "show",
+        help="print the effective engine configuration",
+        description="Validate and print the effective engine configuration "
+        "(for trtllm: the exact tensorrt_llm.LLM arguments and environment).",
+    )
+    _add_engine_flags(show)
 
     generate = commands.add_parser(
         "generate",
@@ -134,27 +182,32 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 def _serve_config(args: argparse.Namespace) -> ServeConfig:
+    """The config from ``serve`` (all flags) or ``config show`` (engine flags only)."""
+    defaults = ServeConfig()
     return ServeConfig(
-        host=args.host,
-        port=args.port,
+        host=getattr(args, "host", defaults.host),
+        port=getattr(args, "port", defaults.port),
         engine=args.engine,
         model_path=args.model_path,
+        draft_model_path=args.draft_model_path,
+        preset=args.preset,
+        engine_config=args.engine_config,
+        engine_overrides=tuple(args.engine_overrides),
         cache_dir=args.cache_dir,
         max_batch_size=args.max_batch_size,
         max_waiting=args.max_waiting,
         threads=args.threads,
-        default_max_tokens=args.default_max_tokens,
-        grace_period_s=args.grace_period,
-        log_format=args.log_format,
-        log_level=args.log_level,
+        default_max_tokens=getattr(args, "default_max_tokens", defaults.default_max_tokens),
+        grace_period_s=getattr(args, "grace_period", defaults.grace_period_s),
+        log_format=getattr(args, "log_format", defaults.log_format),
+        log_level=getattr(args, "log_level", defaults.log_level),
     )
 
 
-async def _serve(config: ServeConfig) -> int:
-    from service.engine_choice import build_engine
+async def _serve(config: ServeConfig, engine: Engine) -> int:
     from service.server import TokenwireServer
 
-    server = TokenwireServer(config, build_engine(config))
+    server = TokenwireServer(config, engine)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -223,9 +276,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         case "serve":
             config = _serve_config(args)
             logs.configure(config.log_format, config.log_level)
+            try:
+                engine = build_engine(config)
+            except EngineConfigError as error:
+                print(f"tokenwire: {error}", file=sys.stderr)
+                return 2
             import uvloop
 
-            return uvloop.run(_serve(config))
+            return uvloop.run(_serve(config, engine))
+        case "config":
+            try:
+                print(describe_engine(_serve_config(args)))
+            except EngineConfigError as error:
+                print(f"tokenwire: {error}", file=sys.stderr)
+                return 2
+            return 0
         case "generate":
             return asyncio.run(_generate(args))
         case other:

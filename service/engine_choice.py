@@ -1,16 +1,30 @@
-"""The one place that knows concrete engines: builds the engine the config names."""
+"""The one place that knows concrete engines: builds the engine the config names.
+
+Each engine's module is imported only when that engine is chosen, so the
+service runs where another engine's dependencies (TensorRT-LLM) are absent.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from collections.abc import Callable
-from typing import assert_never
+from typing import TYPE_CHECKING, assert_never
 
 import structlog
 
 from engines.contract import Engine
 from service.config import ServeConfig
 
+if TYPE_CHECKING:
+    from engines.native.engine import NativeEngineConfig
+    from engines.trtllm.settings import TrtLlmSettings
+
 log = structlog.get_logger(__name__)
+
+
+class EngineConfigError(Exception):
+    """The configuration cannot start the chosen engine; the message says why and what to do."""
 
 
 def conversion_progress(step_percent: int = 10) -> Callable[[int, int], None]:
@@ -27,21 +41,65 @@ def conversion_progress(step_percent: int = 10) -> Callable[[int, int], None]:
     return report
 
 
+def _native_config(config: ServeConfig) -> NativeEngineConfig:
+    from engines.native.engine import NativeEngineConfig
+
+    return NativeEngineConfig(
+        gguf_path=config.model_path,
+        cache_dir=config.cache_dir,
+        max_batch_size=config.max_batch_size,
+        max_waiting=config.max_waiting,
+        threads=config.threads,
+        progress=conversion_progress(),
+    )
+
+
+def _trtllm_settings(config: ServeConfig) -> TrtLlmSettings:
+    from engines.trtllm.settings import SettingsError, load_settings
+
+    try:
+        return load_settings(
+            preset=config.preset,
+            config_file=config.engine_config,
+            overrides=config.engine_overrides,
+            model=None if config.model_path is None else str(config.model_path),
+            draft_model=None if config.draft_model_path is None else str(config.draft_model_path),
+        )
+    except SettingsError as error:
+        raise EngineConfigError(f"invalid TensorRT-LLM configuration: {error}") from error
+
+
 def build_engine(config: ServeConfig) -> Engine:
-    """An unstarted engine for ``config``. Imports the engine's module only when chosen."""
+    """An unstarted engine for ``config``; raises ``EngineConfigError`` before anything loads."""
     match config.engine:
         case "native":
-            from engines.native.engine import NativeEngine, NativeEngineConfig
+            from engines.native.engine import NativeEngine
 
-            return NativeEngine(
-                NativeEngineConfig(
-                    gguf_path=config.model_path,
-                    cache_dir=config.cache_dir,
-                    max_batch_size=config.max_batch_size,
-                    max_waiting=config.max_waiting,
-                    threads=config.threads,
-                    progress=conversion_progress(),
-                )
-            )
+            return NativeEngine(_native_config(config))
+        case "trtllm":
+            from engines.trtllm.availability import TrtLlmUnavailable, check_installed
+            from engines.trtllm.engine import TrtLlmEngine
+
+            try:
+                check_installed()
+            except TrtLlmUnavailable as error:
+                raise EngineConfigError(str(error)) from error
+            settings = _trtllm_settings(config)
+            return TrtLlmEngine(settings, max_batch_size=config.max_batch_size)
+        case _:
+            assert_never(config.engine)
+
+
+def describe_engine(config: ServeConfig) -> str:
+    """The validated configuration the chosen engine would start with, for people to read."""
+    match config.engine:
+        case "native":
+            native = dataclasses.asdict(_native_config(config))
+            native.pop("progress", None)
+            return json.dumps({"engine": "native", **native}, indent=2, sort_keys=True, default=str)
+        case "trtllm":
+            from engines.trtllm.settings import render_settings
+
+            return render_settings(_trtllm_settings(config))
         case _:
             assert_never(config.engine)

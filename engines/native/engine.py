@@ -16,7 +16,6 @@ from collections import defaultdict
 from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import structlog
 import torch
@@ -37,6 +36,7 @@ from engines.native.model import Transformer
 from engines.native.scheduler import Scheduler, SchedulerConfig, Update
 from engines.native.tokenizer import NativeTokenizer
 from engines.native.weights import ProgressCallback, default_gguf_path, load_weights
+from engines.output_stream import ClosingOutputStream
 
 _log = structlog.get_logger(__name__)
 
@@ -265,19 +265,15 @@ class NativeEngine:
                 loop.call_soon_threadsafe(_deliver, deliveries)
 
 
-class _OutputStream(AsyncGenerator[EngineOutput, None]):
-    """One request's outputs. Closing it, or dropping it, unfinished cancels the request.
-
-    A plain async generator would not do: ``aclose()`` on one that was never
-    iterated skips its ``finally``, and the request would run on unseen.
-    """
+class _OutputStream(ClosingOutputStream):
+    """One request's outputs. Closing it, or dropping it, unfinished cancels the request."""
 
     def __init__(self, engine: NativeEngine, request_id: RequestId, mailbox: _Mailbox) -> None:
         self._engine = engine
         self._request_id = request_id
         self._mailbox = mailbox
         self._done = False
-        self._inner = self._outputs()
+        super().__init__()
 
     async def _outputs(self) -> AsyncGenerator[EngineOutput, None]:
         try:
@@ -305,25 +301,6 @@ class _OutputStream(AsyncGenerator[EngineOutput, None]):
         if not self._done:
             self._done = True
             self._engine.cancel(self._request_id)
-
-    async def asend(self, value: None) -> EngineOutput:
-        """Next output (``__anext__`` calls this)."""
-        return await self._inner.asend(value)
-
-    async def athrow(self, typ: Any, val: Any = None, tb: Any = None) -> EngineOutput:
-        """Raise inside the stream (as for any async generator)."""
-        return await self._inner.athrow(typ, val, tb)
-
-    async def aclose(self) -> None:
-        """Stop reading; cancels the request if it has not finished."""
-        try:
-            await self._inner.aclose()
-        finally:
-            self._close()
-
-    def __del__(self) -> None:
-        # Dropped without being read to the end: the slot must not stay taken.
-        self._close()
 
 
 def _deliver(deliveries: list[tuple[_Mailbox, EngineOutput | EngineError]]) -> None:

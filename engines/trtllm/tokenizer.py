@@ -1,0 +1,119 @@
+"""The model's Hugging Face tokenizer (the one TensorRT-LLM itself loads) behind our ``Tokenizer`` Protocol.
+
+``transformers`` is imported lazily: it is in every TensorRT-LLM container,
+and nothing here should cost an import where this engine is not chosen.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol
+
+from engines.contract import ChatMessage, TokenId
+
+
+class HfTokenizer(Protocol):
+    """The part of ``transformers.PreTrainedTokenizerBase`` we use."""
+
+    @property
+    def eos_token_id(self) -> int | None: ...
+
+    @property
+    def chat_template(self) -> str | None: ...
+
+    def __len__(self) -> int: ...
+
+    def encode(self, text: str, *, add_special_tokens: bool) -> list[int]: ...
+
+    def decode(self, token_ids: list[int], *, skip_special_tokens: bool) -> str: ...
+
+    def apply_chat_template(
+        self, conversation: list[dict[str, str]], *, tokenize: bool, add_generation_prompt: bool
+    ) -> str: ...
+
+
+class TrtLlmTokenizer:
+    """Implements ``engines.contract.Tokenizer`` over a Hugging Face tokenizer."""
+
+    def __init__(self, tokenizer: HfTokenizer, *, extra_eos_token_ids: Sequence[int] = ()) -> None:
+        self._tokenizer = tokenizer
+        main = tokenizer.eos_token_id
+        self._end_id = None if main is None else TokenId(main)
+        ids = {TokenId(i) for i in extra_eos_token_ids}
+        if self._end_id is not None:
+            ids.add(self._end_id)
+        self._eos = frozenset(ids)
+
+    @property
+    def vocab_size(self) -> int:
+        """Number of token ids, added tokens included."""
+        return len(self._tokenizer)
+
+    @property
+    def eos_token_ids(self) -> frozenset[TokenId]:
+        """The tokenizer's EOS plus those of ``generation_config.json``."""
+        return self._eos
+
+    @property
+    def end_id(self) -> TokenId | None:
+        """The tokenizer's own EOS: what TensorRT-LLM uses as ``end_id`` by default."""
+        return self._end_id
+
+    @property
+    def has_chat_template(self) -> bool:
+        """Whether ``render_chat`` can work at all."""
+        return bool(self._tokenizer.chat_template)
+
+    def encode(self, text: str, *, add_special_tokens: bool = True) -> list[TokenId]:
+        """Token ids of ``text``; ``add_special_tokens`` adds BOS where the model wants it."""
+        ids = self._tokenizer.encode(text, add_special_tokens=add_special_tokens)
+        return [TokenId(int(i)) for i in ids]
+
+    def decode(self, token_ids: Sequence[int], *, skip_special_tokens: bool = True) -> str:
+        """Text of ``token_ids``; incomplete UTF-8 decodes to U+FFFD."""
+        return str(self._tokenizer.decode(list(token_ids), skip_special_tokens=skip_special_tokens))
+
+    def render_chat(self, messages: Sequence[ChatMessage], *, add_generation_prompt: bool = True) -> str:
+        """The prompt text for ``messages`` in the model's chat template.
+
+        Raises ``ValueError`` when there is no template or it rejects the messages.
+        """
+        if not self.has_chat_template:
+            raise ValueError("the model has no chat template")
+        conversation = [{"role": m.role, "content": m.content} for m in messages]
+        try:
+            text = self._tokenizer.apply_chat_template(
+                conversation, tokenize=False, add_generation_prompt=add_generation_prompt
+            )
+        except ValueError:
+            raise
+        except Exception as error:  # jinja2.TemplateError, raise_exception(...) in templates
+            raise ValueError(f"chat template failed: {error}") from error
+        return str(text)
+
+
+def generation_config_eos(model_dir: Path) -> list[int]:
+    """``eos_token_id`` of ``generation_config.json`` (an int or a list), if the file has one."""
+    path = model_dir / "generation_config.json"
+    if not path.is_file():
+        return []
+    value = json.loads(path.read_text(encoding="utf-8")).get("eos_token_id")
+    if isinstance(value, int):
+        return [value]
+    if isinstance(value, list):
+        return [v for v in value if isinstance(v, int)]
+    return []
+
+
+def load_tokenizer(source: str, *, trust_remote_code: bool = False) -> TrtLlmTokenizer:
+    """The tokenizer of a model directory (or hub id), as TensorRT-LLM loads it. Slow: keep off the loop."""
+    transformers = importlib.import_module("transformers")
+    tokenizer: HfTokenizer = transformers.AutoTokenizer.from_pretrained(
+        source, trust_remote_code=trust_remote_code
+    )
+    model_dir = Path(source)
+    extra = generation_config_eos(model_dir) if model_dir.is_dir() else []
+    return TrtLlmTokenizer(tokenizer, extra_eos_token_ids=extra)
