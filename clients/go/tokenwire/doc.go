@@ -1,0 +1,21 @@
+// Package tokenwire is a thin, typed Go client for the tokenwire.v1 gRPC API.
+//
+// The generated messages and stubs live in
+// github.com/tokenwire/tokenwire/clients/go/gen/tokenwire/v1 (imported here
+// as pb); this package adds what the raw stubs leave to the caller:
+//
+//   - [Client.Generate] streams one generation as typed [Event] values, and
+//     [Stream.Collect] gathers them into a [Result];
+//   - [Client.OpenSession] multiplexes many generations on one bidirectional
+//     Session stream, routes each event to its [Generation] by request id, and
+//     cancels one generation by id ([Session.Cancel], [Generation.Cancel]);
+//   - [Client.Abort] cancels a generation by id from any connection;
+//   - request helpers ([TextRequest], [ChatRequest], [Option]) for the
+//     common fields.
+//
+// Deadlines: the context passed to Generate and OpenSession carries the gRPC
+// deadline (when it passes the call fails with codes.DeadlineExceeded and the
+// server cancels the generation). [WithTimeout] instead sets the request's
+// own timeout: the generation then ends normally with FINISH_REASON_DEADLINE
+// and keeps its partial output.
+package tokenwire

@@ -1,0 +1,267 @@
+package tokenwire
+
+import (
+	"context"
+	"errors"
+	"io"
+	"iter"
+	"sync"
+
+	pb "github.com/tokenwire/tokenwire/clients/go/gen/tokenwire/v1"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// ErrSessionClosed is returned by Start after CloseSend, or once the
+// session's stream has ended.
+var ErrSessionClosed = errors.New("tokenwire: session closed")
+
+// Session multiplexes many generations on one bidirectional Session stream.
+// Its methods are safe for concurrent use. A background goroutine reads the
+// stream and routes each event to its Generation by request id; a slow
+// reader of one generation never holds up the others.
+type Session struct {
+	stream grpc.BidiStreamingClient[pb.SessionRequest, pb.SessionResponse]
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	sendMu sync.Mutex // serializes Send and CloseSend
+
+	mu         sync.Mutex
+	gens       map[string]*Generation // in flight; nil once the stream ended
+	closedSend bool
+	err        error // how the stream ended (nil: OK); valid once done is closed
+}
+
+// OpenSession opens a Session stream. ctx bounds the whole stream: cancelling
+// it (or its deadline passing) cancels every generation on it. Call CloseSend
+// then Wait to end it gracefully, or Close to cancel it.
+func (c *Client) OpenSession(ctx context.Context, opts ...grpc.CallOption) (*Session, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	stream, err := c.gen.Session(ctx, opts...)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	s := &Session{
+		stream: stream,
+		cancel: cancel,
+		done:   make(chan struct{}),
+		gens:   make(map[string]*Generation),
+	}
+	go s.receive()
+	return s, nil
+}
+
+// Start sends a generation request on the stream. req.RequestId is required
+// and must not name a generation still in flight on this session.
+func (s *Session) Start(req *pb.GenerateRequest) (*Generation, error) {
+	id := req.GetRequestId()
+	if id == "" {
+		return nil, status.Error(codes.InvalidArgument, "tokenwire: a session request needs a request_id")
+	}
+	g := &Generation{id: id, session: s, notify: make(chan struct{}, 1)}
+	s.mu.Lock()
+	switch {
+	case s.gens == nil || s.closedSend:
+		s.mu.Unlock()
+		return nil, ErrSessionClosed
+	case s.gens[id] != nil:
+		s.mu.Unlock()
+		// The server would answer ALREADY_EXISTS under the same id, which
+		// this client could not tell apart from the running generation's
+		// events: refuse it here instead.
+		return nil, status.Errorf(codes.AlreadyExists, "tokenwire: request_id %q is already in flight on this session", id)
+	}
+	s.gens[id] = g
+	s.mu.Unlock()
+
+	if err := s.send(&pb.SessionRequest{Action: &pb.SessionRequest_Start{Start: req}}); err != nil {
+		s.mu.Lock()
+		if s.gens != nil && s.gens[id] == g {
+			delete(s.gens, id)
+		}
+		s.mu.Unlock()
+		return nil, err
+	}
+	return g, nil
+}
+
+// Cancel cancels the generation with the given id on this session; it then
+// ends with FINISH_REASON_CANCELLED. Unknown and finished ids are ignored by
+// the server.
+func (s *Session) Cancel(requestID string) error {
+	return s.send(&pb.SessionRequest{Action: &pb.SessionRequest_Cancel{Cancel: &pb.SessionCancel{RequestId: requestID}}})
+}
+
+// CloseSend half-closes the stream: no more requests. Generations in flight
+// run to completion, then the server ends the stream (see Wait).
+func (s *Session) CloseSend() error {
+	s.sendMu.Lock()
+	defer s.sendMu.Unlock()
+	s.mu.Lock()
+	already := s.closedSend
+	s.closedSend = true
+	s.mu.Unlock()
+	if already {
+		return nil
+	}
+	return s.stream.CloseSend()
+}
+
+// Wait blocks until the stream has ended and returns its error: nil when the
+// server ended it with OK.
+func (s *Session) Wait() error {
+	<-s.done
+	return s.err
+}
+
+// Done is closed once the stream has ended.
+func (s *Session) Done() <-chan struct{} { return s.done }
+
+// Close cancels the stream, and with it every generation still in flight on
+// it, and waits for the receiving goroutine to stop.
+func (s *Session) Close() {
+	s.cancel()
+	<-s.done
+}
+
+func (s *Session) send(req *pb.SessionRequest) error {
+	s.sendMu.Lock()
+	defer s.sendMu.Unlock()
+	err := s.stream.Send(req)
+	if errors.Is(err, io.EOF) {
+		// The stream is over; its status comes from the receiving side.
+		<-s.done
+		if s.err != nil {
+			return s.err
+		}
+		return ErrSessionClosed
+	}
+	return err
+}
+
+func (s *Session) receive() {
+	for {
+		resp, err := s.stream.Recv()
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				err = nil
+			}
+			s.end(err)
+			return
+		}
+		id := resp.GetRequestId()
+		it := item{ev: Event{
+			RequestID: id,
+			Started:   resp.GetStarted(),
+			Delta:     resp.GetDelta(),
+			Finished:  resp.GetFinished(),
+		}}
+		if st := resp.GetError(); st != nil {
+			it.err = status.ErrorProto(st)
+		}
+		final := it.err != nil || it.ev.Finished != nil
+		s.mu.Lock()
+		g := s.gens[id]
+		if final && g != nil {
+			delete(s.gens, id)
+		}
+		s.mu.Unlock()
+		if g != nil {
+			g.push(it)
+		}
+	}
+}
+
+func (s *Session) end(err error) {
+	s.mu.Lock()
+	s.err = err
+	gens := s.gens
+	s.gens = nil
+	s.mu.Unlock()
+	close(s.done)
+	s.cancel()
+	for _, g := range gens {
+		gerr := err
+		if gerr == nil {
+			gerr = io.ErrUnexpectedEOF // the server ended the stream before this generation's last event
+		}
+		g.push(item{err: gerr})
+	}
+}
+
+// item is one queued event, or the error that ends a generation.
+type item struct {
+	ev  Event
+	err error
+}
+
+// Generation is one generation running on a Session. Read it from one
+// goroutine at a time.
+type Generation struct {
+	id      string
+	session *Session
+	notify  chan struct{} // capacity 1: "the queue grew"
+
+	mu    sync.Mutex
+	queue []item
+	err   error // sticky once the last event was read: io.EOF or the failure
+}
+
+// ID is the generation's request id.
+func (g *Generation) ID() string { return g.id }
+
+// Cancel cancels this generation; it then ends with FINISH_REASON_CANCELLED.
+func (g *Generation) Cancel() error { return g.session.Cancel(g.id) }
+
+// Recv returns the generation's next event, blocking until one arrives. After
+// the Finished event it returns io.EOF. A generation the server failed
+// returns its status as an error (see google.golang.org/grpc/status), as does
+// a generation whose stream ended before it finished.
+func (g *Generation) Recv() (Event, error) {
+	for {
+		g.mu.Lock()
+		if g.err != nil {
+			err := g.err
+			g.mu.Unlock()
+			return Event{}, err
+		}
+		if len(g.queue) > 0 {
+			it := g.queue[0]
+			g.queue[0] = item{}
+			g.queue = g.queue[1:]
+			switch {
+			case it.err != nil:
+				g.err = it.err
+			case it.ev.Finished != nil:
+				g.err = io.EOF
+			}
+			g.mu.Unlock()
+			if it.err != nil {
+				return Event{}, it.err
+			}
+			return it.ev, nil
+		}
+		g.mu.Unlock()
+		<-g.notify
+	}
+}
+
+// Events iterates over the remaining events; iteration ends after Finished,
+// or with one non-nil error.
+func (g *Generation) Events() iter.Seq2[Event, error] { return events(g.Recv) }
+
+// Collect reads the remaining events and returns the whole generation.
+func (g *Generation) Collect() (*Result, error) { return collect(g.Recv) }
+
+func (g *Generation) push(it item) {
+	g.mu.Lock()
+	g.queue = append(g.queue, it)
+	g.mu.Unlock()
+	select {
+	case g.notify <- struct{}{}:
+	default:
+	}
+}

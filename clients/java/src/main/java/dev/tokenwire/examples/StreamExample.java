@@ -1,0 +1,31 @@
+package dev.tokenwire.examples;
+
+import dev.tokenwire.client.GenerationResult;
+import dev.tokenwire.client.GenerationStream;
+import dev.tokenwire.client.Requests;
+import dev.tokenwire.client.TokenwireClient;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+
+/**
+ * Streams one completion to stdout. Usage: {@code StreamExample [prompt]} with the server at
+ * $TOKENWIRE_TARGET (default 127.0.0.1:50051).
+ */
+public final class StreamExample {
+  private StreamExample() {}
+
+  public static void main(String[] args) {
+    String prompt = args.length > 0 ? String.join(" ", args) : "What is the capital of France?";
+    PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
+    try (TokenwireClient client = TokenwireClient.fromEnvironment();
+        GenerationStream stream = client.withTimeout(Duration.ofSeconds(60)).generate(Requests.chat(prompt)
+            .setSampling(Requests.greedy())
+            .setStopping(Requests.maxTokens(32))
+            .build())) {
+      GenerationResult result = stream.collect(out::print);
+      out.println();
+      System.err.printf("[%s, %d tokens]%n", result.reason(), result.completionTokens());
+    }
+  }
+}

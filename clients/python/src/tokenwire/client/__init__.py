@@ -1,0 +1,106 @@
+"""Typed asyncio client (and a blocking wrapper) for the tokenwire.v1 gRPC API.
+
+>>> async with AsyncClient("127.0.0.1:50051") as client:
+...     async for event in client.generate([user("What is the capital of France?")], temperature=0):
+...         if isinstance(event, Delta):
+...             print(event.text, end="")
+"""
+
+from tokenwire.client._async import (
+    DEFAULT_TIMEOUT_S,
+    UNSET,
+    AsyncClient,
+    GenerateStream,
+    GenerationHandle,
+    Session,
+    Timeout,
+)
+from tokenwire.client._sync import Client, SyncGenerateStream, SyncGenerationHandle, SyncSession
+from tokenwire.client.errors import (
+    AlreadyExistsError,
+    CallCancelledError,
+    DeadlineExceededError,
+    ErrorInfo,
+    FieldViolation,
+    InternalError,
+    InvalidArgumentError,
+    ProtocolError,
+    ResourceExhaustedError,
+    TokenwireError,
+    UnavailableError,
+)
+from tokenwire.client.events import (
+    Completion,
+    Delta,
+    Event,
+    Finished,
+    FinishReason,
+    Load,
+    ModelInfo,
+    SpeculativeConfig,
+    SpeculativeStats,
+    Started,
+    Timing,
+    Tokenization,
+    TokenLogprob,
+    TopLogprob,
+    Usage,
+)
+from tokenwire.client.options import (
+    ChatMessage,
+    GenerateOptions,
+    Prompt,
+    RetryPolicy,
+    TlsOptions,
+    assistant,
+    system,
+    user,
+)
+
+__all__ = [
+    "DEFAULT_TIMEOUT_S",
+    "UNSET",
+    "AlreadyExistsError",
+    "AsyncClient",
+    "CallCancelledError",
+    "ChatMessage",
+    "Client",
+    "Completion",
+    "DeadlineExceededError",
+    "Delta",
+    "ErrorInfo",
+    "Event",
+    "FieldViolation",
+    "FinishReason",
+    "Finished",
+    "GenerateOptions",
+    "GenerateStream",
+    "GenerationHandle",
+    "InternalError",
+    "InvalidArgumentError",
+    "Load",
+    "ModelInfo",
+    "Prompt",
+    "ProtocolError",
+    "ResourceExhaustedError",
+    "RetryPolicy",
+    "Session",
+    "SpeculativeConfig",
+    "SpeculativeStats",
+    "Started",
+    "SyncGenerateStream",
+    "SyncGenerationHandle",
+    "SyncSession",
+    "Timeout",
+    "Timing",
+    "TlsOptions",
+    "TokenLogprob",
+    "Tokenization",
+    "TokenwireError",
+    "TopLogprob",
+    "UnavailableError",
+    "Usage",
+    "assistant",
+    "system",
+    "user",
+]

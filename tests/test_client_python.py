@@ -1,0 +1,550 @@
+"""The typed Python client (tokenwire.client) and its examples.
+
+Live-server tests run the real model; the retry and TLS tests run a small
+grpc.aio servicer written here on 127.0.0.1, which scripts the failures
+(UNAVAILABLE / RESOURCE_EXHAUSTED with google.rpc.RetryInfo) a real server
+only produces under load or while loading.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import re
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+import pytest
+from google.protobuf import any_pb2, duration_pb2
+from google.rpc import error_details_pb2, status_pb2
+from grpc import aio
+from grpc_status import rpc_status
+from tokenwire.client import (
+    AsyncClient,
+    Client,
+    Completion,
+    DeadlineExceededError,
+    Delta,
+    Event,
+    Finished,
+    FinishReason,
+    InvalidArgumentError,
+    ResourceExhaustedError,
+    RetryPolicy,
+    Started,
+    TlsOptions,
+    TokenwireError,
+    UnavailableError,
+    user,
+)
+from tokenwire.v1 import generation_pb2, generation_pb2_grpc, model_pb2, model_pb2_grpc
+
+from tests.conftest import LiveServer
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLES = REPO / "clients" / "python" / "examples"
+FRANCE = [user("What is the capital of France?")]
+LINE = re.compile(r'^(\S+) (FINISH_REASON_[A-Z_]+) (\d+) (".*")$')
+
+
+def run_example(name: str, address: str) -> str:
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / name)],
+        env={**os.environ, "TOKENWIRE_TARGET": address},
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+# --- examples -----------------------------------------------------------------------------------
+
+
+def test_stream_example_prints_paris(live_server: LiveServer) -> None:
+    assert "Paris" in run_example("stream.py", live_server.address)
+
+
+def test_session_example_prints_one_line_per_generation(live_server: LiveServer) -> None:
+    lines = run_example("session.py", live_server.address).splitlines()
+    assert len(lines) == 2, lines
+    parsed = {}
+    for line in lines:
+        match = LINE.match(line)
+        assert match is not None, line
+        request_id, reason, tokens, text = match.groups()
+        parsed[request_id] = (reason, int(tokens), json.loads(text))
+    assert parsed.keys() == {"keep", "drop"}
+    assert parsed["drop"][0] == "FINISH_REASON_CANCELLED"
+    assert parsed["keep"][0] in ("FINISH_REASON_LENGTH", "FINISH_REASON_END_OF_SEQUENCE")
+    assert parsed["keep"][1] > 0 and parsed["keep"][2]
+    assert parsed["drop"][1] < 200
+
+
+# --- the async client against the live server --------------------------------------------------
+
+
+@pytest.fixture
+async def client(live_server: LiveServer) -> AsyncIterator[AsyncClient]:
+    async with AsyncClient(live_server.address, default_timeout=120) as opened:
+        yield opened
+
+
+async def wait_idle(client: AsyncClient) -> None:
+    async with asyncio.timeout(30):
+        while True:
+            load = await client.load()
+            if load.in_flight_requests == 0 and load.active_requests == 0:
+                return
+            await asyncio.sleep(0.02)
+
+
+async def test_generate_yields_typed_events_in_order(client: AsyncClient) -> None:
+    events: list[Event] = [
+        event
+        async for event in client.generate(
+            FRANCE, temperature=0.0, max_tokens=16, logprobs=True, top_logprobs=2
+        )
+    ]
+    assert isinstance(events[0], Started) and events[0].prompt_tokens > 0 and events[0].model
+    assert isinstance(events[-1], Finished)
+    deltas = [e for e in events[1:-1] if isinstance(e, Delta)]
+    assert len(deltas) == len(events) - 2
+    text = "".join(d.text for d in deltas)
+    assert "Paris" in text
+    finished = events[-1]
+    assert finished.reason in (FinishReason.END_OF_SEQUENCE, FinishReason.LENGTH)
+    assert finished.usage.completion_tokens == sum(len(d.token_ids) for d in deltas)
+    assert finished.timing.total_s is not None and finished.timing.total_s > 0
+    logprobs = [lp for d in deltas for lp in d.logprobs]
+    assert [lp.token_id for lp in logprobs] == [t for d in deltas for t in d.token_ids]
+    assert all(lp.logprob <= 0 and len(lp.top) == 2 for lp in logprobs)
+    assert len({e.request_id for e in events}) == 1 and events[0].request_id
+
+
+async def test_complete_returns_the_whole_completion(client: AsyncClient) -> None:
+    completion = await client.complete(FRANCE, request_id="py-complete", temperature=0.0, max_tokens=16)
+    assert isinstance(completion, Completion)
+    assert completion.request_id == "py-complete"
+    assert "Paris" in completion.text
+    assert len(completion.token_ids) == completion.usage.completion_tokens
+    assert await client.detokenize(completion.token_ids) == completion.text
+
+
+async def test_time_limit_keeps_partial_output(client: AsyncClient) -> None:
+    completion = await client.complete(
+        "Count to one thousand:", max_tokens=500, ignore_eos=True, time_limit_s=0.3
+    )
+    assert completion.reason is FinishReason.DEADLINE
+    assert completion.usage.completion_tokens < 500  # may be 0 on a busy machine
+
+
+async def test_leaving_generate_early_cancels_the_call(client: AsyncClient) -> None:
+    async for event in client.generate("A long story:", max_tokens=400, ignore_eos=True):
+        if isinstance(event, Delta):
+            break
+    await wait_idle(client)
+
+
+async def test_invalid_argument_carries_field_violations(client: AsyncClient) -> None:
+    with pytest.raises(InvalidArgumentError) as caught:
+        await client.complete("hi", temperature=500.0, top_p=0.0)
+    fields = {v.field for v in caught.value.field_violations}
+    assert {"sampling.temperature", "sampling.top_p"} <= fields
+    assert caught.value.code is grpc.StatusCode.INVALID_ARGUMENT
+    assert caught.value.status is not None and caught.value.error_info is not None
+
+
+async def test_deadline_fails_the_call(client: AsyncClient) -> None:
+    with pytest.raises(DeadlineExceededError):
+        await client.complete("A long story:", max_tokens=500, ignore_eos=True, timeout=0.3)
+    await wait_idle(client)
+
+
+async def test_abort_cancels_a_generate_stream_from_another_call(client: AsyncClient) -> None:
+    events: list[Event] = []
+    async for event in client.generate(
+        "A long story:", request_id="py-abort", max_tokens=400, ignore_eos=True
+    ):
+        events.append(event)
+        if isinstance(event, Delta) and len(events) == 2:
+            assert await client.abort("py-abort") is True
+    assert isinstance(events[-1], Finished) and events[-1].reason is FinishReason.CANCELLED
+    assert await client.abort("py-abort") is False
+
+
+async def test_session_multiplexes_cancels_and_reports_errors_per_id(client: AsyncClient) -> None:
+    async with client.session() as session:
+        keep = await session.start("keep", "The ocean is", temperature=0.0, max_tokens=8, ignore_eos=True)
+        drop = await session.start("drop", "Mountains are", max_tokens=400, ignore_eos=True)
+        bad = await session.start("bad", "hi", top_p=5.0)
+        with pytest.raises(ValueError, match="already running"):
+            await session.start("keep", "again")
+
+        async def cancel_after_first_delta() -> Completion:
+            async for event in drop:
+                if isinstance(event, Delta):
+                    await drop.cancel()
+                    break
+            return await drop.result()
+
+        keep_done, drop_done = await asyncio.gather(keep.result(), cancel_after_first_delta())
+        with pytest.raises(InvalidArgumentError) as caught:
+            await bad.result()
+    assert keep_done.reason is FinishReason.LENGTH and len(keep_done.token_ids) == 8
+    assert drop_done.reason is FinishReason.CANCELLED and drop_done.usage.completion_tokens < 400
+    assert caught.value.request_id == "bad"
+    assert [v.field for v in caught.value.field_violations] == ["sampling.top_p"]
+
+
+async def test_session_cancel_cancels_everything(client: AsyncClient) -> None:
+    session = client.session()
+    async with session:
+        handle = await session.start("long", "A long story:", max_tokens=400, ignore_eos=True)
+        assert isinstance(await handle.__anext__(), Started)
+        await session.cancel()
+        with pytest.raises(TokenwireError):
+            await handle.result()
+    await wait_idle(client)
+
+
+async def test_model_info_and_tokenize(client: AsyncClient) -> None:
+    info = await client.model_info()
+    assert info.model and info.vocab_size > 0 and info.has_chat_template
+    tokens = await client.tokenize("héllo wörld")
+    assert tokens.token_ids and all(t < info.vocab_size for t in tokens.token_ids)
+    assert await client.detokenize(tokens.token_ids) == "héllo wörld"
+    chat = await client.tokenize(FRANCE)
+    assert "France" in chat.rendered_prompt
+
+
+def test_blocking_client(live_server: LiveServer) -> None:
+    with Client(live_server.address) as blocking:
+        assert "Paris" in blocking.complete(FRANCE, temperature=0.0, max_tokens=16).text
+        text = "".join(
+            e.text for e in blocking.generate(FRANCE, temperature=0.0, max_tokens=16) if isinstance(e, Delta)
+        )
+        assert "Paris" in text
+        for event in blocking.generate("A long story:", max_tokens=400, ignore_eos=True):
+            if isinstance(event, Delta):
+                break  # leaving early cancels the call
+        deadline = time.monotonic() + 30
+        while blocking.load().in_flight_requests and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert blocking.load().in_flight_requests == 0
+        with blocking.session() as session:
+            short = session.start("s", "The ocean is", max_tokens=4, ignore_eos=True)
+            long = session.start("l", "A long story:", max_tokens=400, ignore_eos=True)
+            for event in long:
+                if isinstance(event, Delta):
+                    long.cancel()
+                    break
+            assert long.result().reason is FinishReason.CANCELLED
+            assert short.result().usage.completion_tokens == 4
+        assert blocking.model_info().vocab_size > 0
+        assert blocking.abort("nothing-here") is False
+
+
+# --- retries and TLS against a scripted servicer ------------------------------------------------
+
+
+def rich_status(code: grpc.StatusCode, retry_after_s: float | None) -> status_pb2.Status:
+    details = []
+    if retry_after_s is not None:
+        packed = any_pb2.Any()
+        whole = int(retry_after_s)
+        packed.Pack(
+            error_details_pb2.RetryInfo(
+                retry_delay=duration_pb2.Duration(seconds=whole, nanos=int((retry_after_s - whole) * 1e9))
+            )
+        )
+        details.append(packed)
+    return status_pb2.Status(code=code.value[0], message=f"scripted {code.name}", details=details)
+
+
+def events_for(request_id: str) -> list[generation_pb2.GenerateResponse]:
+    G = generation_pb2
+    return [
+        G.GenerateResponse(request_id=request_id, started=G.Started(prompt_tokens=3, model="fake")),
+        G.GenerateResponse(request_id=request_id, delta=G.Delta(token_ids=[7], text="ok")),
+        G.GenerateResponse(
+            request_id=request_id,
+            finished=G.Finished(
+                reason=G.FINISH_REASON_LENGTH, usage=G.Usage(prompt_tokens=3, completion_tokens=1)
+            ),
+        ),
+    ]
+
+
+@dataclass
+class Script:
+    """Failures to return, in order, before succeeding: (code, RetryInfo delay or None)."""
+
+    failures: list[tuple[grpc.StatusCode, float | None]] = field(default_factory=list)
+    fail_after_started: bool = False
+    calls: int = 0
+
+    def next_failure(self) -> status_pb2.Status | None:
+        self.calls += 1
+        if self.calls <= len(self.failures):
+            return rich_status(*self.failures[self.calls - 1])
+        return None
+
+
+class ScriptedGeneration(generation_pb2_grpc.GenerationServiceServicer):
+    def __init__(self, script: Script) -> None:
+        self.script = script
+
+    async def Generate(
+        self,
+        request: generation_pb2.GenerateRequest,
+        context: aio.ServicerContext[generation_pb2.GenerateRequest, generation_pb2.GenerateResponse],
+    ) -> AsyncIterator[generation_pb2.GenerateResponse]:
+        failure = self.script.next_failure()
+        if failure is None:
+            for index, response in enumerate(events_for(request.request_id or "server-id")):
+                yield response
+                if index == 0 and self.script.fail_after_started:
+                    failure = rich_status(grpc.StatusCode.UNAVAILABLE, 0.01)
+                    break
+        if failure is not None:
+            await context.abort_with_status(rpc_status.to_status(failure))
+
+    async def Session(
+        self,
+        request_iterator: AsyncIterator[generation_pb2.SessionRequest],
+        context: aio.ServicerContext[generation_pb2.SessionRequest, generation_pb2.SessionResponse],
+    ) -> AsyncIterator[generation_pb2.SessionResponse]:
+        async for request in request_iterator:
+            rid = request.start.request_id
+            failure = self.script.next_failure()
+            if failure is not None:
+                yield generation_pb2.SessionResponse(request_id=rid, error=failure)
+                continue
+            for response in events_for(rid):
+                session_response = generation_pb2.SessionResponse()
+                session_response.ParseFromString(response.SerializeToString())  # same field numbers
+                yield session_response
+
+    async def Abort(
+        self,
+        request: generation_pb2.AbortRequest,
+        context: aio.ServicerContext[generation_pb2.AbortRequest, generation_pb2.AbortResponse],
+    ) -> generation_pb2.AbortResponse:
+        return generation_pb2.AbortResponse(cancelled=False)
+
+
+class ScriptedModel(model_pb2_grpc.ModelServiceServicer):
+    def __init__(self, script: Script) -> None:
+        self.script = script
+
+    async def GetModelInfo(
+        self,
+        request: model_pb2.GetModelInfoRequest,
+        context: aio.ServicerContext[model_pb2.GetModelInfoRequest, model_pb2.GetModelInfoResponse],
+    ) -> model_pb2.GetModelInfoResponse:
+        failure = self.script.next_failure()
+        if failure is not None:
+            await context.abort_with_status(rpc_status.to_status(failure))
+        return model_pb2.GetModelInfoResponse(model="fake", vocab_size=10)
+
+    async def GetLoad(
+        self,
+        request: model_pb2.GetLoadRequest,
+        context: aio.ServicerContext[model_pb2.GetLoadRequest, model_pb2.GetLoadResponse],
+    ) -> model_pb2.GetLoadResponse:
+        return model_pb2.GetLoadResponse()
+
+    async def Tokenize(
+        self,
+        request: model_pb2.TokenizeRequest,
+        context: aio.ServicerContext[model_pb2.TokenizeRequest, model_pb2.TokenizeResponse],
+    ) -> model_pb2.TokenizeResponse:
+        return model_pb2.TokenizeResponse()
+
+    async def Detokenize(
+        self,
+        request: model_pb2.DetokenizeRequest,
+        context: aio.ServicerContext[model_pb2.DetokenizeRequest, model_pb2.DetokenizeResponse],
+    ) -> model_pb2.DetokenizeResponse:
+        return model_pb2.DetokenizeResponse()
+
+
+@dataclass
+class Fake:
+    address: str
+    script: Script
+
+
+async def start_fake(credentials: grpc.ServerCredentials | None = None) -> tuple[aio.Server, Fake]:
+    script = Script()
+    server = aio.server()
+    generation_pb2_grpc.add_GenerationServiceServicer_to_server(ScriptedGeneration(script), server)
+    model_pb2_grpc.add_ModelServiceServicer_to_server(ScriptedModel(script), server)
+    if credentials is None:
+        port = server.add_insecure_port("127.0.0.1:0")
+    else:
+        port = server.add_secure_port("127.0.0.1:0", credentials)
+    await server.start()
+    return server, Fake(f"127.0.0.1:{port}", script)
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[Fake]:
+    server, scripted = await start_fake()
+    yield scripted
+    await server.stop(0)
+
+
+FAST = RetryPolicy(max_attempts=4, initial_backoff_s=0.01, max_backoff_s=0.05)
+U, R = grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+async def test_generate_retries_honouring_retry_info(fake: Fake) -> None:
+    fake.script.failures = [(U, 0.15), (R, 0.15)]
+    async with AsyncClient(fake.address, retry=FAST) as client:
+        began = time.monotonic()
+        stream = client.generate("hi", request_id="r1")
+        events = [event async for event in stream]
+        elapsed = time.monotonic() - began
+    assert stream.attempts == 3 and fake.script.calls == 3
+    assert elapsed >= 0.3  # waited the server's RetryInfo delay, not FAST's 10-50 ms backoff
+    assert isinstance(events[-1], Finished) and events[-1].request_id == "r1"
+
+
+async def test_retries_are_bounded(fake: Fake) -> None:
+    fake.script.failures = [(U, 0.01)] * 5
+    async with AsyncClient(fake.address, retry=RetryPolicy(max_attempts=2)) as client:
+        with pytest.raises(UnavailableError) as caught:
+            await client.complete("hi")
+    assert fake.script.calls == 2
+    assert caught.value.retry_delay == pytest.approx(0.01)
+
+
+async def test_jittered_backoff_without_retry_info(fake: Fake) -> None:
+    fake.script.failures = [(U, None), (R, None)]
+    async with AsyncClient(fake.address, retry=FAST) as client:
+        completion = await client.complete("hi")
+    assert completion.text == "ok" and fake.script.calls == 3
+
+
+def test_backoff_is_exponential_with_equal_jitter() -> None:
+    policy = RetryPolicy(initial_backoff_s=0.1, max_backoff_s=1.0, multiplier=2.0, max_attempts=10)
+    rng = random.Random(7)
+    for attempt, ceiling in [(1, 0.1), (2, 0.2), (3, 0.4), (4, 0.8), (5, 1.0), (9, 1.0)]:
+        delays = [policy.backoff_s(attempt, rng) for _ in range(50)]
+        assert all(ceiling / 2 <= d <= ceiling for d in delays)
+        assert len(set(delays)) > 1
+    error = UnavailableError(U, "x")
+    assert policy.delay_s(10, error) is None  # attempts exhausted
+    assert policy.delay_s(1, InvalidArgumentError(grpc.StatusCode.INVALID_ARGUMENT, "x")) is None
+
+
+async def test_no_retry_once_an_event_was_received(fake: Fake) -> None:
+    fake.script.fail_after_started = True
+    seen: list[Event] = []
+
+    async def read_all(client: AsyncClient) -> None:
+        async for event in client.generate("hi"):
+            seen.append(event)
+
+    async with AsyncClient(fake.address, retry=FAST) as client:
+        with pytest.raises(UnavailableError):
+            await read_all(client)
+    assert fake.script.calls == 1 and [type(e) for e in seen] == [Started]
+
+
+async def test_non_retryable_codes_and_deadlines_stop_retries(fake: Fake) -> None:
+    fake.script.failures = [(grpc.StatusCode.INVALID_ARGUMENT, None)]
+    async with AsyncClient(fake.address, retry=FAST) as client:
+        with pytest.raises(InvalidArgumentError):
+            await client.complete("hi")
+        assert fake.script.calls == 1
+        fake.script.failures, fake.script.calls = [(U, 5.0)], 0
+        began = time.monotonic()
+        with pytest.raises(UnavailableError):
+            await client.complete("hi", timeout=1.0)  # waiting 5 s would pass the deadline
+        assert time.monotonic() - began < 1.0 and fake.script.calls == 1
+
+
+async def test_session_start_retried_after_error_event(fake: Fake) -> None:
+    fake.script.failures = [(R, 0.05)]
+    async with AsyncClient(fake.address, retry=FAST) as client, client.session() as session:
+        handle = await session.start("s1", "hi")
+        completion = await handle.result()
+    assert handle.attempts == 2 and completion.text == "ok" and completion.request_id == "s1"
+
+
+async def test_unary_calls_retry(fake: Fake) -> None:
+    fake.script.failures = [(R, 0.01)]
+    async with AsyncClient(fake.address, retry=FAST) as client:
+        assert (await client.model_info()).model == "fake"
+    fake.script.failures, fake.script.calls = [(R, 0.01)], 0
+    async with AsyncClient(fake.address, retry=RetryPolicy.disabled()) as client:
+        with pytest.raises(ResourceExhaustedError) as caught:
+            await client.model_info()
+    assert caught.value.retry_delay == pytest.approx(0.01)
+
+
+@dataclass
+class Pki:
+    ca: bytes
+    server_chain: bytes
+    server_key: bytes
+    client_chain: bytes
+    client_key: bytes
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    """A CA, a server certificate for tokenwire.test and a client certificate (openssl CLI)."""
+    d = tmp_path_factory.mktemp("pki")
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=d, check=True, capture_output=True, timeout=60)
+
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=test-ca",
+            "-keyout", "ca.key", "-out", "ca.pem")  # fmt: skip
+    for name, ext in [
+        ("server", "subjectAltName=DNS:tokenwire.test"),
+        ("client", "extendedKeyUsage=clientAuth"),
+    ]:
+        openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={name}", "-keyout", f"{name}.key",
+                "-out", f"{name}.csr")  # fmt: skip
+        (d / f"{name}.ext").write_text(ext + "\n")
+        openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+                "-days", "1", "-extfile", f"{name}.ext", "-out", f"{name}.pem")  # fmt: skip
+    return Pki(
+        *(
+            d.joinpath(f).read_bytes()
+            for f in ("ca.pem", "server.pem", "server.key", "client.pem", "client.key")
+        )
+    )
+
+
+async def test_mutual_tls_with_server_name_override(pki: Pki) -> None:
+    credentials = grpc.ssl_server_credentials(
+        [(pki.server_key, pki.server_chain)], root_certificates=pki.ca, require_client_auth=True
+    )
+    server, scripted = await start_fake(credentials)
+    try:
+        tls = TlsOptions(pki.ca, pki.client_chain, pki.client_key, server_name="tokenwire.test")
+        async with AsyncClient(scripted.address, tls=tls, retry=RetryPolicy.disabled()) as client:
+            assert (await client.model_info()).model == "fake"
+        no_client_cert = TlsOptions(pki.ca, server_name="tokenwire.test")
+        async with AsyncClient(scripted.address, tls=no_client_cert, retry=RetryPolicy.disabled()) as client:
+            with pytest.raises(UnavailableError):
+                await client.model_info(timeout=10)
+    finally:
+        await server.stop(0)
+    with pytest.raises(ValueError, match="go together"):
+        TlsOptions(pki.ca, certificate_chain=pki.client_chain)
