@@ -9,10 +9,7 @@ only produces under load or while loading.
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 import random
-import re
 import subprocess
 import sys
 import time
@@ -46,48 +43,20 @@ from tokenwire.client import (
 )
 from tokenwire.v1 import generation_pb2, generation_pb2_grpc, model_pb2, model_pb2_grpc
 
+from tests.client_examples import check_session_output, check_stream_output, run_example
 from tests.conftest import LiveServer
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "clients" / "python" / "examples"
 FRANCE = [user("What is the capital of France?")]
-LINE = re.compile(r'^(\S+) (FINISH_REASON_[A-Z_]+) (\d+) (".*")$')
 
 
-def run_example(name: str, address: str) -> str:
-    result = subprocess.run(
-        [sys.executable, str(EXAMPLES / name)],
-        env={**os.environ, "TOKENWIRE_TARGET": address},
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    return result.stdout
+def test_stream_example(live_server: LiveServer) -> None:
+    check_stream_output(run_example([sys.executable, str(EXAMPLES / "stream.py")], live_server))
 
 
-# --- examples -----------------------------------------------------------------------------------
-
-
-def test_stream_example_prints_paris(live_server: LiveServer) -> None:
-    assert "Paris" in run_example("stream.py", live_server.address)
-
-
-def test_session_example_prints_one_line_per_generation(live_server: LiveServer) -> None:
-    lines = run_example("session.py", live_server.address).splitlines()
-    assert len(lines) == 2, lines
-    parsed = {}
-    for line in lines:
-        match = LINE.match(line)
-        assert match is not None, line
-        request_id, reason, tokens, text = match.groups()
-        parsed[request_id] = (reason, int(tokens), json.loads(text))
-    assert parsed.keys() == {"keep", "drop"}
-    assert parsed["drop"][0] == "FINISH_REASON_CANCELLED"
-    assert parsed["keep"][0] in ("FINISH_REASON_LENGTH", "FINISH_REASON_END_OF_SEQUENCE")
-    assert parsed["keep"][1] > 0 and parsed["keep"][2]
-    assert parsed["drop"][1] < 200
+def test_session_example(live_server: LiveServer) -> None:
+    check_session_output(run_example([sys.executable, str(EXAMPLES / "session.py")], live_server))
 
 
 # --- the async client against the live server --------------------------------------------------

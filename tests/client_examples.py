@@ -1,0 +1,75 @@
+"""What every client's two examples must print, checked the same way for each language.
+
+``stream`` prints the completion of the France question; ``session`` starts
+``keep`` and ``drop`` on one Session stream, cancels ``drop`` after its first
+delta, and prints one line per generation:
+``<request_id> <FINISH_REASON_NAME> <completion_tokens> <text as a JSON string>``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.conftest import LiveServer
+
+REPO = Path(__file__).resolve().parent.parent
+CLIENTS = REPO / "clients"
+SESSION_LINE = re.compile(r'^(?P<id>\S+) (?P<reason>FINISH_REASON_[A-Z_]+) (?P<tokens>\d+) (?P<text>".*")$')
+FINISHED_NORMALLY = {"FINISH_REASON_LENGTH", "FINISH_REASON_END_OF_SEQUENCE"}
+
+
+@dataclass(frozen=True, slots=True)
+class SessionLine:
+    reason: str
+    completion_tokens: int
+    text: str
+
+
+def run_example(command: Sequence[str], live_server: LiveServer, *, cwd: Path | None = None) -> str:
+    """Run one example against the live server; its stdout (it must exit 0)."""
+    done = subprocess.run(
+        list(command),
+        cwd=cwd,
+        env={**os.environ, "TOKENWIRE_TARGET": live_server.address},
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=180,
+        check=False,
+    )
+    assert done.returncode == 0, f"{command} exited {done.returncode}: {done.stderr}"
+    return done.stdout
+
+
+def check_stream_output(stdout: str) -> None:
+    assert "Paris" in stdout, stdout
+
+
+def parse_session_output(stdout: str) -> dict[str, SessionLine]:
+    lines = stdout.splitlines()
+    assert len(lines) == 2, stdout
+    parsed: dict[str, SessionLine] = {}
+    for line in lines:
+        match = SESSION_LINE.match(line)
+        assert match is not None, line
+        text = json.loads(match["text"])
+        assert isinstance(text, str)
+        parsed[match["id"]] = SessionLine(match["reason"], int(match["tokens"]), text)
+    return parsed
+
+
+def check_session_output(stdout: str) -> None:
+    """``drop`` was cancelled mid-stream; ``keep`` finished normally with text."""
+    parsed = parse_session_output(stdout)
+    assert parsed.keys() == {"keep", "drop"}, stdout
+    keep, drop = parsed["keep"], parsed["drop"]
+    assert keep.reason in FINISHED_NORMALLY, stdout
+    assert keep.completion_tokens > 0 and keep.text.strip(), stdout
+    assert drop.reason == "FINISH_REASON_CANCELLED", stdout
+    assert drop.completion_tokens > 0, "drop is cancelled after its first delta"
