@@ -10,7 +10,7 @@ GEN_PY := clients/python/src/tokenwire/v1
 RPC_PROTOS := .deps/googleapis/google/rpc/status.proto
 # Each client has clients/<lang>/ci.sh: install its tools from the registries,
 # regenerate its code with buf (local plugins), build, type-check, unit-test.
-CLIENT_LANGS := typescript go java
+CLIENT_LANGS := typescript go java rust
 
 .PHONY: help venv generate check-generated clients lint format test pytest serve clean
 
