@@ -12,7 +12,7 @@ RPC_PROTOS := .deps/googleapis/google/rpc/status.proto
 # regenerate its code with buf (local plugins), build, type-check, unit-test.
 CLIENT_LANGS := typescript go java rust
 
-.PHONY: help venv generate check-generated clients lint format test pytest serve clean
+.PHONY: help venv generate generate-python check-generated clients lint format test pytest serve clean
 
 help:
 	@echo "make serve   set everything up, then serve the embedded model on 127.0.0.1:50051"
@@ -39,13 +39,18 @@ $(RPC_PROTOS): $(VENV)/.installed
 	mkdir -p $(dir $@)
 	cp "$$($(BIN)/python -c 'import google.rpc.status_pb2 as m, os; print(os.path.dirname(m.__file__))')/status.proto" $@
 
-generate: $(RPC_PROTOS)
+# Python here; every other language's clients/<lang>/ci.sh installs its
+# pinned plugins, regenerates with its own buf template, then builds.
+generate: generate-python
+	$(MAKE) clients
+
+generate-python: $(RPC_PROTOS)
 	buf generate
 
 # Regenerates every language (the clients' scripts regenerate theirs) and
 # fails if that changed anything committed under clients/.
-check-generated: generate clients
-	@git diff --exit-code --stat -- clients || { echo "generated code is stale: run 'make generate clients' and commit"; exit 1; }
+check-generated: generate
+	@git diff --exit-code --stat -- clients || { echo "generated code is stale: run 'make generate' and commit"; exit 1; }
 	@test -z "$$(git status --porcelain --untracked-files=all -- clients)" || { echo "untracked files under clients/:"; git status --porcelain -- clients; exit 1; }
 
 clients: $(RPC_PROTOS)
@@ -68,7 +73,7 @@ pytest: $(VENV)/.installed
 
 test: lint check-generated pytest  # check-generated builds the clients the tests run
 
-serve: generate
+serve: generate-python
 	$(BIN)/tokenwire serve
 
 clean:
