@@ -41,15 +41,15 @@ def _log_finished(event: Finished) -> None:
 
 class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
     def __init__(self, runtime: Runtime) -> None:
-        self._runtime = runtime
+        self.runtime = runtime
 
-    def _prepare(self, request: generation_pb2.GenerateRequest, *, in_session: bool) -> PreparedGeneration:
-        _, limits = self._runtime.require_serving()
+    def prepare(self, request: generation_pb2.GenerateRequest, *, in_session: bool) -> PreparedGeneration:
+        _, limits = self.runtime.require_serving()
         return prepare_generation(
             request,
-            self._runtime.engine.tokenizer,
+            self.runtime.engine.tokenizer,
             limits,
-            assigned_id=self._runtime.registry.new_id(),
+            assigned_id=self.runtime.registry.new_id(),
             require_id=in_session,
         )
 
@@ -58,7 +58,7 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
     ) -> AsyncIterator[generation_pb2.GenerateResponse]:
         arrival = time.monotonic()
         try:
-            prepared = self._prepare(request, in_session=False)
+            prepared = self.prepare(request, in_session=False)
         except errors.ServiceError as error:
             await errors.abort(context, error)
         request_id = prepared.engine_request.request_id
@@ -79,9 +79,9 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
     ) -> AsyncGenerator[ResponseT, None]:
         """One generation's events as ``response_type`` messages (Generate's or Session's)."""
         request_id = prepared.engine_request.request_id
-        model = self._runtime.engine.info.model_name
+        model = self.runtime.engine.info.model_name
         log.info("generation_started", prompt_tokens=len(prepared.engine_request.prompt_token_ids))
-        async with contextlib.aclosing(self._runtime.runner.run(prepared, arrival)) as events:
+        async with contextlib.aclosing(self.runtime.runner.run(prepared, arrival)) as events:
             async for event in events:
                 response = response_type(request_id=request_id)
                 fill(response, event, prepared, model)
@@ -100,7 +100,7 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
     async def Abort(
         self, request: generation_pb2.AbortRequest, context: AbortContext
     ) -> generation_pb2.AbortResponse:
-        cancelled = self._runtime.registry.cancel(request.request_id, CancelCause.CANCELLED)
+        cancelled = self.runtime.registry.cancel(request.request_id, CancelCause.CANCELLED)
         log.info("abort", request_id=request.request_id, cancelled=cancelled)
         return generation_pb2.AbortResponse(cancelled=cancelled)
 
@@ -120,7 +120,7 @@ class _Session:
 
     def __init__(self, servicer: GenerationServicer, peer: str) -> None:
         self._servicer = servicer
-        self._runtime = servicer._runtime
+        self._runtime = servicer.runtime
         self._peer = peer
         self._outbox: asyncio.Queue[generation_pb2.SessionResponse | None] = asyncio.Queue(self.OUTBOX_SIZE)
         self._tasks: dict[str, asyncio.Task[None]] = {}
@@ -171,7 +171,7 @@ class _Session:
             await self._send_error(request_id, error)
             return
         try:
-            prepared = self._servicer._prepare(request, in_session=True)
+            prepared = self._servicer.prepare(request, in_session=True)
         except errors.ServiceError as error:
             await self._send_error(request_id, error)
             return
