@@ -46,6 +46,26 @@ class StoppingParams:
     ignore_eos: bool = False
 
 
+class SpeculationMethod(enum.Enum):
+    """Which drafter proposes tokens for the target model to verify."""
+
+    OFF = "off"
+    """One token per target step."""
+    NGRAM = "ngram"
+    """Prompt lookup: the tokens that followed an earlier occurrence of the last few tokens."""
+
+
+@dataclass(frozen=True, slots=True)
+class SpeculationParams:
+    """Speculative decoding for one request. It never changes what is generated
+    (greedy: identical tokens; sampled: the same distribution), only how many
+    tokens each target step yields."""
+
+    method: SpeculationMethod
+    draft_length: int
+    """Most draft tokens proposed per step (at least 1; ignored when ``method`` is OFF)."""
+
+
 @dataclass(frozen=True, slots=True)
 class EngineRequest:
     """One generation, fully validated: the engine may trust every field."""
@@ -58,6 +78,8 @@ class EngineRequest:
     """Report the log-probability of each sampled token."""
     top_logprobs: int = 0
     """With ``logprobs``: also report this many most likely candidates per position."""
+    speculation: SpeculationParams | None = None
+    """Speculative decoding for this request; None: the engine's default."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,8 +118,12 @@ class FinishStats:
     draft_tokens: int = 0
     """Tokens proposed by a speculative drafter (0 without speculation)."""
     accepted_draft_tokens: int = 0
+    """Draft tokens the target accepted. Each step yields its accepted drafts plus one
+    token of the target's own, so output tokens == accepted + decode_steps, less one
+    when a stop token or end-of-sequence (never part of the output) ended the request."""
     decode_steps: int = 0
-    """Target-model forward passes that produced output tokens."""
+    """Target-model forward passes that produced output tokens (the prompt's last
+    chunk counts: it yields the first token)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,7 +22,7 @@ from tokenwire.v1 import generation_pb2, generation_pb2_grpc
 
 from engines.contract import Engine
 from service import logs
-from service.config import ENGINE_NAMES, ServeConfig
+from service.config import ENGINE_NAMES, SPECULATION_NAMES, ServeConfig
 from service.engine_choice import EngineConfigError, build_engine, describe_engine
 
 T = TypeVar("T")
@@ -65,6 +65,13 @@ def _positive_int(raw: str) -> int:
     value = int(raw)
     if value < 1:
         raise ValueError("must be at least 1")
+    return value
+
+
+def _draft_length(raw: str) -> int:
+    value = int(raw)
+    if not 1 <= value <= 16:
+        raise ValueError("must be in [1, 16]")
     return value
 
 
@@ -121,6 +128,21 @@ def _add_engine_flags(parser: argparse.ArgumentParser) -> None:
         "most generations queued for a batch slot",
     )
     _add(parser, "--threads", _positive_int, defaults.threads, "native: CPU threads (default: all)")
+    _add(
+        parser,
+        "--speculation",
+        str,
+        defaults.speculation,
+        "native: speculative decoding for requests that do not choose (ngram: prompt lookup)",
+        choices=list(SPECULATION_NAMES),
+    )
+    _add(
+        parser,
+        "--draft-length",
+        _draft_length,
+        defaults.draft_length,
+        "native: most draft tokens per step (1 to 16)",
+    )
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -197,6 +219,8 @@ def _serve_config(args: argparse.Namespace) -> ServeConfig:
         max_batch_size=args.max_batch_size,
         max_waiting=args.max_waiting,
         threads=args.threads,
+        speculation=args.speculation,
+        draft_length=args.draft_length,
         default_max_tokens=getattr(args, "default_max_tokens", defaults.default_max_tokens),
         grace_period_s=getattr(args, "grace_period", defaults.grace_period_s),
         log_format=getattr(args, "log_format", defaults.log_format),

@@ -10,6 +10,8 @@ from service.logs import LogFormat
 
 EngineName = Literal["native", "trtllm"]
 ENGINE_NAMES: tuple[EngineName, ...] = ("native", "trtllm")
+SpeculationName = Literal["off", "ngram"]
+SPECULATION_NAMES: tuple[SpeculationName, ...] = ("off", "ngram")
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +35,10 @@ class ServeConfig:
     max_batch_size: int = 8
     max_waiting: int = 64
     threads: int | None = None
+    speculation: SpeculationName = "ngram"
+    """native: how requests that do not choose decode speculatively (``ngram``: prompt lookup)."""
+    draft_length: int = 4
+    """native: most draft tokens per step for requests that do not choose (1 to 16)."""
     default_max_tokens: int = 512
     grace_period_s: float = 10.0
     log_format: LogFormat = "auto"

@@ -42,16 +42,22 @@ def conversion_progress(step_percent: int = 10) -> Callable[[int, int], None]:
 
 
 def _native_config(config: ServeConfig) -> NativeEngineConfig:
+    from engines.contract import SpeculationMethod
     from engines.native.engine import NativeEngineConfig
 
-    return NativeEngineConfig(
-        gguf_path=config.model_path,
-        cache_dir=config.cache_dir,
-        max_batch_size=config.max_batch_size,
-        max_waiting=config.max_waiting,
-        threads=config.threads,
-        progress=conversion_progress(),
-    )
+    try:
+        return NativeEngineConfig(
+            gguf_path=config.model_path,
+            cache_dir=config.cache_dir,
+            max_batch_size=config.max_batch_size,
+            max_waiting=config.max_waiting,
+            threads=config.threads,
+            speculation=SpeculationMethod(config.speculation),
+            draft_length=config.draft_length,
+            progress=conversion_progress(),
+        )
+    except ValueError as error:
+        raise EngineConfigError(f"invalid native engine configuration: {error}") from error
 
 
 def _trtllm_settings(config: ServeConfig) -> TrtLlmSettings:
@@ -96,6 +102,7 @@ def describe_engine(config: ServeConfig) -> str:
         case "native":
             native = dataclasses.asdict(_native_config(config))
             native.pop("progress", None)
+            native["speculation"] = config.speculation
             return json.dumps({"engine": "native", **native}, indent=2, sort_keys=True, default=str)
         case "trtllm":
             from engines.trtllm.settings import render_settings

@@ -6,7 +6,7 @@ import enum
 from dataclasses import dataclass
 from typing import assert_never
 
-from engines.contract import Engine, EngineInfo
+from engines.contract import Engine, EngineInfo, SpeculationMethod
 from service.errors import Unavailable
 from service.generation import GenerationRunner
 from service.registry import RequestRegistry
@@ -42,6 +42,10 @@ class Runtime:
             context_length=info.context_length,
             vocab_size=info.vocab_size,
             default_max_tokens=self.settings.default_max_tokens,
+            default_speculation=(
+                SpeculationMethod.NGRAM if info.speculative.method == "ngram" else SpeculationMethod.OFF
+            ),
+            default_draft_length=info.speculative.draft_length,
         )
         self.phase = Phase.SERVING
 

@@ -17,6 +17,8 @@ from engines.contract import (
     EngineRequest,
     RequestId,
     SamplingParams,
+    SpeculationMethod,
+    SpeculationParams,
     StoppingParams,
     TokenId,
     Tokenizer,
@@ -30,6 +32,9 @@ MAX_STOP_STRINGS = 16
 MAX_STOP_STRING_CHARS = 256
 MAX_STOP_TOKEN_IDS = 64
 MAX_TOP_LOGPROBS = 20
+MAX_DRAFT_LENGTH = 16
+FALLBACK_DRAFT_LENGTH = 4
+"""Draft length for a request that turns speculation on when the server default is off."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +44,9 @@ class Limits:
     context_length: int
     vocab_size: int
     default_max_tokens: int
+    default_speculation: SpeculationMethod = SpeculationMethod.OFF
+    """The engine's default drafter, as far as the contract can name it (OFF otherwise)."""
+    default_draft_length: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,6 +239,31 @@ def _stopping(
     )
 
 
+def _speculation(
+    options: generation_pb2.SpeculativeOptions, limits: Limits, bad: _Violations
+) -> SpeculationParams | None:
+    methods = generation_pb2.SpeculativeOptions.SpeculativeMethod
+    has_length = options.HasField("draft_length")
+    if has_length and not 1 <= options.draft_length <= MAX_DRAFT_LENGTH:
+        bad.add("speculative.draft_length", f"must be in [1, {MAX_DRAFT_LENGTH}]; got {options.draft_length}")
+    draft_length = (
+        options.draft_length if has_length else (limits.default_draft_length or FALLBACK_DRAFT_LENGTH)
+    )
+    match options.method:
+        case methods.SPECULATIVE_METHOD_UNSPECIFIED:
+            if not has_length:
+                return None
+            method = limits.default_speculation
+        case methods.SPECULATIVE_METHOD_OFF:
+            method = SpeculationMethod.OFF
+        case methods.SPECULATIVE_METHOD_NGRAM:
+            method = SpeculationMethod.NGRAM
+        case other:
+            bad.add("speculative.method", f"unknown method {other}")
+            return None
+    return SpeculationParams(method=method, draft_length=draft_length)
+
+
 def prepare_generation(
     request: generation_pb2.GenerateRequest,
     tokenizer: Tokenizer,
@@ -260,6 +293,7 @@ def prepare_generation(
         bad.add("output.top_logprobs", f"must be at most {MAX_TOP_LOGPROBS}; got {output.top_logprobs}")
     elif output.top_logprobs and not output.logprobs:
         bad.add("output.top_logprobs", "requires output.logprobs")
+    speculation = _speculation(request.speculative, limits, bad)
     timeout_s: float | None = None
     if request.HasField("timeout"):
         timeout = request.timeout
@@ -275,6 +309,7 @@ def prepare_generation(
             stopping=stopping,
             logprobs=output.logprobs,
             top_logprobs=output.top_logprobs,
+            speculation=speculation,
         ),
         stop_strings=tuple(request.stopping.stop),
         include_token_ids=output.token_ids if output.HasField("token_ids") else True,

@@ -45,6 +45,16 @@ def test_invalid_environment_value_is_a_clear_error() -> None:
     assert "TOKENWIRE_MAX_BATCH_SIZE" in done.stderr
 
 
+def test_speculation_flags_and_environment_reach_the_native_engine_config() -> None:
+    shown = run("config", "show", "--speculation", "off", env={"TOKENWIRE_DRAFT_LENGTH": "6"})
+    assert shown.returncode == 0, shown.stderr
+    config = json.loads(shown.stdout)
+    assert config["speculation"] == "off" and config["draft_length"] == 6
+    assert json.loads(run("config", "show").stdout)["speculation"] == "ngram"
+    bad = run("config", "show", "--draft-length", "17")
+    assert bad.returncode != 0 and "--draft-length" in bad.stderr
+
+
 def test_generate_streams_to_stdout(live_server: LiveServer) -> None:
     done = run(
         "generate",

@@ -110,6 +110,26 @@ CASES: list[tuple[str, G.GenerateRequest, str]] = [
     ),
     ("zero timeout", G.GenerateRequest(text="hi", timeout=duration_pb2.Duration()), "timeout"),
     ("negative timeout", G.GenerateRequest(text="hi", timeout=duration_pb2.Duration(seconds=-1)), "timeout"),
+    (
+        "draft length zero",
+        G.GenerateRequest(text="hi", speculative=G.SpeculativeOptions(draft_length=0)),
+        "speculative.draft_length",
+    ),
+    (
+        "draft length above 16",
+        G.GenerateRequest(
+            text="hi",
+            speculative=G.SpeculativeOptions(
+                method=G.SpeculativeOptions.SPECULATIVE_METHOD_NGRAM, draft_length=17
+            ),
+        ),
+        "speculative.draft_length",
+    ),
+    (
+        "unknown speculative method",
+        G.GenerateRequest(text="hi", speculative=G.SpeculativeOptions(method=7)),  # type: ignore[arg-type]
+        "speculative.method",
+    ),
 ]
 
 

@@ -117,6 +117,43 @@ class RequestSampler:
             logprob = _logprob_of(logits, token, self.top_logprobs)
         return SampledToken(TokenId(token), logprob)
 
+    def verify(self, logits: torch.Tensor, draft: int) -> tuple[SampledToken, bool]:
+        """Judge a draft token against one row's raw logits [V]: the token to emit, and
+        whether it is the draft.
+
+        Greedy: the argmax, which accepts the draft exactly when the draft is the
+        argmax (lossless). Sampled: speculative rejection sampling for a
+        deterministic drafter (its proposal is one-hot, q(draft) = 1): accept with
+        probability p(draft); otherwise draw from p with the draft's mass removed,
+        renormalized. The emitted token is then distributed exactly as p, whatever
+        the draft was.
+        """
+        logits = self.process(logits.float())
+        if self.greedy:
+            token = int(torch.argmax(logits).item())
+        else:
+            probs = _truncated_probs(logits, self)
+            probs = probs / probs.sum()
+            if accept_draft(probs, draft, self.generator):
+                token = draft
+            else:
+                token = int(torch.multinomial(residual(probs, draft), 1, generator=self.generator).item())
+        logprob = _logprob_of(logits, token, self.top_logprobs) if self.logprobs else None
+        return SampledToken(TokenId(token), logprob), token == draft
+
+
+def accept_draft(probs: torch.Tensor, draft: int, generator: torch.Generator) -> bool:
+    """Accept a one-hot draft with probability ``probs[draft]`` (min(1, p/q) with q = 1)."""
+    return float(torch.rand((), generator=generator).item()) < float(probs[draft].item())
+
+
+def residual(probs: torch.Tensor, draft: int) -> torch.Tensor:
+    """What to draw from after rejecting ``draft``: max(0, p - q) with q one-hot, i.e. p without it.
+
+    Rejection is impossible when p(draft) = 1, so some mass always remains.
+    """
+    return probs.index_fill(0, torch.tensor([draft]), 0.0)
+
 
 def _truncated_probs(logits: torch.Tensor, sampler: RequestSampler) -> torch.Tensor:
     """Probabilities after top-k, top-p and min-p truncation (unnormalized is fine for multinomial)."""

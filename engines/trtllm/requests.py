@@ -40,6 +40,9 @@ top_logprobs         logprobs = top_logprobs     candidates = the dict's entries
                                                  TRT-LLM computes logprobs in its sampler:
                                                  whether before or after penalties and
                                                  temperature is not checked: MAY DIFFER
+speculation          (none)                      ignored: speculation is fixed when the LLM
+                                                 is built (preset speculative_config), not
+                                                 per request: DIFFERENT from native
 (text)               detokenize=False            our own incremental detokenizer
 (stats)              return_perf_metrics=True    see ``finish_stats``
 ===================  ==========================  =========================================

@@ -25,6 +25,13 @@ pub struct GenerateRequest {
     /// bounds one generation rather than the stream. Must be positive.
     #[prost(message, optional, tag="8")]
     pub timeout: ::core::option::Option<::prost_types::Duration>,
+    /// Speculative decoding for this generation. Absent: the server default
+    /// (GetModelInfo.speculative). Speculation never changes what is generated
+    /// (greedy output is identical, sampled output has the same distribution);
+    /// it only changes how many tokens arrive per step and how fast. Engines
+    /// whose speculation is fixed at start-up (TensorRT-LLM) ignore it.
+    #[prost(message, optional, tag="9")]
+    pub speculative: ::core::option::Option<SpeculativeOptions>,
     /// What to generate from. Exactly one must be set.
     #[prost(oneof="generate_request::Input", tags="2, 3, 4")]
     pub input: ::core::option::Option<generate_request::Input>,
@@ -45,6 +52,57 @@ pub mod generate_request {
         /// by the template's generation prompt for the assistant's reply.
         #[prost(message, tag="4")]
         Chat(super::Chat),
+    }
+}
+/// Per-request speculative decoding options.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct SpeculativeOptions {
+    /// The drafter. Unspecified: the server default.
+    #[prost(enumeration="speculative_options::SpeculativeMethod", tag="1")]
+    pub method: i32,
+    /// Most draft tokens proposed per step, 1 to 16. Absent: the server
+    /// default (GetModelInfo.speculative.draft_length, or 4 when the server
+    /// does not speculate by default). Ignored when speculation is off.
+    #[prost(uint32, optional, tag="2")]
+    pub draft_length: ::core::option::Option<u32>,
+}
+/// Nested message and enum types in `SpeculativeOptions`.
+pub mod speculative_options {
+    /// Which drafter proposes tokens for the model to verify.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, ::prost::Enumeration)]
+    #[repr(i32)]
+    pub enum SpeculativeMethod {
+        /// The server default (GetModelInfo.speculative.method).
+        Unspecified = 0,
+        /// No speculation: one token per model step.
+        Off = 1,
+        /// Prompt lookup: propose the tokens that followed the latest earlier
+        /// occurrence of the last few tokens in the prompt and output. Needs no
+        /// draft model; pays off on outputs that copy from the prompt (code
+        /// edits, quoting, extraction).
+        Ngram = 2,
+    }
+    impl SpeculativeMethod {
+        /// String value of the enum field names used in the ProtoBuf definition.
+        ///
+        /// The values are not transformed in any way and thus are considered stable
+        /// (if the ProtoBuf definition does not change) and safe for programmatic use.
+        pub fn as_str_name(&self) -> &'static str {
+            match self {
+                Self::Unspecified => "SPECULATIVE_METHOD_UNSPECIFIED",
+                Self::Off => "SPECULATIVE_METHOD_OFF",
+                Self::Ngram => "SPECULATIVE_METHOD_NGRAM",
+            }
+        }
+        /// Creates an enum from field names used in the ProtoBuf definition.
+        pub fn from_str_name(value: &str) -> ::core::option::Option<Self> {
+            match value {
+                "SPECULATIVE_METHOD_UNSPECIFIED" => Some(Self::Unspecified),
+                "SPECULATIVE_METHOD_OFF" => Some(Self::Off),
+                "SPECULATIVE_METHOD_NGRAM" => Some(Self::Ngram),
+                _ => None,
+            }
+        }
     }
 }
 /// A prompt given as token ids.

@@ -93,6 +93,62 @@ func (FinishReason) EnumDescriptor() ([]byte, []int) {
 	return file_tokenwire_v1_generation_proto_rawDescGZIP(), []int{0}
 }
 
+// Which drafter proposes tokens for the model to verify.
+type SpeculativeOptions_SpeculativeMethod int32
+
+const (
+	// The server default (GetModelInfo.speculative.method).
+	SpeculativeOptions_SPECULATIVE_METHOD_UNSPECIFIED SpeculativeOptions_SpeculativeMethod = 0
+	// No speculation: one token per model step.
+	SpeculativeOptions_SPECULATIVE_METHOD_OFF SpeculativeOptions_SpeculativeMethod = 1
+	// Prompt lookup: propose the tokens that followed the latest earlier
+	// occurrence of the last few tokens in the prompt and output. Needs no
+	// draft model; pays off on outputs that copy from the prompt (code
+	// edits, quoting, extraction).
+	SpeculativeOptions_SPECULATIVE_METHOD_NGRAM SpeculativeOptions_SpeculativeMethod = 2
+)
+
+// Enum value maps for SpeculativeOptions_SpeculativeMethod.
+var (
+	SpeculativeOptions_SpeculativeMethod_name = map[int32]string{
+		0: "SPECULATIVE_METHOD_UNSPECIFIED",
+		1: "SPECULATIVE_METHOD_OFF",
+		2: "SPECULATIVE_METHOD_NGRAM",
+	}
+	SpeculativeOptions_SpeculativeMethod_value = map[string]int32{
+		"SPECULATIVE_METHOD_UNSPECIFIED": 0,
+		"SPECULATIVE_METHOD_OFF":         1,
+		"SPECULATIVE_METHOD_NGRAM":       2,
+	}
+)
+
+func (x SpeculativeOptions_SpeculativeMethod) Enum() *SpeculativeOptions_SpeculativeMethod {
+	p := new(SpeculativeOptions_SpeculativeMethod)
+	*p = x
+	return p
+}
+
+func (x SpeculativeOptions_SpeculativeMethod) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (SpeculativeOptions_SpeculativeMethod) Descriptor() protoreflect.EnumDescriptor {
+	return file_tokenwire_v1_generation_proto_enumTypes[1].Descriptor()
+}
+
+func (SpeculativeOptions_SpeculativeMethod) Type() protoreflect.EnumType {
+	return &file_tokenwire_v1_generation_proto_enumTypes[1]
+}
+
+func (x SpeculativeOptions_SpeculativeMethod) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use SpeculativeOptions_SpeculativeMethod.Descriptor instead.
+func (SpeculativeOptions_SpeculativeMethod) EnumDescriptor() ([]byte, []int) {
+	return file_tokenwire_v1_generation_proto_rawDescGZIP(), []int{1, 0}
+}
+
 // One generation request.
 type GenerateRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -120,7 +176,13 @@ type GenerateRequest struct {
 	// produced so far. Unlike a gRPC deadline (which fails the whole call with
 	// DEADLINE_EXCEEDED), this keeps the partial output; in a Session it
 	// bounds one generation rather than the stream. Must be positive.
-	Timeout       *durationpb.Duration `protobuf:"bytes,8,opt,name=timeout,proto3" json:"timeout,omitempty"`
+	Timeout *durationpb.Duration `protobuf:"bytes,8,opt,name=timeout,proto3" json:"timeout,omitempty"`
+	// Speculative decoding for this generation. Absent: the server default
+	// (GetModelInfo.speculative). Speculation never changes what is generated
+	// (greedy output is identical, sampled output has the same distribution);
+	// it only changes how many tokens arrive per step and how fast. Engines
+	// whose speculation is fixed at start-up (TensorRT-LLM) ignore it.
+	Speculative   *SpeculativeOptions `protobuf:"bytes,9,opt,name=speculative,proto3" json:"speculative,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -224,6 +286,13 @@ func (x *GenerateRequest) GetTimeout() *durationpb.Duration {
 	return nil
 }
 
+func (x *GenerateRequest) GetSpeculative() *SpeculativeOptions {
+	if x != nil {
+		return x.Speculative
+	}
+	return nil
+}
+
 type isGenerateRequest_Input interface {
 	isGenerateRequest_Input()
 }
@@ -251,6 +320,63 @@ func (*GenerateRequest_TokenIds) isGenerateRequest_Input() {}
 
 func (*GenerateRequest_Chat) isGenerateRequest_Input() {}
 
+// Per-request speculative decoding options.
+type SpeculativeOptions struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The drafter. Unspecified: the server default.
+	Method SpeculativeOptions_SpeculativeMethod `protobuf:"varint,1,opt,name=method,proto3,enum=tokenwire.v1.SpeculativeOptions_SpeculativeMethod" json:"method,omitempty"`
+	// Most draft tokens proposed per step, 1 to 16. Absent: the server
+	// default (GetModelInfo.speculative.draft_length, or 4 when the server
+	// does not speculate by default). Ignored when speculation is off.
+	DraftLength   *uint32 `protobuf:"varint,2,opt,name=draft_length,json=draftLength,proto3,oneof" json:"draft_length,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SpeculativeOptions) Reset() {
+	*x = SpeculativeOptions{}
+	mi := &file_tokenwire_v1_generation_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SpeculativeOptions) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SpeculativeOptions) ProtoMessage() {}
+
+func (x *SpeculativeOptions) ProtoReflect() protoreflect.Message {
+	mi := &file_tokenwire_v1_generation_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SpeculativeOptions.ProtoReflect.Descriptor instead.
+func (*SpeculativeOptions) Descriptor() ([]byte, []int) {
+	return file_tokenwire_v1_generation_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *SpeculativeOptions) GetMethod() SpeculativeOptions_SpeculativeMethod {
+	if x != nil {
+		return x.Method
+	}
+	return SpeculativeOptions_SPECULATIVE_METHOD_UNSPECIFIED
+}
+
+func (x *SpeculativeOptions) GetDraftLength() uint32 {
+	if x != nil && x.DraftLength != nil {
+		return *x.DraftLength
+	}
+	return 0
+}
+
 // A prompt given as token ids.
 type TokenIds struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -263,7 +389,7 @@ type TokenIds struct {
 
 func (x *TokenIds) Reset() {
 	*x = TokenIds{}
-	mi := &file_tokenwire_v1_generation_proto_msgTypes[1]
+	mi := &file_tokenwire_v1_generation_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -275,7 +401,7 @@ func (x *TokenIds) String() string {
 func (*TokenIds) ProtoMessage() {}
 
 func (x *TokenIds) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenwire_v1_generation_proto_msgTypes[1]
+	mi := &file_tokenwire_v1_generation_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -288,7 +414,7 @@ func (x *TokenIds) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TokenIds.ProtoReflect.Descriptor instead.
 func (*TokenIds) Descriptor() ([]byte, []int) {
-	return file_tokenwire_v1_generation_proto_rawDescGZIP(), []int{1}
+	return file_tokenwire_v1_generation_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *TokenIds) GetIds() []uint32 {
@@ -309,7 +435,7 @@ type Chat struct {
 
 func (x *Chat) Reset() {
 	*x = Chat{}
-	mi := &file_tokenwire_v1_generation_proto_msgTypes[2]
+	mi := &file_tokenwire_v1_generation_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -321,7 +447,7 @@ func (x *Chat) String() string {
 func (*Chat) ProtoMessage() {}
 
 func (x *Chat) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenwire_v1_generation_proto_msgTypes[2]
+	mi := &file_tokenwire_v1_generation_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -334,7 +460,7 @@ func (x *Chat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Chat.ProtoReflect.Descriptor instead.
 func (*Chat) Descriptor() ([]byte, []int) {
-	return file_tokenwire_v1_generation_proto_rawDescGZIP(), []int{2}
+	return file_tokenwire_v1_generation_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Chat) GetMessages() []*ChatMessage {
@@ -357,7 +483,7 @@ type ChatMessage struct {
 
 func (x *ChatMessage) Reset() {
 	*x = ChatMessage{}
-	mi := &file_tokenwire_v1_generation_proto_msgTypes[3]
+	mi := &file_tokenwire_v1_generation_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -369,7 +495,7 @@ func (x *ChatMessage) String() string {
 func (*ChatMessage) ProtoMessage() {}
 
 func (x *ChatMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenwire_v1_generation_proto_msgTypes[3]
+	mi := &file_tokenwire_v1_generation_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -382,7 +508,7 @@ func (x *ChatMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChatMessage.ProtoReflect.Descriptor instead.
 func (*ChatMessage) Descriptor() ([]byte, []int) {
-	return file_tokenwire_v1_generation_proto_rawDescGZIP(), []int{3}
+	return file_tokenwire_v1_generation_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *ChatMessage) GetRole() string {
@@ -433,7 +559,7 @@ type SamplingParams struct {
 
 func (x *SamplingParams) Reset() {
 	*x = SamplingParams{}
-	mi := &file_tokenwire_v1_generation_proto_msgTypes[4]
+	mi := &file_tokenwire_v1_generation_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -445,7 +571,7 @@ func (x *SamplingParams) String() string {
 func (*SamplingParams) ProtoMessage() {}
 
 func (x *SamplingParams) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenwire_v1_generation_proto_msgTypes[4]
+	mi := &file_tokenwire_v1_generation_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -458,7 +584,7 @@ func (x *SamplingParams) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SamplingParams.ProtoReflect.Descriptor instead.
 func (*SamplingParams) Descriptor() ([]byte, []int) {
-	return file_tokenwire_v1_generation_proto_rawDescGZIP(), []int{4}
+	return file_tokenwire_v1_generation_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *SamplingParams) GetTemperature() float32 {
@@ -546,7 +672,7 @@ type StoppingCriteria struct {
 
 func (x *StoppingCriteria) Reset() {
 	*x = StoppingCriteria{}
-	mi := &file_tokenwire_v1_generation_proto_msgTypes[5]
+	mi := &file_tokenwire_v1_generation_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -558,7 +684,7 @@ func (x *StoppingCriteria) String() string {
 func (*StoppingCriteria) ProtoMessage() {}
 
 func (x *StoppingCriteria) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenwire_v1_generation_proto_msgTypes[5]
+	mi := &file_tokenwire_v1_generation_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -571,7 +697,7 @@ func (x *StoppingCriteria) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoppingCriteria.ProtoReflect.Descriptor instead.
 func (*StoppingCriteria) Descriptor() ([]byte, []int) {
-	return file_tokenwire_v1_generation_proto_rawDescGZIP(), []int{5}
+	return file_tokenwire_v1_generation_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *StoppingCriteria) GetMaxTokens() uint32 {
@@ -627,7 +753,7 @@ type OutputOptions struct {
 
 func (x *OutputOptions) Reset() {
 	*x = OutputOptions{}
-	mi := &file_tokenwire_v1_generation_proto_msgTypes[6]
+	mi := &file_tokenwire_v1_generation_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -639,7 +765,7 @@ func (x *OutputOptions) String() string {
 func (*OutputOptions) ProtoMessage() {}
 
 func (x *OutputOptions) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenwire_v1_generation_proto_msgTypes[6]
+	mi := &file_tokenwire_v1_generation_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -652,7 +778,7 @@ func (x *OutputOptions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OutputOptions.ProtoReflect.Descriptor instead.
 func (*OutputOptions) Descriptor() ([]byte, []int) {
-	return file_tokenwire_v1_generation_proto_rawDescGZIP(), []int{6}
+	return file_tokenwire_v1_generation_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *OutputOptions) GetTokenIds() bool {
@@ -702,7 +828,7 @@ type GenerateResponse struct {
 
 func (x *GenerateResponse) Reset() {
 	*x = GenerateResponse{}
-	mi := &file_tokenwire_v1_generation_proto_msgTypes[7]
+	mi := &file_tokenwire_v1_generation_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -714,7 +840,7 @@ func (x *GenerateResponse) String() string {
 func (*GenerateResponse) ProtoMessage() {}
 
 func (x *GenerateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenwire_v1_generation_proto_msgTypes[7]
+	mi := &file_tokenwire_v1_generation_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -727,7 +853,7 @@ func (x *GenerateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GenerateResponse.ProtoReflect.Descriptor instead.
 func (*GenerateResponse) Descriptor() ([]byte, []int) {
-	return file_tokenwire_v1_generation_proto_rawDescGZIP(), []int{7}
+	return file_tokenwire_v1_generation_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *GenerateResponse) GetRequestId() string {
@@ -812,7 +938,7 @@ type SessionRequest struct {
 
 func (x *SessionRequest) Reset() {
 	*x = SessionRequest{}
-	mi := &file_tokenwire_v1_generation_proto_msgTypes[8]
+	mi := &file_tokenwire_v1_generation_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -824,7 +950,7 @@ func (x *SessionRequest) String() string {
 func (*SessionRequest) ProtoMessage() {}
 
 func (x *SessionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenwire_v1_generation_proto_msgTypes[8]
+	mi := &file_tokenwire_v1_generation_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -837,7 +963,7 @@ func (x *SessionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionRequest.ProtoReflect.Descriptor instead.
 func (*SessionRequest) Descriptor() ([]byte, []int) {
-	return file_tokenwire_v1_generation_proto_rawDescGZIP(), []int{8}
+	return file_tokenwire_v1_generation_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *SessionRequest) GetAction() isSessionRequest_Action {
@@ -894,7 +1020,7 @@ type SessionCancel struct {
 
 func (x *SessionCancel) Reset() {
 	*x = SessionCancel{}
-	mi := &file_tokenwire_v1_generation_proto_msgTypes[9]
+	mi := &file_tokenwire_v1_generation_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -906,7 +1032,7 @@ func (x *SessionCancel) String() string {
 func (*SessionCancel) ProtoMessage() {}
 
 func (x *SessionCancel) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenwire_v1_generation_proto_msgTypes[9]
+	mi := &file_tokenwire_v1_generation_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -919,7 +1045,7 @@ func (x *SessionCancel) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionCancel.ProtoReflect.Descriptor instead.
 func (*SessionCancel) Descriptor() ([]byte, []int) {
-	return file_tokenwire_v1_generation_proto_rawDescGZIP(), []int{9}
+	return file_tokenwire_v1_generation_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *SessionCancel) GetRequestId() string {
@@ -949,7 +1075,7 @@ type SessionResponse struct {
 
 func (x *SessionResponse) Reset() {
 	*x = SessionResponse{}
-	mi := &file_tokenwire_v1_generation_proto_msgTypes[10]
+	mi := &file_tokenwire_v1_generation_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -961,7 +1087,7 @@ func (x *SessionResponse) String() string {
 func (*SessionResponse) ProtoMessage() {}
 
 func (x *SessionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenwire_v1_generation_proto_msgTypes[10]
+	mi := &file_tokenwire_v1_generation_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -974,7 +1100,7 @@ func (x *SessionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionResponse.ProtoReflect.Descriptor instead.
 func (*SessionResponse) Descriptor() ([]byte, []int) {
-	return file_tokenwire_v1_generation_proto_rawDescGZIP(), []int{10}
+	return file_tokenwire_v1_generation_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *SessionResponse) GetRequestId() string {
@@ -1074,7 +1200,7 @@ type Started struct {
 
 func (x *Started) Reset() {
 	*x = Started{}
-	mi := &file_tokenwire_v1_generation_proto_msgTypes[11]
+	mi := &file_tokenwire_v1_generation_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1086,7 +1212,7 @@ func (x *Started) String() string {
 func (*Started) ProtoMessage() {}
 
 func (x *Started) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenwire_v1_generation_proto_msgTypes[11]
+	mi := &file_tokenwire_v1_generation_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1099,7 +1225,7 @@ func (x *Started) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Started.ProtoReflect.Descriptor instead.
 func (*Started) Descriptor() ([]byte, []int) {
-	return file_tokenwire_v1_generation_proto_rawDescGZIP(), []int{11}
+	return file_tokenwire_v1_generation_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Started) GetPromptTokens() uint32 {
@@ -1133,7 +1259,7 @@ type Delta struct {
 
 func (x *Delta) Reset() {
 	*x = Delta{}
-	mi := &file_tokenwire_v1_generation_proto_msgTypes[12]
+	mi := &file_tokenwire_v1_generation_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1145,7 +1271,7 @@ func (x *Delta) String() string {
 func (*Delta) ProtoMessage() {}
 
 func (x *Delta) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenwire_v1_generation_proto_msgTypes[12]
+	mi := &file_tokenwire_v1_generation_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1158,7 +1284,7 @@ func (x *Delta) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Delta.ProtoReflect.Descriptor instead.
 func (*Delta) Descriptor() ([]byte, []int) {
-	return file_tokenwire_v1_generation_proto_rawDescGZIP(), []int{12}
+	return file_tokenwire_v1_generation_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Delta) GetTokenIds() []uint32 {
@@ -1199,7 +1325,7 @@ type TokenLogprob struct {
 
 func (x *TokenLogprob) Reset() {
 	*x = TokenLogprob{}
-	mi := &file_tokenwire_v1_generation_proto_msgTypes[13]
+	mi := &file_tokenwire_v1_generation_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1211,7 +1337,7 @@ func (x *TokenLogprob) String() string {
 func (*TokenLogprob) ProtoMessage() {}
 
 func (x *TokenLogprob) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenwire_v1_generation_proto_msgTypes[13]
+	mi := &file_tokenwire_v1_generation_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1224,7 +1350,7 @@ func (x *TokenLogprob) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TokenLogprob.ProtoReflect.Descriptor instead.
 func (*TokenLogprob) Descriptor() ([]byte, []int) {
-	return file_tokenwire_v1_generation_proto_rawDescGZIP(), []int{13}
+	return file_tokenwire_v1_generation_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *TokenLogprob) GetTokenId() uint32 {
@@ -1261,7 +1387,7 @@ type TopLogprob struct {
 
 func (x *TopLogprob) Reset() {
 	*x = TopLogprob{}
-	mi := &file_tokenwire_v1_generation_proto_msgTypes[14]
+	mi := &file_tokenwire_v1_generation_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1273,7 +1399,7 @@ func (x *TopLogprob) String() string {
 func (*TopLogprob) ProtoMessage() {}
 
 func (x *TopLogprob) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenwire_v1_generation_proto_msgTypes[14]
+	mi := &file_tokenwire_v1_generation_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1286,7 +1412,7 @@ func (x *TopLogprob) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TopLogprob.ProtoReflect.Descriptor instead.
 func (*TopLogprob) Descriptor() ([]byte, []int) {
-	return file_tokenwire_v1_generation_proto_rawDescGZIP(), []int{14}
+	return file_tokenwire_v1_generation_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *TopLogprob) GetTokenId() uint32 {
@@ -1328,7 +1454,7 @@ type Finished struct {
 
 func (x *Finished) Reset() {
 	*x = Finished{}
-	mi := &file_tokenwire_v1_generation_proto_msgTypes[15]
+	mi := &file_tokenwire_v1_generation_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1340,7 +1466,7 @@ func (x *Finished) String() string {
 func (*Finished) ProtoMessage() {}
 
 func (x *Finished) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenwire_v1_generation_proto_msgTypes[15]
+	mi := &file_tokenwire_v1_generation_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1353,7 +1479,7 @@ func (x *Finished) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Finished.ProtoReflect.Descriptor instead.
 func (*Finished) Descriptor() ([]byte, []int) {
-	return file_tokenwire_v1_generation_proto_rawDescGZIP(), []int{15}
+	return file_tokenwire_v1_generation_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Finished) GetReason() FinishReason {
@@ -1443,7 +1569,7 @@ type Usage struct {
 
 func (x *Usage) Reset() {
 	*x = Usage{}
-	mi := &file_tokenwire_v1_generation_proto_msgTypes[16]
+	mi := &file_tokenwire_v1_generation_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1455,7 +1581,7 @@ func (x *Usage) String() string {
 func (*Usage) ProtoMessage() {}
 
 func (x *Usage) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenwire_v1_generation_proto_msgTypes[16]
+	mi := &file_tokenwire_v1_generation_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1468,7 +1594,7 @@ func (x *Usage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Usage.ProtoReflect.Descriptor instead.
 func (*Usage) Descriptor() ([]byte, []int) {
-	return file_tokenwire_v1_generation_proto_rawDescGZIP(), []int{16}
+	return file_tokenwire_v1_generation_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Usage) GetPromptTokens() uint32 {
@@ -1507,7 +1633,7 @@ type Timing struct {
 
 func (x *Timing) Reset() {
 	*x = Timing{}
-	mi := &file_tokenwire_v1_generation_proto_msgTypes[17]
+	mi := &file_tokenwire_v1_generation_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1519,7 +1645,7 @@ func (x *Timing) String() string {
 func (*Timing) ProtoMessage() {}
 
 func (x *Timing) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenwire_v1_generation_proto_msgTypes[17]
+	mi := &file_tokenwire_v1_generation_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1532,7 +1658,7 @@ func (x *Timing) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Timing.ProtoReflect.Descriptor instead.
 func (*Timing) Descriptor() ([]byte, []int) {
-	return file_tokenwire_v1_generation_proto_rawDescGZIP(), []int{17}
+	return file_tokenwire_v1_generation_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Timing) GetQueued() *durationpb.Duration {
@@ -1572,7 +1698,7 @@ type SpeculativeStats struct {
 
 func (x *SpeculativeStats) Reset() {
 	*x = SpeculativeStats{}
-	mi := &file_tokenwire_v1_generation_proto_msgTypes[18]
+	mi := &file_tokenwire_v1_generation_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1584,7 +1710,7 @@ func (x *SpeculativeStats) String() string {
 func (*SpeculativeStats) ProtoMessage() {}
 
 func (x *SpeculativeStats) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenwire_v1_generation_proto_msgTypes[18]
+	mi := &file_tokenwire_v1_generation_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1597,7 +1723,7 @@ func (x *SpeculativeStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SpeculativeStats.ProtoReflect.Descriptor instead.
 func (*SpeculativeStats) Descriptor() ([]byte, []int) {
-	return file_tokenwire_v1_generation_proto_rawDescGZIP(), []int{18}
+	return file_tokenwire_v1_generation_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *SpeculativeStats) GetDraftTokens() uint32 {
@@ -1632,7 +1758,7 @@ type AbortRequest struct {
 
 func (x *AbortRequest) Reset() {
 	*x = AbortRequest{}
-	mi := &file_tokenwire_v1_generation_proto_msgTypes[19]
+	mi := &file_tokenwire_v1_generation_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1644,7 +1770,7 @@ func (x *AbortRequest) String() string {
 func (*AbortRequest) ProtoMessage() {}
 
 func (x *AbortRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenwire_v1_generation_proto_msgTypes[19]
+	mi := &file_tokenwire_v1_generation_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1657,7 +1783,7 @@ func (x *AbortRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AbortRequest.ProtoReflect.Descriptor instead.
 func (*AbortRequest) Descriptor() ([]byte, []int) {
-	return file_tokenwire_v1_generation_proto_rawDescGZIP(), []int{19}
+	return file_tokenwire_v1_generation_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *AbortRequest) GetRequestId() string {
@@ -1679,7 +1805,7 @@ type AbortResponse struct {
 
 func (x *AbortResponse) Reset() {
 	*x = AbortResponse{}
-	mi := &file_tokenwire_v1_generation_proto_msgTypes[20]
+	mi := &file_tokenwire_v1_generation_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1691,7 +1817,7 @@ func (x *AbortResponse) String() string {
 func (*AbortResponse) ProtoMessage() {}
 
 func (x *AbortResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenwire_v1_generation_proto_msgTypes[20]
+	mi := &file_tokenwire_v1_generation_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1704,7 +1830,7 @@ func (x *AbortResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AbortResponse.ProtoReflect.Descriptor instead.
 func (*AbortResponse) Descriptor() ([]byte, []int) {
-	return file_tokenwire_v1_generation_proto_rawDescGZIP(), []int{20}
+	return file_tokenwire_v1_generation_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *AbortResponse) GetCancelled() bool {
@@ -1718,7 +1844,7 @@ var File_tokenwire_v1_generation_proto protoreflect.FileDescriptor
 
 const file_tokenwire_v1_generation_proto_rawDesc = "" +
 	"\n" +
-	"\x1dtokenwire/v1/generation.proto\x12\ftokenwire.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x17google/rpc/status.proto\"\x90\x03\n" +
+	"\x1dtokenwire/v1/generation.proto\x12\ftokenwire.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x17google/rpc/status.proto\"\xd4\x03\n" +
 	"\x0fGenerateRequest\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12\x14\n" +
@@ -1728,8 +1854,17 @@ const file_tokenwire_v1_generation_proto_rawDesc = "" +
 	"\bsampling\x18\x05 \x01(\v2\x1c.tokenwire.v1.SamplingParamsR\bsampling\x12:\n" +
 	"\bstopping\x18\x06 \x01(\v2\x1e.tokenwire.v1.StoppingCriteriaR\bstopping\x123\n" +
 	"\x06output\x18\a \x01(\v2\x1b.tokenwire.v1.OutputOptionsR\x06output\x123\n" +
-	"\atimeout\x18\b \x01(\v2\x19.google.protobuf.DurationR\atimeoutB\a\n" +
-	"\x05input\"\x1c\n" +
+	"\atimeout\x18\b \x01(\v2\x19.google.protobuf.DurationR\atimeout\x12B\n" +
+	"\vspeculative\x18\t \x01(\v2 .tokenwire.v1.SpeculativeOptionsR\vspeculativeB\a\n" +
+	"\x05input\"\x8c\x02\n" +
+	"\x12SpeculativeOptions\x12J\n" +
+	"\x06method\x18\x01 \x01(\x0e22.tokenwire.v1.SpeculativeOptions.SpeculativeMethodR\x06method\x12&\n" +
+	"\fdraft_length\x18\x02 \x01(\rH\x00R\vdraftLength\x88\x01\x01\"q\n" +
+	"\x11SpeculativeMethod\x12\"\n" +
+	"\x1eSPECULATIVE_METHOD_UNSPECIFIED\x10\x00\x12\x1a\n" +
+	"\x16SPECULATIVE_METHOD_OFF\x10\x01\x12\x1c\n" +
+	"\x18SPECULATIVE_METHOD_NGRAM\x10\x02B\x0f\n" +
+	"\r_draft_length\"\x1c\n" +
 	"\bTokenIds\x12\x10\n" +
 	"\x03ids\x18\x01 \x03(\rR\x03ids\"=\n" +
 	"\x04Chat\x125\n" +
@@ -1861,71 +1996,75 @@ func file_tokenwire_v1_generation_proto_rawDescGZIP() []byte {
 	return file_tokenwire_v1_generation_proto_rawDescData
 }
 
-var file_tokenwire_v1_generation_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_tokenwire_v1_generation_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
+var file_tokenwire_v1_generation_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_tokenwire_v1_generation_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_tokenwire_v1_generation_proto_goTypes = []any{
-	(FinishReason)(0),           // 0: tokenwire.v1.FinishReason
-	(*GenerateRequest)(nil),     // 1: tokenwire.v1.GenerateRequest
-	(*TokenIds)(nil),            // 2: tokenwire.v1.TokenIds
-	(*Chat)(nil),                // 3: tokenwire.v1.Chat
-	(*ChatMessage)(nil),         // 4: tokenwire.v1.ChatMessage
-	(*SamplingParams)(nil),      // 5: tokenwire.v1.SamplingParams
-	(*StoppingCriteria)(nil),    // 6: tokenwire.v1.StoppingCriteria
-	(*OutputOptions)(nil),       // 7: tokenwire.v1.OutputOptions
-	(*GenerateResponse)(nil),    // 8: tokenwire.v1.GenerateResponse
-	(*SessionRequest)(nil),      // 9: tokenwire.v1.SessionRequest
-	(*SessionCancel)(nil),       // 10: tokenwire.v1.SessionCancel
-	(*SessionResponse)(nil),     // 11: tokenwire.v1.SessionResponse
-	(*Started)(nil),             // 12: tokenwire.v1.Started
-	(*Delta)(nil),               // 13: tokenwire.v1.Delta
-	(*TokenLogprob)(nil),        // 14: tokenwire.v1.TokenLogprob
-	(*TopLogprob)(nil),          // 15: tokenwire.v1.TopLogprob
-	(*Finished)(nil),            // 16: tokenwire.v1.Finished
-	(*Usage)(nil),               // 17: tokenwire.v1.Usage
-	(*Timing)(nil),              // 18: tokenwire.v1.Timing
-	(*SpeculativeStats)(nil),    // 19: tokenwire.v1.SpeculativeStats
-	(*AbortRequest)(nil),        // 20: tokenwire.v1.AbortRequest
-	(*AbortResponse)(nil),       // 21: tokenwire.v1.AbortResponse
-	(*durationpb.Duration)(nil), // 22: google.protobuf.Duration
-	(*status.Status)(nil),       // 23: google.rpc.Status
+	(FinishReason)(0),                         // 0: tokenwire.v1.FinishReason
+	(SpeculativeOptions_SpeculativeMethod)(0), // 1: tokenwire.v1.SpeculativeOptions.SpeculativeMethod
+	(*GenerateRequest)(nil),                   // 2: tokenwire.v1.GenerateRequest
+	(*SpeculativeOptions)(nil),                // 3: tokenwire.v1.SpeculativeOptions
+	(*TokenIds)(nil),                          // 4: tokenwire.v1.TokenIds
+	(*Chat)(nil),                              // 5: tokenwire.v1.Chat
+	(*ChatMessage)(nil),                       // 6: tokenwire.v1.ChatMessage
+	(*SamplingParams)(nil),                    // 7: tokenwire.v1.SamplingParams
+	(*StoppingCriteria)(nil),                  // 8: tokenwire.v1.StoppingCriteria
+	(*OutputOptions)(nil),                     // 9: tokenwire.v1.OutputOptions
+	(*GenerateResponse)(nil),                  // 10: tokenwire.v1.GenerateResponse
+	(*SessionRequest)(nil),                    // 11: tokenwire.v1.SessionRequest
+	(*SessionCancel)(nil),                     // 12: tokenwire.v1.SessionCancel
+	(*SessionResponse)(nil),                   // 13: tokenwire.v1.SessionResponse
+	(*Started)(nil),                           // 14: tokenwire.v1.Started
+	(*Delta)(nil),                             // 15: tokenwire.v1.Delta
+	(*TokenLogprob)(nil),                      // 16: tokenwire.v1.TokenLogprob
+	(*TopLogprob)(nil),                        // 17: tokenwire.v1.TopLogprob
+	(*Finished)(nil),                          // 18: tokenwire.v1.Finished
+	(*Usage)(nil),                             // 19: tokenwire.v1.Usage
+	(*Timing)(nil),                            // 20: tokenwire.v1.Timing
+	(*SpeculativeStats)(nil),                  // 21: tokenwire.v1.SpeculativeStats
+	(*AbortRequest)(nil),                      // 22: tokenwire.v1.AbortRequest
+	(*AbortResponse)(nil),                     // 23: tokenwire.v1.AbortResponse
+	(*durationpb.Duration)(nil),               // 24: google.protobuf.Duration
+	(*status.Status)(nil),                     // 25: google.rpc.Status
 }
 var file_tokenwire_v1_generation_proto_depIdxs = []int32{
-	2,  // 0: tokenwire.v1.GenerateRequest.token_ids:type_name -> tokenwire.v1.TokenIds
-	3,  // 1: tokenwire.v1.GenerateRequest.chat:type_name -> tokenwire.v1.Chat
-	5,  // 2: tokenwire.v1.GenerateRequest.sampling:type_name -> tokenwire.v1.SamplingParams
-	6,  // 3: tokenwire.v1.GenerateRequest.stopping:type_name -> tokenwire.v1.StoppingCriteria
-	7,  // 4: tokenwire.v1.GenerateRequest.output:type_name -> tokenwire.v1.OutputOptions
-	22, // 5: tokenwire.v1.GenerateRequest.timeout:type_name -> google.protobuf.Duration
-	4,  // 6: tokenwire.v1.Chat.messages:type_name -> tokenwire.v1.ChatMessage
-	12, // 7: tokenwire.v1.GenerateResponse.started:type_name -> tokenwire.v1.Started
-	13, // 8: tokenwire.v1.GenerateResponse.delta:type_name -> tokenwire.v1.Delta
-	16, // 9: tokenwire.v1.GenerateResponse.finished:type_name -> tokenwire.v1.Finished
-	1,  // 10: tokenwire.v1.SessionRequest.start:type_name -> tokenwire.v1.GenerateRequest
-	10, // 11: tokenwire.v1.SessionRequest.cancel:type_name -> tokenwire.v1.SessionCancel
-	12, // 12: tokenwire.v1.SessionResponse.started:type_name -> tokenwire.v1.Started
-	13, // 13: tokenwire.v1.SessionResponse.delta:type_name -> tokenwire.v1.Delta
-	16, // 14: tokenwire.v1.SessionResponse.finished:type_name -> tokenwire.v1.Finished
-	23, // 15: tokenwire.v1.SessionResponse.error:type_name -> google.rpc.Status
-	14, // 16: tokenwire.v1.Delta.logprobs:type_name -> tokenwire.v1.TokenLogprob
-	15, // 17: tokenwire.v1.TokenLogprob.top:type_name -> tokenwire.v1.TopLogprob
-	0,  // 18: tokenwire.v1.Finished.reason:type_name -> tokenwire.v1.FinishReason
-	17, // 19: tokenwire.v1.Finished.usage:type_name -> tokenwire.v1.Usage
-	18, // 20: tokenwire.v1.Finished.timing:type_name -> tokenwire.v1.Timing
-	19, // 21: tokenwire.v1.Finished.speculative:type_name -> tokenwire.v1.SpeculativeStats
-	22, // 22: tokenwire.v1.Timing.queued:type_name -> google.protobuf.Duration
-	22, // 23: tokenwire.v1.Timing.time_to_first_token:type_name -> google.protobuf.Duration
-	22, // 24: tokenwire.v1.Timing.total:type_name -> google.protobuf.Duration
-	1,  // 25: tokenwire.v1.GenerationService.Generate:input_type -> tokenwire.v1.GenerateRequest
-	9,  // 26: tokenwire.v1.GenerationService.Session:input_type -> tokenwire.v1.SessionRequest
-	20, // 27: tokenwire.v1.GenerationService.Abort:input_type -> tokenwire.v1.AbortRequest
-	8,  // 28: tokenwire.v1.GenerationService.Generate:output_type -> tokenwire.v1.GenerateResponse
-	11, // 29: tokenwire.v1.GenerationService.Session:output_type -> tokenwire.v1.SessionResponse
-	21, // 30: tokenwire.v1.GenerationService.Abort:output_type -> tokenwire.v1.AbortResponse
-	28, // [28:31] is the sub-list for method output_type
-	25, // [25:28] is the sub-list for method input_type
-	25, // [25:25] is the sub-list for extension type_name
-	25, // [25:25] is the sub-list for extension extendee
-	0,  // [0:25] is the sub-list for field type_name
+	4,  // 0: tokenwire.v1.GenerateRequest.token_ids:type_name -> tokenwire.v1.TokenIds
+	5,  // 1: tokenwire.v1.GenerateRequest.chat:type_name -> tokenwire.v1.Chat
+	7,  // 2: tokenwire.v1.GenerateRequest.sampling:type_name -> tokenwire.v1.SamplingParams
+	8,  // 3: tokenwire.v1.GenerateRequest.stopping:type_name -> tokenwire.v1.StoppingCriteria
+	9,  // 4: tokenwire.v1.GenerateRequest.output:type_name -> tokenwire.v1.OutputOptions
+	24, // 5: tokenwire.v1.GenerateRequest.timeout:type_name -> google.protobuf.Duration
+	3,  // 6: tokenwire.v1.GenerateRequest.speculative:type_name -> tokenwire.v1.SpeculativeOptions
+	1,  // 7: tokenwire.v1.SpeculativeOptions.method:type_name -> tokenwire.v1.SpeculativeOptions.SpeculativeMethod
+	6,  // 8: tokenwire.v1.Chat.messages:type_name -> tokenwire.v1.ChatMessage
+	14, // 9: tokenwire.v1.GenerateResponse.started:type_name -> tokenwire.v1.Started
+	15, // 10: tokenwire.v1.GenerateResponse.delta:type_name -> tokenwire.v1.Delta
+	18, // 11: tokenwire.v1.GenerateResponse.finished:type_name -> tokenwire.v1.Finished
+	2,  // 12: tokenwire.v1.SessionRequest.start:type_name -> tokenwire.v1.GenerateRequest
+	12, // 13: tokenwire.v1.SessionRequest.cancel:type_name -> tokenwire.v1.SessionCancel
+	14, // 14: tokenwire.v1.SessionResponse.started:type_name -> tokenwire.v1.Started
+	15, // 15: tokenwire.v1.SessionResponse.delta:type_name -> tokenwire.v1.Delta
+	18, // 16: tokenwire.v1.SessionResponse.finished:type_name -> tokenwire.v1.Finished
+	25, // 17: tokenwire.v1.SessionResponse.error:type_name -> google.rpc.Status
+	16, // 18: tokenwire.v1.Delta.logprobs:type_name -> tokenwire.v1.TokenLogprob
+	17, // 19: tokenwire.v1.TokenLogprob.top:type_name -> tokenwire.v1.TopLogprob
+	0,  // 20: tokenwire.v1.Finished.reason:type_name -> tokenwire.v1.FinishReason
+	19, // 21: tokenwire.v1.Finished.usage:type_name -> tokenwire.v1.Usage
+	20, // 22: tokenwire.v1.Finished.timing:type_name -> tokenwire.v1.Timing
+	21, // 23: tokenwire.v1.Finished.speculative:type_name -> tokenwire.v1.SpeculativeStats
+	24, // 24: tokenwire.v1.Timing.queued:type_name -> google.protobuf.Duration
+	24, // 25: tokenwire.v1.Timing.time_to_first_token:type_name -> google.protobuf.Duration
+	24, // 26: tokenwire.v1.Timing.total:type_name -> google.protobuf.Duration
+	2,  // 27: tokenwire.v1.GenerationService.Generate:input_type -> tokenwire.v1.GenerateRequest
+	11, // 28: tokenwire.v1.GenerationService.Session:input_type -> tokenwire.v1.SessionRequest
+	22, // 29: tokenwire.v1.GenerationService.Abort:input_type -> tokenwire.v1.AbortRequest
+	10, // 30: tokenwire.v1.GenerationService.Generate:output_type -> tokenwire.v1.GenerateResponse
+	13, // 31: tokenwire.v1.GenerationService.Session:output_type -> tokenwire.v1.SessionResponse
+	23, // 32: tokenwire.v1.GenerationService.Abort:output_type -> tokenwire.v1.AbortResponse
+	30, // [30:33] is the sub-list for method output_type
+	27, // [27:30] is the sub-list for method input_type
+	27, // [27:27] is the sub-list for extension type_name
+	27, // [27:27] is the sub-list for extension extendee
+	0,  // [0:27] is the sub-list for field type_name
 }
 
 func init() { file_tokenwire_v1_generation_proto_init() }
@@ -1938,25 +2077,26 @@ func file_tokenwire_v1_generation_proto_init() {
 		(*GenerateRequest_TokenIds)(nil),
 		(*GenerateRequest_Chat)(nil),
 	}
-	file_tokenwire_v1_generation_proto_msgTypes[4].OneofWrappers = []any{}
+	file_tokenwire_v1_generation_proto_msgTypes[1].OneofWrappers = []any{}
 	file_tokenwire_v1_generation_proto_msgTypes[5].OneofWrappers = []any{}
 	file_tokenwire_v1_generation_proto_msgTypes[6].OneofWrappers = []any{}
-	file_tokenwire_v1_generation_proto_msgTypes[7].OneofWrappers = []any{
+	file_tokenwire_v1_generation_proto_msgTypes[7].OneofWrappers = []any{}
+	file_tokenwire_v1_generation_proto_msgTypes[8].OneofWrappers = []any{
 		(*GenerateResponse_Started)(nil),
 		(*GenerateResponse_Delta)(nil),
 		(*GenerateResponse_Finished)(nil),
 	}
-	file_tokenwire_v1_generation_proto_msgTypes[8].OneofWrappers = []any{
+	file_tokenwire_v1_generation_proto_msgTypes[9].OneofWrappers = []any{
 		(*SessionRequest_Start)(nil),
 		(*SessionRequest_Cancel)(nil),
 	}
-	file_tokenwire_v1_generation_proto_msgTypes[10].OneofWrappers = []any{
+	file_tokenwire_v1_generation_proto_msgTypes[11].OneofWrappers = []any{
 		(*SessionResponse_Started)(nil),
 		(*SessionResponse_Delta)(nil),
 		(*SessionResponse_Finished)(nil),
 		(*SessionResponse_Error)(nil),
 	}
-	file_tokenwire_v1_generation_proto_msgTypes[15].OneofWrappers = []any{
+	file_tokenwire_v1_generation_proto_msgTypes[16].OneofWrappers = []any{
 		(*Finished_StopString)(nil),
 		(*Finished_StopTokenId)(nil),
 	}
@@ -1965,8 +2105,8 @@ func file_tokenwire_v1_generation_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tokenwire_v1_generation_proto_rawDesc), len(file_tokenwire_v1_generation_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   21,
+			NumEnums:      2,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -79,6 +79,7 @@ class GenerateRequest(_message.Message):
     STOPPING_FIELD_NUMBER: _builtins.int
     OUTPUT_FIELD_NUMBER: _builtins.int
     TIMEOUT_FIELD_NUMBER: _builtins.int
+    SPECULATIVE_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     """Caller-chosen id, unique among the requests in flight on this server: it
     is what Abort and Session cancel refer to and what the logs record.
@@ -120,6 +121,15 @@ class GenerateRequest(_message.Message):
         bounds one generation rather than the stream. Must be positive.
         """
 
+    @_builtins.property
+    def speculative(self) -> Global___SpeculativeOptions:
+        """Speculative decoding for this generation. Absent: the server default
+        (GetModelInfo.speculative). Speculation never changes what is generated
+        (greedy output is identical, sampled output has the same distribution);
+        it only changes how many tokens arrive per step and how fast. Engines
+        whose speculation is fixed at start-up (TensorRT-LLM) ignore it.
+        """
+
     def __init__(
         self,
         *,
@@ -131,16 +141,79 @@ class GenerateRequest(_message.Message):
         stopping: Global___StoppingCriteria | None = ...,
         output: Global___OutputOptions | None = ...,
         timeout: _duration_pb2.Duration | None = ...,
+        speculative: Global___SpeculativeOptions | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["chat", b"chat", "input", b"input", "output", b"output", "sampling", b"sampling", "stopping", b"stopping", "text", b"text", "timeout", b"timeout", "token_ids", b"token_ids"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["chat", b"chat", "input", b"input", "output", b"output", "sampling", b"sampling", "speculative", b"speculative", "stopping", b"stopping", "text", b"text", "timeout", b"timeout", "token_ids", b"token_ids"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["chat", b"chat", "input", b"input", "output", b"output", "request_id", b"request_id", "sampling", b"sampling", "stopping", b"stopping", "text", b"text", "timeout", b"timeout", "token_ids", b"token_ids"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chat", b"chat", "input", b"input", "output", b"output", "request_id", b"request_id", "sampling", b"sampling", "speculative", b"speculative", "stopping", b"stopping", "text", b"text", "timeout", b"timeout", "token_ids", b"token_ids"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_input: _TypeAlias = _typing.Literal["text", "token_ids", "chat"]  # noqa: Y015
     _WhichOneofArgType_input: _TypeAlias = _typing.Literal["input", b"input"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_input) -> _WhichOneofReturnType_input | None: ...
 
 Global___GenerateRequest: _TypeAlias = GenerateRequest  # noqa: Y015
+
+@_typing.final
+class SpeculativeOptions(_message.Message):
+    """Per-request speculative decoding options."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    class _SpeculativeMethod:
+        ValueType = _typing.NewType("ValueType", _builtins.int)
+        V: _TypeAlias = ValueType  # noqa: Y015
+
+    class _SpeculativeMethodEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[SpeculativeOptions._SpeculativeMethod.ValueType], _builtins.type):
+        DESCRIPTOR: _descriptor.EnumDescriptor
+        SPECULATIVE_METHOD_UNSPECIFIED: SpeculativeOptions._SpeculativeMethod.ValueType  # 0
+        """The server default (GetModelInfo.speculative.method)."""
+        SPECULATIVE_METHOD_OFF: SpeculativeOptions._SpeculativeMethod.ValueType  # 1
+        """No speculation: one token per model step."""
+        SPECULATIVE_METHOD_NGRAM: SpeculativeOptions._SpeculativeMethod.ValueType  # 2
+        """Prompt lookup: propose the tokens that followed the latest earlier
+        occurrence of the last few tokens in the prompt and output. Needs no
+        draft model; pays off on outputs that copy from the prompt (code
+        edits, quoting, extraction).
+        """
+
+    class SpeculativeMethod(_SpeculativeMethod, metaclass=_SpeculativeMethodEnumTypeWrapper):
+        """Which drafter proposes tokens for the model to verify."""
+
+    SPECULATIVE_METHOD_UNSPECIFIED: SpeculativeOptions.SpeculativeMethod.ValueType  # 0
+    """The server default (GetModelInfo.speculative.method)."""
+    SPECULATIVE_METHOD_OFF: SpeculativeOptions.SpeculativeMethod.ValueType  # 1
+    """No speculation: one token per model step."""
+    SPECULATIVE_METHOD_NGRAM: SpeculativeOptions.SpeculativeMethod.ValueType  # 2
+    """Prompt lookup: propose the tokens that followed the latest earlier
+    occurrence of the last few tokens in the prompt and output. Needs no
+    draft model; pays off on outputs that copy from the prompt (code
+    edits, quoting, extraction).
+    """
+
+    METHOD_FIELD_NUMBER: _builtins.int
+    DRAFT_LENGTH_FIELD_NUMBER: _builtins.int
+    method: Global___SpeculativeOptions.SpeculativeMethod.ValueType
+    """The drafter. Unspecified: the server default."""
+    draft_length: _builtins.int
+    """Most draft tokens proposed per step, 1 to 16. Absent: the server
+    default (GetModelInfo.speculative.draft_length, or 4 when the server
+    does not speculate by default). Ignored when speculation is off.
+    """
+    def __init__(
+        self,
+        *,
+        method: Global___SpeculativeOptions.SpeculativeMethod.ValueType = ...,
+        draft_length: _builtins.int | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_draft_length", b"_draft_length", "draft_length", b"draft_length"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_draft_length", b"_draft_length", "draft_length", b"draft_length", "method", b"method"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__draft_length: _TypeAlias = _typing.Literal["draft_length"]  # noqa: Y015
+    _WhichOneofArgType__draft_length: _TypeAlias = _typing.Literal["_draft_length", b"_draft_length"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__draft_length) -> _WhichOneofReturnType__draft_length | None: ...
+
+Global___SpeculativeOptions: _TypeAlias = SpeculativeOptions  # noqa: Y015
 
 @_typing.final
 class TokenIds(_message.Message):

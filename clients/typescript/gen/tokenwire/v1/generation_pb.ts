@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file tokenwire/v1/generation.proto.
  */
 export const file_tokenwire_v1_generation: GenFile = /*@__PURE__*/
-  fileDesc("Ch10b2tlbndpcmUvdjEvZ2VuZXJhdGlvbi5wcm90bxIMdG9rZW53aXJlLnYxIsoCCg9HZW5lcmF0ZVJlcXVlc3QSEgoKcmVxdWVzdF9pZBgBIAEoCRIOCgR0ZXh0GAIgASgJSAASKwoJdG9rZW5faWRzGAMgASgLMhYudG9rZW53aXJlLnYxLlRva2VuSWRzSAASIgoEY2hhdBgEIAEoCzISLnRva2Vud2lyZS52MS5DaGF0SAASLgoIc2FtcGxpbmcYBSABKAsyHC50b2tlbndpcmUudjEuU2FtcGxpbmdQYXJhbXMSMAoIc3RvcHBpbmcYBiABKAsyHi50b2tlbndpcmUudjEuU3RvcHBpbmdDcml0ZXJpYRIrCgZvdXRwdXQYByABKAsyGy50b2tlbndpcmUudjEuT3V0cHV0T3B0aW9ucxIqCgd0aW1lb3V0GAggASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uQgcKBWlucHV0IhcKCFRva2VuSWRzEgsKA2lkcxgBIAMoDSIzCgRDaGF0EisKCG1lc3NhZ2VzGAEgAygLMhkudG9rZW53aXJlLnYxLkNoYXRNZXNzYWdlIiwKC0NoYXRNZXNzYWdlEgwKBHJvbGUYASABKAkSDwoHY29udGVudBgCIAEoCSLSAgoOU2FtcGxpbmdQYXJhbXMSGAoLdGVtcGVyYXR1cmUYASABKAJIAIgBARISCgV0b3BfcBgCIAEoAkgBiAEBEhIKBXRvcF9rGAMgASgNSAKIAQESEgoFbWluX3AYBCABKAJIA4gBARIRCgRzZWVkGAUgASgESASIAQESHwoScmVwZXRpdGlvbl9wZW5hbHR5GAYgASgCSAWIAQESHQoQcHJlc2VuY2VfcGVuYWx0eRgHIAEoAkgGiAEBEh4KEWZyZXF1ZW5jeV9wZW5hbHR5GAggASgCSAeIAQFCDgoMX3RlbXBlcmF0dXJlQggKBl90b3BfcEIICgZfdG9wX2tCCAoGX21pbl9wQgcKBV9zZWVkQhUKE19yZXBldGl0aW9uX3BlbmFsdHlCEwoRX3ByZXNlbmNlX3BlbmFsdHlCFAoSX2ZyZXF1ZW5jeV9wZW5hbHR5IpwBChBTdG9wcGluZ0NyaXRlcmlhEhcKCm1heF90b2tlbnMYASABKA1IAIgBARIXCgptaW5fdG9rZW5zGAIgASgNSAGIAQESDAoEc3RvcBgDIAMoCRIWCg5zdG9wX3Rva2VuX2lkcxgEIAMoDRISCgppZ25vcmVfZW9zGAUgASgIQg0KC19tYXhfdG9rZW5zQg0KC19taW5fdG9rZW5zInkKDU91dHB1dE9wdGlvbnMSFgoJdG9rZW5faWRzGAEgASgISACIAQESEQoEdGV4dBgCIAEoCEgBiAEBEhAKCGxvZ3Byb2JzGAMgASgIEhQKDHRvcF9sb2dwcm9icxgEIAEoDUIMCgpfdG9rZW5faWRzQgcKBV90ZXh0IqsBChBHZW5lcmF0ZVJlc3BvbnNlEhIKCnJlcXVlc3RfaWQYASABKAkSKAoHc3RhcnRlZBgCIAEoCzIVLnRva2Vud2lyZS52MS5TdGFydGVkSAASJAoFZGVsdGEYAyABKAsyEy50b2tlbndpcmUudjEuRGVsdGFIABIqCghmaW5pc2hlZBgEIAEoCzIWLnRva2Vud2lyZS52MS5GaW5pc2hlZEgAQgcKBWV2ZW50InkKDlNlc3Npb25SZXF1ZXN0Ei4KBXN0YXJ0GAEgASgLMh0udG9rZW53aXJlLnYxLkdlbmVyYXRlUmVxdWVzdEgAEi0KBmNhbmNlbBgCIAEoCzIbLnRva2Vud2lyZS52MS5TZXNzaW9uQ2FuY2VsSABCCAoGYWN0aW9uIiMKDVNlc3Npb25DYW5jZWwSEgoKcmVxdWVzdF9pZBgBIAEoCSLPAQoPU2Vzc2lvblJlc3BvbnNlEhIKCnJlcXVlc3RfaWQYASABKAkSKAoHc3RhcnRlZBgCIAEoCzIVLnRva2Vud2lyZS52MS5TdGFydGVkSAASJAoFZGVsdGEYAyABKAsyEy50b2tlbndpcmUudjEuRGVsdGFIABIqCghmaW5pc2hlZBgEIAEoCzIWLnRva2Vud2lyZS52MS5GaW5pc2hlZEgAEiMKBWVycm9yGAUgASgLMhIuZ29vZ2xlLnJwYy5TdGF0dXNIAEIHCgVldmVudCIvCgdTdGFydGVkEhUKDXByb21wdF90b2tlbnMYASABKA0SDQoFbW9kZWwYAiABKAkiVgoFRGVsdGESEQoJdG9rZW5faWRzGAEgAygNEgwKBHRleHQYAiABKAkSLAoIbG9ncHJvYnMYAyADKAsyGi50b2tlbndpcmUudjEuVG9rZW5Mb2dwcm9iIlgKDFRva2VuTG9ncHJvYhIQCgh0b2tlbl9pZBgBIAEoDRIPCgdsb2dwcm9iGAIgASgCEiUKA3RvcBgDIAMoCzIYLnRva2Vud2lyZS52MS5Ub3BMb2dwcm9iIi8KClRvcExvZ3Byb2ISEAoIdG9rZW5faWQYASABKA0SDwoHbG9ncHJvYhgCIAEoAiL1AQoIRmluaXNoZWQSKgoGcmVhc29uGAEgASgOMhoudG9rZW53aXJlLnYxLkZpbmlzaFJlYXNvbhIVCgtzdG9wX3N0cmluZxgCIAEoCUgAEhcKDXN0b3BfdG9rZW5faWQYAyABKA1IABIiCgV1c2FnZRgEIAEoCzITLnRva2Vud2lyZS52MS5Vc2FnZRIkCgZ0aW1pbmcYBSABKAsyFC50b2tlbndpcmUudjEuVGltaW5nEjMKC3NwZWN1bGF0aXZlGAYgASgLMh4udG9rZW53aXJlLnYxLlNwZWN1bGF0aXZlU3RhdHNCDgoMbWF0Y2hlZF9zdG9wIlcKBVVzYWdlEhUKDXByb21wdF90b2tlbnMYASABKA0SGQoRY29tcGxldGlvbl90b2tlbnMYAiABKA0SHAoUY2FjaGVkX3Byb21wdF90b2tlbnMYAyABKA0ilQEKBlRpbWluZxIpCgZxdWV1ZWQYASABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SNgoTdGltZV90b19maXJzdF90b2tlbhgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIoCgV0b3RhbBgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiJXChBTcGVjdWxhdGl2ZVN0YXRzEhQKDGRyYWZ0X3Rva2VucxgBIAEoDRIXCg9hY2NlcHRlZF90b2tlbnMYAiABKA0SFAoMZGVjb2RlX3N0ZXBzGAMgASgNIiIKDEFib3J0UmVxdWVzdBISCgpyZXF1ZXN0X2lkGAEgASgJIiIKDUFib3J0UmVzcG9uc2USEQoJY2FuY2VsbGVkGAEgASgIKuABCgxGaW5pc2hSZWFzb24SHQoZRklOSVNIX1JFQVNPTl9VTlNQRUNJRklFRBAAEiEKHUZJTklTSF9SRUFTT05fRU5EX09GX1NFUVVFTkNFEAESGAoURklOSVNIX1JFQVNPTl9MRU5HVEgQAhIdChlGSU5JU0hfUkVBU09OX1NUT1BfU1RSSU5HEAMSHAoYRklOSVNIX1JFQVNPTl9TVE9QX1RPS0VOEAQSGwoXRklOSVNIX1JFQVNPTl9DQU5DRUxMRUQQBRIaChZGSU5JU0hfUkVBU09OX0RFQURMSU5FEAYy7gEKEUdlbmVyYXRpb25TZXJ2aWNlEksKCEdlbmVyYXRlEh0udG9rZW53aXJlLnYxLkdlbmVyYXRlUmVxdWVzdBoeLnRva2Vud2lyZS52MS5HZW5lcmF0ZVJlc3BvbnNlMAESSgoHU2Vzc2lvbhIcLnRva2Vud2lyZS52MS5TZXNzaW9uUmVxdWVzdBodLnRva2Vud2lyZS52MS5TZXNzaW9uUmVzcG9uc2UoATABEkAKBUFib3J0EhoudG9rZW53aXJlLnYxLkFib3J0UmVxdWVzdBobLnRva2Vud2lyZS52MS5BYm9ydFJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_duration, file_google_rpc_status]);
+  fileDesc("Ch10b2tlbndpcmUvdjEvZ2VuZXJhdGlvbi5wcm90bxIMdG9rZW53aXJlLnYxIoEDCg9HZW5lcmF0ZVJlcXVlc3QSEgoKcmVxdWVzdF9pZBgBIAEoCRIOCgR0ZXh0GAIgASgJSAASKwoJdG9rZW5faWRzGAMgASgLMhYudG9rZW53aXJlLnYxLlRva2VuSWRzSAASIgoEY2hhdBgEIAEoCzISLnRva2Vud2lyZS52MS5DaGF0SAASLgoIc2FtcGxpbmcYBSABKAsyHC50b2tlbndpcmUudjEuU2FtcGxpbmdQYXJhbXMSMAoIc3RvcHBpbmcYBiABKAsyHi50b2tlbndpcmUudjEuU3RvcHBpbmdDcml0ZXJpYRIrCgZvdXRwdXQYByABKAsyGy50b2tlbndpcmUudjEuT3V0cHV0T3B0aW9ucxIqCgd0aW1lb3V0GAggASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjUKC3NwZWN1bGF0aXZlGAkgASgLMiAudG9rZW53aXJlLnYxLlNwZWN1bGF0aXZlT3B0aW9uc0IHCgVpbnB1dCL3AQoSU3BlY3VsYXRpdmVPcHRpb25zEkIKBm1ldGhvZBgBIAEoDjIyLnRva2Vud2lyZS52MS5TcGVjdWxhdGl2ZU9wdGlvbnMuU3BlY3VsYXRpdmVNZXRob2QSGQoMZHJhZnRfbGVuZ3RoGAIgASgNSACIAQEicQoRU3BlY3VsYXRpdmVNZXRob2QSIgoeU1BFQ1VMQVRJVkVfTUVUSE9EX1VOU1BFQ0lGSUVEEAASGgoWU1BFQ1VMQVRJVkVfTUVUSE9EX09GRhABEhwKGFNQRUNVTEFUSVZFX01FVEhPRF9OR1JBTRACQg8KDV9kcmFmdF9sZW5ndGgiFwoIVG9rZW5JZHMSCwoDaWRzGAEgAygNIjMKBENoYXQSKwoIbWVzc2FnZXMYASADKAsyGS50b2tlbndpcmUudjEuQ2hhdE1lc3NhZ2UiLAoLQ2hhdE1lc3NhZ2USDAoEcm9sZRgBIAEoCRIPCgdjb250ZW50GAIgASgJItICCg5TYW1wbGluZ1BhcmFtcxIYCgt0ZW1wZXJhdHVyZRgBIAEoAkgAiAEBEhIKBXRvcF9wGAIgASgCSAGIAQESEgoFdG9wX2sYAyABKA1IAogBARISCgVtaW5fcBgEIAEoAkgDiAEBEhEKBHNlZWQYBSABKARIBIgBARIfChJyZXBldGl0aW9uX3BlbmFsdHkYBiABKAJIBYgBARIdChBwcmVzZW5jZV9wZW5hbHR5GAcgASgCSAaIAQESHgoRZnJlcXVlbmN5X3BlbmFsdHkYCCABKAJIB4gBAUIOCgxfdGVtcGVyYXR1cmVCCAoGX3RvcF9wQggKBl90b3Bfa0IICgZfbWluX3BCBwoFX3NlZWRCFQoTX3JlcGV0aXRpb25fcGVuYWx0eUITChFfcHJlc2VuY2VfcGVuYWx0eUIUChJfZnJlcXVlbmN5X3BlbmFsdHkinAEKEFN0b3BwaW5nQ3JpdGVyaWESFwoKbWF4X3Rva2VucxgBIAEoDUgAiAEBEhcKCm1pbl90b2tlbnMYAiABKA1IAYgBARIMCgRzdG9wGAMgAygJEhYKDnN0b3BfdG9rZW5faWRzGAQgAygNEhIKCmlnbm9yZV9lb3MYBSABKAhCDQoLX21heF90b2tlbnNCDQoLX21pbl90b2tlbnMieQoNT3V0cHV0T3B0aW9ucxIWCgl0b2tlbl9pZHMYASABKAhIAIgBARIRCgR0ZXh0GAIgASgISAGIAQESEAoIbG9ncHJvYnMYAyABKAgSFAoMdG9wX2xvZ3Byb2JzGAQgASgNQgwKCl90b2tlbl9pZHNCBwoFX3RleHQiqwEKEEdlbmVyYXRlUmVzcG9uc2USEgoKcmVxdWVzdF9pZBgBIAEoCRIoCgdzdGFydGVkGAIgASgLMhUudG9rZW53aXJlLnYxLlN0YXJ0ZWRIABIkCgVkZWx0YRgDIAEoCzITLnRva2Vud2lyZS52MS5EZWx0YUgAEioKCGZpbmlzaGVkGAQgASgLMhYudG9rZW53aXJlLnYxLkZpbmlzaGVkSABCBwoFZXZlbnQieQoOU2Vzc2lvblJlcXVlc3QSLgoFc3RhcnQYASABKAsyHS50b2tlbndpcmUudjEuR2VuZXJhdGVSZXF1ZXN0SAASLQoGY2FuY2VsGAIgASgLMhsudG9rZW53aXJlLnYxLlNlc3Npb25DYW5jZWxIAEIICgZhY3Rpb24iIwoNU2Vzc2lvbkNhbmNlbBISCgpyZXF1ZXN0X2lkGAEgASgJIs8BCg9TZXNzaW9uUmVzcG9uc2USEgoKcmVxdWVzdF9pZBgBIAEoCRIoCgdzdGFydGVkGAIgASgLMhUudG9rZW53aXJlLnYxLlN0YXJ0ZWRIABIkCgVkZWx0YRgDIAEoCzITLnRva2Vud2lyZS52MS5EZWx0YUgAEioKCGZpbmlzaGVkGAQgASgLMhYudG9rZW53aXJlLnYxLkZpbmlzaGVkSAASIwoFZXJyb3IYBSABKAsyEi5nb29nbGUucnBjLlN0YXR1c0gAQgcKBWV2ZW50Ii8KB1N0YXJ0ZWQSFQoNcHJvbXB0X3Rva2VucxgBIAEoDRINCgVtb2RlbBgCIAEoCSJWCgVEZWx0YRIRCgl0b2tlbl9pZHMYASADKA0SDAoEdGV4dBgCIAEoCRIsCghsb2dwcm9icxgDIAMoCzIaLnRva2Vud2lyZS52MS5Ub2tlbkxvZ3Byb2IiWAoMVG9rZW5Mb2dwcm9iEhAKCHRva2VuX2lkGAEgASgNEg8KB2xvZ3Byb2IYAiABKAISJQoDdG9wGAMgAygLMhgudG9rZW53aXJlLnYxLlRvcExvZ3Byb2IiLwoKVG9wTG9ncHJvYhIQCgh0b2tlbl9pZBgBIAEoDRIPCgdsb2dwcm9iGAIgASgCIvUBCghGaW5pc2hlZBIqCgZyZWFzb24YASABKA4yGi50b2tlbndpcmUudjEuRmluaXNoUmVhc29uEhUKC3N0b3Bfc3RyaW5nGAIgASgJSAASFwoNc3RvcF90b2tlbl9pZBgDIAEoDUgAEiIKBXVzYWdlGAQgASgLMhMudG9rZW53aXJlLnYxLlVzYWdlEiQKBnRpbWluZxgFIAEoCzIULnRva2Vud2lyZS52MS5UaW1pbmcSMwoLc3BlY3VsYXRpdmUYBiABKAsyHi50b2tlbndpcmUudjEuU3BlY3VsYXRpdmVTdGF0c0IOCgxtYXRjaGVkX3N0b3AiVwoFVXNhZ2USFQoNcHJvbXB0X3Rva2VucxgBIAEoDRIZChFjb21wbGV0aW9uX3Rva2VucxgCIAEoDRIcChRjYWNoZWRfcHJvbXB0X3Rva2VucxgDIAEoDSKVAQoGVGltaW5nEikKBnF1ZXVlZBgBIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhI2ChN0aW1lX3RvX2ZpcnN0X3Rva2VuGAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEigKBXRvdGFsGAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIlcKEFNwZWN1bGF0aXZlU3RhdHMSFAoMZHJhZnRfdG9rZW5zGAEgASgNEhcKD2FjY2VwdGVkX3Rva2VucxgCIAEoDRIUCgxkZWNvZGVfc3RlcHMYAyABKA0iIgoMQWJvcnRSZXF1ZXN0EhIKCnJlcXVlc3RfaWQYASABKAkiIgoNQWJvcnRSZXNwb25zZRIRCgljYW5jZWxsZWQYASABKAgq4AEKDEZpbmlzaFJlYXNvbhIdChlGSU5JU0hfUkVBU09OX1VOU1BFQ0lGSUVEEAASIQodRklOSVNIX1JFQVNPTl9FTkRfT0ZfU0VRVUVOQ0UQARIYChRGSU5JU0hfUkVBU09OX0xFTkdUSBACEh0KGUZJTklTSF9SRUFTT05fU1RPUF9TVFJJTkcQAxIcChhGSU5JU0hfUkVBU09OX1NUT1BfVE9LRU4QBBIbChdGSU5JU0hfUkVBU09OX0NBTkNFTExFRBAFEhoKFkZJTklTSF9SRUFTT05fREVBRExJTkUQBjLuAQoRR2VuZXJhdGlvblNlcnZpY2USSwoIR2VuZXJhdGUSHS50b2tlbndpcmUudjEuR2VuZXJhdGVSZXF1ZXN0Gh4udG9rZW53aXJlLnYxLkdlbmVyYXRlUmVzcG9uc2UwARJKCgdTZXNzaW9uEhwudG9rZW53aXJlLnYxLlNlc3Npb25SZXF1ZXN0Gh0udG9rZW53aXJlLnYxLlNlc3Npb25SZXNwb25zZSgBMAESQAoFQWJvcnQSGi50b2tlbndpcmUudjEuQWJvcnRSZXF1ZXN0GhsudG9rZW53aXJlLnYxLkFib3J0UmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_duration, file_google_rpc_status]);
 
 /**
  * One generation request.
@@ -96,6 +96,17 @@ export type GenerateRequest = Message<"tokenwire.v1.GenerateRequest"> & {
    * @generated from field: google.protobuf.Duration timeout = 8;
    */
   timeout?: Duration | undefined;
+
+  /**
+   * Speculative decoding for this generation. Absent: the server default
+   * (GetModelInfo.speculative). Speculation never changes what is generated
+   * (greedy output is identical, sampled output has the same distribution);
+   * it only changes how many tokens arrive per step and how fast. Engines
+   * whose speculation is fixed at start-up (TensorRT-LLM) ignore it.
+   *
+   * @generated from field: tokenwire.v1.SpeculativeOptions speculative = 9;
+   */
+  speculative?: SpeculativeOptions | undefined;
 };
 
 /**
@@ -104,6 +115,73 @@ export type GenerateRequest = Message<"tokenwire.v1.GenerateRequest"> & {
  */
 export const GenerateRequestSchema: GenMessage<GenerateRequest> = /*@__PURE__*/
   messageDesc(file_tokenwire_v1_generation, 0);
+
+/**
+ * Per-request speculative decoding options.
+ *
+ * @generated from message tokenwire.v1.SpeculativeOptions
+ */
+export type SpeculativeOptions = Message<"tokenwire.v1.SpeculativeOptions"> & {
+  /**
+   * The drafter. Unspecified: the server default.
+   *
+   * @generated from field: tokenwire.v1.SpeculativeOptions.SpeculativeMethod method = 1;
+   */
+  method: SpeculativeOptions_SpeculativeMethod;
+
+  /**
+   * Most draft tokens proposed per step, 1 to 16. Absent: the server
+   * default (GetModelInfo.speculative.draft_length, or 4 when the server
+   * does not speculate by default). Ignored when speculation is off.
+   *
+   * @generated from field: optional uint32 draft_length = 2;
+   */
+  draftLength?: number | undefined;
+};
+
+/**
+ * Describes the message tokenwire.v1.SpeculativeOptions.
+ * Use `create(SpeculativeOptionsSchema)` to create a new message.
+ */
+export const SpeculativeOptionsSchema: GenMessage<SpeculativeOptions> = /*@__PURE__*/
+  messageDesc(file_tokenwire_v1_generation, 1);
+
+/**
+ * Which drafter proposes tokens for the model to verify.
+ *
+ * @generated from enum tokenwire.v1.SpeculativeOptions.SpeculativeMethod
+ */
+export enum SpeculativeOptions_SpeculativeMethod {
+  /**
+   * The server default (GetModelInfo.speculative.method).
+   *
+   * @generated from enum value: SPECULATIVE_METHOD_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * No speculation: one token per model step.
+   *
+   * @generated from enum value: SPECULATIVE_METHOD_OFF = 1;
+   */
+  OFF = 1,
+
+  /**
+   * Prompt lookup: propose the tokens that followed the latest earlier
+   * occurrence of the last few tokens in the prompt and output. Needs no
+   * draft model; pays off on outputs that copy from the prompt (code
+   * edits, quoting, extraction).
+   *
+   * @generated from enum value: SPECULATIVE_METHOD_NGRAM = 2;
+   */
+  NGRAM = 2,
+}
+
+/**
+ * Describes the enum tokenwire.v1.SpeculativeOptions.SpeculativeMethod.
+ */
+export const SpeculativeOptions_SpeculativeMethodSchema: GenEnum<SpeculativeOptions_SpeculativeMethod> = /*@__PURE__*/
+  enumDesc(file_tokenwire_v1_generation, 1, 0);
 
 /**
  * A prompt given as token ids.
@@ -125,7 +203,7 @@ export type TokenIds = Message<"tokenwire.v1.TokenIds"> & {
  * Use `create(TokenIdsSchema)` to create a new message.
  */
 export const TokenIdsSchema: GenMessage<TokenIds> = /*@__PURE__*/
-  messageDesc(file_tokenwire_v1_generation, 1);
+  messageDesc(file_tokenwire_v1_generation, 2);
 
 /**
  * A conversation for chat models.
@@ -146,7 +224,7 @@ export type Chat = Message<"tokenwire.v1.Chat"> & {
  * Use `create(ChatSchema)` to create a new message.
  */
 export const ChatSchema: GenMessage<Chat> = /*@__PURE__*/
-  messageDesc(file_tokenwire_v1_generation, 2);
+  messageDesc(file_tokenwire_v1_generation, 3);
 
 /**
  * One message of a conversation.
@@ -174,7 +252,7 @@ export type ChatMessage = Message<"tokenwire.v1.ChatMessage"> & {
  * Use `create(ChatMessageSchema)` to create a new message.
  */
 export const ChatMessageSchema: GenMessage<ChatMessage> = /*@__PURE__*/
-  messageDesc(file_tokenwire_v1_generation, 3);
+  messageDesc(file_tokenwire_v1_generation, 4);
 
 /**
  * Sampling parameters. Every field is optional: absent means the engine
@@ -253,7 +331,7 @@ export type SamplingParams = Message<"tokenwire.v1.SamplingParams"> & {
  * Use `create(SamplingParamsSchema)` to create a new message.
  */
 export const SamplingParamsSchema: GenMessage<SamplingParams> = /*@__PURE__*/
-  messageDesc(file_tokenwire_v1_generation, 4);
+  messageDesc(file_tokenwire_v1_generation, 5);
 
 /**
  * Stopping criteria.
@@ -312,7 +390,7 @@ export type StoppingCriteria = Message<"tokenwire.v1.StoppingCriteria"> & {
  * Use `create(StoppingCriteriaSchema)` to create a new message.
  */
 export const StoppingCriteriaSchema: GenMessage<StoppingCriteria> = /*@__PURE__*/
-  messageDesc(file_tokenwire_v1_generation, 5);
+  messageDesc(file_tokenwire_v1_generation, 6);
 
 /**
  * What delta events carry.
@@ -355,7 +433,7 @@ export type OutputOptions = Message<"tokenwire.v1.OutputOptions"> & {
  * Use `create(OutputOptionsSchema)` to create a new message.
  */
 export const OutputOptionsSchema: GenMessage<OutputOptions> = /*@__PURE__*/
-  messageDesc(file_tokenwire_v1_generation, 6);
+  messageDesc(file_tokenwire_v1_generation, 7);
 
 /**
  * One event of a Generate stream.
@@ -407,7 +485,7 @@ export type GenerateResponse = Message<"tokenwire.v1.GenerateResponse"> & {
  * Use `create(GenerateResponseSchema)` to create a new message.
  */
 export const GenerateResponseSchema: GenMessage<GenerateResponse> = /*@__PURE__*/
-  messageDesc(file_tokenwire_v1_generation, 7);
+  messageDesc(file_tokenwire_v1_generation, 8);
 
 /**
  * A message on a Session stream from the client.
@@ -444,7 +522,7 @@ export type SessionRequest = Message<"tokenwire.v1.SessionRequest"> & {
  * Use `create(SessionRequestSchema)` to create a new message.
  */
 export const SessionRequestSchema: GenMessage<SessionRequest> = /*@__PURE__*/
-  messageDesc(file_tokenwire_v1_generation, 8);
+  messageDesc(file_tokenwire_v1_generation, 9);
 
 /**
  * Cancels one generation of a Session.
@@ -465,7 +543,7 @@ export type SessionCancel = Message<"tokenwire.v1.SessionCancel"> & {
  * Use `create(SessionCancelSchema)` to create a new message.
  */
 export const SessionCancelSchema: GenMessage<SessionCancel> = /*@__PURE__*/
-  messageDesc(file_tokenwire_v1_generation, 9);
+  messageDesc(file_tokenwire_v1_generation, 10);
 
 /**
  * One event of a Session stream.
@@ -527,7 +605,7 @@ export type SessionResponse = Message<"tokenwire.v1.SessionResponse"> & {
  * Use `create(SessionResponseSchema)` to create a new message.
  */
 export const SessionResponseSchema: GenMessage<SessionResponse> = /*@__PURE__*/
-  messageDesc(file_tokenwire_v1_generation, 10);
+  messageDesc(file_tokenwire_v1_generation, 11);
 
 /**
  * The first event of a generation.
@@ -555,7 +633,7 @@ export type Started = Message<"tokenwire.v1.Started"> & {
  * Use `create(StartedSchema)` to create a new message.
  */
 export const StartedSchema: GenMessage<Started> = /*@__PURE__*/
-  messageDesc(file_tokenwire_v1_generation, 11);
+  messageDesc(file_tokenwire_v1_generation, 12);
 
 /**
  * New output of a generation.
@@ -592,7 +670,7 @@ export type Delta = Message<"tokenwire.v1.Delta"> & {
  * Use `create(DeltaSchema)` to create a new message.
  */
 export const DeltaSchema: GenMessage<Delta> = /*@__PURE__*/
-  messageDesc(file_tokenwire_v1_generation, 12);
+  messageDesc(file_tokenwire_v1_generation, 13);
 
 /**
  * The log-probability of one generated token.
@@ -629,7 +707,7 @@ export type TokenLogprob = Message<"tokenwire.v1.TokenLogprob"> & {
  * Use `create(TokenLogprobSchema)` to create a new message.
  */
 export const TokenLogprobSchema: GenMessage<TokenLogprob> = /*@__PURE__*/
-  messageDesc(file_tokenwire_v1_generation, 13);
+  messageDesc(file_tokenwire_v1_generation, 14);
 
 /**
  * One candidate token at a position.
@@ -657,7 +735,7 @@ export type TopLogprob = Message<"tokenwire.v1.TopLogprob"> & {
  * Use `create(TopLogprobSchema)` to create a new message.
  */
 export const TopLogprobSchema: GenMessage<TopLogprob> = /*@__PURE__*/
-  messageDesc(file_tokenwire_v1_generation, 14);
+  messageDesc(file_tokenwire_v1_generation, 15);
 
 /**
  * The last event of a generation.
@@ -723,7 +801,7 @@ export type Finished = Message<"tokenwire.v1.Finished"> & {
  * Use `create(FinishedSchema)` to create a new message.
  */
 export const FinishedSchema: GenMessage<Finished> = /*@__PURE__*/
-  messageDesc(file_tokenwire_v1_generation, 15);
+  messageDesc(file_tokenwire_v1_generation, 16);
 
 /**
  * Token counts of a generation.
@@ -759,7 +837,7 @@ export type Usage = Message<"tokenwire.v1.Usage"> & {
  * Use `create(UsageSchema)` to create a new message.
  */
 export const UsageSchema: GenMessage<Usage> = /*@__PURE__*/
-  messageDesc(file_tokenwire_v1_generation, 16);
+  messageDesc(file_tokenwire_v1_generation, 17);
 
 /**
  * Timing of a generation, measured by the server.
@@ -794,7 +872,7 @@ export type Timing = Message<"tokenwire.v1.Timing"> & {
  * Use `create(TimingSchema)` to create a new message.
  */
 export const TimingSchema: GenMessage<Timing> = /*@__PURE__*/
-  messageDesc(file_tokenwire_v1_generation, 17);
+  messageDesc(file_tokenwire_v1_generation, 18);
 
 /**
  * Speculative decoding statistics of a generation.
@@ -830,7 +908,7 @@ export type SpeculativeStats = Message<"tokenwire.v1.SpeculativeStats"> & {
  * Use `create(SpeculativeStatsSchema)` to create a new message.
  */
 export const SpeculativeStatsSchema: GenMessage<SpeculativeStats> = /*@__PURE__*/
-  messageDesc(file_tokenwire_v1_generation, 18);
+  messageDesc(file_tokenwire_v1_generation, 19);
 
 /**
  * Request to cancel a generation by id.
@@ -851,7 +929,7 @@ export type AbortRequest = Message<"tokenwire.v1.AbortRequest"> & {
  * Use `create(AbortRequestSchema)` to create a new message.
  */
 export const AbortRequestSchema: GenMessage<AbortRequest> = /*@__PURE__*/
-  messageDesc(file_tokenwire_v1_generation, 19);
+  messageDesc(file_tokenwire_v1_generation, 20);
 
 /**
  * Result of an Abort.
@@ -873,7 +951,7 @@ export type AbortResponse = Message<"tokenwire.v1.AbortResponse"> & {
  * Use `create(AbortResponseSchema)` to create a new message.
  */
 export const AbortResponseSchema: GenMessage<AbortResponse> = /*@__PURE__*/
-  messageDesc(file_tokenwire_v1_generation, 20);
+  messageDesc(file_tokenwire_v1_generation, 21);
 
 /**
  * Why a generation ended.

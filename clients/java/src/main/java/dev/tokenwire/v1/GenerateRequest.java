@@ -467,6 +467,56 @@ private static final long serialVersionUID = 0L;
     return timeout_ == null ? com.google.protobuf.Duration.getDefaultInstance() : timeout_;
   }
 
+  public static final int SPECULATIVE_FIELD_NUMBER = 9;
+  private dev.tokenwire.v1.SpeculativeOptions speculative_;
+  /**
+   * <pre>
+   * Speculative decoding for this generation. Absent: the server default
+   * (GetModelInfo.speculative). Speculation never changes what is generated
+   * (greedy output is identical, sampled output has the same distribution);
+   * it only changes how many tokens arrive per step and how fast. Engines
+   * whose speculation is fixed at start-up (TensorRT-LLM) ignore it.
+   * </pre>
+   *
+   * <code>.tokenwire.v1.SpeculativeOptions speculative = 9 [json_name = "speculative"];</code>
+   * @return Whether the speculative field is set.
+   */
+  @java.lang.Override
+  public boolean hasSpeculative() {
+    return ((bitField0_ & 0x00000010) != 0);
+  }
+  /**
+   * <pre>
+   * Speculative decoding for this generation. Absent: the server default
+   * (GetModelInfo.speculative). Speculation never changes what is generated
+   * (greedy output is identical, sampled output has the same distribution);
+   * it only changes how many tokens arrive per step and how fast. Engines
+   * whose speculation is fixed at start-up (TensorRT-LLM) ignore it.
+   * </pre>
+   *
+   * <code>.tokenwire.v1.SpeculativeOptions speculative = 9 [json_name = "speculative"];</code>
+   * @return The speculative.
+   */
+  @java.lang.Override
+  public dev.tokenwire.v1.SpeculativeOptions getSpeculative() {
+    return speculative_ == null ? dev.tokenwire.v1.SpeculativeOptions.getDefaultInstance() : speculative_;
+  }
+  /**
+   * <pre>
+   * Speculative decoding for this generation. Absent: the server default
+   * (GetModelInfo.speculative). Speculation never changes what is generated
+   * (greedy output is identical, sampled output has the same distribution);
+   * it only changes how many tokens arrive per step and how fast. Engines
+   * whose speculation is fixed at start-up (TensorRT-LLM) ignore it.
+   * </pre>
+   *
+   * <code>.tokenwire.v1.SpeculativeOptions speculative = 9 [json_name = "speculative"];</code>
+   */
+  @java.lang.Override
+  public dev.tokenwire.v1.SpeculativeOptionsOrBuilder getSpeculativeOrBuilder() {
+    return speculative_ == null ? dev.tokenwire.v1.SpeculativeOptions.getDefaultInstance() : speculative_;
+  }
+
   private byte memoizedIsInitialized = -1;
   @java.lang.Override
   public final boolean isInitialized() {
@@ -505,6 +555,9 @@ private static final long serialVersionUID = 0L;
     if (((bitField0_ & 0x00000008) != 0)) {
       output.writeMessage(8, getTimeout());
     }
+    if (((bitField0_ & 0x00000010) != 0)) {
+      output.writeMessage(9, getSpeculative());
+    }
     getUnknownFields().writeTo(output);
   }
   private int computeSerializedSize_0() {
@@ -538,6 +591,10 @@ private static final long serialVersionUID = 0L;
     if (((bitField0_ & 0x00000008) != 0)) {
       size += com.google.protobuf.CodedOutputStream
         .computeMessageSize(8, getTimeout());
+    }
+    if (((bitField0_ & 0x00000010) != 0)) {
+      size += com.google.protobuf.CodedOutputStream
+        .computeMessageSize(9, getSpeculative());
     }
     return size;
   }
@@ -585,6 +642,11 @@ private static final long serialVersionUID = 0L;
       if (!getTimeout()
           .equals(other.getTimeout())) return false;
     }
+    if (hasSpeculative() != other.hasSpeculative()) return false;
+    if (hasSpeculative()) {
+      if (!getSpeculative()
+          .equals(other.getSpeculative())) return false;
+    }
     if (!getInputCase().equals(other.getInputCase())) return false;
     switch (inputCase_) {
       case 2:
@@ -630,6 +692,10 @@ private static final long serialVersionUID = 0L;
     if (hasTimeout()) {
       hash = (37 * hash) + TIMEOUT_FIELD_NUMBER;
       hash = (53 * hash) + getTimeout().hashCode();
+    }
+    if (hasSpeculative()) {
+      hash = (37 * hash) + SPECULATIVE_FIELD_NUMBER;
+      hash = (53 * hash) + getSpeculative().hashCode();
     }
     switch (inputCase_) {
       case 2:
@@ -785,6 +851,7 @@ private static final long serialVersionUID = 0L;
         internalGetStoppingFieldBuilder();
         internalGetOutputFieldBuilder();
         internalGetTimeoutFieldBuilder();
+        internalGetSpeculativeFieldBuilder();
       }
     }
     @java.lang.Override
@@ -817,6 +884,11 @@ private static final long serialVersionUID = 0L;
       if (timeoutBuilder_ != null) {
         timeoutBuilder_.dispose();
         timeoutBuilder_ = null;
+      }
+      speculative_ = null;
+      if (speculativeBuilder_ != null) {
+        speculativeBuilder_.dispose();
+        speculativeBuilder_ = null;
       }
       inputCase_ = 0;
       input_ = null;
@@ -882,6 +954,12 @@ private static final long serialVersionUID = 0L;
             : timeoutBuilder_.build();
         to_bitField0_ |= 0x00000008;
       }
+      if (((from_bitField0_ & 0x00000100) != 0)) {
+        result.speculative_ = speculativeBuilder_ == null
+            ? speculative_
+            : speculativeBuilder_.build();
+        to_bitField0_ |= 0x00000010;
+      }
       result.bitField0_ |= to_bitField0_;
     }
 
@@ -926,6 +1004,9 @@ private static final long serialVersionUID = 0L;
       }
       if (other.hasTimeout()) {
         mergeTimeout(other.getTimeout());
+      }
+      if (other.hasSpeculative()) {
+        mergeSpeculative(other.getSpeculative());
       }
       switch (other.getInputCase()) {
         case TEXT: {
@@ -1024,6 +1105,13 @@ private static final long serialVersionUID = 0L;
               bitField0_ |= 0x00000080;
               break;
             } // case 66
+            case 74: {
+              input.readMessage(
+                  internalGetSpeculativeFieldBuilder().getBuilder(),
+                  extensionRegistry);
+              bitField0_ |= 0x00000100;
+              break;
+            } // case 74
             default: {
               if (!super.parseUnknownField(input, extensionRegistry, tag)) {
                 done = true; // was an endgroup tag
@@ -2309,6 +2397,199 @@ private static final long serialVersionUID = 0L;
         timeout_ = null;
       }
       return timeoutBuilder_;
+    }
+
+    private dev.tokenwire.v1.SpeculativeOptions speculative_;
+    private com.google.protobuf.SingleFieldBuilder<
+        dev.tokenwire.v1.SpeculativeOptions, dev.tokenwire.v1.SpeculativeOptions.Builder, dev.tokenwire.v1.SpeculativeOptionsOrBuilder> speculativeBuilder_;
+    /**
+     * <pre>
+     * Speculative decoding for this generation. Absent: the server default
+     * (GetModelInfo.speculative). Speculation never changes what is generated
+     * (greedy output is identical, sampled output has the same distribution);
+     * it only changes how many tokens arrive per step and how fast. Engines
+     * whose speculation is fixed at start-up (TensorRT-LLM) ignore it.
+     * </pre>
+     *
+     * <code>.tokenwire.v1.SpeculativeOptions speculative = 9 [json_name = "speculative"];</code>
+     * @return Whether the speculative field is set.
+     */
+    public boolean hasSpeculative() {
+      return ((bitField0_ & 0x00000100) != 0);
+    }
+    /**
+     * <pre>
+     * Speculative decoding for this generation. Absent: the server default
+     * (GetModelInfo.speculative). Speculation never changes what is generated
+     * (greedy output is identical, sampled output has the same distribution);
+     * it only changes how many tokens arrive per step and how fast. Engines
+     * whose speculation is fixed at start-up (TensorRT-LLM) ignore it.
+     * </pre>
+     *
+     * <code>.tokenwire.v1.SpeculativeOptions speculative = 9 [json_name = "speculative"];</code>
+     * @return The speculative.
+     */
+    public dev.tokenwire.v1.SpeculativeOptions getSpeculative() {
+      if (speculativeBuilder_ == null) {
+        return speculative_ == null ? dev.tokenwire.v1.SpeculativeOptions.getDefaultInstance() : speculative_;
+      } else {
+        return speculativeBuilder_.getMessage();
+      }
+    }
+    /**
+     * <pre>
+     * Speculative decoding for this generation. Absent: the server default
+     * (GetModelInfo.speculative). Speculation never changes what is generated
+     * (greedy output is identical, sampled output has the same distribution);
+     * it only changes how many tokens arrive per step and how fast. Engines
+     * whose speculation is fixed at start-up (TensorRT-LLM) ignore it.
+     * </pre>
+     *
+     * <code>.tokenwire.v1.SpeculativeOptions speculative = 9 [json_name = "speculative"];</code>
+     */
+    public Builder setSpeculative(dev.tokenwire.v1.SpeculativeOptions value) {
+      if (speculativeBuilder_ == null) {
+        if (value == null) {
+          throw new NullPointerException();
+        }
+        speculative_ = value;
+      } else {
+        speculativeBuilder_.setMessage(value);
+      }
+      bitField0_ |= 0x00000100;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * Speculative decoding for this generation. Absent: the server default
+     * (GetModelInfo.speculative). Speculation never changes what is generated
+     * (greedy output is identical, sampled output has the same distribution);
+     * it only changes how many tokens arrive per step and how fast. Engines
+     * whose speculation is fixed at start-up (TensorRT-LLM) ignore it.
+     * </pre>
+     *
+     * <code>.tokenwire.v1.SpeculativeOptions speculative = 9 [json_name = "speculative"];</code>
+     */
+    public Builder setSpeculative(
+        dev.tokenwire.v1.SpeculativeOptions.Builder builderForValue) {
+      if (speculativeBuilder_ == null) {
+        speculative_ = builderForValue.build();
+      } else {
+        speculativeBuilder_.setMessage(builderForValue.build());
+      }
+      bitField0_ |= 0x00000100;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * Speculative decoding for this generation. Absent: the server default
+     * (GetModelInfo.speculative). Speculation never changes what is generated
+     * (greedy output is identical, sampled output has the same distribution);
+     * it only changes how many tokens arrive per step and how fast. Engines
+     * whose speculation is fixed at start-up (TensorRT-LLM) ignore it.
+     * </pre>
+     *
+     * <code>.tokenwire.v1.SpeculativeOptions speculative = 9 [json_name = "speculative"];</code>
+     */
+    public Builder mergeSpeculative(dev.tokenwire.v1.SpeculativeOptions value) {
+      if (speculativeBuilder_ == null) {
+        if (((bitField0_ & 0x00000100) != 0) &&
+          speculative_ != null &&
+          speculative_ != dev.tokenwire.v1.SpeculativeOptions.getDefaultInstance()) {
+          getSpeculativeBuilder().mergeFrom(value);
+        } else {
+          speculative_ = value;
+        }
+      } else {
+        speculativeBuilder_.mergeFrom(value);
+      }
+      if (speculative_ != null) {
+        bitField0_ |= 0x00000100;
+        onChanged();
+      }
+      return this;
+    }
+    /**
+     * <pre>
+     * Speculative decoding for this generation. Absent: the server default
+     * (GetModelInfo.speculative). Speculation never changes what is generated
+     * (greedy output is identical, sampled output has the same distribution);
+     * it only changes how many tokens arrive per step and how fast. Engines
+     * whose speculation is fixed at start-up (TensorRT-LLM) ignore it.
+     * </pre>
+     *
+     * <code>.tokenwire.v1.SpeculativeOptions speculative = 9 [json_name = "speculative"];</code>
+     */
+    public Builder clearSpeculative() {
+      bitField0_ = (bitField0_ & ~0x00000100);
+      speculative_ = null;
+      if (speculativeBuilder_ != null) {
+        speculativeBuilder_.dispose();
+        speculativeBuilder_ = null;
+      }
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * Speculative decoding for this generation. Absent: the server default
+     * (GetModelInfo.speculative). Speculation never changes what is generated
+     * (greedy output is identical, sampled output has the same distribution);
+     * it only changes how many tokens arrive per step and how fast. Engines
+     * whose speculation is fixed at start-up (TensorRT-LLM) ignore it.
+     * </pre>
+     *
+     * <code>.tokenwire.v1.SpeculativeOptions speculative = 9 [json_name = "speculative"];</code>
+     */
+    public dev.tokenwire.v1.SpeculativeOptions.Builder getSpeculativeBuilder() {
+      bitField0_ |= 0x00000100;
+      onChanged();
+      return internalGetSpeculativeFieldBuilder().getBuilder();
+    }
+    /**
+     * <pre>
+     * Speculative decoding for this generation. Absent: the server default
+     * (GetModelInfo.speculative). Speculation never changes what is generated
+     * (greedy output is identical, sampled output has the same distribution);
+     * it only changes how many tokens arrive per step and how fast. Engines
+     * whose speculation is fixed at start-up (TensorRT-LLM) ignore it.
+     * </pre>
+     *
+     * <code>.tokenwire.v1.SpeculativeOptions speculative = 9 [json_name = "speculative"];</code>
+     */
+    public dev.tokenwire.v1.SpeculativeOptionsOrBuilder getSpeculativeOrBuilder() {
+      if (speculativeBuilder_ != null) {
+        return speculativeBuilder_.getMessageOrBuilder();
+      } else {
+        return speculative_ == null ?
+            dev.tokenwire.v1.SpeculativeOptions.getDefaultInstance() : speculative_;
+      }
+    }
+    /**
+     * <pre>
+     * Speculative decoding for this generation. Absent: the server default
+     * (GetModelInfo.speculative). Speculation never changes what is generated
+     * (greedy output is identical, sampled output has the same distribution);
+     * it only changes how many tokens arrive per step and how fast. Engines
+     * whose speculation is fixed at start-up (TensorRT-LLM) ignore it.
+     * </pre>
+     *
+     * <code>.tokenwire.v1.SpeculativeOptions speculative = 9 [json_name = "speculative"];</code>
+     */
+    private com.google.protobuf.SingleFieldBuilder<
+        dev.tokenwire.v1.SpeculativeOptions, dev.tokenwire.v1.SpeculativeOptions.Builder, dev.tokenwire.v1.SpeculativeOptionsOrBuilder> 
+        internalGetSpeculativeFieldBuilder() {
+      if (speculativeBuilder_ == null) {
+        speculativeBuilder_ = new com.google.protobuf.SingleFieldBuilder<
+            dev.tokenwire.v1.SpeculativeOptions, dev.tokenwire.v1.SpeculativeOptions.Builder, dev.tokenwire.v1.SpeculativeOptionsOrBuilder>(
+                getSpeculative(),
+                getParentForChildren(),
+                isClean());
+        speculative_ = null;
+      }
+      return speculativeBuilder_;
     }
 
     // @@protoc_insertion_point(builder_scope:tokenwire.v1.GenerateRequest)

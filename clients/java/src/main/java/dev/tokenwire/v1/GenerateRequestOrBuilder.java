@@ -245,5 +245,44 @@ public interface GenerateRequestOrBuilder extends
    */
   com.google.protobuf.DurationOrBuilder getTimeoutOrBuilder();
 
+  /**
+   * <pre>
+   * Speculative decoding for this generation. Absent: the server default
+   * (GetModelInfo.speculative). Speculation never changes what is generated
+   * (greedy output is identical, sampled output has the same distribution);
+   * it only changes how many tokens arrive per step and how fast. Engines
+   * whose speculation is fixed at start-up (TensorRT-LLM) ignore it.
+   * </pre>
+   *
+   * <code>.tokenwire.v1.SpeculativeOptions speculative = 9 [json_name = "speculative"];</code>
+   * @return Whether the speculative field is set.
+   */
+  boolean hasSpeculative();
+  /**
+   * <pre>
+   * Speculative decoding for this generation. Absent: the server default
+   * (GetModelInfo.speculative). Speculation never changes what is generated
+   * (greedy output is identical, sampled output has the same distribution);
+   * it only changes how many tokens arrive per step and how fast. Engines
+   * whose speculation is fixed at start-up (TensorRT-LLM) ignore it.
+   * </pre>
+   *
+   * <code>.tokenwire.v1.SpeculativeOptions speculative = 9 [json_name = "speculative"];</code>
+   * @return The speculative.
+   */
+  dev.tokenwire.v1.SpeculativeOptions getSpeculative();
+  /**
+   * <pre>
+   * Speculative decoding for this generation. Absent: the server default
+   * (GetModelInfo.speculative). Speculation never changes what is generated
+   * (greedy output is identical, sampled output has the same distribution);
+   * it only changes how many tokens arrive per step and how fast. Engines
+   * whose speculation is fixed at start-up (TensorRT-LLM) ignore it.
+   * </pre>
+   *
+   * <code>.tokenwire.v1.SpeculativeOptions speculative = 9 [json_name = "speculative"];</code>
+   */
+  dev.tokenwire.v1.SpeculativeOptionsOrBuilder getSpeculativeOrBuilder();
+
   dev.tokenwire.v1.GenerateRequest.InputCase getInputCase();
 }

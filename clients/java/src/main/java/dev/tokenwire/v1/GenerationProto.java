@@ -32,6 +32,11 @@ public final class GenerationProto extends com.google.protobuf.GeneratedFile {
     com.google.protobuf.GeneratedMessage.FieldAccessorTable
       internal_static_tokenwire_v1_GenerateRequest_fieldAccessorTable;
   static final com.google.protobuf.Descriptors.Descriptor
+    internal_static_tokenwire_v1_SpeculativeOptions_descriptor;
+  static final 
+    com.google.protobuf.GeneratedMessage.FieldAccessorTable
+      internal_static_tokenwire_v1_SpeculativeOptions_fieldAccessorTable;
+  static final com.google.protobuf.Descriptors.Descriptor
     internal_static_tokenwire_v1_TokenIds_descriptor;
   static final 
     com.google.protobuf.GeneratedMessage.FieldAccessorTable
@@ -142,7 +147,7 @@ public final class GenerationProto extends com.google.protobuf.GeneratedFile {
     java.lang.String[] descriptorData = {
       "\n\035tokenwire/v1/generation.proto\022\014tokenwi" +
       "re.v1\032\036google/protobuf/duration.proto\032\027g" +
-      "oogle/rpc/status.proto\"\220\003\n\017GenerateReque" +
+      "oogle/rpc/status.proto\"\324\003\n\017GenerateReque" +
       "st\022\035\n\nrequest_id\030\001 \001(\tR\trequestId\022\024\n\004tex" +
       "t\030\002 \001(\tH\000R\004text\0225\n\ttoken_ids\030\003 \001(\0132\026.tok" +
       "enwire.v1.TokenIdsH\000R\010tokenIds\022(\n\004chat\030\004" +
@@ -152,93 +157,101 @@ public final class GenerationProto extends com.google.protobuf.GeneratedFile {
       ".v1.StoppingCriteriaR\010stopping\0223\n\006output" +
       "\030\007 \001(\0132\033.tokenwire.v1.OutputOptionsR\006out" +
       "put\0223\n\007timeout\030\010 \001(\0132\031.google.protobuf.D" +
-      "urationR\007timeoutB\007\n\005input\"\034\n\010TokenIds\022\020\n" +
-      "\003ids\030\001 \003(\rR\003ids\"=\n\004Chat\0225\n\010messages\030\001 \003(" +
-      "\0132\031.tokenwire.v1.ChatMessageR\010messages\";" +
-      "\n\013ChatMessage\022\022\n\004role\030\001 \001(\tR\004role\022\030\n\007con" +
-      "tent\030\002 \001(\tR\007content\"\255\003\n\016SamplingParams\022%" +
-      "\n\013temperature\030\001 \001(\002H\000R\013temperature\210\001\001\022\030\n" +
-      "\005top_p\030\002 \001(\002H\001R\004topP\210\001\001\022\030\n\005top_k\030\003 \001(\rH\002" +
-      "R\004topK\210\001\001\022\030\n\005min_p\030\004 \001(\002H\003R\004minP\210\001\001\022\027\n\004s" +
-      "eed\030\005 \001(\004H\004R\004seed\210\001\001\0222\n\022repetition_penal" +
-      "ty\030\006 \001(\002H\005R\021repetitionPenalty\210\001\001\022.\n\020pres" +
-      "ence_penalty\030\007 \001(\002H\006R\017presencePenalty\210\001\001" +
-      "\0220\n\021frequency_penalty\030\010 \001(\002H\007R\020frequency" +
-      "Penalty\210\001\001B\016\n\014_temperatureB\010\n\006_top_pB\010\n\006" +
-      "_top_kB\010\n\006_min_pB\007\n\005_seedB\025\n\023_repetition" +
-      "_penaltyB\023\n\021_presence_penaltyB\024\n\022_freque" +
-      "ncy_penalty\"\321\001\n\020StoppingCriteria\022\"\n\nmax_" +
-      "tokens\030\001 \001(\rH\000R\tmaxTokens\210\001\001\022\"\n\nmin_toke" +
-      "ns\030\002 \001(\rH\001R\tminTokens\210\001\001\022\022\n\004stop\030\003 \003(\tR\004" +
-      "stop\022$\n\016stop_token_ids\030\004 \003(\rR\014stopTokenI" +
-      "ds\022\035\n\nignore_eos\030\005 \001(\010R\tignoreEosB\r\n\013_ma" +
-      "x_tokensB\r\n\013_min_tokens\"\240\001\n\rOutputOption" +
-      "s\022 \n\ttoken_ids\030\001 \001(\010H\000R\010tokenIds\210\001\001\022\027\n\004t" +
-      "ext\030\002 \001(\010H\001R\004text\210\001\001\022\032\n\010logprobs\030\003 \001(\010R\010" +
-      "logprobs\022!\n\014top_logprobs\030\004 \001(\rR\013topLogpr" +
-      "obsB\014\n\n_token_idsB\007\n\005_text\"\320\001\n\020GenerateR" +
-      "esponse\022\035\n\nrequest_id\030\001 \001(\tR\trequestId\0221" +
-      "\n\007started\030\002 \001(\0132\025.tokenwire.v1.StartedH\000" +
-      "R\007started\022+\n\005delta\030\003 \001(\0132\023.tokenwire.v1." +
-      "DeltaH\000R\005delta\0224\n\010finished\030\004 \001(\0132\026.token" +
-      "wire.v1.FinishedH\000R\010finishedB\007\n\005event\"\210\001" +
-      "\n\016SessionRequest\0225\n\005start\030\001 \001(\0132\035.tokenw" +
-      "ire.v1.GenerateRequestH\000R\005start\0225\n\006cance" +
-      "l\030\002 \001(\0132\033.tokenwire.v1.SessionCancelH\000R\006" +
-      "cancelB\010\n\006action\".\n\rSessionCancel\022\035\n\nreq" +
-      "uest_id\030\001 \001(\tR\trequestId\"\373\001\n\017SessionResp" +
-      "onse\022\035\n\nrequest_id\030\001 \001(\tR\trequestId\0221\n\007s" +
-      "tarted\030\002 \001(\0132\025.tokenwire.v1.StartedH\000R\007s" +
-      "tarted\022+\n\005delta\030\003 \001(\0132\023.tokenwire.v1.Del" +
-      "taH\000R\005delta\0224\n\010finished\030\004 \001(\0132\026.tokenwir" +
-      "e.v1.FinishedH\000R\010finished\022*\n\005error\030\005 \001(\013" +
-      "2\022.google.rpc.StatusH\000R\005errorB\007\n\005event\"D" +
-      "\n\007Started\022#\n\rprompt_tokens\030\001 \001(\rR\014prompt" +
-      "Tokens\022\024\n\005model\030\002 \001(\tR\005model\"p\n\005Delta\022\033\n" +
-      "\ttoken_ids\030\001 \003(\rR\010tokenIds\022\022\n\004text\030\002 \001(\t" +
-      "R\004text\0226\n\010logprobs\030\003 \003(\0132\032.tokenwire.v1." +
-      "TokenLogprobR\010logprobs\"o\n\014TokenLogprob\022\031" +
-      "\n\010token_id\030\001 \001(\rR\007tokenId\022\030\n\007logprob\030\002 \001" +
-      "(\002R\007logprob\022*\n\003top\030\003 \003(\0132\030.tokenwire.v1." +
-      "TopLogprobR\003top\"A\n\nTopLogprob\022\031\n\010token_i" +
-      "d\030\001 \001(\rR\007tokenId\022\030\n\007logprob\030\002 \001(\002R\007logpr" +
-      "ob\"\262\002\n\010Finished\0222\n\006reason\030\001 \001(\0162\032.tokenw" +
-      "ire.v1.FinishReasonR\006reason\022!\n\013stop_stri" +
-      "ng\030\002 \001(\tH\000R\nstopString\022$\n\rstop_token_id\030" +
-      "\003 \001(\rH\000R\013stopTokenId\022)\n\005usage\030\004 \001(\0132\023.to" +
-      "kenwire.v1.UsageR\005usage\022,\n\006timing\030\005 \001(\0132" +
-      "\024.tokenwire.v1.TimingR\006timing\022@\n\013specula" +
-      "tive\030\006 \001(\0132\036.tokenwire.v1.SpeculativeSta" +
-      "tsR\013speculativeB\016\n\014matched_stop\"\213\001\n\005Usag" +
-      "e\022#\n\rprompt_tokens\030\001 \001(\rR\014promptTokens\022+" +
-      "\n\021completion_tokens\030\002 \001(\rR\020completionTok" +
-      "ens\0220\n\024cached_prompt_tokens\030\003 \001(\rR\022cache" +
-      "dPromptTokens\"\266\001\n\006Timing\0221\n\006queued\030\001 \001(\013" +
-      "2\031.google.protobuf.DurationR\006queued\022H\n\023t" +
-      "ime_to_first_token\030\002 \001(\0132\031.google.protob" +
-      "uf.DurationR\020timeToFirstToken\022/\n\005total\030\003" +
-      " \001(\0132\031.google.protobuf.DurationR\005total\"\201" +
-      "\001\n\020SpeculativeStats\022!\n\014draft_tokens\030\001 \001(" +
-      "\rR\013draftTokens\022\'\n\017accepted_tokens\030\002 \001(\rR" +
-      "\016acceptedTokens\022!\n\014decode_steps\030\003 \001(\rR\013d" +
-      "ecodeSteps\"-\n\014AbortRequest\022\035\n\nrequest_id" +
-      "\030\001 \001(\tR\trequestId\"-\n\rAbortResponse\022\034\n\tca" +
-      "ncelled\030\001 \001(\010R\tcancelled*\340\001\n\014FinishReaso" +
-      "n\022\035\n\031FINISH_REASON_UNSPECIFIED\020\000\022!\n\035FINI" +
-      "SH_REASON_END_OF_SEQUENCE\020\001\022\030\n\024FINISH_RE" +
-      "ASON_LENGTH\020\002\022\035\n\031FINISH_REASON_STOP_STRI" +
-      "NG\020\003\022\034\n\030FINISH_REASON_STOP_TOKEN\020\004\022\033\n\027FI" +
-      "NISH_REASON_CANCELLED\020\005\022\032\n\026FINISH_REASON" +
-      "_DEADLINE\020\0062\356\001\n\021GenerationService\022K\n\010Gen" +
-      "erate\022\035.tokenwire.v1.GenerateRequest\032\036.t" +
-      "okenwire.v1.GenerateResponse0\001\022J\n\007Sessio" +
-      "n\022\034.tokenwire.v1.SessionRequest\032\035.tokenw" +
-      "ire.v1.SessionResponse(\0010\001\022@\n\005Abort\022\032.to" +
-      "kenwire.v1.AbortRequest\032\033.tokenwire.v1.A" +
-      "bortResponseBt\n\020dev.tokenwire.v1B\017Genera" +
-      "tionProtoP\001\242\002\003TXX\252\002\014Tokenwire.V1\312\002\014Token" +
-      "wire\\V1\342\002\030Tokenwire\\V1\\GPBMetadata\352\002\rTok" +
-      "enwire::V1b\006proto3"
+      "urationR\007timeout\022B\n\013speculative\030\t \001(\0132 ." +
+      "tokenwire.v1.SpeculativeOptionsR\013specula" +
+      "tiveB\007\n\005input\"\214\002\n\022SpeculativeOptions\022J\n\006" +
+      "method\030\001 \001(\01622.tokenwire.v1.SpeculativeO" +
+      "ptions.SpeculativeMethodR\006method\022&\n\014draf" +
+      "t_length\030\002 \001(\rH\000R\013draftLength\210\001\001\"q\n\021Spec" +
+      "ulativeMethod\022\"\n\036SPECULATIVE_METHOD_UNSP" +
+      "ECIFIED\020\000\022\032\n\026SPECULATIVE_METHOD_OFF\020\001\022\034\n" +
+      "\030SPECULATIVE_METHOD_NGRAM\020\002B\017\n\r_draft_le" +
+      "ngth\"\034\n\010TokenIds\022\020\n\003ids\030\001 \003(\rR\003ids\"=\n\004Ch" +
+      "at\0225\n\010messages\030\001 \003(\0132\031.tokenwire.v1.Chat" +
+      "MessageR\010messages\";\n\013ChatMessage\022\022\n\004role" +
+      "\030\001 \001(\tR\004role\022\030\n\007content\030\002 \001(\tR\007content\"\255" +
+      "\003\n\016SamplingParams\022%\n\013temperature\030\001 \001(\002H\000" +
+      "R\013temperature\210\001\001\022\030\n\005top_p\030\002 \001(\002H\001R\004topP\210" +
+      "\001\001\022\030\n\005top_k\030\003 \001(\rH\002R\004topK\210\001\001\022\030\n\005min_p\030\004 " +
+      "\001(\002H\003R\004minP\210\001\001\022\027\n\004seed\030\005 \001(\004H\004R\004seed\210\001\001\022" +
+      "2\n\022repetition_penalty\030\006 \001(\002H\005R\021repetitio" +
+      "nPenalty\210\001\001\022.\n\020presence_penalty\030\007 \001(\002H\006R" +
+      "\017presencePenalty\210\001\001\0220\n\021frequency_penalty" +
+      "\030\010 \001(\002H\007R\020frequencyPenalty\210\001\001B\016\n\014_temper" +
+      "atureB\010\n\006_top_pB\010\n\006_top_kB\010\n\006_min_pB\007\n\005_" +
+      "seedB\025\n\023_repetition_penaltyB\023\n\021_presence" +
+      "_penaltyB\024\n\022_frequency_penalty\"\321\001\n\020Stopp" +
+      "ingCriteria\022\"\n\nmax_tokens\030\001 \001(\rH\000R\tmaxTo" +
+      "kens\210\001\001\022\"\n\nmin_tokens\030\002 \001(\rH\001R\tminTokens" +
+      "\210\001\001\022\022\n\004stop\030\003 \003(\tR\004stop\022$\n\016stop_token_id" +
+      "s\030\004 \003(\rR\014stopTokenIds\022\035\n\nignore_eos\030\005 \001(" +
+      "\010R\tignoreEosB\r\n\013_max_tokensB\r\n\013_min_toke" +
+      "ns\"\240\001\n\rOutputOptions\022 \n\ttoken_ids\030\001 \001(\010H" +
+      "\000R\010tokenIds\210\001\001\022\027\n\004text\030\002 \001(\010H\001R\004text\210\001\001\022" +
+      "\032\n\010logprobs\030\003 \001(\010R\010logprobs\022!\n\014top_logpr" +
+      "obs\030\004 \001(\rR\013topLogprobsB\014\n\n_token_idsB\007\n\005" +
+      "_text\"\320\001\n\020GenerateResponse\022\035\n\nrequest_id" +
+      "\030\001 \001(\tR\trequestId\0221\n\007started\030\002 \001(\0132\025.tok" +
+      "enwire.v1.StartedH\000R\007started\022+\n\005delta\030\003 " +
+      "\001(\0132\023.tokenwire.v1.DeltaH\000R\005delta\0224\n\010fin" +
+      "ished\030\004 \001(\0132\026.tokenwire.v1.FinishedH\000R\010f" +
+      "inishedB\007\n\005event\"\210\001\n\016SessionRequest\0225\n\005s" +
+      "tart\030\001 \001(\0132\035.tokenwire.v1.GenerateReques" +
+      "tH\000R\005start\0225\n\006cancel\030\002 \001(\0132\033.tokenwire.v" +
+      "1.SessionCancelH\000R\006cancelB\010\n\006action\".\n\rS" +
+      "essionCancel\022\035\n\nrequest_id\030\001 \001(\tR\treques" +
+      "tId\"\373\001\n\017SessionResponse\022\035\n\nrequest_id\030\001 " +
+      "\001(\tR\trequestId\0221\n\007started\030\002 \001(\0132\025.tokenw" +
+      "ire.v1.StartedH\000R\007started\022+\n\005delta\030\003 \001(\013" +
+      "2\023.tokenwire.v1.DeltaH\000R\005delta\0224\n\010finish" +
+      "ed\030\004 \001(\0132\026.tokenwire.v1.FinishedH\000R\010fini" +
+      "shed\022*\n\005error\030\005 \001(\0132\022.google.rpc.StatusH" +
+      "\000R\005errorB\007\n\005event\"D\n\007Started\022#\n\rprompt_t" +
+      "okens\030\001 \001(\rR\014promptTokens\022\024\n\005model\030\002 \001(\t" +
+      "R\005model\"p\n\005Delta\022\033\n\ttoken_ids\030\001 \003(\rR\010tok" +
+      "enIds\022\022\n\004text\030\002 \001(\tR\004text\0226\n\010logprobs\030\003 " +
+      "\003(\0132\032.tokenwire.v1.TokenLogprobR\010logprob" +
+      "s\"o\n\014TokenLogprob\022\031\n\010token_id\030\001 \001(\rR\007tok" +
+      "enId\022\030\n\007logprob\030\002 \001(\002R\007logprob\022*\n\003top\030\003 " +
+      "\003(\0132\030.tokenwire.v1.TopLogprobR\003top\"A\n\nTo" +
+      "pLogprob\022\031\n\010token_id\030\001 \001(\rR\007tokenId\022\030\n\007l" +
+      "ogprob\030\002 \001(\002R\007logprob\"\262\002\n\010Finished\0222\n\006re" +
+      "ason\030\001 \001(\0162\032.tokenwire.v1.FinishReasonR\006" +
+      "reason\022!\n\013stop_string\030\002 \001(\tH\000R\nstopStrin" +
+      "g\022$\n\rstop_token_id\030\003 \001(\rH\000R\013stopTokenId\022" +
+      ")\n\005usage\030\004 \001(\0132\023.tokenwire.v1.UsageR\005usa" +
+      "ge\022,\n\006timing\030\005 \001(\0132\024.tokenwire.v1.Timing" +
+      "R\006timing\022@\n\013speculative\030\006 \001(\0132\036.tokenwir" +
+      "e.v1.SpeculativeStatsR\013speculativeB\016\n\014ma" +
+      "tched_stop\"\213\001\n\005Usage\022#\n\rprompt_tokens\030\001 " +
+      "\001(\rR\014promptTokens\022+\n\021completion_tokens\030\002" +
+      " \001(\rR\020completionTokens\0220\n\024cached_prompt_" +
+      "tokens\030\003 \001(\rR\022cachedPromptTokens\"\266\001\n\006Tim" +
+      "ing\0221\n\006queued\030\001 \001(\0132\031.google.protobuf.Du" +
+      "rationR\006queued\022H\n\023time_to_first_token\030\002 " +
+      "\001(\0132\031.google.protobuf.DurationR\020timeToFi" +
+      "rstToken\022/\n\005total\030\003 \001(\0132\031.google.protobu" +
+      "f.DurationR\005total\"\201\001\n\020SpeculativeStats\022!" +
+      "\n\014draft_tokens\030\001 \001(\rR\013draftTokens\022\'\n\017acc" +
+      "epted_tokens\030\002 \001(\rR\016acceptedTokens\022!\n\014de" +
+      "code_steps\030\003 \001(\rR\013decodeSteps\"-\n\014AbortRe" +
+      "quest\022\035\n\nrequest_id\030\001 \001(\tR\trequestId\"-\n\r" +
+      "AbortResponse\022\034\n\tcancelled\030\001 \001(\010R\tcancel" +
+      "led*\340\001\n\014FinishReason\022\035\n\031FINISH_REASON_UN" +
+      "SPECIFIED\020\000\022!\n\035FINISH_REASON_END_OF_SEQU" +
+      "ENCE\020\001\022\030\n\024FINISH_REASON_LENGTH\020\002\022\035\n\031FINI" +
+      "SH_REASON_STOP_STRING\020\003\022\034\n\030FINISH_REASON" +
+      "_STOP_TOKEN\020\004\022\033\n\027FINISH_REASON_CANCELLED" +
+      "\020\005\022\032\n\026FINISH_REASON_DEADLINE\020\0062\356\001\n\021Gener" +
+      "ationService\022K\n\010Generate\022\035.tokenwire.v1." +
+      "GenerateRequest\032\036.tokenwire.v1.GenerateR" +
+      "esponse0\001\022J\n\007Session\022\034.tokenwire.v1.Sess" +
+      "ionRequest\032\035.tokenwire.v1.SessionRespons" +
+      "e(\0010\001\022@\n\005Abort\022\032.tokenwire.v1.AbortReque" +
+      "st\032\033.tokenwire.v1.AbortResponseBt\n\020dev.t" +
+      "okenwire.v1B\017GenerationProtoP\001\242\002\003TXX\252\002\014T" +
+      "okenwire.V1\312\002\014Tokenwire\\V1\342\002\030Tokenwire\\V" +
+      "1\\GPBMetadata\352\002\rTokenwire::V1b\006proto3"
     };
     descriptor = com.google.protobuf.Descriptors.FileDescriptor
       .internalBuildGeneratedFileFrom(descriptorData,
@@ -251,123 +264,129 @@ public final class GenerationProto extends com.google.protobuf.GeneratedFile {
     internal_static_tokenwire_v1_GenerateRequest_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_tokenwire_v1_GenerateRequest_descriptor,
-        new java.lang.String[] { "RequestId", "Text", "TokenIds", "Chat", "Sampling", "Stopping", "Output", "Timeout", "Input", });
-    internal_static_tokenwire_v1_TokenIds_descriptor =
+        new java.lang.String[] { "RequestId", "Text", "TokenIds", "Chat", "Sampling", "Stopping", "Output", "Timeout", "Speculative", "Input", });
+    internal_static_tokenwire_v1_SpeculativeOptions_descriptor =
       getDescriptor().getMessageType(1);
+    internal_static_tokenwire_v1_SpeculativeOptions_fieldAccessorTable = new
+      com.google.protobuf.GeneratedMessage.FieldAccessorTable(
+        internal_static_tokenwire_v1_SpeculativeOptions_descriptor,
+        new java.lang.String[] { "Method", "DraftLength", });
+    internal_static_tokenwire_v1_TokenIds_descriptor =
+      getDescriptor().getMessageType(2);
     internal_static_tokenwire_v1_TokenIds_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_tokenwire_v1_TokenIds_descriptor,
         new java.lang.String[] { "Ids", });
     internal_static_tokenwire_v1_Chat_descriptor =
-      getDescriptor().getMessageType(2);
+      getDescriptor().getMessageType(3);
     internal_static_tokenwire_v1_Chat_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_tokenwire_v1_Chat_descriptor,
         new java.lang.String[] { "Messages", });
     internal_static_tokenwire_v1_ChatMessage_descriptor =
-      getDescriptor().getMessageType(3);
+      getDescriptor().getMessageType(4);
     internal_static_tokenwire_v1_ChatMessage_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_tokenwire_v1_ChatMessage_descriptor,
         new java.lang.String[] { "Role", "Content", });
     internal_static_tokenwire_v1_SamplingParams_descriptor =
-      getDescriptor().getMessageType(4);
+      getDescriptor().getMessageType(5);
     internal_static_tokenwire_v1_SamplingParams_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_tokenwire_v1_SamplingParams_descriptor,
         new java.lang.String[] { "Temperature", "TopP", "TopK", "MinP", "Seed", "RepetitionPenalty", "PresencePenalty", "FrequencyPenalty", });
     internal_static_tokenwire_v1_StoppingCriteria_descriptor =
-      getDescriptor().getMessageType(5);
+      getDescriptor().getMessageType(6);
     internal_static_tokenwire_v1_StoppingCriteria_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_tokenwire_v1_StoppingCriteria_descriptor,
         new java.lang.String[] { "MaxTokens", "MinTokens", "Stop", "StopTokenIds", "IgnoreEos", });
     internal_static_tokenwire_v1_OutputOptions_descriptor =
-      getDescriptor().getMessageType(6);
+      getDescriptor().getMessageType(7);
     internal_static_tokenwire_v1_OutputOptions_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_tokenwire_v1_OutputOptions_descriptor,
         new java.lang.String[] { "TokenIds", "Text", "Logprobs", "TopLogprobs", });
     internal_static_tokenwire_v1_GenerateResponse_descriptor =
-      getDescriptor().getMessageType(7);
+      getDescriptor().getMessageType(8);
     internal_static_tokenwire_v1_GenerateResponse_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_tokenwire_v1_GenerateResponse_descriptor,
         new java.lang.String[] { "RequestId", "Started", "Delta", "Finished", "Event", });
     internal_static_tokenwire_v1_SessionRequest_descriptor =
-      getDescriptor().getMessageType(8);
+      getDescriptor().getMessageType(9);
     internal_static_tokenwire_v1_SessionRequest_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_tokenwire_v1_SessionRequest_descriptor,
         new java.lang.String[] { "Start", "Cancel", "Action", });
     internal_static_tokenwire_v1_SessionCancel_descriptor =
-      getDescriptor().getMessageType(9);
+      getDescriptor().getMessageType(10);
     internal_static_tokenwire_v1_SessionCancel_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_tokenwire_v1_SessionCancel_descriptor,
         new java.lang.String[] { "RequestId", });
     internal_static_tokenwire_v1_SessionResponse_descriptor =
-      getDescriptor().getMessageType(10);
+      getDescriptor().getMessageType(11);
     internal_static_tokenwire_v1_SessionResponse_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_tokenwire_v1_SessionResponse_descriptor,
         new java.lang.String[] { "RequestId", "Started", "Delta", "Finished", "Error", "Event", });
     internal_static_tokenwire_v1_Started_descriptor =
-      getDescriptor().getMessageType(11);
+      getDescriptor().getMessageType(12);
     internal_static_tokenwire_v1_Started_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_tokenwire_v1_Started_descriptor,
         new java.lang.String[] { "PromptTokens", "Model", });
     internal_static_tokenwire_v1_Delta_descriptor =
-      getDescriptor().getMessageType(12);
+      getDescriptor().getMessageType(13);
     internal_static_tokenwire_v1_Delta_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_tokenwire_v1_Delta_descriptor,
         new java.lang.String[] { "TokenIds", "Text", "Logprobs", });
     internal_static_tokenwire_v1_TokenLogprob_descriptor =
-      getDescriptor().getMessageType(13);
+      getDescriptor().getMessageType(14);
     internal_static_tokenwire_v1_TokenLogprob_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_tokenwire_v1_TokenLogprob_descriptor,
         new java.lang.String[] { "TokenId", "Logprob", "Top", });
     internal_static_tokenwire_v1_TopLogprob_descriptor =
-      getDescriptor().getMessageType(14);
+      getDescriptor().getMessageType(15);
     internal_static_tokenwire_v1_TopLogprob_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_tokenwire_v1_TopLogprob_descriptor,
         new java.lang.String[] { "TokenId", "Logprob", });
     internal_static_tokenwire_v1_Finished_descriptor =
-      getDescriptor().getMessageType(15);
+      getDescriptor().getMessageType(16);
     internal_static_tokenwire_v1_Finished_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_tokenwire_v1_Finished_descriptor,
         new java.lang.String[] { "Reason", "StopString", "StopTokenId", "Usage", "Timing", "Speculative", "MatchedStop", });
     internal_static_tokenwire_v1_Usage_descriptor =
-      getDescriptor().getMessageType(16);
+      getDescriptor().getMessageType(17);
     internal_static_tokenwire_v1_Usage_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_tokenwire_v1_Usage_descriptor,
         new java.lang.String[] { "PromptTokens", "CompletionTokens", "CachedPromptTokens", });
     internal_static_tokenwire_v1_Timing_descriptor =
-      getDescriptor().getMessageType(17);
+      getDescriptor().getMessageType(18);
     internal_static_tokenwire_v1_Timing_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_tokenwire_v1_Timing_descriptor,
         new java.lang.String[] { "Queued", "TimeToFirstToken", "Total", });
     internal_static_tokenwire_v1_SpeculativeStats_descriptor =
-      getDescriptor().getMessageType(18);
+      getDescriptor().getMessageType(19);
     internal_static_tokenwire_v1_SpeculativeStats_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_tokenwire_v1_SpeculativeStats_descriptor,
         new java.lang.String[] { "DraftTokens", "AcceptedTokens", "DecodeSteps", });
     internal_static_tokenwire_v1_AbortRequest_descriptor =
-      getDescriptor().getMessageType(19);
+      getDescriptor().getMessageType(20);
     internal_static_tokenwire_v1_AbortRequest_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_tokenwire_v1_AbortRequest_descriptor,
         new java.lang.String[] { "RequestId", });
     internal_static_tokenwire_v1_AbortResponse_descriptor =
-      getDescriptor().getMessageType(20);
+      getDescriptor().getMessageType(21);
     internal_static_tokenwire_v1_AbortResponse_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_tokenwire_v1_AbortResponse_descriptor,
