@@ -109,6 +109,18 @@ async def test_complete_returns_the_whole_completion(client: AsyncClient) -> Non
     assert await client.detokenize(completion.token_ids) == completion.text
 
 
+async def test_speculation_can_be_chosen_per_generation(client: AsyncClient) -> None:
+    copy = [user("Repeat exactly: the red fox jumps over the red fox jumps over the red fox jumps over")]
+    off = await client.complete(copy, temperature=0.0, max_tokens=24, ignore_eos=True, speculation="off")
+    ngram = await client.complete(
+        copy, temperature=0.0, max_tokens=24, ignore_eos=True, speculation="ngram", draft_length=4
+    )
+    assert ngram.token_ids == off.token_ids  # greedy speculation is lossless
+    assert off.finished.speculative.draft_tokens == 0
+    assert ngram.finished.speculative.accepted_tokens > 0
+    assert ngram.finished.speculative.decode_steps < off.finished.speculative.decode_steps
+
+
 async def test_time_limit_keeps_partial_output(client: AsyncClient) -> None:
     completion = await client.complete(
         "Count to one thousand:", max_tokens=500, ignore_eos=True, time_limit_s=0.3

@@ -7,7 +7,7 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypedDict
+from typing import Literal, TypedDict
 
 import grpc
 from google.protobuf import duration_pb2
@@ -162,6 +162,11 @@ class GenerateOptions(TypedDict, total=False):
     include_text: bool
     logprobs: bool
     top_logprobs: int
+    # speculative decoding
+    speculation: Literal["off", "ngram"]
+    """Drafter for this generation; absent: the server's default (see ``ModelInfo``)."""
+    draft_length: int
+    """Most draft tokens per step (1..16); absent: the server's default."""
     time_limit_s: float
     """Server-side limit for this generation: when it passes, the generation ends with
     ``FinishReason.DEADLINE`` keeping its partial output (unlike ``timeout``, which fails the call)."""
@@ -220,6 +225,16 @@ def build_request(
         request.output.text = options["include_text"]
     request.output.logprobs = options.get("logprobs", False)
     request.output.top_logprobs = options.get("top_logprobs", 0)
+    if "speculation" in options:
+        request.speculative.method = _SPECULATION_METHODS[options["speculation"]]
+    if "draft_length" in options:
+        request.speculative.draft_length = options["draft_length"]
     if "time_limit_s" in options:
         request.timeout.CopyFrom(_duration(options["time_limit_s"]))
     return request
+
+
+_SPECULATION_METHODS = {
+    "off": generation_pb2.SpeculativeOptions.SPECULATIVE_METHOD_OFF,
+    "ngram": generation_pb2.SpeculativeOptions.SPECULATIVE_METHOD_NGRAM,
+}
