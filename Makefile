@@ -12,12 +12,15 @@ RPC_PROTOS := .deps/googleapis/google/rpc/status.proto
 # regenerate its code with buf (local plugins), build, type-check, unit-test.
 CLIENT_LANGS := typescript go java rust
 
-.PHONY: help venv generate generate-python check-generated clients lint format test pytest serve clean
+.PHONY: help venv generate generate-python check-generated clients lint format test pytest serve clean \
+	bench bench-speculation
 
 help:
 	@echo "make serve   set everything up, then serve the embedded model on 127.0.0.1:50051"
 	@echo "make test    lint, check generated code, run the test suite"
 	@echo "make lint | format | generate | clients | check-generated | clean"
+	@echo "make bench              front door: tokenwire (sim engine) vs the bare grpc.aio floor"
+	@echo "make bench-speculation  native engine speculation vs none vs llama.cpp (builds llama-cpp-python)"
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "tokenwire needs Python 3.11+"'
@@ -75,6 +78,14 @@ test: lint check-generated pytest  # check-generated builds the clients the test
 
 serve: generate-python
 	$(BIN)/tokenwire serve
+
+# Numbers go to docs/benchmarks.md, charts and JSON to bench/results/.
+bench: $(VENV)/.installed
+	$(BIN)/python bench/frontdoor.py
+
+bench-speculation: $(VENV)/.installed
+	bash bench/llamacpp_env.sh
+	$(BIN)/python bench/speculation.py --reps 2 --llamacpp
 
 clean:
 	rm -rf $(VENV) .deps .mypy_cache .ruff_cache .pytest_cache

@@ -53,6 +53,8 @@ class SpeculationMethod(enum.Enum):
     """One token per target step."""
     NGRAM = "ngram"
     """Prompt lookup: the tokens that followed an earlier occurrence of the last few tokens."""
+    EAGLE3 = "eagle3"
+    """An EAGLE-3 draft head reading the target's hidden states (needs trained head weights)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +157,11 @@ class SpeculativeConfig:
 
     method: str = ""
     draft_length: int = 0
+    available_methods: tuple[str, ...] = ()
+    """Methods a request may choose (``SpeculationMethod`` values), "off" included; empty when
+    speculation is fixed at start-up (the request's choice is then ignored)."""
+    draft_model: str = ""
+    """What drafts, when it is a model: its name and the sha256 of its weights."""
 
 
 @dataclass(frozen=True, slots=True)

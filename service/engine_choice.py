@@ -18,6 +18,7 @@ from service.config import ServeConfig
 
 if TYPE_CHECKING:
     from engines.native.engine import NativeEngineConfig
+    from engines.sim import SimEngineConfig
     from engines.trtllm.settings import TrtLlmSettings
 
 log = structlog.get_logger(__name__)
@@ -43,17 +44,20 @@ def conversion_progress(step_percent: int = 10) -> Callable[[int, int], None]:
 
 def _native_config(config: ServeConfig) -> NativeEngineConfig:
     from engines.contract import SpeculationMethod
+    from engines.native.eagle3.head import DEFAULT_HEAD
     from engines.native.engine import NativeEngineConfig
 
+    defaults = NativeEngineConfig()
     try:
         return NativeEngineConfig(
             gguf_path=config.model_path,
             cache_dir=config.cache_dir,
-            max_batch_size=config.max_batch_size,
-            max_waiting=config.max_waiting,
+            max_batch_size=config.max_batch_size or defaults.max_batch_size,
+            max_waiting=config.max_waiting or defaults.max_waiting,
             threads=config.threads,
             speculation=SpeculationMethod(config.speculation),
             draft_length=config.draft_length,
+            draft_head=config.draft_model_path if config.draft_model_path is not None else DEFAULT_HEAD,
             progress=conversion_progress(),
         )
     except ValueError as error:
@@ -75,6 +79,26 @@ def _trtllm_settings(config: ServeConfig) -> TrtLlmSettings:
         raise EngineConfigError(f"invalid TensorRT-LLM configuration: {error}") from error
 
 
+def _sim_config(config: ServeConfig) -> SimEngineConfig:
+    from engines.sim import SimEngineConfig, SimMode
+
+    sim = SimEngineConfig.for_mode(SimMode(config.sim_mode))
+    try:
+        sim = dataclasses.replace(
+            sim, seed=config.sim_seed, gguf_path=config.model_path, cache_dir=config.cache_dir
+        )
+        # Unset limits keep the mode's own defaults (512 streams in throughput mode).
+        if config.max_batch_size is not None:
+            sim = dataclasses.replace(sim, max_batch_size=config.max_batch_size)
+        if config.max_waiting is not None:
+            sim = dataclasses.replace(sim, max_waiting=config.max_waiting)
+        if config.sim_step_ms is not None:
+            sim = dataclasses.replace(sim, step_interval_s=config.sim_step_ms / 1000.0)
+    except ValueError as error:
+        raise EngineConfigError(f"invalid sim engine configuration: {error}") from error
+    return sim
+
+
 def build_engine(config: ServeConfig) -> Engine:
     """An unstarted engine for ``config``; raises ``EngineConfigError`` before anything loads."""
     match config.engine:
@@ -92,6 +116,10 @@ def build_engine(config: ServeConfig) -> Engine:
                 raise EngineConfigError(str(error)) from error
             settings = _trtllm_settings(config)
             return TrtLlmEngine(settings, max_batch_size=config.max_batch_size)
+        case "sim":
+            from engines.sim import SimEngine
+
+            return SimEngine(_sim_config(config))
         case _:
             assert_never(config.engine)
 
@@ -108,5 +136,9 @@ def describe_engine(config: ServeConfig) -> str:
             from engines.trtllm.settings import render_settings
 
             return render_settings(_trtllm_settings(config))
+        case "sim":
+            sim = dataclasses.asdict(_sim_config(config))
+            sim["mode"] = config.sim_mode
+            return json.dumps({"engine": "sim", **sim}, indent=2, sort_keys=True, default=str)
         case _:
             assert_never(config.engine)

@@ -34,6 +34,8 @@ class ModelServicer(model_pb2_grpc.ModelServiceServicer):
                 enabled=bool(info.speculative.method),
                 method=info.speculative.method,
                 draft_length=info.speculative.draft_length,
+                available_methods=info.speculative.available_methods,
+                draft_model=info.speculative.draft_model,
             ),
             max_batch_size=info.max_batch_size,
             default_max_tokens=limits.default_max_tokens,

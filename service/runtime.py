@@ -42,10 +42,13 @@ class Runtime:
             context_length=info.context_length,
             vocab_size=info.vocab_size,
             default_max_tokens=self.settings.default_max_tokens,
-            default_speculation=(
-                SpeculationMethod.NGRAM if info.speculative.method == "ngram" else SpeculationMethod.OFF
-            ),
+            default_speculation=_method(info.speculative.method),
             default_draft_length=info.speculative.draft_length,
+            speculation_methods=(
+                frozenset(_method(m) for m in info.speculative.available_methods)
+                if info.speculative.available_methods
+                else None
+            ),
         )
         self.phase = Phase.SERVING
 
@@ -61,3 +64,11 @@ class Runtime:
                 raise Unavailable("the server is shutting down", self.settings.load_retry_after_s)
             case _:
                 assert_never(self.phase)
+
+
+def _method(name: str) -> SpeculationMethod:
+    """The contract's method for an engine's name of it; OFF for names it does not know."""
+    try:
+        return SpeculationMethod(name)
+    except ValueError:
+        return SpeculationMethod.OFF

@@ -47,6 +47,8 @@ class Limits:
     default_speculation: SpeculationMethod = SpeculationMethod.OFF
     """The engine's default drafter, as far as the contract can name it (OFF otherwise)."""
     default_draft_length: int = 0
+    speculation_methods: frozenset[SpeculationMethod] | None = None
+    """Methods a request may choose; None: any (the engine ignores per-request choices)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,9 +260,16 @@ def _speculation(
             method = SpeculationMethod.OFF
         case methods.SPECULATIVE_METHOD_NGRAM:
             method = SpeculationMethod.NGRAM
+        case methods.SPECULATIVE_METHOD_EAGLE3:
+            method = SpeculationMethod.EAGLE3
         case other:
             bad.add("speculative.method", f"unknown method {other}")
             return None
+    available = limits.speculation_methods
+    if available is not None and method not in available:
+        names = ", ".join(sorted(m.value for m in available))
+        bad.add("speculative.method", f"{method.value} is not available on this server (available: {names})")
+        return None
     return SpeculationParams(method=method, draft_length=draft_length)
 
 

@@ -50,7 +50,7 @@ def test_speculation_flags_and_environment_reach_the_native_engine_config() -> N
     assert shown.returncode == 0, shown.stderr
     config = json.loads(shown.stdout)
     assert config["speculation"] == "off" and config["draft_length"] == 6
-    assert json.loads(run("config", "show").stdout)["speculation"] == "ngram"
+    assert json.loads(run("config", "show").stdout)["speculation"] == "eagle3"
     bad = run("config", "show", "--draft-length", "17")
     assert bad.returncode != 0 and "--draft-length" in bad.stderr
 

@@ -31,7 +31,7 @@ async def test_model_info_describes_the_embedded_model(model: ModelStub) -> None
     assert info.max_batch_size == 4 and info.default_max_tokens == 64
     assert 2 in info.eos_token_ids  # <|im_end|>
     # Prompt lookup by default: lossless, and verifying drafts costs about one step on this CPU.
-    assert info.speculative.enabled and info.speculative.method == "ngram"
+    assert info.speculative.enabled and info.speculative.method == "eagle3"
     assert info.speculative.draft_length == 4
 
 

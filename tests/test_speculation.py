@@ -1,4 +1,5 @@
-"""Speculative decoding (prompt lookup) in the native engine: lossless, counted, cancellable.
+"""Speculative decoding in the native engine (prompt lookup and the shipped EAGLE-3 head):
+lossless, counted, cancellable, mixed freely with requests that do not speculate.
 
 Engine-level tests drive ``NativeEngine`` through the contract; one goes through
 the real gRPC API. The sampled-distribution tests need thousands of draws, so
@@ -31,6 +32,7 @@ from engines.contract import (
     TokenId,
 )
 from engines.native import drafting, sampling
+from engines.native.eagle3.head import DEFAULT_HEAD, read_manifest
 from engines.native.engine import NativeEngine, NativeEngineConfig
 from engines.native.sampling import RequestSampler
 from tests.streams import collect
@@ -39,6 +41,8 @@ from tests.stubs import GenerationStub
 DRAFT_LENGTH = 4
 OFF = SpeculationParams(SpeculationMethod.OFF, DRAFT_LENGTH)
 NGRAM = SpeculationParams(SpeculationMethod.NGRAM, DRAFT_LENGTH)
+EAGLE3 = SpeculationParams(SpeculationMethod.EAGLE3, DRAFT_LENGTH)
+DRAFTERS = pytest.mark.parametrize("drafter", [NGRAM, EAGLE3], ids=["ngram", "eagle3"])
 GREEDY = SamplingParams(temperature=0.0)
 
 COPY_HEAVY = (
@@ -110,20 +114,45 @@ def _assert_counts_consistent(outputs: list[EngineOutput], tokens: list[TokenId]
     return stats
 
 
-async def test_greedy_output_is_identical_with_and_without_speculation(engine: NativeEngine) -> None:
+@DRAFTERS
+async def test_greedy_output_is_identical_with_and_without_speculation(
+    engine: NativeEngine, drafter: SpeculationParams
+) -> None:
     accepted: dict[str, int] = {}
     for prompt in PROMPTS:
         _, plain = await _run(engine.generate(_request(engine, prompt, OFF)))
-        outputs, speculated = await _run(engine.generate(_request(engine, prompt, NGRAM)))
+        outputs, speculated = await _run(engine.generate(_request(engine, prompt, drafter)))
         assert speculated == plain, prompt
         stats = _assert_counts_consistent(outputs, speculated)
         accepted[prompt] = stats.accepted_draft_tokens
-    assert accepted[COPY_HEAVY] > 0
-    # Several tokens per step on the copy-heavy prompt: fewer steps than tokens.
-    assert accepted[COPY_HEAVY] >= 8
+    if drafter is NGRAM:
+        # Several tokens per step on the copy-heavy prompt: fewer steps than tokens.
+        assert accepted[COPY_HEAVY] >= 8
+    else:
+        # The head drafts usefully on every kind of prompt, not only on copies.
+        assert all(count > 0 for count in accepted.values()), accepted
 
 
-async def test_penalties_min_tokens_and_logprobs_see_each_accepted_token(engine: NativeEngine) -> None:
+async def test_requests_with_different_drafters_batch_together(engine: NativeEngine) -> None:
+    """EAGLE-3, prompt lookup and no speculation in flight at once: each output is its solo one."""
+    prompts = PROMPTS[:3]
+    solo = [(await _run(engine.generate(_request(engine, p, OFF))))[1] for p in prompts]
+    mixes = [EAGLE3, NGRAM, OFF]
+    streams = [
+        engine.generate(_request(engine, p, mixes[(i + shift) % 3]))
+        for shift in range(2)
+        for i, p in enumerate(prompts)
+    ]
+    results = await asyncio.gather(*(_run(stream) for stream in streams))
+    for index, (outputs, tokens) in enumerate(results):
+        assert tokens == solo[index % 3]
+        _assert_counts_consistent(outputs, tokens)
+
+
+@DRAFTERS
+async def test_penalties_min_tokens_and_logprobs_see_each_accepted_token(
+    engine: NativeEngine, drafter: SpeculationParams
+) -> None:
     """Processors run per position on the history that position would have had without speculation."""
     sampling_params = SamplingParams(temperature=0.0, repetition_penalty=1.2, frequency_penalty=0.3)
 
@@ -133,7 +162,7 @@ async def test_penalties_min_tokens_and_logprobs_see_each_accepted_token(engine:
         )
 
     plain_outputs, plain = await _run(engine.generate(request(OFF)))
-    outputs, speculated = await _run(engine.generate(request(NGRAM)))
+    outputs, speculated = await _run(engine.generate(request(drafter)))
     assert speculated == plain
     _assert_counts_consistent(outputs, speculated)
     plain_logprobs = [lp for o in plain_outputs for lp in o.logprobs]
@@ -144,13 +173,16 @@ async def test_penalties_min_tokens_and_logprobs_see_each_accepted_token(engine:
         assert [t.token_id for t in got.top] == [t.token_id for t in want.top]
 
 
-async def test_stop_token_and_max_tokens_inside_an_accepted_run(engine: NativeEngine) -> None:
+@DRAFTERS
+async def test_stop_token_and_max_tokens_inside_an_accepted_run(
+    engine: NativeEngine, drafter: SpeculationParams
+) -> None:
     _, reference = await _run(engine.generate(_request(engine, COPY_HEAVY, OFF, max_tokens=40)))
     # A token first produced well into the output, where drafts are being accepted.
     index = next(i for i, t in enumerate(reference) if i >= 12 and t not in reference[:i])
     stop = reference[index]
     outputs, tokens = await _run(
-        engine.generate(_request(engine, COPY_HEAVY, NGRAM, max_tokens=40, stop_token_ids=(stop,)))
+        engine.generate(_request(engine, COPY_HEAVY, drafter, max_tokens=40, stop_token_ids=(stop,)))
     )
     assert tokens == reference[:index]
     assert outputs[-1].finish_reason is FinishReason.STOP_TOKEN and outputs[-1].stop_token_id == stop
@@ -158,7 +190,7 @@ async def test_stop_token_and_max_tokens_inside_an_accepted_run(engine: NativeEn
 
     for max_tokens in (7, 13):
         outputs, tokens = await _run(
-            engine.generate(_request(engine, COPY_HEAVY, NGRAM, max_tokens=max_tokens, ignore_eos=True))
+            engine.generate(_request(engine, COPY_HEAVY, drafter, max_tokens=max_tokens, ignore_eos=True))
         )
         assert tokens == reference[:max_tokens]
         assert outputs[-1].finish_reason is FinishReason.LENGTH
@@ -175,17 +207,23 @@ async def test_speculation_off_per_request(engine: NativeEngine) -> None:
     assert all(len(o.token_ids) == 1 for o in outputs)
 
 
-async def test_engine_default_speculates(engine: NativeEngine) -> None:
-    assert engine.info.speculative.method == "ngram" and engine.info.speculative.draft_length == DRAFT_LENGTH
+async def test_engine_default_speculates_with_the_shipped_head(engine: NativeEngine) -> None:
+    speculative = engine.info.speculative
+    assert speculative.method == "eagle3" and speculative.draft_length == DRAFT_LENGTH
+    assert speculative.available_methods == ("off", "ngram", "eagle3")
+    assert speculative.draft_model == f"{DEFAULT_HEAD.stem}@sha256:{read_manifest(DEFAULT_HEAD)['sha256']}"
     outputs, _ = await _run(engine.generate(_request(engine, COPY_HEAVY, None, max_tokens=24)))
     stats = outputs[-1].stats
     assert stats is not None and stats.draft_tokens > 0
 
 
-async def test_seeded_sampling_with_speculation_is_reproducible(engine: NativeEngine) -> None:
+@DRAFTERS
+async def test_seeded_sampling_with_speculation_is_reproducible(
+    engine: NativeEngine, drafter: SpeculationParams
+) -> None:
     def seeded(seed: int) -> EngineRequest:
         sampling_params = SamplingParams(temperature=0.7, seed=seed)
-        return _request(engine, COPY_HEAVY, NGRAM, max_tokens=24, sampling=sampling_params, ignore_eos=True)
+        return _request(engine, COPY_HEAVY, drafter, max_tokens=24, sampling=sampling_params, ignore_eos=True)
 
     first_outputs, first = await _run(engine.generate(seeded(5)))
     _, again = await _run(engine.generate(seeded(5)))
@@ -193,8 +231,11 @@ async def test_seeded_sampling_with_speculation_is_reproducible(engine: NativeEn
     _assert_counts_consistent(first_outputs, first)
 
 
-async def test_cancellation_mid_speculation_frees_the_slot(engine: NativeEngine) -> None:
-    request = _request(engine, COPY_HEAVY, NGRAM, max_tokens=500, ignore_eos=True)
+@DRAFTERS
+async def test_cancellation_mid_speculation_frees_the_slot(
+    engine: NativeEngine, drafter: SpeculationParams
+) -> None:
+    request = _request(engine, COPY_HEAVY, drafter, max_tokens=500, ignore_eos=True)
     stream = engine.generate(request)
     # Read until a step has emitted several tokens: the request is speculating.
     async for output in stream:

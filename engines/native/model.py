@@ -46,10 +46,10 @@ class RMSNorm(nn.Module):
         return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
 
 
-def rope_tables(config: ModelConfig, max_seq: int) -> tuple[torch.Tensor, torch.Tensor]:
+def rope_tables(head_dim: int, theta: float, max_seq: int) -> tuple[torch.Tensor, torch.Tensor]:
     """cos and sin, each ``[max_seq, head_dim]``, in the rotate-half layout."""
-    exponents = torch.arange(0, config.head_dim, 2, dtype=torch.int64).float() / config.head_dim
-    inv_freq = 1.0 / (config.rope_theta**exponents)
+    exponents = torch.arange(0, head_dim, 2, dtype=torch.int64).float() / head_dim
+    inv_freq = 1.0 / (theta**exponents)
     freqs = torch.outer(torch.arange(max_seq, dtype=torch.float32), inv_freq)
     angles = torch.cat((freqs, freqs), dim=-1)
     return angles.cos(), angles.sin()
@@ -155,7 +155,7 @@ class Transformer(nn.Module):
         self.layers = nn.ModuleList(Block(config) for _ in range(config.n_layers))
         self.norm = RMSNorm(config.dim, config.norm_eps)
         self.output = None if config.tied_embeddings else nn.Linear(config.dim, config.vocab_size, bias=False)
-        self.rope_cos, self.rope_sin = rope_tables(config, max_seq)
+        self.rope_cos, self.rope_sin = rope_tables(config.head_dim, config.rope_theta, max_seq)
 
     @classmethod
     def from_weights(
@@ -174,7 +174,7 @@ class Transformer(nn.Module):
         # Meta-device construction skips random initialisation of 135M parameters.
         with torch.device("meta"):
             model = cls(config, max_seq)
-        model.rope_cos, model.rope_sin = rope_tables(config, max_seq)
+        model.rope_cos, model.rope_sin = rope_tables(config.head_dim, config.rope_theta, max_seq)
         model.load_state_dict(fused, assign=True, strict=True)
         model.requires_grad_(False)
         return model.eval()
@@ -193,6 +193,40 @@ class Transformer(nn.Module):
         Returns fp32 logits ``[B, vocab]`` of each row's last token, or
         ``[B, T, vocab]`` with ``all_logits``.
         """
+        logits, _ = self._run(tokens, slots, starts, cache, all_logits=all_logits, feature_layers=())
+        return logits
+
+    def forward_with_features(
+        self,
+        tokens: torch.Tensor,
+        slots: Sequence[int],
+        starts: Sequence[int],
+        cache: KVCache,
+        feature_layers: Sequence[int],
+        *,
+        all_logits: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``forward``, plus the hidden states after each of ``feature_layers`` at every position.
+
+        The features are ``[B, T, len(feature_layers) * dim]``, concatenated in the given order:
+        what an EAGLE-3 draft head reads.
+        """
+        logits, features = self._run(
+            tokens, slots, starts, cache, all_logits=all_logits, feature_layers=tuple(feature_layers)
+        )
+        assert features is not None
+        return logits, features
+
+    def _run(
+        self,
+        tokens: torch.Tensor,
+        slots: Sequence[int],
+        starts: Sequence[int],
+        cache: KVCache,
+        *,
+        all_logits: bool,
+        feature_layers: tuple[int, ...],
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         batch, n_tokens = tokens.shape
         layout = make_layout(slots, starts, n_tokens)
         if layout.length > self.max_seq:
@@ -204,10 +238,14 @@ class Transformer(nn.Module):
         mask = layout.mask.unsqueeze(1).expand(batch, group, n_tokens, layout.length)
         mask = mask.reshape(batch, 1, group * n_tokens, layout.length)
         x = self.tok_embeddings(tokens)
+        captured: dict[int, torch.Tensor] = {}
         for index, block in enumerate(self.layers):
             x = block(x, cos, sin, mask, layout, cache, index)
+            if index in feature_layers:
+                captured[index] = x
+        features = torch.cat([captured[i] for i in feature_layers], dim=-1) if feature_layers else None
         if not all_logits:
             x = x[:, -1, :]
         x = self.norm(x)
         weight = self.tok_embeddings.weight if self.output is None else self.output.weight
-        return linear(x, weight)
+        return linear(x, weight), features

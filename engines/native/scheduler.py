@@ -6,8 +6,9 @@ never stalls the running requests for long), run one decode step for every
 request past its prompt, sample, check stop conditions, free finished slots,
 and only then publish the iteration's outputs in one call.
 
-Speculative decoding (draft, then verify). A request that speculates and whose
-drafter proposes something this iteration is verified in a forward pass of its
+Speculative decoding (draft, then verify). Two drafters: prompt lookup
+(``drafting``) and the EAGLE-3 head (``eagle3.head``). A request that speculates
+and whose drafter proposes something this iteration is verified in a forward pass of its
 own: its slot alone (B=1) over ``[last token, d1 .. dk]`` (T=k+1), which
 costs far less than k+1 one-token steps (measured here: T=2 about 1.4x and
 T=5 about 1.9x a one-token step). Every other decoding request
@@ -28,6 +29,20 @@ reach the consumer as one output. Rejected drafts left keys and values in the
 slot beyond the accepted length; positions are derived from the accepted
 length, so the next forward overwrites them and the causal mask never reads
 them: rolling back is free.
+
+Speculation is for a lone decoding request (``speculate_max_decoding``): as
+soon as more decode together, all of them take the shared batched step, which
+yields more tokens per second in total on this CPU than one verification pass
+per request. EAGLE-3 requests that speculate take their own pass even when the
+head drafted nothing (it stops at the first token it is not confident of).
+Every pass that runs an EAGLE-3 request, batched or not, also returns the
+target's hidden states at the three feature layers: the head needs them for
+every verified position. They wait in the request's
+``eagle_pending`` until the next draft enters them into the head's own cache
+(one entry per position: features at p with the token at p+1), so the head
+runs once per step, right before it drafts. The head's cache has the same
+free rollback as the target's: entries past the verified length are
+overwritten by the next draft.
 """
 
 from __future__ import annotations
@@ -56,7 +71,9 @@ from engines.contract import (
     TokenId,
     TokenLogprob,
 )
+from engines.delivery import Update
 from engines.native import drafting
+from engines.native.eagle3.head import Eagle3Drafter
 from engines.native.kv_cache import KVCache, SlotAllocator
 from engines.native.model import Transformer
 from engines.native.sampling import RequestSampler, SampledToken, sample_batch
@@ -65,7 +82,6 @@ _log = structlog.get_logger(__name__)
 
 NO_SPECULATION = SpeculationParams(SpeculationMethod.OFF, 0)
 
-Update = tuple[RequestId, EngineOutput | EngineError]
 Publish = Callable[[Sequence[Update]], None]
 """Receives every output of one iteration at once, on the worker thread; must not block."""
 
@@ -86,6 +102,10 @@ class SchedulerConfig:
     """``torch.set_num_threads`` for the worker; None keeps torch's default."""
     speculation: SpeculationParams = NO_SPECULATION
     """For requests that do not choose: how they speculate."""
+    speculate_max_decoding: int = 1
+    """Requests speculate only while at most this many are decoding; beyond that every request
+    takes the shared batched step. Speculation trades compute for latency: here one batched step
+    of 2 rows costs far less than two verification passes, so a lone request is where it pays."""
 
 
 @dataclass(slots=True)
@@ -102,6 +122,10 @@ class _Sequence:
     decode_steps: int = 0
     draft_tokens: int = 0
     accepted_draft_tokens: int = 0
+    eagle_entered: int = 0
+    """EAGLE-3: positions ``[0, eagle_entered)`` are in the head's cache."""
+    eagle_pending: list[torch.Tensor] = field(default_factory=list)
+    """EAGLE-3: target features ``[n, 3 dim]`` of the positions from ``eagle_entered`` on, in order."""
 
     @property
     def prompt_len(self) -> int:
@@ -139,8 +163,10 @@ class Scheduler:
         vocab_size: int,
         config: SchedulerConfig,
         publish: Publish,
+        eagle3: Eagle3Drafter | None = None,
     ) -> None:
         self._model = model
+        self._eagle3 = eagle3
         self._cache = cache
         self._eos = eos_token_ids
         self._vocab_size = vocab_size
@@ -279,28 +305,28 @@ class Scheduler:
                 break
             budget -= self._prefill_chunk(sequence, budget, updates)
         plain: list[_Sequence] = []
+        speculate = len(decoding) <= self._config.speculate_max_decoding
         for sequence in decoding:
-            draft = self._draft(sequence)
-            if draft:
-                self._verify(sequence, draft, updates)
-            else:
+            draft = self._draft(sequence) if speculate else None
+            if draft is None:
                 plain.append(sequence)
+            else:
+                self._verify(sequence, draft, updates)
         if plain:
             self._decode(plain, updates)
 
     def _speculation(self, request: EngineRequest) -> SpeculationParams:
         return request.speculation if request.speculation is not None else self._config.speculation
 
-    def _draft(self, sequence: _Sequence) -> tuple[TokenId, ...]:
-        """This step's draft for ``sequence``; empty when it does not speculate now."""
+    def _draft(self, sequence: _Sequence) -> tuple[TokenId, ...] | None:
+        """This step's draft for ``sequence``; None when it takes a plain step in the shared batch.
+
+        An EAGLE-3 request may draft nothing (the head was not confident) and still takes its
+        own forward pass: the head needs the target's features of every position.
+        """
         params = self._speculation(sequence.request)
-        match params.method:
-            case SpeculationMethod.OFF:
-                return ()
-            case SpeculationMethod.NGRAM:
-                pass
-            case _:
-                assert_never(params.method)
+        if params.method is SpeculationMethod.OFF:
+            return None
         length = sequence.prompt_len + len(sequence.output)
         # Leave room for the target's own token after the drafts, within max_tokens and the
         # context, so a step never computes tokens that could not be emitted.
@@ -310,14 +336,68 @@ class Scheduler:
         )
         limit = min(params.draft_length, room - 1)
         if limit < 1:
-            return ()
-        return drafting.propose([*sequence.request.prompt_token_ids, *sequence.output], limit)
+            # At most one more token: the request ends with it, the head is not needed again.
+            return None
+        tokens = [*sequence.request.prompt_token_ids, *sequence.output]
+        match params.method:
+            case SpeculationMethod.NGRAM:
+                return drafting.propose(tokens, limit) or None
+            case SpeculationMethod.EAGLE3:
+                # Without a head (the service refuses such requests) the request does not speculate.
+                return self._eagle3_draft(sequence, tokens, limit) if self._eagle3 is not None else None
+            case _:
+                assert_never(params.method)
+
+    def _uses_eagle3(self, sequence: _Sequence) -> bool:
+        return (
+            self._eagle3 is not None
+            and self._speculation(sequence.request).method is SpeculationMethod.EAGLE3
+        )
+
+    def _eagle3_draft(self, sequence: _Sequence, tokens: list[TokenId], limit: int) -> tuple[TokenId, ...]:
+        """Enter the positions verified since the last draft into the head, then draft after them."""
+        drafter = self._eagle3
+        assert drafter is not None
+        start = sequence.eagle_entered
+        # Every position but the last (the target's newest token, not yet run through the
+        # target) has features and a known next token.
+        features = (
+            torch.cat(sequence.eagle_pending)
+            if len(sequence.eagle_pending) != 1
+            else sequence.eagle_pending[0]
+        )
+        if features.shape[0] != len(tokens) - 1 - start:
+            raise RuntimeError(
+                f"EAGLE-3 features cover {features.shape[0]} positions, expected {len(tokens) - 1 - start}"
+            )
+        drafted = drafter.draft(sequence.slot, start, features, tokens[start + 1 :], limit)
+        sequence.eagle_entered = len(tokens) - 1
+        sequence.eagle_pending = []
+        return tuple(TokenId(t) for t in drafted)
+
+    def _forward(
+        self, sequence: _Sequence, tokens: torch.Tensor, start: int, *, all_logits: bool
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """One request's own forward pass; with EAGLE-3 also the head's features ``[T, 3 dim]``."""
+        if not self._uses_eagle3(sequence):
+            return self._model(tokens, [sequence.slot], [start], self._cache, all_logits=all_logits), None
+        assert self._eagle3 is not None
+        logits, features = self._model.forward_with_features(
+            tokens,
+            [sequence.slot],
+            [start],
+            self._cache,
+            self._eagle3.config.feature_layers,
+            all_logits=all_logits,
+        )
+        return logits, features[0]
 
     def _verify(self, sequence: _Sequence, draft: tuple[TokenId, ...], updates: list[Update]) -> None:
         """One forward over ``[last token, *draft]`` in the request's slot; emit what it accepts."""
         tokens = torch.tensor([[sequence.output[-1], *draft]], dtype=torch.long)
         start = sequence.prompt_len + len(sequence.output) - 1
-        logits = self._model(tokens, [sequence.slot], [start], self._cache, all_logits=True)[0]
+        batched_logits, features = self._forward(sequence, tokens, start, all_logits=True)
+        logits = batched_logits[0]
         sequence.decode_steps += 1
         sequence.draft_tokens += len(draft)
         sampler = sequence.sampler
@@ -342,6 +422,9 @@ class Scheduler:
                 sequence.accepted_draft_tokens += 1
             if result.reason is not None or not accepted:
                 break
+        if features is not None:
+            # The last token and the accepted drafts were computed on the right prefix.
+            sequence.eagle_pending.append(features[: len(result.tokens)])
         self._finish_step(sequence, result, updates)
 
     def _prefill_chunk(self, sequence: _Sequence, budget: int, updates: list[Update]) -> int:
@@ -350,7 +433,9 @@ class Scheduler:
         start = sequence.prefilled
         chunk = sequence.request.prompt_token_ids[start : start + budget]
         tokens = torch.tensor([chunk], dtype=torch.long)
-        logits = self._model(tokens, [sequence.slot], [start], self._cache)
+        logits, features = self._forward(sequence, tokens, start, all_logits=False)
+        if features is not None:
+            sequence.eagle_pending.append(features)
         sequence.prefilled += len(chunk)
         if sequence.prefilled == sequence.prompt_len:
             # The last prompt position's logits give the first output token.
@@ -361,7 +446,17 @@ class Scheduler:
     def _decode(self, batch: list[_Sequence], updates: list[Update]) -> None:
         tokens = torch.tensor([[s.output[-1]] for s in batch], dtype=torch.long)
         starts = [s.prompt_len + len(s.output) - 1 for s in batch]
-        logits = self._model(tokens, [s.slot for s in batch], starts, self._cache)
+        slots = [s.slot for s in batch]
+        eagle_rows = [i for i, s in enumerate(batch) if self._uses_eagle3(s)]
+        if eagle_rows and self._eagle3 is not None:
+            # EAGLE-3 requests in the shared step still need their features for later drafts.
+            logits, features = self._model.forward_with_features(
+                tokens, slots, starts, self._cache, self._eagle3.config.feature_layers
+            )
+            for row in eagle_rows:
+                batch[row].eagle_pending.append(features[row])
+        else:
+            logits = self._model(tokens, slots, starts, self._cache)
         for sequence, sampled in zip(batch, sample_batch(logits, [s.sampler for s in batch]), strict=True):
             self._accept(sequence, sampled, updates)
 

@@ -81,6 +81,10 @@ pub mod speculative_options {
         /// draft model; pays off on outputs that copy from the prompt (code
         /// edits, quoting, extraction).
         Ngram = 2,
+        /// EAGLE-3: a small draft head that reads the model's own hidden states
+        /// and proposes several tokens per step on any kind of text. Available
+        /// when GetModelInfo.speculative.available_methods lists "eagle3".
+        Eagle3 = 3,
     }
     impl SpeculativeMethod {
         /// String value of the enum field names used in the ProtoBuf definition.
@@ -92,6 +96,7 @@ pub mod speculative_options {
                 Self::Unspecified => "SPECULATIVE_METHOD_UNSPECIFIED",
                 Self::Off => "SPECULATIVE_METHOD_OFF",
                 Self::Ngram => "SPECULATIVE_METHOD_NGRAM",
+                Self::Eagle3 => "SPECULATIVE_METHOD_EAGLE3",
             }
         }
         /// Creates an enum from field names used in the ProtoBuf definition.
@@ -100,6 +105,7 @@ pub mod speculative_options {
                 "SPECULATIVE_METHOD_UNSPECIFIED" => Some(Self::Unspecified),
                 "SPECULATIVE_METHOD_OFF" => Some(Self::Off),
                 "SPECULATIVE_METHOD_NGRAM" => Some(Self::Ngram),
+                "SPECULATIVE_METHOD_EAGLE3" => Some(Self::Eagle3),
                 _ => None,
             }
         }
@@ -535,6 +541,15 @@ pub struct SpeculativeConfig {
     /// Most draft tokens proposed per step.
     #[prost(uint32, tag="3")]
     pub draft_length: u32,
+    /// Methods a generation may choose in GenerateRequest.speculative ("off",
+    /// "ngram", "eagle3"); empty when speculation is fixed at start-up and
+    /// per-generation choices are ignored.
+    #[prost(string, repeated, tag="4")]
+    pub available_methods: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+    /// The draft model, when one drafts: its name and the sha256 of its
+    /// weights, for example "smollm2-135m-instruct-eagle3@sha256:0f1e...".
+    #[prost(string, tag="5")]
+    pub draft_model: ::prost::alloc::string::String,
 }
 /// Request for GetLoad.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]

@@ -106,6 +106,10 @@ const (
 	// draft model; pays off on outputs that copy from the prompt (code
 	// edits, quoting, extraction).
 	SpeculativeOptions_SPECULATIVE_METHOD_NGRAM SpeculativeOptions_SpeculativeMethod = 2
+	// EAGLE-3: a small draft head that reads the model's own hidden states
+	// and proposes several tokens per step on any kind of text. Available
+	// when GetModelInfo.speculative.available_methods lists "eagle3".
+	SpeculativeOptions_SPECULATIVE_METHOD_EAGLE3 SpeculativeOptions_SpeculativeMethod = 3
 )
 
 // Enum value maps for SpeculativeOptions_SpeculativeMethod.
@@ -114,11 +118,13 @@ var (
 		0: "SPECULATIVE_METHOD_UNSPECIFIED",
 		1: "SPECULATIVE_METHOD_OFF",
 		2: "SPECULATIVE_METHOD_NGRAM",
+		3: "SPECULATIVE_METHOD_EAGLE3",
 	}
 	SpeculativeOptions_SpeculativeMethod_value = map[string]int32{
 		"SPECULATIVE_METHOD_UNSPECIFIED": 0,
 		"SPECULATIVE_METHOD_OFF":         1,
 		"SPECULATIVE_METHOD_NGRAM":       2,
+		"SPECULATIVE_METHOD_EAGLE3":      3,
 	}
 )
 
@@ -1856,14 +1862,15 @@ const file_tokenwire_v1_generation_proto_rawDesc = "" +
 	"\x06output\x18\a \x01(\v2\x1b.tokenwire.v1.OutputOptionsR\x06output\x123\n" +
 	"\atimeout\x18\b \x01(\v2\x19.google.protobuf.DurationR\atimeout\x12B\n" +
 	"\vspeculative\x18\t \x01(\v2 .tokenwire.v1.SpeculativeOptionsR\vspeculativeB\a\n" +
-	"\x05input\"\x8c\x02\n" +
+	"\x05input\"\xac\x02\n" +
 	"\x12SpeculativeOptions\x12J\n" +
 	"\x06method\x18\x01 \x01(\x0e22.tokenwire.v1.SpeculativeOptions.SpeculativeMethodR\x06method\x12&\n" +
-	"\fdraft_length\x18\x02 \x01(\rH\x00R\vdraftLength\x88\x01\x01\"q\n" +
+	"\fdraft_length\x18\x02 \x01(\rH\x00R\vdraftLength\x88\x01\x01\"\x90\x01\n" +
 	"\x11SpeculativeMethod\x12\"\n" +
 	"\x1eSPECULATIVE_METHOD_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16SPECULATIVE_METHOD_OFF\x10\x01\x12\x1c\n" +
-	"\x18SPECULATIVE_METHOD_NGRAM\x10\x02B\x0f\n" +
+	"\x18SPECULATIVE_METHOD_NGRAM\x10\x02\x12\x1d\n" +
+	"\x19SPECULATIVE_METHOD_EAGLE3\x10\x03B\x0f\n" +
 	"\r_draft_length\"\x1c\n" +
 	"\bTokenIds\x12\x10\n" +
 	"\x03ids\x18\x01 \x03(\rR\x03ids\"=\n" +

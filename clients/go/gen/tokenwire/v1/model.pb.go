@@ -185,7 +185,14 @@ type SpeculativeConfig struct {
 	// The drafter, for example "eagle3" or "ngram"; empty when disabled.
 	Method string `protobuf:"bytes,2,opt,name=method,proto3" json:"method,omitempty"`
 	// Most draft tokens proposed per step.
-	DraftLength   uint32 `protobuf:"varint,3,opt,name=draft_length,json=draftLength,proto3" json:"draft_length,omitempty"`
+	DraftLength uint32 `protobuf:"varint,3,opt,name=draft_length,json=draftLength,proto3" json:"draft_length,omitempty"`
+	// Methods a generation may choose in GenerateRequest.speculative ("off",
+	// "ngram", "eagle3"); empty when speculation is fixed at start-up and
+	// per-generation choices are ignored.
+	AvailableMethods []string `protobuf:"bytes,4,rep,name=available_methods,json=availableMethods,proto3" json:"available_methods,omitempty"`
+	// The draft model, when one drafts: its name and the sha256 of its
+	// weights, for example "smollm2-135m-instruct-eagle3@sha256:0f1e...".
+	DraftModel    string `protobuf:"bytes,5,opt,name=draft_model,json=draftModel,proto3" json:"draft_model,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -239,6 +246,20 @@ func (x *SpeculativeConfig) GetDraftLength() uint32 {
 		return x.DraftLength
 	}
 	return 0
+}
+
+func (x *SpeculativeConfig) GetAvailableMethods() []string {
+	if x != nil {
+		return x.AvailableMethods
+	}
+	return nil
+}
+
+func (x *SpeculativeConfig) GetDraftModel() string {
+	if x != nil {
+		return x.DraftModel
+	}
+	return ""
 }
 
 // Request for GetLoad.
@@ -603,11 +624,14 @@ const file_tokenwire_v1_model_proto_rawDesc = "" +
 	"\vspeculative\x18\x06 \x01(\v2\x1f.tokenwire.v1.SpeculativeConfigR\vspeculative\x12$\n" +
 	"\x0emax_batch_size\x18\a \x01(\rR\fmaxBatchSize\x12,\n" +
 	"\x12default_max_tokens\x18\b \x01(\rR\x10defaultMaxTokens\x12\"\n" +
-	"\reos_token_ids\x18\t \x03(\rR\veosTokenIds\"h\n" +
+	"\reos_token_ids\x18\t \x03(\rR\veosTokenIds\"\xb6\x01\n" +
 	"\x11SpeculativeConfig\x12\x18\n" +
 	"\aenabled\x18\x01 \x01(\bR\aenabled\x12\x16\n" +
 	"\x06method\x18\x02 \x01(\tR\x06method\x12!\n" +
-	"\fdraft_length\x18\x03 \x01(\rR\vdraftLength\"\x10\n" +
+	"\fdraft_length\x18\x03 \x01(\rR\vdraftLength\x12+\n" +
+	"\x11available_methods\x18\x04 \x03(\tR\x10availableMethods\x12\x1f\n" +
+	"\vdraft_model\x18\x05 \x01(\tR\n" +
+	"draftModel\"\x10\n" +
 	"\x0eGetLoadRequest\"\x93\x01\n" +
 	"\x0fGetLoadResponse\x12'\n" +
 	"\x0factive_requests\x18\x01 \x01(\rR\x0eactiveRequests\x12)\n" +

@@ -163,7 +163,7 @@ class GenerateOptions(TypedDict, total=False):
     logprobs: bool
     top_logprobs: int
     # speculative decoding
-    speculation: Literal["off", "ngram"]
+    speculation: Literal["off", "ngram", "eagle3"]
     """Drafter for this generation; absent: the server's default (see ``ModelInfo``)."""
     draft_length: int
     """Most draft tokens per step (1..16); absent: the server's default."""
@@ -237,4 +237,5 @@ def build_request(
 _SPECULATION_METHODS = {
     "off": generation_pb2.SpeculativeOptions.SPECULATIVE_METHOD_OFF,
     "ngram": generation_pb2.SpeculativeOptions.SPECULATIVE_METHOD_NGRAM,
+    "eagle3": generation_pb2.SpeculativeOptions.SPECULATIVE_METHOD_EAGLE3,
 }

@@ -26,61 +26,61 @@ from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb
 from google.rpc import status_pb2 as google_dot_rpc_dot_status__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dtokenwire/v1/generation.proto\x12\x0ctokenwire.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x17google/rpc/status.proto\"\xd4\x03\n\x0fGenerateRequest\x12\x1d\n\nrequest_id\x18\x01 \x01(\tR\trequestId\x12\x14\n\x04text\x18\x02 \x01(\tH\x00R\x04text\x12\x35\n\ttoken_ids\x18\x03 \x01(\x0b\x32\x16.tokenwire.v1.TokenIdsH\x00R\x08tokenIds\x12(\n\x04\x63hat\x18\x04 \x01(\x0b\x32\x12.tokenwire.v1.ChatH\x00R\x04\x63hat\x12\x38\n\x08sampling\x18\x05 \x01(\x0b\x32\x1c.tokenwire.v1.SamplingParamsR\x08sampling\x12:\n\x08stopping\x18\x06 \x01(\x0b\x32\x1e.tokenwire.v1.StoppingCriteriaR\x08stopping\x12\x33\n\x06output\x18\x07 \x01(\x0b\x32\x1b.tokenwire.v1.OutputOptionsR\x06output\x12\x33\n\x07timeout\x18\x08 \x01(\x0b\x32\x19.google.protobuf.DurationR\x07timeout\x12\x42\n\x0bspeculative\x18\t \x01(\x0b\x32 .tokenwire.v1.SpeculativeOptionsR\x0bspeculativeB\x07\n\x05input\"\x8c\x02\n\x12SpeculativeOptions\x12J\n\x06method\x18\x01 \x01(\x0e\x32\x32.tokenwire.v1.SpeculativeOptions.SpeculativeMethodR\x06method\x12&\n\x0c\x64raft_length\x18\x02 \x01(\rH\x00R\x0b\x64raftLength\x88\x01\x01\"q\n\x11SpeculativeMethod\x12\"\n\x1eSPECULATIVE_METHOD_UNSPECIFIED\x10\x00\x12\x1a\n\x16SPECULATIVE_METHOD_OFF\x10\x01\x12\x1c\n\x18SPECULATIVE_METHOD_NGRAM\x10\x02\x42\x0f\n\r_draft_length\"\x1c\n\x08TokenIds\x12\x10\n\x03ids\x18\x01 \x03(\rR\x03ids\"=\n\x04\x43hat\x12\x35\n\x08messages\x18\x01 \x03(\x0b\x32\x19.tokenwire.v1.ChatMessageR\x08messages\";\n\x0b\x43hatMessage\x12\x12\n\x04role\x18\x01 \x01(\tR\x04role\x12\x18\n\x07\x63ontent\x18\x02 \x01(\tR\x07\x63ontent\"\xad\x03\n\x0eSamplingParams\x12%\n\x0btemperature\x18\x01 \x01(\x02H\x00R\x0btemperature\x88\x01\x01\x12\x18\n\x05top_p\x18\x02 \x01(\x02H\x01R\x04topP\x88\x01\x01\x12\x18\n\x05top_k\x18\x03 \x01(\rH\x02R\x04topK\x88\x01\x01\x12\x18\n\x05min_p\x18\x04 \x01(\x02H\x03R\x04minP\x88\x01\x01\x12\x17\n\x04seed\x18\x05 \x01(\x04H\x04R\x04seed\x88\x01\x01\x12\x32\n\x12repetition_penalty\x18\x06 \x01(\x02H\x05R\x11repetitionPenalty\x88\x01\x01\x12.\n\x10presence_penalty\x18\x07 \x01(\x02H\x06R\x0fpresencePenalty\x88\x01\x01\x12\x30\n\x11\x66requency_penalty\x18\x08 \x01(\x02H\x07R\x10\x66requencyPenalty\x88\x01\x01\x42\x0e\n\x0c_temperatureB\x08\n\x06_top_pB\x08\n\x06_top_kB\x08\n\x06_min_pB\x07\n\x05_seedB\x15\n\x13_repetition_penaltyB\x13\n\x11_presence_penaltyB\x14\n\x12_frequency_penalty\"\xd1\x01\n\x10StoppingCriteria\x12\"\n\nmax_tokens\x18\x01 \x01(\rH\x00R\tmaxTokens\x88\x01\x01\x12\"\n\nmin_tokens\x18\x02 \x01(\rH\x01R\tminTokens\x88\x01\x01\x12\x12\n\x04stop\x18\x03 \x03(\tR\x04stop\x12$\n\x0estop_token_ids\x18\x04 \x03(\rR\x0cstopTokenIds\x12\x1d\n\nignore_eos\x18\x05 \x01(\x08R\tignoreEosB\r\n\x0b_max_tokensB\r\n\x0b_min_tokens\"\xa0\x01\n\rOutputOptions\x12 \n\ttoken_ids\x18\x01 \x01(\x08H\x00R\x08tokenIds\x88\x01\x01\x12\x17\n\x04text\x18\x02 \x01(\x08H\x01R\x04text\x88\x01\x01\x12\x1a\n\x08logprobs\x18\x03 \x01(\x08R\x08logprobs\x12!\n\x0ctop_logprobs\x18\x04 \x01(\rR\x0btopLogprobsB\x0c\n\n_token_idsB\x07\n\x05_text\"\xd0\x01\n\x10GenerateResponse\x12\x1d\n\nrequest_id\x18\x01 \x01(\tR\trequestId\x12\x31\n\x07started\x18\x02 \x01(\x0b\x32\x15.tokenwire.v1.StartedH\x00R\x07started\x12+\n\x05\x64\x65lta\x18\x03 \x01(\x0b\x32\x13.tokenwire.v1.DeltaH\x00R\x05\x64\x65lta\x12\x34\n\x08\x66inished\x18\x04 \x01(\x0b\x32\x16.tokenwire.v1.FinishedH\x00R\x08\x66inishedB\x07\n\x05\x65vent\"\x88\x01\n\x0eSessionRequest\x12\x35\n\x05start\x18\x01 \x01(\x0b\x32\x1d.tokenwire.v1.GenerateRequestH\x00R\x05start\x12\x35\n\x06\x63\x61ncel\x18\x02 \x01(\x0b\x32\x1b.tokenwire.v1.SessionCancelH\x00R\x06\x63\x61ncelB\x08\n\x06\x61\x63tion\".\n\rSessionCancel\x12\x1d\n\nrequest_id\x18\x01 \x01(\tR\trequestId\"\xfb\x01\n\x0fSessionResponse\x12\x1d\n\nrequest_id\x18\x01 \x01(\tR\trequestId\x12\x31\n\x07started\x18\x02 \x01(\x0b\x32\x15.tokenwire.v1.StartedH\x00R\x07started\x12+\n\x05\x64\x65lta\x18\x03 \x01(\x0b\x32\x13.tokenwire.v1.DeltaH\x00R\x05\x64\x65lta\x12\x34\n\x08\x66inished\x18\x04 \x01(\x0b\x32\x16.tokenwire.v1.FinishedH\x00R\x08\x66inished\x12*\n\x05\x65rror\x18\x05 \x01(\x0b\x32\x12.google.rpc.StatusH\x00R\x05\x65rrorB\x07\n\x05\x65vent\"D\n\x07Started\x12#\n\rprompt_tokens\x18\x01 \x01(\rR\x0cpromptTokens\x12\x14\n\x05model\x18\x02 \x01(\tR\x05model\"p\n\x05\x44\x65lta\x12\x1b\n\ttoken_ids\x18\x01 \x03(\rR\x08tokenIds\x12\x12\n\x04text\x18\x02 \x01(\tR\x04text\x12\x36\n\x08logprobs\x18\x03 \x03(\x0b\x32\x1a.tokenwire.v1.TokenLogprobR\x08logprobs\"o\n\x0cTokenLogprob\x12\x19\n\x08token_id\x18\x01 \x01(\rR\x07tokenId\x12\x18\n\x07logprob\x18\x02 \x01(\x02R\x07logprob\x12*\n\x03top\x18\x03 \x03(\x0b\x32\x18.tokenwire.v1.TopLogprobR\x03top\"A\n\nTopLogprob\x12\x19\n\x08token_id\x18\x01 \x01(\rR\x07tokenId\x12\x18\n\x07logprob\x18\x02 \x01(\x02R\x07logprob\"\xb2\x02\n\x08\x46inished\x12\x32\n\x06reason\x18\x01 \x01(\x0e\x32\x1a.tokenwire.v1.FinishReasonR\x06reason\x12!\n\x0bstop_string\x18\x02 \x01(\tH\x00R\nstopString\x12$\n\rstop_token_id\x18\x03 \x01(\rH\x00R\x0bstopTokenId\x12)\n\x05usage\x18\x04 \x01(\x0b\x32\x13.tokenwire.v1.UsageR\x05usage\x12,\n\x06timing\x18\x05 \x01(\x0b\x32\x14.tokenwire.v1.TimingR\x06timing\x12@\n\x0bspeculative\x18\x06 \x01(\x0b\x32\x1e.tokenwire.v1.SpeculativeStatsR\x0bspeculativeB\x0e\n\x0cmatched_stop\"\x8b\x01\n\x05Usage\x12#\n\rprompt_tokens\x18\x01 \x01(\rR\x0cpromptTokens\x12+\n\x11\x63ompletion_tokens\x18\x02 \x01(\rR\x10\x63ompletionTokens\x12\x30\n\x14\x63\x61\x63hed_prompt_tokens\x18\x03 \x01(\rR\x12\x63\x61\x63hedPromptTokens\"\xb6\x01\n\x06Timing\x12\x31\n\x06queued\x18\x01 \x01(\x0b\x32\x19.google.protobuf.DurationR\x06queued\x12H\n\x13time_to_first_token\x18\x02 \x01(\x0b\x32\x19.google.protobuf.DurationR\x10timeToFirstToken\x12/\n\x05total\x18\x03 \x01(\x0b\x32\x19.google.protobuf.DurationR\x05total\"\x81\x01\n\x10SpeculativeStats\x12!\n\x0c\x64raft_tokens\x18\x01 \x01(\rR\x0b\x64raftTokens\x12\'\n\x0f\x61\x63\x63\x65pted_tokens\x18\x02 \x01(\rR\x0e\x61\x63\x63\x65ptedTokens\x12!\n\x0c\x64\x65\x63ode_steps\x18\x03 \x01(\rR\x0b\x64\x65\x63odeSteps\"-\n\x0c\x41\x62ortRequest\x12\x1d\n\nrequest_id\x18\x01 \x01(\tR\trequestId\"-\n\rAbortResponse\x12\x1c\n\tcancelled\x18\x01 \x01(\x08R\tcancelled*\xe0\x01\n\x0c\x46inishReason\x12\x1d\n\x19\x46INISH_REASON_UNSPECIFIED\x10\x00\x12!\n\x1d\x46INISH_REASON_END_OF_SEQUENCE\x10\x01\x12\x18\n\x14\x46INISH_REASON_LENGTH\x10\x02\x12\x1d\n\x19\x46INISH_REASON_STOP_STRING\x10\x03\x12\x1c\n\x18\x46INISH_REASON_STOP_TOKEN\x10\x04\x12\x1b\n\x17\x46INISH_REASON_CANCELLED\x10\x05\x12\x1a\n\x16\x46INISH_REASON_DEADLINE\x10\x06\x32\xee\x01\n\x11GenerationService\x12K\n\x08Generate\x12\x1d.tokenwire.v1.GenerateRequest\x1a\x1e.tokenwire.v1.GenerateResponse0\x01\x12J\n\x07Session\x12\x1c.tokenwire.v1.SessionRequest\x1a\x1d.tokenwire.v1.SessionResponse(\x01\x30\x01\x12@\n\x05\x41\x62ort\x12\x1a.tokenwire.v1.AbortRequest\x1a\x1b.tokenwire.v1.AbortResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dtokenwire/v1/generation.proto\x12\x0ctokenwire.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x17google/rpc/status.proto\"\xd4\x03\n\x0fGenerateRequest\x12\x1d\n\nrequest_id\x18\x01 \x01(\tR\trequestId\x12\x14\n\x04text\x18\x02 \x01(\tH\x00R\x04text\x12\x35\n\ttoken_ids\x18\x03 \x01(\x0b\x32\x16.tokenwire.v1.TokenIdsH\x00R\x08tokenIds\x12(\n\x04\x63hat\x18\x04 \x01(\x0b\x32\x12.tokenwire.v1.ChatH\x00R\x04\x63hat\x12\x38\n\x08sampling\x18\x05 \x01(\x0b\x32\x1c.tokenwire.v1.SamplingParamsR\x08sampling\x12:\n\x08stopping\x18\x06 \x01(\x0b\x32\x1e.tokenwire.v1.StoppingCriteriaR\x08stopping\x12\x33\n\x06output\x18\x07 \x01(\x0b\x32\x1b.tokenwire.v1.OutputOptionsR\x06output\x12\x33\n\x07timeout\x18\x08 \x01(\x0b\x32\x19.google.protobuf.DurationR\x07timeout\x12\x42\n\x0bspeculative\x18\t \x01(\x0b\x32 .tokenwire.v1.SpeculativeOptionsR\x0bspeculativeB\x07\n\x05input\"\xac\x02\n\x12SpeculativeOptions\x12J\n\x06method\x18\x01 \x01(\x0e\x32\x32.tokenwire.v1.SpeculativeOptions.SpeculativeMethodR\x06method\x12&\n\x0c\x64raft_length\x18\x02 \x01(\rH\x00R\x0b\x64raftLength\x88\x01\x01\"\x90\x01\n\x11SpeculativeMethod\x12\"\n\x1eSPECULATIVE_METHOD_UNSPECIFIED\x10\x00\x12\x1a\n\x16SPECULATIVE_METHOD_OFF\x10\x01\x12\x1c\n\x18SPECULATIVE_METHOD_NGRAM\x10\x02\x12\x1d\n\x19SPECULATIVE_METHOD_EAGLE3\x10\x03\x42\x0f\n\r_draft_length\"\x1c\n\x08TokenIds\x12\x10\n\x03ids\x18\x01 \x03(\rR\x03ids\"=\n\x04\x43hat\x12\x35\n\x08messages\x18\x01 \x03(\x0b\x32\x19.tokenwire.v1.ChatMessageR\x08messages\";\n\x0b\x43hatMessage\x12\x12\n\x04role\x18\x01 \x01(\tR\x04role\x12\x18\n\x07\x63ontent\x18\x02 \x01(\tR\x07\x63ontent\"\xad\x03\n\x0eSamplingParams\x12%\n\x0btemperature\x18\x01 \x01(\x02H\x00R\x0btemperature\x88\x01\x01\x12\x18\n\x05top_p\x18\x02 \x01(\x02H\x01R\x04topP\x88\x01\x01\x12\x18\n\x05top_k\x18\x03 \x01(\rH\x02R\x04topK\x88\x01\x01\x12\x18\n\x05min_p\x18\x04 \x01(\x02H\x03R\x04minP\x88\x01\x01\x12\x17\n\x04seed\x18\x05 \x01(\x04H\x04R\x04seed\x88\x01\x01\x12\x32\n\x12repetition_penalty\x18\x06 \x01(\x02H\x05R\x11repetitionPenalty\x88\x01\x01\x12.\n\x10presence_penalty\x18\x07 \x01(\x02H\x06R\x0fpresencePenalty\x88\x01\x01\x12\x30\n\x11\x66requency_penalty\x18\x08 \x01(\x02H\x07R\x10\x66requencyPenalty\x88\x01\x01\x42\x0e\n\x0c_temperatureB\x08\n\x06_top_pB\x08\n\x06_top_kB\x08\n\x06_min_pB\x07\n\x05_seedB\x15\n\x13_repetition_penaltyB\x13\n\x11_presence_penaltyB\x14\n\x12_frequency_penalty\"\xd1\x01\n\x10StoppingCriteria\x12\"\n\nmax_tokens\x18\x01 \x01(\rH\x00R\tmaxTokens\x88\x01\x01\x12\"\n\nmin_tokens\x18\x02 \x01(\rH\x01R\tminTokens\x88\x01\x01\x12\x12\n\x04stop\x18\x03 \x03(\tR\x04stop\x12$\n\x0estop_token_ids\x18\x04 \x03(\rR\x0cstopTokenIds\x12\x1d\n\nignore_eos\x18\x05 \x01(\x08R\tignoreEosB\r\n\x0b_max_tokensB\r\n\x0b_min_tokens\"\xa0\x01\n\rOutputOptions\x12 \n\ttoken_ids\x18\x01 \x01(\x08H\x00R\x08tokenIds\x88\x01\x01\x12\x17\n\x04text\x18\x02 \x01(\x08H\x01R\x04text\x88\x01\x01\x12\x1a\n\x08logprobs\x18\x03 \x01(\x08R\x08logprobs\x12!\n\x0ctop_logprobs\x18\x04 \x01(\rR\x0btopLogprobsB\x0c\n\n_token_idsB\x07\n\x05_text\"\xd0\x01\n\x10GenerateResponse\x12\x1d\n\nrequest_id\x18\x01 \x01(\tR\trequestId\x12\x31\n\x07started\x18\x02 \x01(\x0b\x32\x15.tokenwire.v1.StartedH\x00R\x07started\x12+\n\x05\x64\x65lta\x18\x03 \x01(\x0b\x32\x13.tokenwire.v1.DeltaH\x00R\x05\x64\x65lta\x12\x34\n\x08\x66inished\x18\x04 \x01(\x0b\x32\x16.tokenwire.v1.FinishedH\x00R\x08\x66inishedB\x07\n\x05\x65vent\"\x88\x01\n\x0eSessionRequest\x12\x35\n\x05start\x18\x01 \x01(\x0b\x32\x1d.tokenwire.v1.GenerateRequestH\x00R\x05start\x12\x35\n\x06\x63\x61ncel\x18\x02 \x01(\x0b\x32\x1b.tokenwire.v1.SessionCancelH\x00R\x06\x63\x61ncelB\x08\n\x06\x61\x63tion\".\n\rSessionCancel\x12\x1d\n\nrequest_id\x18\x01 \x01(\tR\trequestId\"\xfb\x01\n\x0fSessionResponse\x12\x1d\n\nrequest_id\x18\x01 \x01(\tR\trequestId\x12\x31\n\x07started\x18\x02 \x01(\x0b\x32\x15.tokenwire.v1.StartedH\x00R\x07started\x12+\n\x05\x64\x65lta\x18\x03 \x01(\x0b\x32\x13.tokenwire.v1.DeltaH\x00R\x05\x64\x65lta\x12\x34\n\x08\x66inished\x18\x04 \x01(\x0b\x32\x16.tokenwire.v1.FinishedH\x00R\x08\x66inished\x12*\n\x05\x65rror\x18\x05 \x01(\x0b\x32\x12.google.rpc.StatusH\x00R\x05\x65rrorB\x07\n\x05\x65vent\"D\n\x07Started\x12#\n\rprompt_tokens\x18\x01 \x01(\rR\x0cpromptTokens\x12\x14\n\x05model\x18\x02 \x01(\tR\x05model\"p\n\x05\x44\x65lta\x12\x1b\n\ttoken_ids\x18\x01 \x03(\rR\x08tokenIds\x12\x12\n\x04text\x18\x02 \x01(\tR\x04text\x12\x36\n\x08logprobs\x18\x03 \x03(\x0b\x32\x1a.tokenwire.v1.TokenLogprobR\x08logprobs\"o\n\x0cTokenLogprob\x12\x19\n\x08token_id\x18\x01 \x01(\rR\x07tokenId\x12\x18\n\x07logprob\x18\x02 \x01(\x02R\x07logprob\x12*\n\x03top\x18\x03 \x03(\x0b\x32\x18.tokenwire.v1.TopLogprobR\x03top\"A\n\nTopLogprob\x12\x19\n\x08token_id\x18\x01 \x01(\rR\x07tokenId\x12\x18\n\x07logprob\x18\x02 \x01(\x02R\x07logprob\"\xb2\x02\n\x08\x46inished\x12\x32\n\x06reason\x18\x01 \x01(\x0e\x32\x1a.tokenwire.v1.FinishReasonR\x06reason\x12!\n\x0bstop_string\x18\x02 \x01(\tH\x00R\nstopString\x12$\n\rstop_token_id\x18\x03 \x01(\rH\x00R\x0bstopTokenId\x12)\n\x05usage\x18\x04 \x01(\x0b\x32\x13.tokenwire.v1.UsageR\x05usage\x12,\n\x06timing\x18\x05 \x01(\x0b\x32\x14.tokenwire.v1.TimingR\x06timing\x12@\n\x0bspeculative\x18\x06 \x01(\x0b\x32\x1e.tokenwire.v1.SpeculativeStatsR\x0bspeculativeB\x0e\n\x0cmatched_stop\"\x8b\x01\n\x05Usage\x12#\n\rprompt_tokens\x18\x01 \x01(\rR\x0cpromptTokens\x12+\n\x11\x63ompletion_tokens\x18\x02 \x01(\rR\x10\x63ompletionTokens\x12\x30\n\x14\x63\x61\x63hed_prompt_tokens\x18\x03 \x01(\rR\x12\x63\x61\x63hedPromptTokens\"\xb6\x01\n\x06Timing\x12\x31\n\x06queued\x18\x01 \x01(\x0b\x32\x19.google.protobuf.DurationR\x06queued\x12H\n\x13time_to_first_token\x18\x02 \x01(\x0b\x32\x19.google.protobuf.DurationR\x10timeToFirstToken\x12/\n\x05total\x18\x03 \x01(\x0b\x32\x19.google.protobuf.DurationR\x05total\"\x81\x01\n\x10SpeculativeStats\x12!\n\x0c\x64raft_tokens\x18\x01 \x01(\rR\x0b\x64raftTokens\x12\'\n\x0f\x61\x63\x63\x65pted_tokens\x18\x02 \x01(\rR\x0e\x61\x63\x63\x65ptedTokens\x12!\n\x0c\x64\x65\x63ode_steps\x18\x03 \x01(\rR\x0b\x64\x65\x63odeSteps\"-\n\x0c\x41\x62ortRequest\x12\x1d\n\nrequest_id\x18\x01 \x01(\tR\trequestId\"-\n\rAbortResponse\x12\x1c\n\tcancelled\x18\x01 \x01(\x08R\tcancelled*\xe0\x01\n\x0c\x46inishReason\x12\x1d\n\x19\x46INISH_REASON_UNSPECIFIED\x10\x00\x12!\n\x1d\x46INISH_REASON_END_OF_SEQUENCE\x10\x01\x12\x18\n\x14\x46INISH_REASON_LENGTH\x10\x02\x12\x1d\n\x19\x46INISH_REASON_STOP_STRING\x10\x03\x12\x1c\n\x18\x46INISH_REASON_STOP_TOKEN\x10\x04\x12\x1b\n\x17\x46INISH_REASON_CANCELLED\x10\x05\x12\x1a\n\x16\x46INISH_REASON_DEADLINE\x10\x06\x32\xee\x01\n\x11GenerationService\x12K\n\x08Generate\x12\x1d.tokenwire.v1.GenerateRequest\x1a\x1e.tokenwire.v1.GenerateResponse0\x01\x12J\n\x07Session\x12\x1c.tokenwire.v1.SessionRequest\x1a\x1d.tokenwire.v1.SessionResponse(\x01\x30\x01\x12@\n\x05\x41\x62ort\x12\x1a.tokenwire.v1.AbortRequest\x1a\x1b.tokenwire.v1.AbortResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'tokenwire.v1.generation_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_FINISHREASON']._serialized_start=3686
-  _globals['_FINISHREASON']._serialized_end=3910
+  _globals['_FINISHREASON']._serialized_start=3718
+  _globals['_FINISHREASON']._serialized_end=3942
   _globals['_GENERATEREQUEST']._serialized_start=105
   _globals['_GENERATEREQUEST']._serialized_end=573
   _globals['_SPECULATIVEOPTIONS']._serialized_start=576
-  _globals['_SPECULATIVEOPTIONS']._serialized_end=844
-  _globals['_SPECULATIVEOPTIONS_SPECULATIVEMETHOD']._serialized_start=714
-  _globals['_SPECULATIVEOPTIONS_SPECULATIVEMETHOD']._serialized_end=827
-  _globals['_TOKENIDS']._serialized_start=846
-  _globals['_TOKENIDS']._serialized_end=874
-  _globals['_CHAT']._serialized_start=876
-  _globals['_CHAT']._serialized_end=937
-  _globals['_CHATMESSAGE']._serialized_start=939
-  _globals['_CHATMESSAGE']._serialized_end=998
-  _globals['_SAMPLINGPARAMS']._serialized_start=1001
-  _globals['_SAMPLINGPARAMS']._serialized_end=1430
-  _globals['_STOPPINGCRITERIA']._serialized_start=1433
-  _globals['_STOPPINGCRITERIA']._serialized_end=1642
-  _globals['_OUTPUTOPTIONS']._serialized_start=1645
-  _globals['_OUTPUTOPTIONS']._serialized_end=1805
-  _globals['_GENERATERESPONSE']._serialized_start=1808
-  _globals['_GENERATERESPONSE']._serialized_end=2016
-  _globals['_SESSIONREQUEST']._serialized_start=2019
-  _globals['_SESSIONREQUEST']._serialized_end=2155
-  _globals['_SESSIONCANCEL']._serialized_start=2157
-  _globals['_SESSIONCANCEL']._serialized_end=2203
-  _globals['_SESSIONRESPONSE']._serialized_start=2206
-  _globals['_SESSIONRESPONSE']._serialized_end=2457
-  _globals['_STARTED']._serialized_start=2459
-  _globals['_STARTED']._serialized_end=2527
-  _globals['_DELTA']._serialized_start=2529
-  _globals['_DELTA']._serialized_end=2641
-  _globals['_TOKENLOGPROB']._serialized_start=2643
-  _globals['_TOKENLOGPROB']._serialized_end=2754
-  _globals['_TOPLOGPROB']._serialized_start=2756
-  _globals['_TOPLOGPROB']._serialized_end=2821
-  _globals['_FINISHED']._serialized_start=2824
-  _globals['_FINISHED']._serialized_end=3130
-  _globals['_USAGE']._serialized_start=3133
-  _globals['_USAGE']._serialized_end=3272
-  _globals['_TIMING']._serialized_start=3275
-  _globals['_TIMING']._serialized_end=3457
-  _globals['_SPECULATIVESTATS']._serialized_start=3460
-  _globals['_SPECULATIVESTATS']._serialized_end=3589
-  _globals['_ABORTREQUEST']._serialized_start=3591
-  _globals['_ABORTREQUEST']._serialized_end=3636
-  _globals['_ABORTRESPONSE']._serialized_start=3638
-  _globals['_ABORTRESPONSE']._serialized_end=3683
-  _globals['_GENERATIONSERVICE']._serialized_start=3913
-  _globals['_GENERATIONSERVICE']._serialized_end=4151
+  _globals['_SPECULATIVEOPTIONS']._serialized_end=876
+  _globals['_SPECULATIVEOPTIONS_SPECULATIVEMETHOD']._serialized_start=715
+  _globals['_SPECULATIVEOPTIONS_SPECULATIVEMETHOD']._serialized_end=859
+  _globals['_TOKENIDS']._serialized_start=878
+  _globals['_TOKENIDS']._serialized_end=906
+  _globals['_CHAT']._serialized_start=908
+  _globals['_CHAT']._serialized_end=969
+  _globals['_CHATMESSAGE']._serialized_start=971
+  _globals['_CHATMESSAGE']._serialized_end=1030
+  _globals['_SAMPLINGPARAMS']._serialized_start=1033
+  _globals['_SAMPLINGPARAMS']._serialized_end=1462
+  _globals['_STOPPINGCRITERIA']._serialized_start=1465
+  _globals['_STOPPINGCRITERIA']._serialized_end=1674
+  _globals['_OUTPUTOPTIONS']._serialized_start=1677
+  _globals['_OUTPUTOPTIONS']._serialized_end=1837
+  _globals['_GENERATERESPONSE']._serialized_start=1840
+  _globals['_GENERATERESPONSE']._serialized_end=2048
+  _globals['_SESSIONREQUEST']._serialized_start=2051
+  _globals['_SESSIONREQUEST']._serialized_end=2187
+  _globals['_SESSIONCANCEL']._serialized_start=2189
+  _globals['_SESSIONCANCEL']._serialized_end=2235
+  _globals['_SESSIONRESPONSE']._serialized_start=2238
+  _globals['_SESSIONRESPONSE']._serialized_end=2489
+  _globals['_STARTED']._serialized_start=2491
+  _globals['_STARTED']._serialized_end=2559
+  _globals['_DELTA']._serialized_start=2561
+  _globals['_DELTA']._serialized_end=2673
+  _globals['_TOKENLOGPROB']._serialized_start=2675
+  _globals['_TOKENLOGPROB']._serialized_end=2786
+  _globals['_TOPLOGPROB']._serialized_start=2788
+  _globals['_TOPLOGPROB']._serialized_end=2853
+  _globals['_FINISHED']._serialized_start=2856
+  _globals['_FINISHED']._serialized_end=3162
+  _globals['_USAGE']._serialized_start=3165
+  _globals['_USAGE']._serialized_end=3304
+  _globals['_TIMING']._serialized_start=3307
+  _globals['_TIMING']._serialized_end=3489
+  _globals['_SPECULATIVESTATS']._serialized_start=3492
+  _globals['_SPECULATIVESTATS']._serialized_end=3621
+  _globals['_ABORTREQUEST']._serialized_start=3623
+  _globals['_ABORTREQUEST']._serialized_end=3668
+  _globals['_ABORTRESPONSE']._serialized_start=3670
+  _globals['_ABORTRESPONSE']._serialized_end=3715
+  _globals['_GENERATIONSERVICE']._serialized_start=3945
+  _globals['_GENERATIONSERVICE']._serialized_end=4183
 # @@protoc_insertion_point(module_scope)

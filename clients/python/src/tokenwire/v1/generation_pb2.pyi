@@ -175,6 +175,11 @@ class SpeculativeOptions(_message.Message):
         draft model; pays off on outputs that copy from the prompt (code
         edits, quoting, extraction).
         """
+        SPECULATIVE_METHOD_EAGLE3: SpeculativeOptions._SpeculativeMethod.ValueType  # 3
+        """EAGLE-3: a small draft head that reads the model's own hidden states
+        and proposes several tokens per step on any kind of text. Available
+        when GetModelInfo.speculative.available_methods lists "eagle3".
+        """
 
     class SpeculativeMethod(_SpeculativeMethod, metaclass=_SpeculativeMethodEnumTypeWrapper):
         """Which drafter proposes tokens for the model to verify."""
@@ -188,6 +193,11 @@ class SpeculativeOptions(_message.Message):
     occurrence of the last few tokens in the prompt and output. Needs no
     draft model; pays off on outputs that copy from the prompt (code
     edits, quoting, extraction).
+    """
+    SPECULATIVE_METHOD_EAGLE3: SpeculativeOptions.SpeculativeMethod.ValueType  # 3
+    """EAGLE-3: a small draft head that reads the model's own hidden states
+    and proposes several tokens per step on any kind of text. Available
+    when GetModelInfo.speculative.available_methods lists "eagle3".
     """
 
     METHOD_FIELD_NUMBER: _builtins.int

@@ -105,22 +105,37 @@ class SpeculativeConfig(_message.Message):
     ENABLED_FIELD_NUMBER: _builtins.int
     METHOD_FIELD_NUMBER: _builtins.int
     DRAFT_LENGTH_FIELD_NUMBER: _builtins.int
+    AVAILABLE_METHODS_FIELD_NUMBER: _builtins.int
+    DRAFT_MODEL_FIELD_NUMBER: _builtins.int
     enabled: _builtins.bool
     """Whether the engine speculates."""
     method: _builtins.str
     """The drafter, for example "eagle3" or "ngram"; empty when disabled."""
     draft_length: _builtins.int
     """Most draft tokens proposed per step."""
+    draft_model: _builtins.str
+    """The draft model, when one drafts: its name and the sha256 of its
+    weights, for example "smollm2-135m-instruct-eagle3@sha256:0f1e...".
+    """
+    @_builtins.property
+    def available_methods(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Methods a generation may choose in GenerateRequest.speculative ("off",
+        "ngram", "eagle3"); empty when speculation is fixed at start-up and
+        per-generation choices are ignored.
+        """
+
     def __init__(
         self,
         *,
         enabled: _builtins.bool = ...,
         method: _builtins.str = ...,
         draft_length: _builtins.int = ...,
+        available_methods: _abc.Iterable[_builtins.str] | None = ...,
+        draft_model: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["draft_length", b"draft_length", "enabled", b"enabled", "method", b"method"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["available_methods", b"available_methods", "draft_length", b"draft_length", "draft_model", b"draft_model", "enabled", b"enabled", "method", b"method"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -159,99 +159,100 @@ public final class GenerationProto extends com.google.protobuf.GeneratedFile {
       "put\0223\n\007timeout\030\010 \001(\0132\031.google.protobuf.D" +
       "urationR\007timeout\022B\n\013speculative\030\t \001(\0132 ." +
       "tokenwire.v1.SpeculativeOptionsR\013specula" +
-      "tiveB\007\n\005input\"\214\002\n\022SpeculativeOptions\022J\n\006" +
+      "tiveB\007\n\005input\"\254\002\n\022SpeculativeOptions\022J\n\006" +
       "method\030\001 \001(\01622.tokenwire.v1.SpeculativeO" +
       "ptions.SpeculativeMethodR\006method\022&\n\014draf" +
-      "t_length\030\002 \001(\rH\000R\013draftLength\210\001\001\"q\n\021Spec" +
-      "ulativeMethod\022\"\n\036SPECULATIVE_METHOD_UNSP" +
-      "ECIFIED\020\000\022\032\n\026SPECULATIVE_METHOD_OFF\020\001\022\034\n" +
-      "\030SPECULATIVE_METHOD_NGRAM\020\002B\017\n\r_draft_le" +
-      "ngth\"\034\n\010TokenIds\022\020\n\003ids\030\001 \003(\rR\003ids\"=\n\004Ch" +
-      "at\0225\n\010messages\030\001 \003(\0132\031.tokenwire.v1.Chat" +
-      "MessageR\010messages\";\n\013ChatMessage\022\022\n\004role" +
-      "\030\001 \001(\tR\004role\022\030\n\007content\030\002 \001(\tR\007content\"\255" +
-      "\003\n\016SamplingParams\022%\n\013temperature\030\001 \001(\002H\000" +
-      "R\013temperature\210\001\001\022\030\n\005top_p\030\002 \001(\002H\001R\004topP\210" +
-      "\001\001\022\030\n\005top_k\030\003 \001(\rH\002R\004topK\210\001\001\022\030\n\005min_p\030\004 " +
-      "\001(\002H\003R\004minP\210\001\001\022\027\n\004seed\030\005 \001(\004H\004R\004seed\210\001\001\022" +
-      "2\n\022repetition_penalty\030\006 \001(\002H\005R\021repetitio" +
-      "nPenalty\210\001\001\022.\n\020presence_penalty\030\007 \001(\002H\006R" +
-      "\017presencePenalty\210\001\001\0220\n\021frequency_penalty" +
-      "\030\010 \001(\002H\007R\020frequencyPenalty\210\001\001B\016\n\014_temper" +
-      "atureB\010\n\006_top_pB\010\n\006_top_kB\010\n\006_min_pB\007\n\005_" +
-      "seedB\025\n\023_repetition_penaltyB\023\n\021_presence" +
-      "_penaltyB\024\n\022_frequency_penalty\"\321\001\n\020Stopp" +
-      "ingCriteria\022\"\n\nmax_tokens\030\001 \001(\rH\000R\tmaxTo" +
-      "kens\210\001\001\022\"\n\nmin_tokens\030\002 \001(\rH\001R\tminTokens" +
-      "\210\001\001\022\022\n\004stop\030\003 \003(\tR\004stop\022$\n\016stop_token_id" +
-      "s\030\004 \003(\rR\014stopTokenIds\022\035\n\nignore_eos\030\005 \001(" +
-      "\010R\tignoreEosB\r\n\013_max_tokensB\r\n\013_min_toke" +
-      "ns\"\240\001\n\rOutputOptions\022 \n\ttoken_ids\030\001 \001(\010H" +
-      "\000R\010tokenIds\210\001\001\022\027\n\004text\030\002 \001(\010H\001R\004text\210\001\001\022" +
-      "\032\n\010logprobs\030\003 \001(\010R\010logprobs\022!\n\014top_logpr" +
-      "obs\030\004 \001(\rR\013topLogprobsB\014\n\n_token_idsB\007\n\005" +
-      "_text\"\320\001\n\020GenerateResponse\022\035\n\nrequest_id" +
-      "\030\001 \001(\tR\trequestId\0221\n\007started\030\002 \001(\0132\025.tok" +
-      "enwire.v1.StartedH\000R\007started\022+\n\005delta\030\003 " +
-      "\001(\0132\023.tokenwire.v1.DeltaH\000R\005delta\0224\n\010fin" +
-      "ished\030\004 \001(\0132\026.tokenwire.v1.FinishedH\000R\010f" +
-      "inishedB\007\n\005event\"\210\001\n\016SessionRequest\0225\n\005s" +
-      "tart\030\001 \001(\0132\035.tokenwire.v1.GenerateReques" +
-      "tH\000R\005start\0225\n\006cancel\030\002 \001(\0132\033.tokenwire.v" +
-      "1.SessionCancelH\000R\006cancelB\010\n\006action\".\n\rS" +
-      "essionCancel\022\035\n\nrequest_id\030\001 \001(\tR\treques" +
-      "tId\"\373\001\n\017SessionResponse\022\035\n\nrequest_id\030\001 " +
-      "\001(\tR\trequestId\0221\n\007started\030\002 \001(\0132\025.tokenw" +
-      "ire.v1.StartedH\000R\007started\022+\n\005delta\030\003 \001(\013" +
-      "2\023.tokenwire.v1.DeltaH\000R\005delta\0224\n\010finish" +
-      "ed\030\004 \001(\0132\026.tokenwire.v1.FinishedH\000R\010fini" +
-      "shed\022*\n\005error\030\005 \001(\0132\022.google.rpc.StatusH" +
-      "\000R\005errorB\007\n\005event\"D\n\007Started\022#\n\rprompt_t" +
-      "okens\030\001 \001(\rR\014promptTokens\022\024\n\005model\030\002 \001(\t" +
-      "R\005model\"p\n\005Delta\022\033\n\ttoken_ids\030\001 \003(\rR\010tok" +
-      "enIds\022\022\n\004text\030\002 \001(\tR\004text\0226\n\010logprobs\030\003 " +
-      "\003(\0132\032.tokenwire.v1.TokenLogprobR\010logprob" +
-      "s\"o\n\014TokenLogprob\022\031\n\010token_id\030\001 \001(\rR\007tok" +
-      "enId\022\030\n\007logprob\030\002 \001(\002R\007logprob\022*\n\003top\030\003 " +
-      "\003(\0132\030.tokenwire.v1.TopLogprobR\003top\"A\n\nTo" +
-      "pLogprob\022\031\n\010token_id\030\001 \001(\rR\007tokenId\022\030\n\007l" +
-      "ogprob\030\002 \001(\002R\007logprob\"\262\002\n\010Finished\0222\n\006re" +
-      "ason\030\001 \001(\0162\032.tokenwire.v1.FinishReasonR\006" +
-      "reason\022!\n\013stop_string\030\002 \001(\tH\000R\nstopStrin" +
-      "g\022$\n\rstop_token_id\030\003 \001(\rH\000R\013stopTokenId\022" +
-      ")\n\005usage\030\004 \001(\0132\023.tokenwire.v1.UsageR\005usa" +
-      "ge\022,\n\006timing\030\005 \001(\0132\024.tokenwire.v1.Timing" +
-      "R\006timing\022@\n\013speculative\030\006 \001(\0132\036.tokenwir" +
-      "e.v1.SpeculativeStatsR\013speculativeB\016\n\014ma" +
-      "tched_stop\"\213\001\n\005Usage\022#\n\rprompt_tokens\030\001 " +
-      "\001(\rR\014promptTokens\022+\n\021completion_tokens\030\002" +
-      " \001(\rR\020completionTokens\0220\n\024cached_prompt_" +
-      "tokens\030\003 \001(\rR\022cachedPromptTokens\"\266\001\n\006Tim" +
-      "ing\0221\n\006queued\030\001 \001(\0132\031.google.protobuf.Du" +
-      "rationR\006queued\022H\n\023time_to_first_token\030\002 " +
-      "\001(\0132\031.google.protobuf.DurationR\020timeToFi" +
-      "rstToken\022/\n\005total\030\003 \001(\0132\031.google.protobu" +
-      "f.DurationR\005total\"\201\001\n\020SpeculativeStats\022!" +
-      "\n\014draft_tokens\030\001 \001(\rR\013draftTokens\022\'\n\017acc" +
-      "epted_tokens\030\002 \001(\rR\016acceptedTokens\022!\n\014de" +
-      "code_steps\030\003 \001(\rR\013decodeSteps\"-\n\014AbortRe" +
-      "quest\022\035\n\nrequest_id\030\001 \001(\tR\trequestId\"-\n\r" +
-      "AbortResponse\022\034\n\tcancelled\030\001 \001(\010R\tcancel" +
-      "led*\340\001\n\014FinishReason\022\035\n\031FINISH_REASON_UN" +
-      "SPECIFIED\020\000\022!\n\035FINISH_REASON_END_OF_SEQU" +
-      "ENCE\020\001\022\030\n\024FINISH_REASON_LENGTH\020\002\022\035\n\031FINI" +
-      "SH_REASON_STOP_STRING\020\003\022\034\n\030FINISH_REASON" +
-      "_STOP_TOKEN\020\004\022\033\n\027FINISH_REASON_CANCELLED" +
-      "\020\005\022\032\n\026FINISH_REASON_DEADLINE\020\0062\356\001\n\021Gener" +
-      "ationService\022K\n\010Generate\022\035.tokenwire.v1." +
-      "GenerateRequest\032\036.tokenwire.v1.GenerateR" +
-      "esponse0\001\022J\n\007Session\022\034.tokenwire.v1.Sess" +
-      "ionRequest\032\035.tokenwire.v1.SessionRespons" +
-      "e(\0010\001\022@\n\005Abort\022\032.tokenwire.v1.AbortReque" +
-      "st\032\033.tokenwire.v1.AbortResponseBt\n\020dev.t" +
-      "okenwire.v1B\017GenerationProtoP\001\242\002\003TXX\252\002\014T" +
-      "okenwire.V1\312\002\014Tokenwire\\V1\342\002\030Tokenwire\\V" +
-      "1\\GPBMetadata\352\002\rTokenwire::V1b\006proto3"
+      "t_length\030\002 \001(\rH\000R\013draftLength\210\001\001\"\220\001\n\021Spe" +
+      "culativeMethod\022\"\n\036SPECULATIVE_METHOD_UNS" +
+      "PECIFIED\020\000\022\032\n\026SPECULATIVE_METHOD_OFF\020\001\022\034" +
+      "\n\030SPECULATIVE_METHOD_NGRAM\020\002\022\035\n\031SPECULAT" +
+      "IVE_METHOD_EAGLE3\020\003B\017\n\r_draft_length\"\034\n\010" +
+      "TokenIds\022\020\n\003ids\030\001 \003(\rR\003ids\"=\n\004Chat\0225\n\010me" +
+      "ssages\030\001 \003(\0132\031.tokenwire.v1.ChatMessageR" +
+      "\010messages\";\n\013ChatMessage\022\022\n\004role\030\001 \001(\tR\004" +
+      "role\022\030\n\007content\030\002 \001(\tR\007content\"\255\003\n\016Sampl" +
+      "ingParams\022%\n\013temperature\030\001 \001(\002H\000R\013temper" +
+      "ature\210\001\001\022\030\n\005top_p\030\002 \001(\002H\001R\004topP\210\001\001\022\030\n\005to" +
+      "p_k\030\003 \001(\rH\002R\004topK\210\001\001\022\030\n\005min_p\030\004 \001(\002H\003R\004m" +
+      "inP\210\001\001\022\027\n\004seed\030\005 \001(\004H\004R\004seed\210\001\001\0222\n\022repet" +
+      "ition_penalty\030\006 \001(\002H\005R\021repetitionPenalty" +
+      "\210\001\001\022.\n\020presence_penalty\030\007 \001(\002H\006R\017presenc" +
+      "ePenalty\210\001\001\0220\n\021frequency_penalty\030\010 \001(\002H\007" +
+      "R\020frequencyPenalty\210\001\001B\016\n\014_temperatureB\010\n" +
+      "\006_top_pB\010\n\006_top_kB\010\n\006_min_pB\007\n\005_seedB\025\n\023" +
+      "_repetition_penaltyB\023\n\021_presence_penalty" +
+      "B\024\n\022_frequency_penalty\"\321\001\n\020StoppingCrite" +
+      "ria\022\"\n\nmax_tokens\030\001 \001(\rH\000R\tmaxTokens\210\001\001\022" +
+      "\"\n\nmin_tokens\030\002 \001(\rH\001R\tminTokens\210\001\001\022\022\n\004s" +
+      "top\030\003 \003(\tR\004stop\022$\n\016stop_token_ids\030\004 \003(\rR" +
+      "\014stopTokenIds\022\035\n\nignore_eos\030\005 \001(\010R\tignor" +
+      "eEosB\r\n\013_max_tokensB\r\n\013_min_tokens\"\240\001\n\rO" +
+      "utputOptions\022 \n\ttoken_ids\030\001 \001(\010H\000R\010token" +
+      "Ids\210\001\001\022\027\n\004text\030\002 \001(\010H\001R\004text\210\001\001\022\032\n\010logpr" +
+      "obs\030\003 \001(\010R\010logprobs\022!\n\014top_logprobs\030\004 \001(" +
+      "\rR\013topLogprobsB\014\n\n_token_idsB\007\n\005_text\"\320\001" +
+      "\n\020GenerateResponse\022\035\n\nrequest_id\030\001 \001(\tR\t" +
+      "requestId\0221\n\007started\030\002 \001(\0132\025.tokenwire.v" +
+      "1.StartedH\000R\007started\022+\n\005delta\030\003 \001(\0132\023.to" +
+      "kenwire.v1.DeltaH\000R\005delta\0224\n\010finished\030\004 " +
+      "\001(\0132\026.tokenwire.v1.FinishedH\000R\010finishedB" +
+      "\007\n\005event\"\210\001\n\016SessionRequest\0225\n\005start\030\001 \001" +
+      "(\0132\035.tokenwire.v1.GenerateRequestH\000R\005sta" +
+      "rt\0225\n\006cancel\030\002 \001(\0132\033.tokenwire.v1.Sessio" +
+      "nCancelH\000R\006cancelB\010\n\006action\".\n\rSessionCa" +
+      "ncel\022\035\n\nrequest_id\030\001 \001(\tR\trequestId\"\373\001\n\017" +
+      "SessionResponse\022\035\n\nrequest_id\030\001 \001(\tR\treq" +
+      "uestId\0221\n\007started\030\002 \001(\0132\025.tokenwire.v1.S" +
+      "tartedH\000R\007started\022+\n\005delta\030\003 \001(\0132\023.token" +
+      "wire.v1.DeltaH\000R\005delta\0224\n\010finished\030\004 \001(\013" +
+      "2\026.tokenwire.v1.FinishedH\000R\010finished\022*\n\005" +
+      "error\030\005 \001(\0132\022.google.rpc.StatusH\000R\005error" +
+      "B\007\n\005event\"D\n\007Started\022#\n\rprompt_tokens\030\001 " +
+      "\001(\rR\014promptTokens\022\024\n\005model\030\002 \001(\tR\005model\"" +
+      "p\n\005Delta\022\033\n\ttoken_ids\030\001 \003(\rR\010tokenIds\022\022\n" +
+      "\004text\030\002 \001(\tR\004text\0226\n\010logprobs\030\003 \003(\0132\032.to" +
+      "kenwire.v1.TokenLogprobR\010logprobs\"o\n\014Tok" +
+      "enLogprob\022\031\n\010token_id\030\001 \001(\rR\007tokenId\022\030\n\007" +
+      "logprob\030\002 \001(\002R\007logprob\022*\n\003top\030\003 \003(\0132\030.to" +
+      "kenwire.v1.TopLogprobR\003top\"A\n\nTopLogprob" +
+      "\022\031\n\010token_id\030\001 \001(\rR\007tokenId\022\030\n\007logprob\030\002" +
+      " \001(\002R\007logprob\"\262\002\n\010Finished\0222\n\006reason\030\001 \001" +
+      "(\0162\032.tokenwire.v1.FinishReasonR\006reason\022!" +
+      "\n\013stop_string\030\002 \001(\tH\000R\nstopString\022$\n\rsto" +
+      "p_token_id\030\003 \001(\rH\000R\013stopTokenId\022)\n\005usage" +
+      "\030\004 \001(\0132\023.tokenwire.v1.UsageR\005usage\022,\n\006ti" +
+      "ming\030\005 \001(\0132\024.tokenwire.v1.TimingR\006timing" +
+      "\022@\n\013speculative\030\006 \001(\0132\036.tokenwire.v1.Spe" +
+      "culativeStatsR\013speculativeB\016\n\014matched_st" +
+      "op\"\213\001\n\005Usage\022#\n\rprompt_tokens\030\001 \001(\rR\014pro" +
+      "mptTokens\022+\n\021completion_tokens\030\002 \001(\rR\020co" +
+      "mpletionTokens\0220\n\024cached_prompt_tokens\030\003" +
+      " \001(\rR\022cachedPromptTokens\"\266\001\n\006Timing\0221\n\006q" +
+      "ueued\030\001 \001(\0132\031.google.protobuf.DurationR\006" +
+      "queued\022H\n\023time_to_first_token\030\002 \001(\0132\031.go" +
+      "ogle.protobuf.DurationR\020timeToFirstToken" +
+      "\022/\n\005total\030\003 \001(\0132\031.google.protobuf.Durati" +
+      "onR\005total\"\201\001\n\020SpeculativeStats\022!\n\014draft_" +
+      "tokens\030\001 \001(\rR\013draftTokens\022\'\n\017accepted_to" +
+      "kens\030\002 \001(\rR\016acceptedTokens\022!\n\014decode_ste" +
+      "ps\030\003 \001(\rR\013decodeSteps\"-\n\014AbortRequest\022\035\n" +
+      "\nrequest_id\030\001 \001(\tR\trequestId\"-\n\rAbortRes" +
+      "ponse\022\034\n\tcancelled\030\001 \001(\010R\tcancelled*\340\001\n\014" +
+      "FinishReason\022\035\n\031FINISH_REASON_UNSPECIFIE" +
+      "D\020\000\022!\n\035FINISH_REASON_END_OF_SEQUENCE\020\001\022\030" +
+      "\n\024FINISH_REASON_LENGTH\020\002\022\035\n\031FINISH_REASO" +
+      "N_STOP_STRING\020\003\022\034\n\030FINISH_REASON_STOP_TO" +
+      "KEN\020\004\022\033\n\027FINISH_REASON_CANCELLED\020\005\022\032\n\026FI" +
+      "NISH_REASON_DEADLINE\020\0062\356\001\n\021GenerationSer" +
+      "vice\022K\n\010Generate\022\035.tokenwire.v1.Generate" +
+      "Request\032\036.tokenwire.v1.GenerateResponse0" +
+      "\001\022J\n\007Session\022\034.tokenwire.v1.SessionReque" +
+      "st\032\035.tokenwire.v1.SessionResponse(\0010\001\022@\n" +
+      "\005Abort\022\032.tokenwire.v1.AbortRequest\032\033.tok" +
+      "enwire.v1.AbortResponseBt\n\020dev.tokenwire" +
+      ".v1B\017GenerationProtoP\001\242\002\003TXX\252\002\014Tokenwire" +
+      ".V1\312\002\014Tokenwire\\V1\342\002\030Tokenwire\\V1\\GPBMet" +
+      "adata\352\002\rTokenwire::V1b\006proto3"
     };
     descriptor = com.google.protobuf.Descriptors.FileDescriptor
       .internalBuildGeneratedFileFrom(descriptorData,

@@ -91,33 +91,35 @@ public final class ModelProto extends com.google.protobuf.GeneratedFile {
       "ulativeConfigR\013speculative\022$\n\016max_batch_" +
       "size\030\007 \001(\rR\014maxBatchSize\022,\n\022default_max_" +
       "tokens\030\010 \001(\rR\020defaultMaxTokens\022\"\n\reos_to" +
-      "ken_ids\030\t \003(\rR\013eosTokenIds\"h\n\021Speculativ" +
-      "eConfig\022\030\n\007enabled\030\001 \001(\010R\007enabled\022\026\n\006met" +
-      "hod\030\002 \001(\tR\006method\022!\n\014draft_length\030\003 \001(\rR" +
-      "\013draftLength\"\020\n\016GetLoadRequest\"\223\001\n\017GetLo" +
-      "adResponse\022\'\n\017active_requests\030\001 \001(\rR\016act" +
-      "iveRequests\022)\n\020waiting_requests\030\002 \001(\rR\017w" +
-      "aitingRequests\022,\n\022in_flight_requests\030\003 \001" +
-      "(\rR\020inFlightRequests\"Z\n\017TokenizeRequest\022" +
-      "\024\n\004text\030\001 \001(\tH\000R\004text\022(\n\004chat\030\002 \001(\0132\022.to" +
-      "kenwire.v1.ChatH\000R\004chatB\007\n\005input\"X\n\020Toke" +
-      "nizeResponse\022\033\n\ttoken_ids\030\001 \003(\rR\010tokenId" +
-      "s\022\'\n\017rendered_prompt\030\002 \001(\tR\016renderedProm" +
-      "pt\"`\n\021DetokenizeRequest\022\033\n\ttoken_ids\030\001 \003" +
-      "(\rR\010tokenIds\022.\n\023keep_special_tokens\030\002 \001(" +
-      "\010R\021keepSpecialTokens\"(\n\022DetokenizeRespon" +
-      "se\022\022\n\004text\030\001 \001(\tR\004text2\311\002\n\014ModelService\022" +
-      "U\n\014GetModelInfo\022!.tokenwire.v1.GetModelI" +
-      "nfoRequest\032\".tokenwire.v1.GetModelInfoRe" +
-      "sponse\022F\n\007GetLoad\022\034.tokenwire.v1.GetLoad" +
-      "Request\032\035.tokenwire.v1.GetLoadResponse\022I" +
-      "\n\010Tokenize\022\035.tokenwire.v1.TokenizeReques" +
-      "t\032\036.tokenwire.v1.TokenizeResponse\022O\n\nDet" +
-      "okenize\022\037.tokenwire.v1.DetokenizeRequest" +
-      "\032 .tokenwire.v1.DetokenizeResponseBo\n\020de" +
-      "v.tokenwire.v1B\nModelProtoP\001\242\002\003TXX\252\002\014Tok" +
-      "enwire.V1\312\002\014Tokenwire\\V1\342\002\030Tokenwire\\V1\\" +
-      "GPBMetadata\352\002\rTokenwire::V1b\006proto3"
+      "ken_ids\030\t \003(\rR\013eosTokenIds\"\266\001\n\021Speculati" +
+      "veConfig\022\030\n\007enabled\030\001 \001(\010R\007enabled\022\026\n\006me" +
+      "thod\030\002 \001(\tR\006method\022!\n\014draft_length\030\003 \001(\r" +
+      "R\013draftLength\022+\n\021available_methods\030\004 \003(\t" +
+      "R\020availableMethods\022\037\n\013draft_model\030\005 \001(\tR" +
+      "\ndraftModel\"\020\n\016GetLoadRequest\"\223\001\n\017GetLoa" +
+      "dResponse\022\'\n\017active_requests\030\001 \001(\rR\016acti" +
+      "veRequests\022)\n\020waiting_requests\030\002 \001(\rR\017wa" +
+      "itingRequests\022,\n\022in_flight_requests\030\003 \001(" +
+      "\rR\020inFlightRequests\"Z\n\017TokenizeRequest\022\024" +
+      "\n\004text\030\001 \001(\tH\000R\004text\022(\n\004chat\030\002 \001(\0132\022.tok" +
+      "enwire.v1.ChatH\000R\004chatB\007\n\005input\"X\n\020Token" +
+      "izeResponse\022\033\n\ttoken_ids\030\001 \003(\rR\010tokenIds" +
+      "\022\'\n\017rendered_prompt\030\002 \001(\tR\016renderedPromp" +
+      "t\"`\n\021DetokenizeRequest\022\033\n\ttoken_ids\030\001 \003(" +
+      "\rR\010tokenIds\022.\n\023keep_special_tokens\030\002 \001(\010" +
+      "R\021keepSpecialTokens\"(\n\022DetokenizeRespons" +
+      "e\022\022\n\004text\030\001 \001(\tR\004text2\311\002\n\014ModelService\022U" +
+      "\n\014GetModelInfo\022!.tokenwire.v1.GetModelIn" +
+      "foRequest\032\".tokenwire.v1.GetModelInfoRes" +
+      "ponse\022F\n\007GetLoad\022\034.tokenwire.v1.GetLoadR" +
+      "equest\032\035.tokenwire.v1.GetLoadResponse\022I\n" +
+      "\010Tokenize\022\035.tokenwire.v1.TokenizeRequest" +
+      "\032\036.tokenwire.v1.TokenizeResponse\022O\n\nDeto" +
+      "kenize\022\037.tokenwire.v1.DetokenizeRequest\032" +
+      " .tokenwire.v1.DetokenizeResponseBo\n\020dev" +
+      ".tokenwire.v1B\nModelProtoP\001\242\002\003TXX\252\002\014Toke" +
+      "nwire.V1\312\002\014Tokenwire\\V1\342\002\030Tokenwire\\V1\\G" +
+      "PBMetadata\352\002\rTokenwire::V1b\006proto3"
     };
     descriptor = com.google.protobuf.Descriptors.FileDescriptor
       .internalBuildGeneratedFileFrom(descriptorData,
@@ -141,7 +143,7 @@ public final class ModelProto extends com.google.protobuf.GeneratedFile {
     internal_static_tokenwire_v1_SpeculativeConfig_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_tokenwire_v1_SpeculativeConfig_descriptor,
-        new java.lang.String[] { "Enabled", "Method", "DraftLength", });
+        new java.lang.String[] { "Enabled", "Method", "DraftLength", "AvailableMethods", "DraftModel", });
     internal_static_tokenwire_v1_GetLoadRequest_descriptor =
       getDescriptor().getMessageType(3);
     internal_static_tokenwire_v1_GetLoadRequest_fieldAccessorTable = new

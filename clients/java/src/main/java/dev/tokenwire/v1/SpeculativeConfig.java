@@ -33,6 +33,9 @@ private static final long serialVersionUID = 0L;
   }
   private SpeculativeConfig() {
     method_ = "";
+    availableMethods_ =
+        com.google.protobuf.LazyStringArrayList.emptyList();
+    draftModel_ = "";
   }
 
   public static final com.google.protobuf.Descriptors.Descriptor
@@ -130,6 +133,116 @@ private static final long serialVersionUID = 0L;
     return draftLength_;
   }
 
+  public static final int AVAILABLE_METHODS_FIELD_NUMBER = 4;
+  @SuppressWarnings("serial")
+  private com.google.protobuf.LazyStringArrayList availableMethods_ =
+      com.google.protobuf.LazyStringArrayList.emptyList();
+  /**
+   * <pre>
+   * Methods a generation may choose in GenerateRequest.speculative ("off",
+   * "ngram", "eagle3"); empty when speculation is fixed at start-up and
+   * per-generation choices are ignored.
+   * </pre>
+   *
+   * <code>repeated string available_methods = 4 [json_name = "availableMethods"];</code>
+   * @return A list containing the availableMethods.
+   */
+  public com.google.protobuf.ProtocolStringList
+      getAvailableMethodsList() {
+    return availableMethods_;
+  }
+  /**
+   * <pre>
+   * Methods a generation may choose in GenerateRequest.speculative ("off",
+   * "ngram", "eagle3"); empty when speculation is fixed at start-up and
+   * per-generation choices are ignored.
+   * </pre>
+   *
+   * <code>repeated string available_methods = 4 [json_name = "availableMethods"];</code>
+   * @return The count of availableMethods.
+   */
+  public int getAvailableMethodsCount() {
+    return availableMethods_.size();
+  }
+  /**
+   * <pre>
+   * Methods a generation may choose in GenerateRequest.speculative ("off",
+   * "ngram", "eagle3"); empty when speculation is fixed at start-up and
+   * per-generation choices are ignored.
+   * </pre>
+   *
+   * <code>repeated string available_methods = 4 [json_name = "availableMethods"];</code>
+   * @param index The index of the element to return.
+   * @return The availableMethods at the given index.
+   */
+  public java.lang.String getAvailableMethods(int index) {
+    return availableMethods_.get(index);
+  }
+  /**
+   * <pre>
+   * Methods a generation may choose in GenerateRequest.speculative ("off",
+   * "ngram", "eagle3"); empty when speculation is fixed at start-up and
+   * per-generation choices are ignored.
+   * </pre>
+   *
+   * <code>repeated string available_methods = 4 [json_name = "availableMethods"];</code>
+   * @param index The index of the value to return.
+   * @return The bytes of the availableMethods at the given index.
+   */
+  public com.google.protobuf.ByteString
+      getAvailableMethodsBytes(int index) {
+    return availableMethods_.getByteString(index);
+  }
+
+  public static final int DRAFT_MODEL_FIELD_NUMBER = 5;
+  @SuppressWarnings("serial")
+  private volatile java.lang.Object draftModel_ = "";
+  /**
+   * <pre>
+   * The draft model, when one drafts: its name and the sha256 of its
+   * weights, for example "smollm2-135m-instruct-eagle3&#64;sha256:0f1e...".
+   * </pre>
+   *
+   * <code>string draft_model = 5 [json_name = "draftModel"];</code>
+   * @return The draftModel.
+   */
+  @java.lang.Override
+  public java.lang.String getDraftModel() {
+    java.lang.Object ref = draftModel_;
+    if (ref instanceof java.lang.String) {
+      return (java.lang.String) ref;
+    } else {
+      com.google.protobuf.ByteString bs = 
+          (com.google.protobuf.ByteString) ref;
+      java.lang.String s = bs.toStringUtf8();
+      draftModel_ = s;
+      return s;
+    }
+  }
+  /**
+   * <pre>
+   * The draft model, when one drafts: its name and the sha256 of its
+   * weights, for example "smollm2-135m-instruct-eagle3&#64;sha256:0f1e...".
+   * </pre>
+   *
+   * <code>string draft_model = 5 [json_name = "draftModel"];</code>
+   * @return The bytes for draftModel.
+   */
+  @java.lang.Override
+  public com.google.protobuf.ByteString
+      getDraftModelBytes() {
+    java.lang.Object ref = draftModel_;
+    if (ref instanceof java.lang.String) {
+      com.google.protobuf.ByteString b = 
+          com.google.protobuf.ByteString.copyFromUtf8(
+              (java.lang.String) ref);
+      draftModel_ = b;
+      return b;
+    } else {
+      return (com.google.protobuf.ByteString) ref;
+    }
+  }
+
   private byte memoizedIsInitialized = -1;
   @java.lang.Override
   public final boolean isInitialized() {
@@ -153,6 +266,12 @@ private static final long serialVersionUID = 0L;
     if (draftLength_ != 0) {
       output.writeUInt32(3, draftLength_);
     }
+    for (int i = 0; i < availableMethods_.size(); i++) {
+      com.google.protobuf.GeneratedMessage.writeString(output, 4, availableMethods_.getRaw(i));
+    }
+    if (!com.google.protobuf.GeneratedMessage.isStringEmpty(draftModel_)) {
+      com.google.protobuf.GeneratedMessage.writeString(output, 5, draftModel_);
+    }
     getUnknownFields().writeTo(output);
   }
   private int computeSerializedSize_0() {
@@ -167,6 +286,17 @@ private static final long serialVersionUID = 0L;
     if (draftLength_ != 0) {
       size += com.google.protobuf.CodedOutputStream
         .computeUInt32Size(3, draftLength_);
+    }
+    {
+      int dataSize = 0;
+      for (int i = 0; i < availableMethods_.size(); i++) {
+        dataSize += computeStringSizeNoTag(availableMethods_.getRaw(i));
+      }
+      size += dataSize;
+      size += 1 * getAvailableMethodsList().size();
+    }
+    if (!com.google.protobuf.GeneratedMessage.isStringEmpty(draftModel_)) {
+      size += com.google.protobuf.GeneratedMessage.computeStringSize(5, draftModel_);
     }
     return size;
   }
@@ -198,6 +328,10 @@ private static final long serialVersionUID = 0L;
         .equals(other.getMethod())) return false;
     if (getDraftLength()
         != other.getDraftLength()) return false;
+    if (!getAvailableMethodsList()
+        .equals(other.getAvailableMethodsList())) return false;
+    if (!getDraftModel()
+        .equals(other.getDraftModel())) return false;
     if (!getUnknownFields().equals(other.getUnknownFields())) return false;
     return true;
   }
@@ -216,6 +350,12 @@ private static final long serialVersionUID = 0L;
     hash = (53 * hash) + getMethod().hashCode();
     hash = (37 * hash) + DRAFT_LENGTH_FIELD_NUMBER;
     hash = (53 * hash) + getDraftLength();
+    if (getAvailableMethodsCount() > 0) {
+      hash = (37 * hash) + AVAILABLE_METHODS_FIELD_NUMBER;
+      hash = (53 * hash) + getAvailableMethodsList().hashCode();
+    }
+    hash = (37 * hash) + DRAFT_MODEL_FIELD_NUMBER;
+    hash = (53 * hash) + getDraftModel().hashCode();
     hash = (29 * hash) + getUnknownFields().hashCode();
     memoizedHashCode = hash;
     return hash;
@@ -354,6 +494,9 @@ private static final long serialVersionUID = 0L;
       enabled_ = false;
       method_ = "";
       draftLength_ = 0;
+      availableMethods_ =
+          com.google.protobuf.LazyStringArrayList.emptyList();
+      draftModel_ = "";
       return this;
     }
 
@@ -396,6 +539,13 @@ private static final long serialVersionUID = 0L;
       if (((from_bitField0_ & 0x00000004) != 0)) {
         result.draftLength_ = draftLength_;
       }
+      if (((from_bitField0_ & 0x00000008) != 0)) {
+        availableMethods_.makeImmutable();
+        result.availableMethods_ = availableMethods_;
+      }
+      if (((from_bitField0_ & 0x00000010) != 0)) {
+        result.draftModel_ = draftModel_;
+      }
     }
 
     @java.lang.Override
@@ -420,6 +570,21 @@ private static final long serialVersionUID = 0L;
       }
       if (other.getDraftLength() != 0) {
         setDraftLength(other.getDraftLength());
+      }
+      if (!other.availableMethods_.isEmpty()) {
+        if (availableMethods_.isEmpty()) {
+          availableMethods_ = other.availableMethods_;
+          bitField0_ |= 0x00000008;
+        } else {
+          ensureAvailableMethodsIsMutable();
+          availableMethods_.addAll(other.availableMethods_);
+        }
+        onChanged();
+      }
+      if (!other.getDraftModel().isEmpty()) {
+        draftModel_ = other.draftModel_;
+        bitField0_ |= 0x00000010;
+        onChanged();
       }
       this.mergeUnknownFields(other.getUnknownFields());
       onChanged();
@@ -462,6 +627,16 @@ private static final long serialVersionUID = 0L;
               bitField0_ |= 0x00000004;
               break;
             } // case 24
+            case 34: {
+              ensureAvailableMethodsIsMutable();
+              availableMethods_.add(input.readStringRequireUtf8());
+              break;
+            } // case 34
+            case 42: {
+              draftModel_ = input.readStringRequireUtf8();
+              bitField0_ |= 0x00000010;
+              break;
+            } // case 42
             default: {
               if (!super.parseUnknownField(input, extensionRegistry, tag)) {
                 done = true; // was an endgroup tag
@@ -655,6 +830,268 @@ private static final long serialVersionUID = 0L;
     public Builder clearDraftLength() {
       bitField0_ = (bitField0_ & ~0x00000004);
       draftLength_ = 0;
+      onChanged();
+      return this;
+    }
+
+    private com.google.protobuf.LazyStringArrayList availableMethods_ =
+        com.google.protobuf.LazyStringArrayList.emptyList();
+    private void ensureAvailableMethodsIsMutable() {
+      if (!availableMethods_.isModifiable()) {
+        availableMethods_ = new com.google.protobuf.LazyStringArrayList(availableMethods_);
+      }
+      bitField0_ |= 0x00000008;
+    }
+    /**
+     * <pre>
+     * Methods a generation may choose in GenerateRequest.speculative ("off",
+     * "ngram", "eagle3"); empty when speculation is fixed at start-up and
+     * per-generation choices are ignored.
+     * </pre>
+     *
+     * <code>repeated string available_methods = 4 [json_name = "availableMethods"];</code>
+     * @return A list containing the availableMethods.
+     */
+    public com.google.protobuf.ProtocolStringList
+        getAvailableMethodsList() {
+      availableMethods_.makeImmutable();
+      return availableMethods_;
+    }
+    /**
+     * <pre>
+     * Methods a generation may choose in GenerateRequest.speculative ("off",
+     * "ngram", "eagle3"); empty when speculation is fixed at start-up and
+     * per-generation choices are ignored.
+     * </pre>
+     *
+     * <code>repeated string available_methods = 4 [json_name = "availableMethods"];</code>
+     * @return The count of availableMethods.
+     */
+    public int getAvailableMethodsCount() {
+      return availableMethods_.size();
+    }
+    /**
+     * <pre>
+     * Methods a generation may choose in GenerateRequest.speculative ("off",
+     * "ngram", "eagle3"); empty when speculation is fixed at start-up and
+     * per-generation choices are ignored.
+     * </pre>
+     *
+     * <code>repeated string available_methods = 4 [json_name = "availableMethods"];</code>
+     * @param index The index of the element to return.
+     * @return The availableMethods at the given index.
+     */
+    public java.lang.String getAvailableMethods(int index) {
+      return availableMethods_.get(index);
+    }
+    /**
+     * <pre>
+     * Methods a generation may choose in GenerateRequest.speculative ("off",
+     * "ngram", "eagle3"); empty when speculation is fixed at start-up and
+     * per-generation choices are ignored.
+     * </pre>
+     *
+     * <code>repeated string available_methods = 4 [json_name = "availableMethods"];</code>
+     * @param index The index of the value to return.
+     * @return The bytes of the availableMethods at the given index.
+     */
+    public com.google.protobuf.ByteString
+        getAvailableMethodsBytes(int index) {
+      return availableMethods_.getByteString(index);
+    }
+    /**
+     * <pre>
+     * Methods a generation may choose in GenerateRequest.speculative ("off",
+     * "ngram", "eagle3"); empty when speculation is fixed at start-up and
+     * per-generation choices are ignored.
+     * </pre>
+     *
+     * <code>repeated string available_methods = 4 [json_name = "availableMethods"];</code>
+     * @param index The index to set the value at.
+     * @param value The availableMethods to set.
+     * @return This builder for chaining.
+     */
+    public Builder setAvailableMethods(
+        int index, java.lang.String value) {
+      if (value == null) { throw new NullPointerException(); }
+      ensureAvailableMethodsIsMutable();
+      availableMethods_.set(index, value);
+      bitField0_ |= 0x00000008;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * Methods a generation may choose in GenerateRequest.speculative ("off",
+     * "ngram", "eagle3"); empty when speculation is fixed at start-up and
+     * per-generation choices are ignored.
+     * </pre>
+     *
+     * <code>repeated string available_methods = 4 [json_name = "availableMethods"];</code>
+     * @param value The availableMethods to add.
+     * @return This builder for chaining.
+     */
+    public Builder addAvailableMethods(
+        java.lang.String value) {
+      if (value == null) { throw new NullPointerException(); }
+      ensureAvailableMethodsIsMutable();
+      availableMethods_.add(value);
+      bitField0_ |= 0x00000008;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * Methods a generation may choose in GenerateRequest.speculative ("off",
+     * "ngram", "eagle3"); empty when speculation is fixed at start-up and
+     * per-generation choices are ignored.
+     * </pre>
+     *
+     * <code>repeated string available_methods = 4 [json_name = "availableMethods"];</code>
+     * @param values The availableMethods to add.
+     * @return This builder for chaining.
+     */
+    public Builder addAllAvailableMethods(
+        java.lang.Iterable<java.lang.String> values) {
+      ensureAvailableMethodsIsMutable();
+      com.google.protobuf.AbstractMessageLite.Builder.addAll(
+          values, availableMethods_);
+      bitField0_ |= 0x00000008;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * Methods a generation may choose in GenerateRequest.speculative ("off",
+     * "ngram", "eagle3"); empty when speculation is fixed at start-up and
+     * per-generation choices are ignored.
+     * </pre>
+     *
+     * <code>repeated string available_methods = 4 [json_name = "availableMethods"];</code>
+     * @return This builder for chaining.
+     */
+    public Builder clearAvailableMethods() {
+      availableMethods_ =
+        com.google.protobuf.LazyStringArrayList.emptyList();
+      bitField0_ = (bitField0_ & ~0x00000008);;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * Methods a generation may choose in GenerateRequest.speculative ("off",
+     * "ngram", "eagle3"); empty when speculation is fixed at start-up and
+     * per-generation choices are ignored.
+     * </pre>
+     *
+     * <code>repeated string available_methods = 4 [json_name = "availableMethods"];</code>
+     * @param value The bytes of the availableMethods to add.
+     * @return This builder for chaining.
+     */
+    public Builder addAvailableMethodsBytes(
+        com.google.protobuf.ByteString value) {
+      if (value == null) { throw new NullPointerException(); }
+      checkByteStringIsUtf8(value);
+      ensureAvailableMethodsIsMutable();
+      availableMethods_.add(value);
+      bitField0_ |= 0x00000008;
+      onChanged();
+      return this;
+    }
+
+    private java.lang.Object draftModel_ = "";
+    /**
+     * <pre>
+     * The draft model, when one drafts: its name and the sha256 of its
+     * weights, for example "smollm2-135m-instruct-eagle3&#64;sha256:0f1e...".
+     * </pre>
+     *
+     * <code>string draft_model = 5 [json_name = "draftModel"];</code>
+     * @return The draftModel.
+     */
+    public java.lang.String getDraftModel() {
+      java.lang.Object ref = draftModel_;
+      if (!(ref instanceof java.lang.String)) {
+        com.google.protobuf.ByteString bs =
+            (com.google.protobuf.ByteString) ref;
+        java.lang.String s = bs.toStringUtf8();
+        draftModel_ = s;
+        return s;
+      } else {
+        return (java.lang.String) ref;
+      }
+    }
+    /**
+     * <pre>
+     * The draft model, when one drafts: its name and the sha256 of its
+     * weights, for example "smollm2-135m-instruct-eagle3&#64;sha256:0f1e...".
+     * </pre>
+     *
+     * <code>string draft_model = 5 [json_name = "draftModel"];</code>
+     * @return The bytes for draftModel.
+     */
+    public com.google.protobuf.ByteString
+        getDraftModelBytes() {
+      java.lang.Object ref = draftModel_;
+      if (ref instanceof String) {
+        com.google.protobuf.ByteString b = 
+            com.google.protobuf.ByteString.copyFromUtf8(
+                (java.lang.String) ref);
+        draftModel_ = b;
+        return b;
+      } else {
+        return (com.google.protobuf.ByteString) ref;
+      }
+    }
+    /**
+     * <pre>
+     * The draft model, when one drafts: its name and the sha256 of its
+     * weights, for example "smollm2-135m-instruct-eagle3&#64;sha256:0f1e...".
+     * </pre>
+     *
+     * <code>string draft_model = 5 [json_name = "draftModel"];</code>
+     * @param value The draftModel to set.
+     * @return This builder for chaining.
+     */
+    public Builder setDraftModel(
+        java.lang.String value) {
+      if (value == null) { throw new NullPointerException(); }
+      draftModel_ = value;
+      bitField0_ |= 0x00000010;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * The draft model, when one drafts: its name and the sha256 of its
+     * weights, for example "smollm2-135m-instruct-eagle3&#64;sha256:0f1e...".
+     * </pre>
+     *
+     * <code>string draft_model = 5 [json_name = "draftModel"];</code>
+     * @return This builder for chaining.
+     */
+    public Builder clearDraftModel() {
+      draftModel_ = getDefaultInstance().getDraftModel();
+      bitField0_ = (bitField0_ & ~0x00000010);
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * The draft model, when one drafts: its name and the sha256 of its
+     * weights, for example "smollm2-135m-instruct-eagle3&#64;sha256:0f1e...".
+     * </pre>
+     *
+     * <code>string draft_model = 5 [json_name = "draftModel"];</code>
+     * @param value The bytes for draftModel to set.
+     * @return This builder for chaining.
+     */
+    public Builder setDraftModelBytes(
+        com.google.protobuf.ByteString value) {
+      if (value == null) { throw new NullPointerException(); }
+      checkByteStringIsUtf8(value);
+      draftModel_ = value;
+      bitField0_ |= 0x00000010;
       onChanged();
       return this;
     }

@@ -49,4 +49,75 @@ public interface SpeculativeConfigOrBuilder extends
    * @return The draftLength.
    */
   int getDraftLength();
+
+  /**
+   * <pre>
+   * Methods a generation may choose in GenerateRequest.speculative ("off",
+   * "ngram", "eagle3"); empty when speculation is fixed at start-up and
+   * per-generation choices are ignored.
+   * </pre>
+   *
+   * <code>repeated string available_methods = 4 [json_name = "availableMethods"];</code>
+   * @return A list containing the availableMethods.
+   */
+  java.util.List<java.lang.String>
+      getAvailableMethodsList();
+  /**
+   * <pre>
+   * Methods a generation may choose in GenerateRequest.speculative ("off",
+   * "ngram", "eagle3"); empty when speculation is fixed at start-up and
+   * per-generation choices are ignored.
+   * </pre>
+   *
+   * <code>repeated string available_methods = 4 [json_name = "availableMethods"];</code>
+   * @return The count of availableMethods.
+   */
+  int getAvailableMethodsCount();
+  /**
+   * <pre>
+   * Methods a generation may choose in GenerateRequest.speculative ("off",
+   * "ngram", "eagle3"); empty when speculation is fixed at start-up and
+   * per-generation choices are ignored.
+   * </pre>
+   *
+   * <code>repeated string available_methods = 4 [json_name = "availableMethods"];</code>
+   * @param index The index of the element to return.
+   * @return The availableMethods at the given index.
+   */
+  java.lang.String getAvailableMethods(int index);
+  /**
+   * <pre>
+   * Methods a generation may choose in GenerateRequest.speculative ("off",
+   * "ngram", "eagle3"); empty when speculation is fixed at start-up and
+   * per-generation choices are ignored.
+   * </pre>
+   *
+   * <code>repeated string available_methods = 4 [json_name = "availableMethods"];</code>
+   * @param index The index of the value to return.
+   * @return The bytes of the availableMethods at the given index.
+   */
+  com.google.protobuf.ByteString
+      getAvailableMethodsBytes(int index);
+
+  /**
+   * <pre>
+   * The draft model, when one drafts: its name and the sha256 of its
+   * weights, for example "smollm2-135m-instruct-eagle3&#64;sha256:0f1e...".
+   * </pre>
+   *
+   * <code>string draft_model = 5 [json_name = "draftModel"];</code>
+   * @return The draftModel.
+   */
+  java.lang.String getDraftModel();
+  /**
+   * <pre>
+   * The draft model, when one drafts: its name and the sha256 of its
+   * weights, for example "smollm2-135m-instruct-eagle3&#64;sha256:0f1e...".
+   * </pre>
+   *
+   * <code>string draft_model = 5 [json_name = "draftModel"];</code>
+   * @return The bytes for draftModel.
+   */
+  com.google.protobuf.ByteString
+      getDraftModelBytes();
 }

@@ -89,6 +89,16 @@ private static final long serialVersionUID = 0L;
      * <code>SPECULATIVE_METHOD_NGRAM = 2;</code>
      */
     SPECULATIVE_METHOD_NGRAM(2),
+    /**
+     * <pre>
+     * EAGLE-3: a small draft head that reads the model's own hidden states
+     * and proposes several tokens per step on any kind of text. Available
+     * when GetModelInfo.speculative.available_methods lists "eagle3".
+     * </pre>
+     *
+     * <code>SPECULATIVE_METHOD_EAGLE3 = 3;</code>
+     */
+    SPECULATIVE_METHOD_EAGLE3(3),
     UNRECOGNIZED(-1),
     ;
 
@@ -128,6 +138,16 @@ private static final long serialVersionUID = 0L;
      * <code>SPECULATIVE_METHOD_NGRAM = 2;</code>
      */
     public static final int SPECULATIVE_METHOD_NGRAM_VALUE = 2;
+    /**
+     * <pre>
+     * EAGLE-3: a small draft head that reads the model's own hidden states
+     * and proposes several tokens per step on any kind of text. Available
+     * when GetModelInfo.speculative.available_methods lists "eagle3".
+     * </pre>
+     *
+     * <code>SPECULATIVE_METHOD_EAGLE3 = 3;</code>
+     */
+    public static final int SPECULATIVE_METHOD_EAGLE3_VALUE = 3;
 
 
     public final int getNumber() {
@@ -157,6 +177,7 @@ private static final long serialVersionUID = 0L;
         case 0: return SPECULATIVE_METHOD_UNSPECIFIED;
         case 1: return SPECULATIVE_METHOD_OFF;
         case 2: return SPECULATIVE_METHOD_NGRAM;
+        case 3: return SPECULATIVE_METHOD_EAGLE3;
         default: return null;
       }
     }

@@ -1,0 +1,194 @@
+"""The front door measured beside the floor: ``make bench``.
+
+For each of the record's two shapes, runs the bare grpc.aio floor server
+(bench/floor_server.py: same messages, same paced worker thread, no logic)
+and then tokenwire with the sim engine, back to back, under identical load
+from ``tokenwire bench`` (several client processes on this machine), and
+compares server CPU per token and the highest aggregate rate whose p99 added
+latency stays under 1 ms. Writes JSON and PNG charts under
+bench/results/frontdoor/ and the tables to docs/benchmarks.md (its "Front
+door" section). Not a test: timings are noisy; compare within one run.
+
+    .venv/bin/python bench/frontdoor.py [--duration 10] [--out docs/benchmarks.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2
+from report_file import machine, replace_section
+
+from service.loadgen.report import format_comparison, format_table, load_levels
+from service.loadgen.stats import compare
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results" / "frontdoor"
+SECTION = "## Front door: tokenwire (sim engine) vs the bare grpc.aio floor"
+
+
+@dataclass(frozen=True, slots=True)
+class Shape:
+    """One of the record's configurations, as load."""
+
+    name: str
+    mode: str
+    concurrency: str
+    sim_step_ms: float | None
+    """Latency mode: the step interval, so the load tool can compute added latency."""
+
+
+SHAPES = (
+    Shape("latency", "latency", "1,4,8", 3.0),
+    Shape("throughput", "throughput", "32,128,256,512", None),
+)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _wait_serving(address: str, process: subprocess.Popen[bytes], timeout_s: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    with grpc.insecure_channel(address) as channel:
+        # Typed by hand: the typeshed stub of grpc_health's HealthStub declares no methods.
+        check = channel.unary_unary(
+            "/grpc.health.v1.Health/Check",
+            request_serializer=health_pb2.HealthCheckRequest.SerializeToString,
+            response_deserializer=health_pb2.HealthCheckResponse.FromString,
+        )
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"the server exited with {process.returncode}")
+            try:
+                reply = check(health_pb2.HealthCheckRequest(), timeout=1.0)
+                if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.RpcError:
+                pass
+            time.sleep(0.2)
+    raise RuntimeError(f"{address} did not become SERVING within {timeout_s} s")
+
+
+def _start(server: str, shape: Shape, port: int) -> subprocess.Popen[bytes]:
+    python = sys.executable
+    if server == "floor":
+        command = [python, str(ROOT / "bench" / "floor_server.py"), "--port", str(port), "--mode", shape.mode]
+    else:
+        command = [
+            python, "-m", "service.cli", "serve", "--engine", "sim", "--sim-mode", shape.mode,
+            "--port", str(port), "--log-level", "warning",
+        ]  # fmt: skip
+    return subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL)
+
+
+def _ready(server: str, address: str, process: subprocess.Popen[bytes]) -> None:
+    if server == "tokenwire":
+        _wait_serving(address, process)
+        return
+    # The floor server has no health service: wait until its port accepts connections.
+    deadline = time.monotonic() + 60.0
+    host, port = address.rsplit(":", 1)
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the floor server exited with {process.returncode}")
+        with socket.socket() as sock:
+            if sock.connect_ex((host, int(port))) == 0:
+                return
+        time.sleep(0.2)
+    raise RuntimeError("the floor server did not listen within 60 s")
+
+
+def run_one(server: str, shape: Shape, duration: float, processes: int, compare_with: Path | None) -> Path:
+    """Start ``server``, drive it with ``tokenwire bench``, stop it; returns its loadgen.json."""
+    port = _free_port()
+    address = f"127.0.0.1:{port}"
+    out = RESULTS / f"{shape.name}-{server}"
+    process = _start(server, shape, port)
+    try:
+        _ready(server, address, process)
+        command = [
+            sys.executable, "-m", "service.cli", "bench", "--address", address,
+            "--concurrency", shape.concurrency, "--duration", str(duration), "--processes", str(processes),
+            "--server-pid", str(process.pid), "--title", f"{server} ({shape.name} shape)", "--out", str(out),
+        ]  # fmt: skip
+        if shape.sim_step_ms is not None:
+            command += ["--sim-step-ms", str(shape.sim_step_ms)]
+        if compare_with is not None:
+            command += ["--compare-floor", str(compare_with)]
+        subprocess.run(command, cwd=ROOT, check=True)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+    return out / "loadgen.json"
+
+
+def write(out: Path, parts: list[str], duration: float, processes: int) -> None:
+    section = "\n".join(
+        [
+            SECTION,
+            "",
+            f"Measured {time.strftime('%Y-%m-%d')} on {machine()}; `make bench` "
+            f"(`.venv/bin/python bench/frontdoor.py --duration {duration} --processes {processes}`). "
+            "Server and load clients share the machine. Charts: bench/results/frontdoor/*/.",
+            "",
+            *parts,
+            "",
+        ]
+    )
+    replace_section(out, section)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--duration", type=float, default=10.0, help="measured seconds per concurrency level")
+    parser.add_argument("--processes", type=int, default=2, help="load client processes")
+    parser.add_argument("--shapes", default="latency,throughput", help="which shapes to run")
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md", help="the table's file")
+    args = parser.parse_args()
+    parts: list[str] = []
+    for shape in SHAPES:
+        if shape.name not in args.shapes.split(","):
+            continue
+        floor = run_one("floor", shape, args.duration, args.processes, None)
+        tokenwire = run_one("tokenwire", shape, args.duration, args.processes, floor)
+        floor_levels, tokenwire_levels = load_levels(floor), load_levels(tokenwire)
+        parts += [
+            f"### {shape.name} shape (concurrency {shape.concurrency})",
+            "",
+            "The floor:",
+            "",
+            "```",
+            format_table(floor_levels),
+            "```",
+            "",
+            "tokenwire, sim engine:",
+            "",
+            "```",
+            format_table(tokenwire_levels),
+            "```",
+            "",
+            "```",
+            format_comparison(compare(tokenwire_levels, floor_levels)),
+            "```",
+            "",
+        ]
+    print("\n".join(parts))
+    write(args.out, parts, args.duration, args.processes)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,396 @@
+"""``SimEngine``: the engine contract with no model behind it, paced like a fast production engine.
+
+A load-testing tool, never the default. One worker thread steps every active
+request together on a ``Pacer`` tick; each step emits the request's next
+``step_sizes`` tokens of a fixed passage (real token ids of the embedded
+model's tokenizer, so detokenization and stop handling above the engine do
+their real work). A request is admitted at a tick, its prompt "costs" that
+tick, and its first step lands on the next one.
+
+State lives under one condition lock. Each tick's outputs are published while
+it is held, and ``cancel`` publishes its CANCELLED output under it too, so no
+token of a request is ever published after its final output.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections import deque
+from collections.abc import AsyncGenerator, Iterator
+from dataclasses import dataclass
+
+import structlog
+
+from engines.contract import (
+    EngineError,
+    EngineInfo,
+    EngineLoad,
+    EngineOutput,
+    EngineOverloaded,
+    EngineRequest,
+    FinishReason,
+    FinishStats,
+    RequestId,
+    SpeculativeConfig,
+    TokenId,
+    Tokenizer,
+    TokenLogprob,
+    TopLogprob,
+)
+from engines.delivery import MailboxStream, OutputRouter, Update
+from engines.sim.config import SimEngineConfig, SimMode
+from engines.sim.schedule import Pacer, PacingReport, start_offset, step_sizes
+
+_log = structlog.get_logger(__name__)
+
+MODEL_NAME = "SmolLM2-135M-Instruct (simulated timing)"
+
+PASSAGE = (
+    "The morning train to the coast leaves a little after six, and most of the people who take it "
+    "have taken it for years. They know which carriages stay warm in winter and which windows open "
+    "in summer. A retired teacher sits near the front with a crossword folded into quarters. Two "
+    "nurses coming off a night shift share a flask of tea and say very little. A boy with a cello "
+    "case wedges himself beside the door and watches the fields go by as if he has never seen them "
+    "before.\n\n"
+    "Outside, the land changes slowly. First come the allotments, with their sheds and water butts "
+    "and rows of beans climbing canes. Then the river appears, wide and brown after the rain, with a "
+    "heron standing very still at the edge of the reeds. Farther on, the hedges give way to low "
+    "stone walls, and sheep move across the hills like patches of cloud that have come down to rest. "
+    "Nobody on the train remarks on any of it, but nearly everyone looks.\n\n"
+    "At the halfway station the guard steps down to help an old man with a bicycle. It takes a "
+    "minute, perhaps two, and the timetable does not allow for it, yet no one complains. The teacher "
+    "fills in another answer. One of the nurses has fallen asleep against the window, and her friend "
+    "moves the flask so that it will not tip over when the train starts again.\n\n"
+    "By the time the sea comes into view, the carriage is brighter and louder. Gulls wheel over the "
+    "harbour wall, and the smell of salt and diesel drifts in through the open door. The boy lifts "
+    "his cello and steps onto the platform first. The others follow at their own pace, into a day "
+    "that has already begun without them, and the empty train waits a while before it turns around "
+    "and carries its quiet back inland.\n\n"
+)
+"""What every request streams (from an offset given by its id), cycling, tokenized once at start."""
+
+
+@dataclass(slots=True)
+class _Sequence:
+    """Worker-side state of one request (mutable; guarded by the engine's lock)."""
+
+    request: EngineRequest
+    submitted_at: float
+    steps: Iterator[int]
+    position: int
+    """Index in the passage of the next token."""
+    limit: int
+    """Most tokens it may emit: ``max_tokens``, or what is left of the context."""
+    ends: frozenset[TokenId]
+    """Tokens that end it once ``min_tokens`` are out: stop tokens, plus EOS unless ignored."""
+    started_at: float | None = None
+    emitted: int = 0
+    decode_steps: int = 0
+    draft_tokens: int = 0
+    accepted_draft_tokens: int = 0
+
+    def stats(self, now: float) -> FinishStats:
+        started = self.started_at if self.started_at is not None else now
+        return FinishStats(
+            queued_s=started - self.submitted_at,
+            draft_tokens=self.draft_tokens,
+            accepted_draft_tokens=self.accepted_draft_tokens,
+            decode_steps=self.decode_steps,
+        )
+
+
+class SimEngine:
+    """Implements ``engines.contract.Engine`` with simulated timing and no model (load tests only)."""
+
+    def __init__(self, config: SimEngineConfig | None = None, *, tokenizer: Tokenizer | None = None) -> None:
+        """``tokenizer``: what gives the output ids; None: load the GGUF's own at ``start``."""
+        self._config = config if config is not None else SimEngineConfig()
+        self._given_tokenizer = tokenizer
+        self._tokenizer: Tokenizer | None = None
+        self._info: EngineInfo | None = None
+        self._eos: frozenset[TokenId] = frozenset()
+        self._passage_length = 0
+        self._ring: tuple[TokenId, ...] = ()
+        """The passage, extended so that any step's tokens are one slice."""
+        self._router = OutputRouter()
+        self._pacer = Pacer()
+        self._thread: threading.Thread | None = None
+        # Reentrant, for the same reason as the router's lock: GC may run a dropped stream's
+        # cancel on the worker thread while it holds this lock.
+        self._cond = threading.Condition(threading.RLock())
+        self._waiting: deque[_Sequence] = deque()
+        self._active: dict[RequestId, _Sequence] = {}
+        self._stopping = False
+        self._service_s_ema: float | None = None
+
+    @property
+    def info(self) -> EngineInfo:
+        """Model and engine facts; valid after ``start``."""
+        if self._info is None:
+            raise RuntimeError("SimEngine.start() has not finished")
+        return self._info
+
+    @property
+    def tokenizer(self) -> Tokenizer:
+        """The embedded model's tokenizer; valid after ``start``."""
+        if self._tokenizer is None:
+            raise RuntimeError("SimEngine.start() has not finished")
+        return self._tokenizer
+
+    async def start(self) -> None:
+        """Load the tokenizer (off the loop), tokenize the passage and start the worker thread."""
+        config = self._config
+        tokenizer = self._given_tokenizer
+        if tokenizer is None:
+            tokenizer = await asyncio.to_thread(load_tokenizer, config)
+        passage = tuple(tokenizer.encode(PASSAGE, add_special_tokens=False))
+        if not passage or tokenizer.eos_token_ids.intersection(passage):
+            raise EngineError("the tokenizer turns the simulation's passage into no tokens or into EOS")
+        copies = 1 + -(-(config.draft_length + 1) // len(passage))
+        self._tokenizer, self._eos = tokenizer, tokenizer.eos_token_ids
+        self._passage_length, self._ring = len(passage), passage * copies
+        latency = config.mode is SimMode.LATENCY
+        self._info = EngineInfo(
+            model_name=MODEL_NAME,
+            engine_name="sim",
+            context_length=config.context_length,
+            vocab_size=tokenizer.vocab_size,
+            max_batch_size=config.max_batch_size,
+            speculative=SpeculativeConfig(
+                method="eagle3-simulated" if latency else "", draft_length=config.draft_length
+            ),
+        )
+        _log.warning(
+            "simulated_engine_started",
+            detail="load-testing engine: no model runs; every request streams a fixed passage",
+            mode=config.mode.value,
+            step_s=config.step_time_s(0),
+            draft_length=config.draft_length,
+            acceptance=config.acceptance if latency else None,
+            max_batch_size=config.max_batch_size,
+        )
+        self._thread = threading.Thread(target=self._run, name="tokenwire-sim-worker", daemon=True)
+        self._thread.start()
+
+    async def shutdown(self) -> None:
+        """Stop the worker; running and waiting requests end CANCELLED. Logs the ticks' lateness."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify()
+        if self._thread is not None:
+            await asyncio.to_thread(self._thread.join)
+
+    def generate(self, request: EngineRequest) -> AsyncGenerator[EngineOutput, None]:
+        """Submit ``request`` now (raising ``EngineOverloaded`` here) and return its output stream.
+
+        Must be called on the event loop that will iterate the stream. Sampling and
+        speculation choices are ignored: every request gets the configured schedule.
+        """
+        if self._info is None:
+            raise RuntimeError("SimEngine.start() has not finished")
+        if not request.prompt_token_ids:
+            raise ValueError("the prompt must hold at least one token")
+        mailbox = self._router.register(request.request_id)
+        try:
+            self._submit(request)
+        except BaseException:
+            self._router.forget(request.request_id, mailbox)
+            raise
+        return MailboxStream(self._router, request.request_id, mailbox, self.cancel)
+
+    def cancel(self, request_id: RequestId) -> None:
+        """End a request CANCELLED and free its slot now; a no-op for unknown or finished ids."""
+        now = time.monotonic()
+        with self._cond:
+            sequence = self._active.get(request_id)
+            if sequence is not None:
+                self._release(sequence, now)
+            else:
+                sequence = next((s for s in self._waiting if s.request.request_id == request_id), None)
+                if sequence is None:
+                    return
+                self._waiting.remove(sequence)
+            output = EngineOutput(finish_reason=FinishReason.CANCELLED, stats=sequence.stats(now))
+            self._router.publish([(request_id, output)])
+
+    def load(self) -> EngineLoad:
+        """Requests in the batch and requests waiting for a slot."""
+        with self._cond:
+            return EngineLoad(active_requests=len(self._active), waiting_requests=len(self._waiting))
+
+    def pacing(self) -> PacingReport:
+        """How late the worker's ticks have fired so far (also logged at shutdown)."""
+        return self._pacer.report()
+
+    def _submit(self, request: EngineRequest) -> None:
+        config = self._config
+        request_id = request.request_id
+        stopping = request.stopping
+        ends = frozenset(stopping.stop_token_ids) | (frozenset() if stopping.ignore_eos else self._eos)
+        sequence = _Sequence(
+            request=request,
+            submitted_at=time.monotonic(),
+            steps=step_sizes(
+                request_id, acceptance=config.acceptance, max_draft=config.draft_length, seed=config.seed
+            ),
+            position=start_offset(request_id, self._passage_length),
+            limit=min(stopping.max_tokens, config.context_length - len(request.prompt_token_ids)),
+            ends=ends,
+        )
+        with self._cond:
+            if self._stopping:
+                raise EngineError("the engine is shutting down")
+            if len(self._active) + len(self._waiting) >= config.max_batch_size + config.max_waiting:
+                raise EngineOverloaded("too many requests waiting for the engine", self._retry_after_s())
+            self._waiting.append(sequence)
+            self._cond.notify()
+
+    def _retry_after_s(self) -> float:
+        # Roughly: how long until the queue ahead has drained through the slots.
+        per_request = self._service_s_ema if self._service_s_ema is not None else 1.0
+        estimate = per_request * (len(self._waiting) + 1) / self._config.max_batch_size
+        return min(max(estimate, 0.1), 60.0)
+
+    def _release(self, sequence: _Sequence, now: float) -> None:
+        """Under the lock: take ``sequence`` out of the batch."""
+        del self._active[sequence.request.request_id]
+        if sequence.started_at is not None:
+            elapsed = now - sequence.started_at
+            ema = self._service_s_ema
+            self._service_s_ema = elapsed if ema is None else 0.8 * ema + 0.2 * elapsed
+
+    # Everything below runs on the worker thread.
+
+    def _run(self) -> None:
+        pacer = self._pacer
+        while True:
+            with self._cond:
+                if not (self._stopping or self._waiting or self._active):
+                    while not (self._stopping or self._waiting or self._active):
+                        self._cond.wait()
+                    pacer.restart()  # the tick that admits the newcomers is now
+                if self._stopping:
+                    break
+                updates: list[Update] = []
+                now = time.monotonic()
+                try:
+                    for request_id, sequence in list(self._active.items()):
+                        # A dropped stream's __del__ may cancel a request on this thread mid-loop.
+                        if self._active.get(request_id) is sequence:
+                            updates.append((request_id, self._step(sequence, now)))
+                except Exception as error:  # a bug here must fail the batch, not hang its readers
+                    _log.exception("sim_engine_step_failed")
+                    updates.extend(self._fail_active(EngineError(f"simulation failed: {error}"), now))
+                self._admit(updates, now)
+                interval = self._config.step_time_s(len(self._active))
+                if updates:
+                    self._router.publish(updates)
+            pacer.wait(interval)
+        self._cancel_everything()
+        report = pacer.report()
+        _log.info(
+            "sim_engine_pacing",
+            ticks=report.ticks,
+            skipped_ticks=report.skipped_ticks,
+            late_mean_ms=round(report.late_mean_s * 1e3, 3),
+            late_p50_ms=round(report.late_p50_s * 1e3, 3),
+            late_p99_ms=round(report.late_p99_s * 1e3, 3),
+            late_p999_ms=round(report.late_p999_s * 1e3, 3),
+            late_max_ms=round(report.late_max_s * 1e3, 3),
+        )
+
+    def _step(self, sequence: _Sequence, now: float) -> EngineOutput:
+        """Under the lock: one step of ``sequence``; releases it when the step ends it."""
+        size = min(next(sequence.steps), sequence.limit - sequence.emitted)
+        tokens = self._ring[sequence.position : sequence.position + size]
+        stopping = sequence.request.stopping
+        kept, reason, stop_token = size, None, None
+        if sequence.ends and sequence.emitted + size > stopping.min_tokens:
+            # Like a sampler that bans them, stop tokens before min_tokens do not stop.
+            first = max(stopping.min_tokens - sequence.emitted, 0)
+            for index in range(first, size):
+                token = tokens[index]
+                if token in sequence.ends:
+                    kept = index
+                    if token in self._eos and not stopping.ignore_eos:
+                        reason = FinishReason.END_OF_SEQUENCE
+                    else:
+                        reason, stop_token = FinishReason.STOP_TOKEN, token
+                    break
+        used = kept if reason is None else kept + 1  # the stop token was generated, not emitted
+        sequence.decode_steps += 1
+        sequence.draft_tokens += self._config.draft_length
+        sequence.accepted_draft_tokens += used - 1
+        sequence.emitted += kept
+        sequence.position = (sequence.position + used) % self._passage_length
+        emitted = tokens[:kept]
+        logprobs = (
+            _certain_logprobs(emitted, sequence.request.top_logprobs) if sequence.request.logprobs else ()
+        )
+        if reason is None and sequence.emitted >= sequence.limit:
+            reason = FinishReason.LENGTH
+        if reason is None:
+            return EngineOutput(token_ids=emitted, logprobs=logprobs)
+        self._release(sequence, now)
+        return EngineOutput(
+            token_ids=emitted,
+            logprobs=logprobs,
+            finish_reason=reason,
+            stop_token_id=stop_token,
+            stats=sequence.stats(now),
+        )
+
+    def _admit(self, updates: list[Update], now: float) -> None:
+        """Under the lock: give free slots to waiting requests, oldest first."""
+        while self._waiting and len(self._active) < self._config.max_batch_size:
+            sequence = self._waiting.popleft()
+            sequence.started_at = now
+            request_id = sequence.request.request_id
+            if sequence.limit <= 0:
+                # Nothing may be generated (no room in the context): finish without a step.
+                updates.append(
+                    (request_id, EngineOutput(finish_reason=FinishReason.LENGTH, stats=sequence.stats(now)))
+                )
+                continue
+            self._active[request_id] = sequence
+
+    def _fail_active(self, error: EngineError, now: float) -> list[Update]:
+        failed: list[Update] = []
+        for sequence in list(self._active.values()):
+            self._release(sequence, now)
+            failed.append((sequence.request.request_id, error))
+        return failed
+
+    def _cancel_everything(self) -> None:
+        now = time.monotonic()
+        with self._cond:
+            updates: list[Update] = [
+                (s.request.request_id, EngineOutput(finish_reason=FinishReason.CANCELLED, stats=s.stats(now)))
+                for s in [*self._active.values(), *self._waiting]
+            ]
+            self._active.clear()
+            self._waiting.clear()
+            if updates:
+                self._router.publish(updates)
+
+
+def _certain_logprobs(tokens: tuple[TokenId, ...], top: int) -> tuple[TokenLogprob, ...]:
+    """The simulated model is certain of every token: log-probability 0, the only candidate."""
+    return tuple(TokenLogprob(t, 0.0, (TopLogprob(t, 0.0),) if top else ()) for t in tokens)
+
+
+def load_tokenizer(config: SimEngineConfig) -> Tokenizer:
+    """The tokenizer of ``config.gguf_path`` (SmolLM2's by default), what ``start`` uses when given none.
+
+    Read through the native engine's converted-weights cache (about 0.5 s; the tensors are
+    dropped at once; the first run on a machine converts the GGUF file, several seconds).
+    Blocking: call it off the event loop.
+    """
+    # Imported here: the weights module pulls in torch, which nothing else in the sim needs.
+    from engines.native.tokenizer import NativeTokenizer
+    from engines.native.weights import default_gguf_path, load_weights
+
+    gguf_path = config.gguf_path if config.gguf_path is not None else default_gguf_path()
+    return NativeTokenizer(load_weights(gguf_path, config.cache_dir).tokenizer)
