@@ -45,6 +45,18 @@ class ServeConfig:
     ``ngram``: prompt lookup)."""
     draft_length: int = 4
     """native: most draft tokens per step for requests that do not choose (1 to 16)."""
+    coalesce_tokens: int = 1
+    """Hand a stream its pending tokens as one event once this many are pending ...
+    (1: every engine step at once; native and sim engines)."""
+    coalesce_ms: float = 0.0
+    """... or once the oldest has waited this long (0: never hold tokens back)."""
+    gc_young_threshold: int = 50_000
+    """Allocations between young garbage collections; 0 keeps Python's 700. Objects alive once
+    the engine has started are frozen out of collections whatever this is."""
+    switch_interval_ms: float | None = None
+    """Python's thread switch interval (``sys.setswitchinterval``); None keeps Python's 5 ms.
+    The engine's worker thread and the event loop share the GIL: a shorter interval lets the
+    worker take it sooner when a step is due."""
     sim_mode: SimModeName = "latency"
     """sim: the record's shape to simulate (see engines/sim)."""
     sim_step_ms: float | None = None

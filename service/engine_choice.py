@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, assert_never
 import structlog
 
 from engines.contract import Engine
+from engines.delivery import Coalescing
 from service.config import ServeConfig
 
 if TYPE_CHECKING:
@@ -54,6 +55,7 @@ def _native_config(config: ServeConfig) -> NativeEngineConfig:
             cache_dir=config.cache_dir,
             max_batch_size=config.max_batch_size or defaults.max_batch_size,
             max_waiting=config.max_waiting or defaults.max_waiting,
+            coalescing=_coalescing(config),
             threads=config.threads,
             speculation=SpeculationMethod(config.speculation),
             draft_length=config.draft_length,
@@ -79,13 +81,24 @@ def _trtllm_settings(config: ServeConfig) -> TrtLlmSettings:
         raise EngineConfigError(f"invalid TensorRT-LLM configuration: {error}") from error
 
 
+def _coalescing(config: ServeConfig) -> Coalescing:
+    try:
+        return Coalescing(min_tokens=config.coalesce_tokens, max_delay_s=config.coalesce_ms / 1000.0)
+    except ValueError as error:
+        raise EngineConfigError(str(error)) from error
+
+
 def _sim_config(config: ServeConfig) -> SimEngineConfig:
     from engines.sim import SimEngineConfig, SimMode
 
     sim = SimEngineConfig.for_mode(SimMode(config.sim_mode))
     try:
         sim = dataclasses.replace(
-            sim, seed=config.sim_seed, gguf_path=config.model_path, cache_dir=config.cache_dir
+            sim,
+            seed=config.sim_seed,
+            gguf_path=config.model_path,
+            cache_dir=config.cache_dir,
+            coalescing=_coalescing(config),
         )
         # Unset limits keep the mode's own defaults (512 streams in throughput mode).
         if config.max_batch_size is not None:

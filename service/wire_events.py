@@ -26,8 +26,8 @@ def duration(seconds: float) -> duration_pb2.Duration:
     return duration_pb2.Duration(seconds=whole, nanos=nanos)
 
 
-def _delta(event: Delta, prepared: PreparedGeneration) -> generation_pb2.Delta:
-    message = generation_pb2.Delta()
+def _fill_delta(message: generation_pb2.Delta, event: Delta, prepared: PreparedGeneration) -> None:
+    """Write ``event`` straight into the response's delta (no intermediate message to copy)."""
     if prepared.include_token_ids:
         message.token_ids.extend(event.token_ids)
     if prepared.include_text:
@@ -40,7 +40,6 @@ def _delta(event: Delta, prepared: PreparedGeneration) -> generation_pb2.Delta:
                 top=[generation_pb2.TopLogprob(token_id=t.token_id, logprob=t.logprob) for t in item.top],
             )
         )
-    return message
 
 
 def _finished(event: Finished) -> generation_pb2.Finished:
@@ -81,7 +80,7 @@ def fill(
             response.started.model = model
         case Delta():
             response.delta.SetInParent()  # an empty delta (nothing requested) is still a delta
-            response.delta.MergeFrom(_delta(event, prepared))
+            _fill_delta(response.delta, event, prepared)
         case Finished():
             response.finished.CopyFrom(_finished(event))
         case _:

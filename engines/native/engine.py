@@ -29,7 +29,7 @@ from engines.contract import (
     SpeculationParams,
     SpeculativeConfig,
 )
-from engines.delivery import MailboxStream, OutputRouter
+from engines.delivery import IMMEDIATE, Coalescing, MailboxStream, OutputRouter
 from engines.native.eagle3.head import DEFAULT_HEAD, Eagle3Drafter, load_head
 from engines.native.kv_cache import KVCache
 from engines.native.model import Transformer
@@ -68,6 +68,8 @@ class NativeEngineConfig:
     """Most draft tokens per step for requests that do not choose."""
     draft_head: Path | None = DEFAULT_HEAD
     """EAGLE-3 head weights (with their ``.json`` manifest); None: no EAGLE-3 for any request."""
+    coalescing: Coalescing = IMMEDIATE
+    """When pending tokens are handed to the reader (``engines.delivery.Coalescing``)."""
     draft_min_confidence: float = 0.5
     """EAGLE-3 stops drafting at the first token the head gives less probability than this.
     Measured on held-out prompts (docs/eagle3.md): 0 drafted 4 every step and was slower than
@@ -108,7 +110,7 @@ class NativeEngine:
         self._tokenizer: NativeTokenizer | None = None
         self._scheduler: Scheduler | None = None
         self._thread: threading.Thread | None = None
-        self._router = OutputRouter()
+        self._router = OutputRouter(self._config.coalescing)
 
     @property
     def info(self) -> EngineInfo:

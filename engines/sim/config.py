@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import assert_never
 
+from engines.delivery import IMMEDIATE, Coalescing
+
 MAX_DRAFT = 64
 """Upper bound on ``max_draft``; NVIDIA's EAGLE-3 configurations draft 3."""
 
@@ -57,6 +59,8 @@ class SimEngineConfig:
     """GGUF file whose tokenizer gives the output tokens; None: SmolLM2's (as the native engine)."""
     cache_dir: Path | None = None
     """The native engine's converted-weights cache; None: its default."""
+    coalescing: Coalescing = IMMEDIATE
+    """When pending tokens are handed to the reader (``engines.delivery.Coalescing``)."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.mode, SimMode):

@@ -114,7 +114,7 @@ class SimEngine:
         self._passage_length = 0
         self._ring: tuple[TokenId, ...] = ()
         """The passage, extended so that any step's tokens are one slice."""
-        self._router = OutputRouter()
+        self._router = OutputRouter(self._config.coalescing)
         self._pacer = Pacer()
         self._thread: threading.Thread | None = None
         # Reentrant, for the same reason as the router's lock: GC may run a dropped stream's
