@@ -125,10 +125,10 @@ async def test_greedy_output_is_identical_with_and_without_speculation(
         assert speculated == plain, prompt
         stats = _assert_counts_consistent(outputs, speculated)
         accepted[prompt] = stats.accepted_draft_tokens
-    if drafter is NGRAM:
-        # Several tokens per step on the copy-heavy prompt: fewer steps than tokens.
-        assert accepted[COPY_HEAVY] >= 8
-    else:
+    # Several tokens per step on the copy-heavy prompt: fewer steps than tokens (EAGLE-3 requests
+    # take prompt lookup's draft where a 3-token match proposes more than the head).
+    assert accepted[COPY_HEAVY] >= 8
+    if drafter is EAGLE3:
         # The head drafts usefully on every kind of prompt, not only on copies.
         assert all(count > 0 for count in accepted.values()), accepted
 

@@ -27,16 +27,16 @@ drafts accepted, which made it 15% slower than no speculation; with 2 it broke e
 copy-heavy prompt kept all of its accepted drafts (128 greedy tokens, draft length 4)."""
 
 
-def propose(tokens: Sequence[int], max_draft: int) -> tuple[TokenId, ...]:
+def propose(tokens: Sequence[int], max_draft: int, min_ngram: int = MIN_NGRAM) -> tuple[TokenId, ...]:
     """Up to ``max_draft`` tokens that followed the latest earlier match of the suffix of ``tokens``.
 
-    Empty when no suffix of ``MIN_NGRAM`` to ``MAX_NGRAM`` tokens occurred before, or ``max_draft < 1``.
+    Empty when no suffix of ``min_ngram`` to ``MAX_NGRAM`` tokens occurred before, or ``max_draft < 1``.
     """
     length = len(tokens)
-    if max_draft < 1 or length <= MIN_NGRAM:
+    if max_draft < 1 or length <= min_ngram:
         return ()
     history = np.asarray(tokens, dtype=np.int64)
-    for n in range(min(MAX_NGRAM, length - 1), MIN_NGRAM - 1, -1):
+    for n in range(min(MAX_NGRAM, length - 1), min_ngram - 1, -1):
         suffix = history[-n:]
         # Windows starting at 0 .. length-n-1: every occurrence that ends before the suffix does
         # and so has at least one following token.

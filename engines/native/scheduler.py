@@ -344,7 +344,16 @@ class Scheduler:
                 return drafting.propose(tokens, limit) or None
             case SpeculationMethod.EAGLE3:
                 # Without a head (the service refuses such requests) the request does not speculate.
-                return self._eagle3_draft(sequence, tokens, limit) if self._eagle3 is not None else None
+                if self._eagle3 is None:
+                    return None
+                drafted = self._eagle3_draft(sequence, tokens, limit)
+                # Output that copies its context is prompt lookup's strength and the head's
+                # weakness (measured: 2.25 vs 1.19 tokens per step on a copy-heavy prompt): when
+                # lookup proposes more than the head dares, verify lookup's draft instead.
+                # Only 3-token matches: with 2-token ones, open-ended text drafted far more for
+                # few more accepted tokens.
+                lookup = drafting.propose(tokens, limit, min_ngram=drafting.MAX_NGRAM)
+                return lookup if len(lookup) > len(drafted) else drafted
             case _:
                 assert_never(params.method)
 
