@@ -25,7 +25,7 @@ from tokenwire.v1 import generation_pb2, generation_pb2_grpc
 from engines.contract import Engine
 from service import logs
 from service.config import ENGINE_NAMES, SIM_MODES, SPECULATION_NAMES, ServeConfig
-from service.engine_choice import EngineConfigError, build_engine, describe_engine
+from service.engine_choice import EngineConfigError, build_engine, describe_engine, train_native_draft
 
 T = TypeVar("T")
 
@@ -282,22 +282,16 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 def _train_draft(args: argparse.Namespace) -> int:
-    # The trainer belongs to the native engine and pulls in torch: imported only here.
-    from engines.native.eagle3.train import TrainSettings, default_work_dir, train
-
-    chosen = {
-        "output": args.output,
-        "epochs": args.epochs,
-        "draft_vocab": args.draft_vocab,
-        "unroll": args.unroll,
-        "max_tokens": args.max_tokens,
-        "seed": args.seed,
-        "threads": args.threads,
-    }
-    settings = TrainSettings(
-        work_dir=args.work_dir or default_work_dir(), **{k: v for k, v in chosen.items() if v is not None}
+    record = train_native_draft(
+        args.work_dir,
+        output=args.output,
+        epochs=args.epochs,
+        draft_vocab=args.draft_vocab,
+        unroll=args.unroll,
+        max_tokens=args.max_tokens,
+        seed=args.seed,
+        threads=args.threads,
     )
-    record = train(settings)
     print(json.dumps(record, indent=2))
     return 0
 

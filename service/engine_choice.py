@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, assert_never
 
 import structlog
@@ -110,6 +111,48 @@ def _sim_config(config: ServeConfig) -> SimEngineConfig:
     except ValueError as error:
         raise EngineConfigError(f"invalid sim engine configuration: {error}") from error
     return sim
+
+
+def train_native_draft(
+    work_dir: Path | None,
+    *,
+    output: Path | None = None,
+    epochs: int | None = None,
+    draft_vocab: int | None = None,
+    unroll: int | None = None,
+    max_tokens: int | None = None,
+    seed: int | None = None,
+    threads: int | None = None,
+) -> dict[str, object]:
+    """``tokenwire train-draft``: train the native engine's EAGLE-3 head; returns the training record.
+
+    Arguments left None keep ``TrainSettings``' defaults.
+    """
+    # The trainer belongs to the native engine and pulls in torch: imported only here.
+    from engines.native.eagle3.train import TrainSettings, default_work_dir, train
+
+    base = TrainSettings(work_dir=work_dir or default_work_dir())
+    settings = dataclasses.replace(
+        base,
+        output=output if output is not None else base.output,
+        epochs=epochs if epochs is not None else base.epochs,
+        draft_vocab=draft_vocab if draft_vocab is not None else base.draft_vocab,
+        unroll=unroll if unroll is not None else base.unroll,
+        max_tokens=max_tokens if max_tokens is not None else base.max_tokens,
+        seed=seed if seed is not None else base.seed,
+        threads=threads if threads is not None else base.threads,
+    )
+    return train(settings)
+
+
+def sim_step_sizes(*, acceptance: float, max_draft: int, seed: int) -> Callable[[str], Iterator[int]]:
+    """The sim engine's per-request step sizes, for a load client to replay its schedule."""
+    from engines.sim.schedule import step_sizes
+
+    def sizes(request_id: str) -> Iterator[int]:
+        return step_sizes(request_id, acceptance=acceptance, max_draft=max_draft, seed=seed)
+
+    return sizes
 
 
 def build_engine(config: ServeConfig) -> Engine:

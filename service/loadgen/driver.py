@@ -23,7 +23,7 @@ import queue
 import time
 import traceback
 from array import array
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, TypeAlias
 
@@ -70,14 +70,10 @@ class SimParams:
     seed: int = 0
 
     def schedule(self) -> SimSchedule:
-        """The replayable schedule (imports the simulation's step-size draws, client side only)."""
-        from engines.sim.schedule import step_sizes
+        """The replayable schedule: the sim engine's own step-size draws, through the engine factory."""
+        from service.engine_choice import sim_step_sizes
 
-        def sizes(request_id: str) -> Iterator[int]:
-            return step_sizes(
-                request_id, acceptance=self.acceptance, max_draft=self.max_draft, seed=self.seed
-            )
-
+        sizes = sim_step_sizes(acceptance=self.acceptance, max_draft=self.max_draft, seed=self.seed)
         return SimSchedule(step_ms=self.step_ms, step_sizes=sizes)
 
 
