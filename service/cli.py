@@ -24,7 +24,7 @@ from tokenwire.v1 import generation_pb2, generation_pb2_grpc
 
 from engines.contract import Engine
 from service import logs
-from service.config import ENGINE_NAMES, SIM_MODES, SPECULATION_NAMES, ServeConfig
+from service.config import ENGINE_NAMES, SIM_MODES, SPECULATION_NAMES, WEIGHTS_NAMES, ServeConfig
 from service.engine_choice import EngineConfigError, build_engine, describe_engine, train_native_draft
 
 T = TypeVar("T")
@@ -162,6 +162,23 @@ def _add_engine_flags(parser: argparse.ArgumentParser) -> None:
         "... or once the oldest pending token waited this long (0: never hold back)",
     )
     _add(parser, "--threads", _positive_int, defaults.threads, "native: CPU threads (default: all)")
+    _add(
+        parser,
+        "--kv-cache-mb",
+        _positive_int,
+        defaults.kv_cache_mb,
+        "native: MiB the KV cache may hold at once; it grows by the page as requests need it and "
+        "requests wait when it is full (also caps the context length)",
+    )
+    _add(
+        parser,
+        "--weights",
+        str,
+        defaults.weights,
+        "native: q computes straight from the GGUF's quantized blocks (needs the compiled kernels); "
+        "fp32 dequantizes every weight at load (the reference path)",
+        choices=list(WEIGHTS_NAMES),
+    )
     _add(
         parser,
         "--speculation",
@@ -319,6 +336,8 @@ def _serve_config(args: argparse.Namespace) -> ServeConfig:
         sim_step_ms=args.sim_step_ms,
         sim_seed=args.sim_seed,
         threads=args.threads,
+        weights=args.weights,
+        kv_cache_mb=args.kv_cache_mb,
         speculation=args.speculation,
         draft_length=args.draft_length,
         default_max_tokens=getattr(args, "default_max_tokens", defaults.default_max_tokens),

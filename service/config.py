@@ -14,6 +14,8 @@ SimModeName = Literal["latency", "throughput"]
 SIM_MODES: tuple[SimModeName, ...] = ("latency", "throughput")
 SpeculationName = Literal["off", "ngram", "eagle3"]
 SPECULATION_NAMES: tuple[SpeculationName, ...] = ("off", "ngram", "eagle3")
+WeightsName = Literal["q", "fp32"]
+WEIGHTS_NAMES: tuple[WeightsName, ...] = ("q", "fp32")
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +42,10 @@ class ServeConfig:
     max_waiting: int | None = None
     """None: the engine's default (native 64; sim 1024)."""
     threads: int | None = None
+    kv_cache_mb: int = 768
+    """native: memory the KV cache may hold at once (requests wait for room beyond it)."""
+    weights: WeightsName = "q"
+    """native: compute from the GGUF's quantized blocks (``q``) or from fp32 weights (``fp32``)."""
     speculation: SpeculationName = "eagle3"
     """native: how requests that do not choose decode speculatively (``eagle3``: the draft head,
     ``ngram``: prompt lookup)."""

@@ -48,8 +48,15 @@ def _native_config(config: ServeConfig) -> NativeEngineConfig:
     from engines.contract import SpeculationMethod
     from engines.native.eagle3.head import DEFAULT_HEAD
     from engines.native.engine import NativeEngineConfig
+    from engines.native.matrices import KernelsUnavailable, WeightFormat, kernels
 
     defaults = NativeEngineConfig()
+    weights = WeightFormat(config.weights)
+    if weights is WeightFormat.Q:
+        try:
+            kernels()
+        except KernelsUnavailable as error:
+            raise EngineConfigError(str(error)) from error
     try:
         return NativeEngineConfig(
             gguf_path=config.model_path,
@@ -58,6 +65,8 @@ def _native_config(config: ServeConfig) -> NativeEngineConfig:
             max_waiting=config.max_waiting or defaults.max_waiting,
             coalescing=_coalescing(config),
             threads=config.threads,
+            weights=weights,
+            kv_cache_mb=config.kv_cache_mb,
             speculation=SpeculationMethod(config.speculation),
             draft_length=config.draft_length,
             draft_head=config.draft_model_path if config.draft_model_path is not None else DEFAULT_HEAD,
@@ -187,6 +196,7 @@ def describe_engine(config: ServeConfig) -> str:
             native = dataclasses.asdict(_native_config(config))
             native.pop("progress", None)
             native["speculation"] = config.speculation
+            native["weights"] = config.weights
             return json.dumps({"engine": "native", **native}, indent=2, sort_keys=True, default=str)
         case "trtllm":
             from engines.trtllm.settings import render_settings

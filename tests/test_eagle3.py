@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 from tokenwire.v1 import generation_pb2, model_pb2
 
 from engines.native.eagle3.head import (
@@ -57,7 +58,7 @@ def test_drafting_computes_what_training_unrolls() -> None:
     tokens = torch.randint(0, TINY.target_vocab_size, (1, length + steps))
     with torch.no_grad():
         unrolled = head.unroll(features, tokens, embeddings, steps)
-        drafter = Eagle3Drafter(head, embeddings, max_slots=2, max_seq=64)
+        drafter = Eagle3Drafter(head, lambda ids: F.embedding(ids, embeddings), max_slots=2, max_seq=64)
         for p in (0, 4, 11):
             # Positions 0..p verified (each followed by x_{p+1}); the drafts forced to the sequence.
             got = drafter.chain_logits(
@@ -89,7 +90,7 @@ def test_a_wrong_attention_rule_would_be_caught() -> None:
     tokens = torch.randint(0, TINY.target_vocab_size, (1, 12))
     with torch.no_grad():
         unrolled = head.unroll(features, tokens, embeddings, 3)
-        drafter = Eagle3Drafter(head, embeddings, max_slots=1, max_seq=64)
+        drafter = Eagle3Drafter(head, lambda ids: F.embedding(ids, embeddings), max_slots=1, max_seq=64)
         got = drafter.chain_logits(0, 0, features[0, :5], tokens[0, 1:6].tolist(), tokens[0, 6:8].tolist())
         # A third step fed a different second token no longer matches the unroll.
         other = drafter.chain_logits(

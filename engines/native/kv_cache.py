@@ -1,11 +1,21 @@
-"""A slot-based KV cache: each in-flight request owns one slot (a row of every layer's cache)."""
+"""A slot-based KV cache: each in-flight request owns one slot (a row of every layer's cache).
+
+Memory: the cache is one anonymous mapping, reserved for every slot at its
+full context but paid for only where written. Transparent huge pages are
+turned off for it (otherwise the first token written to a slot's head makes
+a whole 2 MiB page resident: 2.8 GB after 8 one-token requests), so it grows
+4 KiB at a time (16 positions of one head); a finished request's pages go
+back to the system at once. ``SlotAllocator`` keeps the positions that
+requests may reach within a memory budget (``--kv-cache-mb``).
+"""
 
 from __future__ import annotations
 
+import math
+import mmap
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 
 
@@ -62,15 +72,41 @@ class KVCache:
     def __init__(
         self, *, n_layers: int, max_slots: int, n_kv_heads: int, max_seq: int, head_dim: int
     ) -> None:
-        shape = (max_slots, n_kv_heads, max_seq, head_dim)
-        # numpy.zeros uses calloc: the pages stay untouched (and unpaid-for) until a
-        # slot actually reaches them, whereas torch.zeros writes every byte up front
-        # (3.4 GB for 8 slots of 8192 positions). Zeros, not garbage, matter: a NaN in
-        # a masked position would still poison the attention-weighted sum of values.
-        self.k = [torch.from_numpy(np.zeros(shape, dtype=np.float32)) for _ in range(n_layers)]
-        self.v = [torch.from_numpy(np.zeros(shape, dtype=np.float32)) for _ in range(n_layers)]
+        # Each slot's region of a layer is whole pages, so a slot's pages can be given back
+        # without touching a neighbour's: positions are allocated in whole pages of one head.
+        self.page_positions = max(1, mmap.PAGESIZE // math.gcd(mmap.PAGESIZE, head_dim * 4))
+        allocated = -(-max_seq // self.page_positions) * self.page_positions
+        shape = (max_slots, n_kv_heads, allocated, head_dim)
+        per_tensor = math.prod(shape) * 4
+        # Anonymous memory reads as zeros until written, and pages given back with
+        # MADV_DONTNEED read as zeros again. Zeros, not garbage, matter: a NaN in a
+        # masked position would still poison the attention-weighted sum of values.
+        # Private: MADV_DONTNEED on a shared mapping would keep the data (and the memory).
+        self._memory = mmap.mmap(-1, 2 * n_layers * per_tensor, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+        if hasattr(mmap, "MADV_NOHUGEPAGE"):
+            self._memory.madvise(mmap.MADV_NOHUGEPAGE)
+        flat = torch.frombuffer(self._memory, dtype=torch.float32)
+        tensors = flat.view(2 * n_layers, *shape)[:, :, :, :max_seq]
+        self.k = [tensors[2 * i] for i in range(n_layers)]
+        self.v = [tensors[2 * i + 1] for i in range(n_layers)]
         self.max_slots = max_slots
         self.max_seq = max_seq
+        self._slot_bytes = per_tensor // max_slots
+        self._tensor_bytes = per_tensor
+
+    def position_bytes(self) -> int:
+        """Memory one position of one slot takes in every layer (keys and values)."""
+        heads, _, head_dim = self.k[0].shape[1:]
+        return 2 * len(self.k) * heads * head_dim * 4
+
+    def release(self, slot: int) -> None:
+        """Give ``slot``'s memory back to the system; it reads as zeros afterwards."""
+        if not hasattr(mmap, "MADV_DONTNEED"):
+            return
+        for tensor in range(2 * len(self.k)):
+            # A slot's region is whole pages: positions x heads x head_dim x 4 bytes.
+            start = tensor * self._tensor_bytes + slot * self._slot_bytes
+            self._memory.madvise(mmap.MADV_DONTNEED, start, self._slot_bytes)
 
     def write(self, layer: int, layout: BatchLayout, k: torch.Tensor, v: torch.Tensor) -> None:
         """Store ``k``/``v`` ([B, n_kv_heads, T, head_dim]) at each row's slot and positions."""
@@ -98,21 +134,43 @@ class KVCache:
 
 
 class SlotAllocator:
-    """Hands out the lowest free slot, which keeps busy slots consecutive (views, not gathers)."""
+    """Hands out slots and keeps the positions they may reach within a budget.
 
-    def __init__(self, max_slots: int) -> None:
+    A request reserves the most positions it can reach (prompt plus max_tokens, capped by the
+    context) when it takes a slot, so a running request never runs out of cache: one that does
+    not fit waits until others finish. The lowest free slot is handed out first, which keeps
+    busy slots consecutive (views, not gathers).
+    """
+
+    def __init__(self, max_slots: int, budget_positions: int | None = None, page_positions: int = 1) -> None:
         self._free = list(range(max_slots))
+        self._budget = budget_positions
+        self._page = page_positions
+        self._reserved: dict[int, int] = {}
 
     @property
     def free_count(self) -> int:
         """Slots available now."""
         return len(self._free)
 
-    def take(self) -> int:
-        """Reserve a slot; raises IndexError when none is free."""
+    @property
+    def reserved_positions(self) -> int:
+        """Positions reserved by the slots in use."""
+        return sum(self._reserved.values())
+
+    def take(self, positions: int = 0) -> int | None:
+        """Reserve a slot able to reach ``positions``; None when no slot or not enough budget is free."""
+        needed = -(-positions // self._page) * self._page  # what the pages it writes will hold
+        if not self._free:
+            return None
+        if self._budget is not None and self.reserved_positions + needed > self._budget:
+            return None
         self._free.sort()
-        return self._free.pop(0)
+        slot = self._free.pop(0)
+        self._reserved[slot] = needed
+        return slot
 
     def give_back(self, slot: int) -> None:
         """Return ``slot`` for reuse. Its stale contents are masked, never read."""
+        self._reserved.pop(slot, None)
         self._free.append(slot)

@@ -1,4 +1,6 @@
-"""A plain PyTorch Llama (RMSNorm, rotate-half RoPE, GQA attention, SwiGLU), fp32, slot-batched.
+"""A plain PyTorch Llama (RMSNorm, rotate-half RoPE, GQA attention, SwiGLU), slot-batched.
+
+Activations are fp32; weights are GGUF blocks or fp32 (``matrices``).
 
 Every forward pass reads and writes the slot-based KV cache: a batch is a set
 of rows, each one request's slot at its own position (see ``kv_cache``).
@@ -7,6 +9,7 @@ of rows, each one request's slot at its own position (see ``kv_cache``).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -14,24 +17,17 @@ from torch import nn
 
 from engines.native.config import ModelConfig
 from engines.native.kv_cache import BatchLayout, KVCache, make_layout
-
-# Up to this many rows, ``W @ x.T`` beats ``F.linear(x, W)`` on this CPU (measured on the
-# SmolLM2 matrices: 1.3-2.3x for 1-8 rows); beyond it (prefill) F.linear is the better kernel.
-_SMALL_BATCH_ROWS = 16
+from engines.native.matrices import Matrix, QuantizedMatrix, Weight, WeightFormat, as_matrix, stack_rows
 
 
 def linear(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """``x @ weight.T`` for ``x`` [..., in], choosing the faster CPU kernel for the row count."""
-    rows = x.reshape(-1, x.shape[-1])
-    n_rows = rows.shape[0]
-    if n_rows == 1 and _SMALL_BATCH_ROWS:
-        # The one-row (matrix-vector) kernel is slower than the two-row one: pad and drop.
-        out = (weight @ rows.repeat(2, 1).t())[:, :1].t()
-    elif n_rows <= _SMALL_BATCH_ROWS:
-        out = (weight @ rows.t()).t()
-    else:
-        out = F.linear(rows, weight)
-    return out.reshape(*x.shape[:-1], weight.shape[0])
+    """``x @ weight.T`` with the dense kernel.
+
+    ``F.linear`` for every row count: a padded ``W @ x.T`` once measured 1.3-2.3x faster for 1-8
+    rows on an AMD EPYC was 3-5x slower on an Intel Xeon (docs/benchmarks.md); the default engine
+    computes from quantized blocks anyway (``matrices``), so this is the reference path.
+    """
+    return F.linear(x, weight)
 
 
 class RMSNorm(nn.Module):
@@ -43,7 +39,9 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim), requires_grad=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
+        # One fused op: at a decode step the five of the textbook formula cost more in
+        # dispatch than in arithmetic.
+        return F.rms_norm(x, (x.shape[-1],), self.weight, self.eps)
 
 
 def rope_tables(head_dim: int, theta: float, max_seq: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -62,84 +60,80 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
     return x * cos + rotated * sin
 
 
-class Attention(nn.Module):
-    """Grouped-query attention over each row's own slot in the KV cache."""
+@dataclass(frozen=True, slots=True)
+class PassContext:
+    """What every layer of one forward pass shares: where rows live and their rotary angles."""
 
-    def __init__(self, config: ModelConfig) -> None:
+    layout: BatchLayout
+    cache: KVCache
+    cos: torch.Tensor
+    """[B, 1, T, head_dim]"""
+    sin: torch.Tensor
+    mask: torch.Tensor
+    """[B, 1, group * T, length]: matches the folded queries in ``Attention``."""
+
+
+class Attention(nn.Module):
+    """Grouped-query attention over each row's own slot in layer ``layer`` of the KV cache."""
+
+    def __init__(self, config: ModelConfig, layer: int, wqkv: Matrix, wo: Matrix) -> None:
         super().__init__()
+        self.layer = layer
         self.n_heads = config.n_heads
         self.n_kv_heads = config.n_kv_heads
         self.head_dim = config.head_dim
-        qkv_out = (config.n_heads + 2 * config.n_kv_heads) * config.head_dim
         # One fused matmul for q, k and v: fewer, larger kernels per step.
-        self.wqkv = nn.Linear(config.dim, qkv_out, bias=False)
-        self.wo = nn.Linear(config.n_heads * config.head_dim, config.dim, bias=False)
+        self.wqkv = wqkv
+        self.wo = wo
 
-    def forward(
-        self,
-        x: torch.Tensor,
-        cos: torch.Tensor,
-        sin: torch.Tensor,
-        mask: torch.Tensor,
-        layout: BatchLayout,
-        cache: KVCache,
-        layer: int,
-    ) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, ctx: PassContext) -> torch.Tensor:
         batch, n_tokens, _ = x.shape
         q_size = self.n_heads * self.head_dim
         kv_size = self.n_kv_heads * self.head_dim
-        q, k, v = torch.split(linear(x, self.wqkv.weight), [q_size, kv_size, kv_size], dim=-1)
-        q = q.view(batch, n_tokens, self.n_heads, self.head_dim).transpose(1, 2)
-        k = k.view(batch, n_tokens, self.n_kv_heads, self.head_dim).transpose(1, 2)
-        v = v.view(batch, n_tokens, self.n_kv_heads, self.head_dim).transpose(1, 2)
-        q = apply_rope(q, cos, sin)
-        k = apply_rope(k, cos, sin)
-        cache.write(layer, layout, k, v)
-        keys, values = cache.read(layer, layout)
+        qkv = self.wqkv.matmul(x)
+        # Queries and keys rotate together: one set of RoPE ops for both.
+        heads = self.n_heads + self.n_kv_heads
+        qk = qkv[..., : q_size + kv_size].view(batch, n_tokens, heads, self.head_dim).transpose(1, 2)
+        qk = apply_rope(qk, ctx.cos, ctx.sin)
+        q, k = qk[:, : self.n_heads], qk[:, self.n_heads :]
+        v = qkv[..., q_size + kv_size :].view(batch, n_tokens, self.n_kv_heads, self.head_dim).transpose(1, 2)
+        ctx.cache.write(self.layer, ctx.layout, k, v)
+        keys, values = ctx.cache.read(self.layer, ctx.layout)
         # Query heads h*group .. h*group+group-1 share kv head h: fold them into the
         # sequence axis so attention needs no repeated copy of the keys and values.
         group = self.n_heads // self.n_kv_heads
         q = q.reshape(batch, self.n_kv_heads, group * n_tokens, self.head_dim)
-        out = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask)
+        out = F.scaled_dot_product_attention(q, keys, values, attn_mask=ctx.mask)
         out = out.reshape(batch, self.n_heads, n_tokens, self.head_dim).transpose(1, 2)
-        return linear(out.reshape(batch, n_tokens, q_size), self.wo.weight)
+        return self.wo.matmul(out.reshape(batch, n_tokens, q_size))
 
 
 class FeedForward(nn.Module):
     """SwiGLU: w2(silu(w1 x) * w3 x), with w1 and w3 fused into one matmul."""
 
-    def __init__(self, config: ModelConfig) -> None:
+    def __init__(self, ffn_dim: int, w13: Matrix, w2: Matrix) -> None:
         super().__init__()
-        self.ffn_dim = config.ffn_dim
-        self.w13 = nn.Linear(config.dim, 2 * config.ffn_dim, bias=False)
-        self.w2 = nn.Linear(config.ffn_dim, config.dim, bias=False)
+        self.ffn_dim = ffn_dim
+        self.w13 = w13
+        self.w2 = w2
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        gate, up = torch.split(linear(x, self.w13.weight), [self.ffn_dim, self.ffn_dim], dim=-1)
-        return linear(F.silu(gate) * up, self.w2.weight)
+        gate, up = torch.split(self.w13.matmul(x), [self.ffn_dim, self.ffn_dim], dim=-1)
+        return self.w2.matmul(F.silu(gate) * up)
 
 
 class Block(nn.Module):
     """One pre-norm transformer layer."""
 
-    def __init__(self, config: ModelConfig) -> None:
+    def __init__(self, config: ModelConfig, attention: Attention, feed_forward: FeedForward) -> None:
         super().__init__()
         self.attention_norm = RMSNorm(config.dim, config.norm_eps)
-        self.attention = Attention(config)
+        self.attention = attention
         self.ffn_norm = RMSNorm(config.dim, config.norm_eps)
-        self.feed_forward = FeedForward(config)
+        self.feed_forward = feed_forward
 
-    def forward(
-        self,
-        x: torch.Tensor,
-        cos: torch.Tensor,
-        sin: torch.Tensor,
-        mask: torch.Tensor,
-        layout: BatchLayout,
-        cache: KVCache,
-        layer: int,
-    ) -> torch.Tensor:
-        h: torch.Tensor = x + self.attention(self.attention_norm(x), cos, sin, mask, layout, cache, layer)
+    def forward(self, x: torch.Tensor, ctx: PassContext) -> torch.Tensor:
+        h: torch.Tensor = x + self.attention(self.attention_norm(x), ctx)
         out: torch.Tensor = h + self.feed_forward(self.ffn_norm(h))
         return out
 
@@ -147,37 +141,66 @@ class Block(nn.Module):
 class Transformer(nn.Module):
     """The Llama decoder. Build with ``from_weights``."""
 
-    def __init__(self, config: ModelConfig, max_seq: int) -> None:
+    def __init__(
+        self, config: ModelConfig, max_seq: int, blocks: Sequence[Block], embeddings: Matrix, output: Matrix
+    ) -> None:
         super().__init__()
         self.config = config
         self.max_seq = max_seq
-        self.tok_embeddings = nn.Embedding(config.vocab_size, config.dim)
-        self.layers = nn.ModuleList(Block(config) for _ in range(config.n_layers))
+        self.layers = nn.ModuleList(blocks)
         self.norm = RMSNorm(config.dim, config.norm_eps)
-        self.output = None if config.tied_embeddings else nn.Linear(config.dim, config.vocab_size, bias=False)
+        self.embeddings = embeddings
+        """``[vocab, dim]``: token embeddings (looked up by row)."""
+        self.output = output
+        """``[vocab, dim]``: the output head (the same matrix when the embeddings are tied)."""
         self.rope_cos, self.rope_sin = rope_tables(config.head_dim, config.rope_theta, max_seq)
 
     @classmethod
     def from_weights(
-        cls, config: ModelConfig, state_dict: dict[str, torch.Tensor], max_seq: int
+        cls,
+        config: ModelConfig,
+        state_dict: dict[str, Weight],
+        max_seq: int,
+        weight_format: WeightFormat = WeightFormat.FP32,
     ) -> Transformer:
-        """Build from the unfused state dict of ``weights.load_weights``; takes ownership of its tensors."""
-        fused = dict(state_dict)
+        """Build from the unfused state dict of ``weights.load_weights``; takes ownership of its tensors.
+
+        ``weight_format`` Q keeps GGUF blocks and computes from them; FP32 dequantizes everything.
+        """
+        state = dict(state_dict)
+
+        def matrix(name: str) -> Matrix:
+            return as_matrix(state.pop(name), weight_format)
+
+        def vector(name: str) -> torch.Tensor:
+            value = state.pop(name)
+            return value.dense() if isinstance(value, QuantizedMatrix) else value
+
+        blocks = []
         for i in range(config.n_layers):
             p = f"layers.{i}."
-            fused[p + "attention.wqkv.weight"] = torch.cat(
-                [fused.pop(p + f"attention.{name}.weight") for name in ("wq", "wk", "wv")]
-            )
-            fused[p + "feed_forward.w13.weight"] = torch.cat(
-                [fused.pop(p + f"feed_forward.{name}.weight") for name in ("w1", "w3")]
-            )
-        # Meta-device construction skips random initialisation of 135M parameters.
-        with torch.device("meta"):
-            model = cls(config, max_seq)
-        model.rope_cos, model.rope_sin = rope_tables(config.head_dim, config.rope_theta, max_seq)
-        model.load_state_dict(fused, assign=True, strict=True)
+            wqkv = stack_rows([matrix(p + f"attention.{name}.weight") for name in ("wq", "wk", "wv")])
+            w13 = stack_rows([matrix(p + f"feed_forward.{name}.weight") for name in ("w1", "w3")])
+            attention = Attention(config, i, wqkv, matrix(p + "attention.wo.weight"))
+            feed_forward = FeedForward(config.ffn_dim, w13, matrix(p + "feed_forward.w2.weight"))
+            block = Block(config, attention, feed_forward)
+            block.attention_norm.weight.data = vector(p + "attention_norm.weight")
+            block.ffn_norm.weight.data = vector(p + "ffn_norm.weight")
+            blocks.append(block)
+        embeddings = matrix("tok_embeddings.weight")
+        output = embeddings if config.tied_embeddings else matrix("output.weight")
+        model = cls(config, max_seq, blocks, embeddings, output)
+        model.norm.weight.data = vector("norm.weight")
+        if state:
+            raise ValueError(f"unexpected tensors in the weights: {sorted(state)[:5]}")
         model.requires_grad_(False)
         return model.eval()
+
+    def embed(self, tokens: torch.Tensor) -> torch.Tensor:
+        """fp32 embeddings ``[*tokens.shape, dim]`` of token ids."""
+        if isinstance(self.embeddings, QuantizedMatrix):
+            return self.embeddings.take_rows(tokens)
+        return F.embedding(tokens, self.embeddings.dense())
 
     def forward(
         self,
@@ -231,21 +254,22 @@ class Transformer(nn.Module):
         layout = make_layout(slots, starts, n_tokens)
         if layout.length > self.max_seq:
             raise ValueError(f"position {layout.length - 1} is beyond the cache ({self.max_seq})")
-        cos = self.rope_cos[layout.positions].unsqueeze(1)
-        sin = self.rope_sin[layout.positions].unsqueeze(1)
         group = self.config.n_heads // self.config.n_kv_heads
-        # Matches the folded [B, kv_heads, group*T, D] queries in Attention.
         mask = layout.mask.unsqueeze(1).expand(batch, group, n_tokens, layout.length)
-        mask = mask.reshape(batch, 1, group * n_tokens, layout.length)
-        x = self.tok_embeddings(tokens)
+        ctx = PassContext(
+            layout=layout,
+            cache=cache,
+            cos=self.rope_cos[layout.positions].unsqueeze(1),
+            sin=self.rope_sin[layout.positions].unsqueeze(1),
+            mask=mask.reshape(batch, 1, group * n_tokens, layout.length),
+        )
+        x = self.embed(tokens)
         captured: dict[int, torch.Tensor] = {}
         for index, block in enumerate(self.layers):
-            x = block(x, cos, sin, mask, layout, cache, index)
+            x = block(x, ctx)
             if index in feature_layers:
                 captured[index] = x
         features = torch.cat([captured[i] for i in feature_layers], dim=-1) if feature_layers else None
         if not all_logits:
             x = x[:, -1, :]
-        x = self.norm(x)
-        weight = self.tok_embeddings.weight if self.output is None else self.output.weight
-        return linear(x, weight), features
+        return self.output.matmul(self.norm(x)), features

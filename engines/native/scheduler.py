@@ -281,7 +281,9 @@ class Scheduler:
                     (request.request_id, EngineOutput(finish_reason=FinishReason.LENGTH, stats=stats))
                 )
                 continue
-            sequence.slot = self._slots.take()
+            slot = self._slots.take()
+            assert slot is not None  # a free slot exists and no budget is set
+            sequence.slot = slot
             self._active[request.request_id] = sequence
 
     def _release(self, sequence: _Sequence, now: float) -> None:

@@ -1,8 +1,11 @@
-"""GGUF file → dequantized fp32 weights, model config and tokenizer data, with a disk cache.
+"""GGUF file → weights, model config and tokenizer data, with a disk cache.
 
-Parsing GGUF metadata in Python and dequantizing takes several seconds, so the
-first load writes a converted copy (safetensors + JSON) keyed by the GGUF
-file's identity; later loads read that copy in about a second.
+Q4_1 and Q8_0 tensors stay in their GGUF blocks (``matrices.QuantizedMatrix``,
+the only change being llama.cpp's q/k row order undone, whole rows of blocks at
+a time); tensors of any other type are dequantized to fp32. Parsing GGUF
+metadata in Python takes several seconds, so the first load writes a converted
+copy (safetensors + JSON) keyed by the GGUF file's identity; later loads read
+that copy in well under a second.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import structlog
@@ -25,9 +28,12 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from engines.native.config import ModelConfig
+from engines.native.matrices import QuantizedMatrix, QuantKind, Weight
 from engines.native.tokenizer import TokenizerData, build_tokenizer_json
 
 _log = structlog.get_logger(__name__)
+
+_Rows = TypeVar("_Rows", np.ndarray[Any, np.dtype[np.uint8]], np.ndarray[Any, np.dtype[np.float32]])
 
 ProgressCallback = Callable[[int, int], None]
 """``progress(done, total)``: called after each converted tensor."""
@@ -35,8 +41,9 @@ ProgressCallback = Callable[[int, int], None]
 DEFAULT_GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 # Bump when the converted layout changes so old caches are never reused.
-_CACHE_FORMAT = 1
+_CACHE_FORMAT = 2
 _WEIGHTS_FILE = "model.safetensors"
+_QUANTIZED_FILE = "quantized.json"
 _CONFIG_FILE = "config.json"
 _TOKENIZER_FILE = "tokenizer.json"
 _TOKENIZER_META_FILE = "tokenizer_meta.json"
@@ -47,8 +54,9 @@ class LoadedWeights:
     """Everything the engine needs from a model file."""
 
     config: ModelConfig
-    state_dict: dict[str, torch.Tensor]
-    """fp32 tensors named as ``engines.native.model.Transformer`` expects (before fusion)."""
+    state_dict: dict[str, Weight]
+    """Named as ``engines.native.model.Transformer`` expects (before fusion): GGUF blocks for
+    Q4_1/Q8_0 tensors, fp32 tensors for the rest (``matrices.dense_state_dict`` makes all fp32)."""
     tokenizer: TokenizerData
     from_cache: bool
 
@@ -100,7 +108,7 @@ def load_weights(
 
 
 def convert_gguf(gguf_path: Path, progress: ProgressCallback | None = None) -> LoadedWeights:
-    """Parse and dequantize a GGUF file (no cache involved)."""
+    """Parse a GGUF file, keeping Q4_1/Q8_0 blocks and dequantizing the rest (no cache involved)."""
     import gguf  # Imported late: only the (rare) conversion path needs it.
 
     reader = gguf.GGUFReader(str(gguf_path))
@@ -113,18 +121,30 @@ def convert_gguf(gguf_path: Path, progress: ProgressCallback | None = None) -> L
     tensor_names = {t.name for t in reader.tensors}
     config = ModelConfig.from_gguf_metadata(meta, tied_embeddings="output.weight" not in tensor_names)
 
-    state: dict[str, torch.Tensor] = {}
+    kept = {
+        gguf.GGMLQuantizationType.Q4_1: QuantKind.Q4_1,
+        gguf.GGMLQuantizationType.Q8_0: QuantKind.Q8_0,
+    }
+    state: dict[str, Weight] = {}
     total = len(reader.tensors)
     for done, tensor in enumerate(reader.tensors, start=1):
-        array = np.asarray(gguf.quants.dequantize(tensor.data, tensor.tensor_type), dtype=np.float32)
-        # GGUF lists dims innermost-first; dequantize already returns torch order.
-        value = torch.from_numpy(np.array(array.reshape(tuple(reversed(tensor.shape.tolist()))), copy=True))
+        # GGUF lists dims innermost-first.
+        shape = tuple(reversed([int(d) for d in tensor.shape.tolist()]))
+        kind = kept.get(tensor.tensor_type)
         name = _rename(tensor.name)
-        if name.endswith("attention.wq.weight"):
-            value = _unpermute_rope(value, config.n_heads)
-        elif name.endswith("attention.wk.weight"):
-            value = _unpermute_rope(value, config.n_kv_heads)
-        state[name] = value
+        heads = {"attention.wq.weight": config.n_heads, "attention.wk.weight": config.n_kv_heads}
+        rope_heads = next((n for suffix, n in heads.items() if name.endswith(suffix)), None)
+        if kind is not None and len(shape) == 2:
+            blocks = np.asarray(tensor.data, dtype=np.uint8).reshape(shape[0], -1)
+            if rope_heads is not None:
+                blocks = _unpermute_rope(blocks, rope_heads)
+            state[name] = QuantizedMatrix.from_blocks(kind, blocks, shape[1])
+        else:
+            array = np.asarray(gguf.quants.dequantize(tensor.data, tensor.tensor_type), dtype=np.float32)
+            array = array.reshape(shape)
+            if rope_heads is not None:
+                array = _unpermute_rope(array, rope_heads)
+            state[name] = torch.from_numpy(np.array(array, copy=True))
         if progress is not None:
             progress(done, total)
 
@@ -173,15 +193,17 @@ def _rename(gguf_name: str) -> str:
     return f"layers.{parts[1]}.{per_layer[parts[2]]}.{parts[3]}"
 
 
-def _unpermute_rope(weight: torch.Tensor, n_heads: int) -> torch.Tensor:
+def _unpermute_rope(weight: _Rows, n_heads: int) -> _Rows:
     """Undo llama.cpp's q/k row permutation so rotate-half RoPE applies.
 
     llama.cpp stores each head's rows interleaved in pairs (Meta's layout);
     Hugging Face and our model put the two rotary halves one after the other.
+    Rows move whole, so ``weight`` may be fp32 values or rows of quantized blocks.
     """
-    rows, cols = weight.shape
+    rows = weight.shape[0]
     half = rows // n_heads // 2
-    return weight.reshape(n_heads, half, 2, cols).transpose(1, 2).reshape(rows, cols).contiguous()
+    order = np.arange(rows).reshape(n_heads, half, 2).transpose(0, 2, 1).reshape(rows)
+    return weight[order]
 
 
 def _cache_key(gguf_path: Path) -> str:
@@ -201,7 +223,19 @@ def _write_cache(entry: Path, loaded: LoadedWeights) -> None:
     entry.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{entry.name}.tmp-", dir=entry.parent))
     try:
-        save_file(loaded.state_dict, str(tmp / _WEIGHTS_FILE))
+        tensors: dict[str, torch.Tensor] = {}
+        for name, w in loaded.state_dict.items():
+            if isinstance(w, QuantizedMatrix):
+                tensors[name + ".qs"], tensors[name + ".scales"] = w.qs, w.scales
+            else:
+                tensors[name] = w
+        quantized = {
+            name: {"kind": w.kind.value, "rows": w.rows, "cols": w.cols}
+            for name, w in loaded.state_dict.items()
+            if isinstance(w, QuantizedMatrix)
+        }
+        save_file(tensors, str(tmp / _WEIGHTS_FILE))
+        (tmp / _QUANTIZED_FILE).write_text(json.dumps(quantized))
         (tmp / _CONFIG_FILE).write_text(json.dumps(loaded.config.to_json()))
         (tmp / _TOKENIZER_FILE).write_text(loaded.tokenizer.tokenizer_json)
         meta = {
@@ -231,5 +265,13 @@ def _read_cache(entry: Path) -> LoadedWeights:
         eos_token_id=meta["eos_token_id"],
         add_bos_token=meta["add_bos_token"],
     )
-    state = load_file(str(entry / _WEIGHTS_FILE))
+    quantized = json.loads((entry / _QUANTIZED_FILE).read_text())
+    tensors = load_file(str(entry / _WEIGHTS_FILE))
+    state: dict[str, Weight] = {}
+    for name, spec in quantized.items():
+        qs, scales = tensors.pop(name + ".qs"), tensors.pop(name + ".scales")
+        state[name] = QuantizedMatrix(
+            QuantKind(spec["kind"]), qs, scales, int(spec["rows"]), int(spec["cols"])
+        )
+    state.update(tensors)
     return LoadedWeights(config=config, state_dict=state, tokenizer=tokenizer, from_cache=True)

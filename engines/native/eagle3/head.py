@@ -30,7 +30,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -205,7 +205,7 @@ class Eagle3Drafter:
     def __init__(
         self,
         head: Eagle3Head,
-        embeddings: torch.Tensor,
+        embed: Callable[[torch.Tensor], torch.Tensor],
         *,
         max_slots: int,
         max_seq: int,
@@ -217,7 +217,8 @@ class Eagle3Drafter:
         that is probably wrong costs a verified position and rarely pays it back."""
         self.head = head
         self.config = c
-        self._embeddings = embeddings
+        self._embed = embed
+        """The target's token embeddings: ids -> fp32 ``[*ids.shape, dim]``."""
         shape = (max_slots, c.n_kv_heads, max_seq, c.head_dim)
         self._k = torch.from_numpy(np.zeros(shape, dtype=np.float32))
         self._v = torch.from_numpy(np.zeros(shape, dtype=np.float32))
@@ -289,7 +290,7 @@ class Eagle3Drafter:
         """Yield each step's draft logits; the caller appends that step's token to ``fed`` before resuming."""
         if steps < 1:
             return
-        embeds = F.embedding(torch.tensor([list(next_tokens)]), self._embeddings)
+        embeds = self._embed(torch.tensor([list(next_tokens)]))
         hidden = self.head.fuse(features.unsqueeze(0))
         out = self._layer(slot, start, embeds, hidden)[:, -1:]
         position = start + len(next_tokens)
@@ -297,7 +298,7 @@ class Eagle3Drafter:
             yield self.head.logits(out[0, -1])
             if step + 1 == steps:
                 return
-            embeds = F.embedding(torch.tensor([[fed[-1]]]), self._embeddings)
+            embeds = self._embed(torch.tensor([[fed[-1]]]))
             out = self._layer(slot, position, embeds, out)
             position += 1
 

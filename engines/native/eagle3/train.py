@@ -248,11 +248,13 @@ def train(settings: TrainSettings) -> dict[str, object]:
     generated_s = time.monotonic() - started
     sequences = read_sequences(sequences_path)
 
+    from engines.native.matrices import dense_state_dict
     from engines.native.weights import default_gguf_path, load_weights
 
     weights = load_weights(default_gguf_path(), None, None)
     target = weights.config
-    embeddings = weights.state_dict["tok_embeddings.weight"].float()
+    state = dense_state_dict(weights.state_dict)
+    embeddings = state["tok_embeddings.weight"]
     layers = default_feature_layers(target.n_layers)
     features_path = work / "features.pt"
     # Features are kept in sequence order; sequences appended since the last run are added.
@@ -284,7 +286,7 @@ def train(settings: TrainSettings) -> dict[str, object]:
     )
     longest = max(len(t) for t in features.tokens) + settings.unroll
     head = Eagle3Head(config, max_seq=longest)
-    init_from_target(head, weights.state_dict, d2t, target.n_layers - 1)
+    init_from_target(head, state, d2t, target.n_layers - 1)
 
     indices = list(range(len(features.tokens)))
     rng.shuffle(indices)

@@ -1,0 +1,25 @@
+"""Types of the compiled kernels (engines/native/kernels/module.cpp); pointers are ``data_ptr()`` ints."""
+
+Q4_1: int
+Q8_0: int
+
+def matmul(kind: int, x: int, rows: int, k: int, qs: int, scales: int, n: int, out: int, /) -> None:
+    """``out[rows, n] = x[rows, k] @ W[n, k].T`` from the repacked blocks ``qs``/``scales``."""
+
+def dequantize(kind: int, qs: int, scales: int, n: int, k: int, out: int, /) -> None:
+    """``out[n, k]``: every weight in fp32 (exact)."""
+
+def gather(kind: int, qs: int, scales: int, k: int, ids: int, count: int, out: int, /) -> None:
+    """``out[i] = W[ids[i]]`` in fp32 for int64 ``ids``, which the caller has bounds-checked."""
+
+def set_threads(threads: int, /) -> None:
+    """Threads each call is split across, the caller's included (1 to 256)."""
+
+def threads() -> int:
+    """Threads each call is split across."""
+
+def isa() -> str:
+    """The instruction set in use: ``avx512``, ``avx2`` or ``generic``."""
+
+def set_isa(name: str, /) -> None:
+    """Use ``avx512``, ``avx2``, ``generic`` or the ``best`` this CPU supports; ValueError if unsupported."""

@@ -1,0 +1,344 @@
+// engines.native._qkernels: quantized matmul kernels for the native engine.
+//
+// A CPython extension (no torch headers: it builds in seconds with any C++17
+// compiler). The Python side (engines/native/quantized.py) checks shapes,
+// dtypes and contiguity and passes raw data pointers; nothing here trusts a
+// caller beyond that. Every call releases the GIL for its whole computation.
+//
+// Instruction set: chosen once at import from what the CPU reports (AVX-512,
+// else AVX2, else the portable build), never from the machine that compiled
+// it, so one build runs on every x86-64 CPU. `set_isa` overrides it (tests).
+//
+// Threads: a small pool of our own splits each call by rows of the weight.
+// The caller's thread takes part, helpers spin briefly between calls (a decode
+// step issues a few hundred of them back to back), then sleep on a condition
+// variable so an idle engine costs no CPU.
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstring>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "qmatmul.h"
+
+namespace {
+
+using MatmulFn = void (*)(int, const float*, size_t, size_t, const uint8_t*, const uint16_t*, size_t, size_t,
+                          size_t, float*);
+using DequantFn = void (*)(int, const uint8_t*, const uint16_t*, size_t, size_t, size_t, float*);
+
+struct Isa {
+    const char* name;
+    MatmulFn matmul;
+    DequantFn dequantize;
+};
+
+const Isa kGeneric = {"generic", qk_generic::matmul, qk_generic::dequantize};
+#if defined(__x86_64__)
+const Isa kAvx2 = {"avx2", qk_avx2::matmul, qk_avx2::dequantize};
+const Isa kAvx512 = {"avx512", qk_avx512::matmul, qk_avx512::dequantize};
+#endif
+
+bool isa_supported(const Isa& isa) {
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    if (&isa == &kAvx512)
+        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+               __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("fma") &&
+               __builtin_cpu_supports("avx2");
+    if (&isa == &kAvx2) return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#endif
+    return &isa == &kGeneric;
+}
+
+const Isa* best_isa() {
+#if defined(__x86_64__)
+    if (isa_supported(kAvx512)) return &kAvx512;
+    if (isa_supported(kAvx2)) return &kAvx2;
+#endif
+    return &kGeneric;
+}
+
+std::atomic<const Isa*> g_isa{nullptr};
+
+// ---- the pool ----------------------------------------------------------------
+
+class Pool {
+   public:
+    ~Pool() { resize(1); }
+
+    int size() const { return size_; }
+
+    // Must not be called while a run() is in flight (the engine calls both from its one worker thread).
+    void resize(int n) {
+        if (n < 1) n = 1;
+        if (!helpers_.empty()) {
+            {
+                std::lock_guard<std::mutex> lock(mu_);
+                stop_.store(true);
+            }
+            cv_.notify_all();
+            for (auto& t : helpers_) t.join();
+            helpers_.clear();
+            stop_.store(false);
+        }
+        size_ = n;
+        // Helpers start from the generation of now: a run that bumps it before a new
+        // helper first looks is still seen as new work, never missed.
+        const uint64_t start = generation_.load();
+        for (int i = 1; i < n; ++i) helpers_.emplace_back([this, i, start] { helper(i, start); });
+    }
+
+    // Runs job(part) for part in [0, size()), the caller doing part 0; returns when all are done.
+    void run(const std::function<void(int)>& job) {
+        if (size_ == 1) {
+            job(0);
+            return;
+        }
+        job_ = &job;
+        remaining_.store(size_ - 1);
+        generation_.fetch_add(1);
+        if (sleepers_.load() > 0) {
+            std::lock_guard<std::mutex> lock(mu_);
+            cv_.notify_all();
+        }
+        job(0);
+        // Spin for the helpers (they finish within microseconds of us when they run), but
+        // yield the core now and then: on an oversubscribed machine a descheduled helper
+        // needs it to finish at all.
+        for (unsigned spins = 1; remaining_.load(std::memory_order_acquire) != 0; ++spins) {
+            relax();
+            if ((spins & 1023) == 0) std::this_thread::yield();
+        }
+    }
+
+   private:
+    static void relax() {
+#if defined(__x86_64__)
+        __builtin_ia32_pause();
+#endif
+    }
+
+    void helper(int part, uint64_t seen) {
+        for (;;) {
+            auto spin_start = std::chrono::steady_clock::now();
+            unsigned spins = 0;
+            uint64_t now_gen;
+            while ((now_gen = generation_.load(std::memory_order_acquire)) == seen) {
+                if (stop_.load(std::memory_order_relaxed)) return;
+                relax();
+                if ((++spins & 255) == 0 && std::chrono::steady_clock::now() - spin_start > kSpin) {
+                    std::unique_lock<std::mutex> lock(mu_);
+                    sleepers_.fetch_add(1);
+                    cv_.wait(lock, [&] { return generation_.load() != seen || stop_.load(); });
+                    sleepers_.fetch_sub(1);
+                    spin_start = std::chrono::steady_clock::now();
+                }
+            }
+            seen = now_gen;
+            (*job_)(part);
+            remaining_.fetch_sub(1, std::memory_order_release);
+        }
+    }
+
+    // Long enough to bridge the Python between two matmuls of a step, short enough
+    // that an idle engine stops burning a core almost at once.
+    static constexpr std::chrono::microseconds kSpin{300};
+
+    int size_ = 1;
+    std::vector<std::thread> helpers_;
+    const std::function<void(int)>* job_ = nullptr;
+    std::atomic<uint64_t> generation_{0};
+    std::atomic<int> remaining_{0};
+    std::atomic<int> sleepers_{0};
+    std::atomic<bool> stop_{false};
+    std::mutex mu_;
+    std::condition_variable cv_;
+};
+
+Pool* g_pool = nullptr;
+
+// Split [0, n) into `parts` slices aligned to `align` rows.
+void slice(size_t n, int parts, int part, size_t align, size_t* lo, size_t* hi) {
+    const size_t units = (n + align - 1) / align;
+    const size_t per = units / parts, extra = units % parts;
+    const size_t first = part * per + (static_cast<size_t>(part) < extra ? part : extra);
+    const size_t count = per + (static_cast<size_t>(part) < extra ? 1 : 0);
+    *lo = first * align < n ? first * align : n;
+    *hi = (first + count) * align < n ? (first + count) * align : n;
+}
+
+// ---- argument parsing ------------------------------------------------------------
+
+bool parse(PyObject* const* args, Py_ssize_t nargs, Py_ssize_t expected, const char* name, size_t* out) {
+    if (nargs != expected) {
+        PyErr_Format(PyExc_TypeError, "%s takes %zd arguments (%zd given)", name, expected, nargs);
+        return false;
+    }
+    for (Py_ssize_t i = 0; i < nargs; ++i) {
+        out[i] = PyLong_AsSize_t(args[i]);
+        if (out[i] == static_cast<size_t>(-1) && PyErr_Occurred()) return false;
+    }
+    return true;
+}
+
+bool check_kind(size_t kind) {
+    if (kind != QK_Q4_1 && kind != QK_Q8_0) {
+        PyErr_SetString(PyExc_ValueError, "unknown quantization kind");
+        return false;
+    }
+    return true;
+}
+
+bool check_k(size_t K) {
+    if (K == 0 || K % 32 != 0 || K / 32 > QK_MAX_BLOCKS) {
+        PyErr_Format(PyExc_ValueError, "K must be a positive multiple of 32, at most %d", 32 * QK_MAX_BLOCKS);
+        return false;
+    }
+    return true;
+}
+
+size_t blocks_bytes(int kind) { return kind == QK_Q4_1 ? 16 : 32; }
+size_t scales_per_block(int kind) { return kind == QK_Q4_1 ? 2 : 1; }
+
+// matmul(kind, x_ptr, rows, K, qs_ptr, scales_ptr, N, out_ptr): out[rows, N] = x[rows, K] @ W[N, K]^T.
+PyObject* py_matmul(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+    size_t a[8];
+    if (!parse(args, nargs, 8, "matmul", a) || !check_kind(a[0]) || !check_k(a[3])) return nullptr;
+    const int kind = static_cast<int>(a[0]);
+    const auto* x = reinterpret_cast<const float*>(a[1]);
+    const size_t rows = a[2], K = a[3], N = a[6];
+    const auto* qs = reinterpret_cast<const uint8_t*>(a[4]);
+    const auto* scales = reinterpret_cast<const uint16_t*>(a[5]);
+    auto* out = reinterpret_cast<float*>(a[7]);
+    const Isa* isa = g_isa.load();
+    Py_BEGIN_ALLOW_THREADS;
+    const int parts = g_pool->size();
+    g_pool->run([&](int part) {
+        size_t lo, hi;
+        slice(N, parts, part, 16, &lo, &hi);
+        if (lo < hi) isa->matmul(kind, x, rows, K, qs, scales, N, lo, hi, out);
+    });
+    Py_END_ALLOW_THREADS;
+    Py_RETURN_NONE;
+}
+
+// dequantize(kind, qs_ptr, scales_ptr, N, K, out_ptr): out[N, K] fp32.
+PyObject* py_dequantize(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+    size_t a[6];
+    if (!parse(args, nargs, 6, "dequantize", a) || !check_kind(a[0]) || !check_k(a[4])) return nullptr;
+    const int kind = static_cast<int>(a[0]);
+    const auto* qs = reinterpret_cast<const uint8_t*>(a[1]);
+    const auto* scales = reinterpret_cast<const uint16_t*>(a[2]);
+    const size_t N = a[3], K = a[4];
+    auto* out = reinterpret_cast<float*>(a[5]);
+    const Isa* isa = g_isa.load();
+    Py_BEGIN_ALLOW_THREADS;
+    const int parts = g_pool->size();
+    g_pool->run([&](int part) {
+        size_t lo, hi;
+        slice(N, parts, part, 1, &lo, &hi);
+        if (lo < hi) isa->dequantize(kind, qs, scales, K, lo, hi, out + lo * K);
+    });
+    Py_END_ALLOW_THREADS;
+    Py_RETURN_NONE;
+}
+
+// gather(kind, qs_ptr, scales_ptr, K, ids_ptr (int64), count, out_ptr): out[i] = W[ids[i]] in fp32.
+// The caller has checked every id against the row count.
+PyObject* py_gather(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+    size_t a[7];
+    if (!parse(args, nargs, 7, "gather", a) || !check_kind(a[0]) || !check_k(a[3])) return nullptr;
+    const int kind = static_cast<int>(a[0]);
+    const auto* qs = reinterpret_cast<const uint8_t*>(a[1]);
+    const auto* scales = reinterpret_cast<const uint16_t*>(a[2]);
+    const size_t K = a[3], count = a[5];
+    const auto* ids = reinterpret_cast<const int64_t*>(a[4]);
+    auto* out = reinterpret_cast<float*>(a[6]);
+    const Isa* isa = g_isa.load();
+    const size_t nb = K / 32;
+    Py_BEGIN_ALLOW_THREADS;
+    for (size_t i = 0; i < count; ++i) {
+        const size_t row = static_cast<size_t>(ids[i]);
+        isa->dequantize(kind, qs + row * nb * blocks_bytes(kind), scales + row * nb * scales_per_block(kind), K,
+                        0, 1, out + i * K);
+    }
+    Py_END_ALLOW_THREADS;
+    Py_RETURN_NONE;
+}
+
+PyObject* py_set_threads(PyObject*, PyObject* arg) {
+    const long n = PyLong_AsLong(arg);
+    if (n == -1 && PyErr_Occurred()) return nullptr;
+    if (n < 1 || n > 256) {
+        PyErr_SetString(PyExc_ValueError, "threads must be in [1, 256]");
+        return nullptr;
+    }
+    g_pool->resize(static_cast<int>(n));
+    Py_RETURN_NONE;
+}
+
+PyObject* py_threads(PyObject*, PyObject*) { return PyLong_FromLong(g_pool->size()); }
+
+PyObject* py_isa(PyObject*, PyObject*) { return PyUnicode_FromString(g_isa.load()->name); }
+
+PyObject* py_set_isa(PyObject*, PyObject* arg) {
+    const char* name = PyUnicode_AsUTF8(arg);
+    if (name == nullptr) return nullptr;
+    const Isa* chosen = nullptr;
+    if (std::strcmp(name, "best") == 0) chosen = best_isa();
+    if (std::strcmp(name, "generic") == 0) chosen = &kGeneric;
+#if defined(__x86_64__)
+    if (std::strcmp(name, "avx2") == 0) chosen = &kAvx2;
+    if (std::strcmp(name, "avx512") == 0) chosen = &kAvx512;
+#endif
+    if (chosen == nullptr) {
+        PyErr_Format(PyExc_ValueError, "unknown instruction set %R", arg);
+        return nullptr;
+    }
+    if (!isa_supported(*chosen)) {
+        PyErr_Format(PyExc_ValueError, "this CPU does not support %s", chosen->name);
+        return nullptr;
+    }
+    g_isa.store(chosen);
+    Py_RETURN_NONE;
+}
+
+PyMethodDef kMethods[] = {
+    {"matmul", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(py_matmul)), METH_FASTCALL,
+     "matmul(kind, x_ptr, rows, K, qs_ptr, scales_ptr, N, out_ptr)"},
+    {"dequantize", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(py_dequantize)), METH_FASTCALL,
+     "dequantize(kind, qs_ptr, scales_ptr, N, K, out_ptr)"},
+    {"gather", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(py_gather)), METH_FASTCALL,
+     "gather(kind, qs_ptr, scales_ptr, K, ids_ptr, count, out_ptr)"},
+    {"set_threads", py_set_threads, METH_O, "set_threads(n): threads per call, the caller's included"},
+    {"threads", py_threads, METH_NOARGS, "threads per call"},
+    {"isa", py_isa, METH_NOARGS, "the instruction set in use: avx512, avx2 or generic"},
+    {"set_isa", py_set_isa, METH_O, "set_isa(name): avx512, avx2, generic or best"},
+    {nullptr, nullptr, 0, nullptr},
+};
+
+PyModuleDef kModule = {PyModuleDef_HEAD_INIT, "_qkernels", "Quantized matmul kernels (GGUF Q4_1, Q8_0).", -1,
+                       kMethods};
+
+}  // namespace
+
+PyMODINIT_FUNC PyInit__qkernels(void) {
+    g_isa.store(best_isa());
+    if (g_pool == nullptr) g_pool = new Pool();  // Never freed: helpers must outlive interpreter teardown.
+    PyObject* m = PyModule_Create(&kModule);
+    if (m == nullptr) return nullptr;
+    if (PyModule_AddIntConstant(m, "Q4_1", QK_Q4_1) < 0 || PyModule_AddIntConstant(m, "Q8_0", QK_Q8_0) < 0) {
+        Py_DECREF(m);
+        return nullptr;
+    }
+    return m;
+}

@@ -1,0 +1,310 @@
+"""Weight matrices and the kernels that multiply by them: GGUF blocks (``q``) or dense fp32.
+
+A ``QuantizedMatrix`` keeps a GGUF tensor's blocks exactly as the file stores
+them (Q4_1: 32 weights as fp16 scale ``d``, fp16 min ``m`` and 4-bit ``q``,
+w = d*q + m; Q8_0: fp16 ``d`` and 8-bit ``q``, w = d*q) and multiplies by them
+in the ``_qkernels`` extension (engines/native/kernels/): each block is
+dequantized in registers, once per call, and applied to every activation row.
+A dequantized weight is exactly representable in fp32 and activations and
+sums stay fp32, so the quantized engine computes the same model as the fp32
+one, up to the order of additions, while reading ~5.6x fewer bytes per token.
+
+Row count picks the path: up to ``DENSE_FROM_ROWS - 1`` rows (decode steps,
+verification passes, batched decode) use the block kernels; from there on
+(prefill chunks) the matrix is dequantized into fp32 and the dense kernel does
+the matmul, which is exact too and faster when many rows share the weights.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+import structlog
+import torch
+import torch.nn.functional as F
+
+_log = structlog.get_logger(__name__)
+
+DENSE_FROM_ROWS = 16
+"""From this many rows on, dequantize and use the dense kernel. Measured on the SmolLM2 matrices
+(docs/benchmarks.md): the block kernels win clearly up to 8 rows and lose from ~16 on, where the
+dense GEMM's register blocking amortises the one-off dequantization."""
+
+
+class WeightFormat(enum.Enum):
+    """How the native engine holds its weights."""
+
+    Q = "q"
+    """The GGUF's own quantized blocks where the kernels support them (Q4_1, Q8_0), else fp32."""
+    FP32 = "fp32"
+    """Everything dequantized to fp32 at load: the reference path (and the one for GPUs)."""
+
+
+class QuantKind(enum.Enum):
+    """GGUF block formats the kernels compute from directly."""
+
+    Q4_1 = "q4_1"
+    Q8_0 = "q8_0"
+
+    @property
+    def block_bytes(self) -> int:
+        """Bytes per block of 32 weights in a GGUF file: the fp16 scales, then the values."""
+        return 2 * self.scales + self.value_bytes
+
+    @property
+    def value_bytes(self) -> int:
+        """Bytes of quantized values per block of 32."""
+        return 16 if self is QuantKind.Q4_1 else 32
+
+    @property
+    def scales(self) -> int:
+        """fp16 scales per block: Q4_1 has d and m, Q8_0 only d."""
+        return 2 if self is QuantKind.Q4_1 else 1
+
+
+class KernelsUnavailable(RuntimeError):
+    """The compiled kernels are missing: the package was installed without a C++ compiler."""
+
+
+class KernelModule(Protocol):
+    """What this module uses of ``_qkernels`` (its stub, ``_qkernels.pyi``, documents each call)."""
+
+    Q4_1: int
+    Q8_0: int
+
+    def matmul(
+        self, kind: int, x: int, rows: int, k: int, qs: int, scales: int, n: int, out: int, /
+    ) -> None: ...
+    def dequantize(self, kind: int, qs: int, scales: int, n: int, k: int, out: int, /) -> None: ...
+    def gather(self, kind: int, qs: int, scales: int, k: int, ids: int, count: int, out: int, /) -> None: ...
+    def set_threads(self, threads: int, /) -> None: ...
+    def threads(self) -> int: ...
+    def isa(self) -> str: ...
+    def set_isa(self, name: str, /) -> None: ...
+
+
+def kernels() -> KernelModule:
+    """The ``_qkernels`` extension; raises ``KernelsUnavailable`` when it was not built."""
+    try:
+        from engines.native import _qkernels
+    except ImportError as error:
+        raise KernelsUnavailable(
+            "the native engine's quantized kernels (engines.native._qkernels) are not built: "
+            "install a C++ compiler (g++ or clang++) and reinstall (make venv), "
+            "or serve with --weights fp32"
+        ) from error
+    return _qkernels
+
+
+def kernels_available() -> bool:
+    """Whether ``--weights q`` can run here."""
+    try:
+        kernels()
+    except KernelsUnavailable:
+        return False
+    return True
+
+
+def set_kernel_threads(threads: int) -> None:
+    """Threads the block kernels split each call across (the calling thread included)."""
+    kernels().set_threads(threads)
+
+
+def kernel_isa() -> str:
+    """The instruction set the block kernels run on this CPU: ``avx512``, ``avx2`` or ``generic``."""
+    return kernels().isa()
+
+
+class Matrix(Protocol):
+    """A weight ``[out_features, in_features]`` that multiplies activations."""
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(out_features, in_features)``."""
+        ...
+
+    def matmul(self, x: torch.Tensor) -> torch.Tensor:
+        """``x @ W.T`` for fp32 ``x`` [..., in_features]."""
+        ...
+
+    def dense(self) -> torch.Tensor:
+        """The weights as an fp32 tensor (exact)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class DenseMatrix:
+    """An fp32 weight, multiplied by ``F.linear``."""
+
+    weight: torch.Tensor
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        rows, cols = self.weight.shape
+        return int(rows), int(cols)
+
+    def matmul(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x, self.weight)
+
+    def dense(self) -> torch.Tensor:
+        return self.weight
+
+
+@dataclass(frozen=True, slots=True)
+class QuantizedMatrix:
+    """A weight in GGUF's blocks, repacked (same values) as the kernels read them.
+
+    ``qs`` is uint8 ``[rows, cols / 32 * kind.value_bytes]``: each block's values as GGUF
+    stores them. ``scales`` is float16 ``[rows, cols / 32 * kind.scales]``: Q4_1's d and m, or
+    Q8_0's d, of each block. Build from a GGUF tensor with ``from_blocks``.
+    """
+
+    kind: QuantKind
+    qs: torch.Tensor
+    scales: torch.Tensor
+    rows: int
+    cols: int
+
+    def __post_init__(self) -> None:
+        if self.cols % 32 != 0 or self.cols == 0:
+            raise ValueError(f"{self.kind.value} rows hold whole blocks of 32; got {self.cols} columns")
+        blocks = self.cols // 32
+        for tensor, dtype, width in (
+            (self.qs, torch.uint8, blocks * self.kind.value_bytes),
+            (self.scales, torch.float16, blocks * self.kind.scales),
+        ):
+            if tensor.dtype != dtype or tuple(tensor.shape) != (self.rows, width):
+                raise ValueError(
+                    f"{self.kind.value}: expected {dtype} {(self.rows, width)}; "
+                    f"got {tensor.dtype} {tuple(tensor.shape)}"
+                )
+            if not tensor.is_contiguous():
+                raise ValueError("quantized tensors must be contiguous")
+
+    @classmethod
+    def from_blocks(
+        cls, kind: QuantKind, blocks: np.ndarray[Any, np.dtype[np.uint8]], cols: int
+    ) -> QuantizedMatrix:
+        """From GGUF's own layout: uint8 ``[rows, cols / 32 * kind.block_bytes]``."""
+        rows = blocks.shape[0]
+        per_row = blocks.reshape(rows, cols // 32, kind.block_bytes)
+        scale_bytes = 2 * kind.scales
+        scales = np.ascontiguousarray(per_row[:, :, :scale_bytes]).view(np.float16).reshape(rows, -1)
+        qs = np.ascontiguousarray(per_row[:, :, scale_bytes:]).reshape(rows, -1)
+        return cls(kind, torch.from_numpy(qs), torch.from_numpy(scales), rows, cols)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.rows, self.cols
+
+    @property
+    def _kind_code(self) -> int:
+        return kernels().Q4_1 if self.kind is QuantKind.Q4_1 else kernels().Q8_0
+
+    def matmul(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dtype != torch.float32 or x.shape[-1] != self.cols:
+            raise ValueError(f"expected fp32 [..., {self.cols}]; got {x.dtype} {tuple(x.shape)}")
+        flat = x.reshape(-1, self.cols).contiguous()
+        n_rows = flat.shape[0]
+        if n_rows >= DENSE_FROM_ROWS:
+            out = F.linear(flat, self.dense())
+        else:
+            out = torch.empty(n_rows, self.rows, dtype=torch.float32)
+            if n_rows:
+                kernels().matmul(
+                    self._kind_code,
+                    flat.data_ptr(),
+                    n_rows,
+                    self.cols,
+                    self.qs.data_ptr(),
+                    self.scales.data_ptr(),
+                    self.rows,
+                    out.data_ptr(),
+                )
+        return out.reshape(*x.shape[:-1], self.rows)
+
+    def dense(self) -> torch.Tensor:
+        out = torch.empty(self.rows, self.cols, dtype=torch.float32)
+        kernels().dequantize(
+            self._kind_code, self.qs.data_ptr(), self.scales.data_ptr(), self.rows, self.cols, out.data_ptr()
+        )
+        return out
+
+    def take_rows(self, ids: torch.Tensor) -> torch.Tensor:
+        """fp32 rows ``ids`` (an embedding lookup): ``[*ids.shape, cols]``."""
+        flat = ids.reshape(-1).to(torch.int64).contiguous()
+        if flat.numel() and (int(flat.min()) < 0 or int(flat.max()) >= self.rows):
+            raise IndexError(f"row ids must be in [0, {self.rows})")
+        out = torch.empty(flat.numel(), self.cols, dtype=torch.float32)
+        kernels().gather(
+            self._kind_code,
+            self.qs.data_ptr(),
+            self.scales.data_ptr(),
+            self.cols,
+            flat.data_ptr(),
+            flat.numel(),
+            out.data_ptr(),
+        )
+        return out.reshape(*ids.shape, self.cols)
+
+    def select_rows(self, index: torch.Tensor) -> QuantizedMatrix:
+        """The matrix of rows ``index``, in that order (rows of blocks move unchanged)."""
+        index = index.to(torch.int64)
+        return QuantizedMatrix(
+            self.kind,
+            self.qs.index_select(0, index).contiguous(),
+            self.scales.index_select(0, index).contiguous(),
+            int(index.numel()),
+            self.cols,
+        )
+
+
+Weight = torch.Tensor | QuantizedMatrix
+"""A tensor of a loaded model: fp32 (norms, or any type the kernels lack) or GGUF blocks."""
+
+
+def as_matrix(weight: Weight, weight_format: WeightFormat) -> Matrix:
+    """``weight`` as the format asks: quantized blocks stay blocks only for ``WeightFormat.Q``."""
+    if isinstance(weight, QuantizedMatrix):
+        if weight_format is WeightFormat.Q:
+            return weight
+        return DenseMatrix(weight.dense())
+    return DenseMatrix(weight)
+
+
+def stack_rows(parts: Sequence[Matrix]) -> Matrix:
+    """One matrix with the rows of ``parts`` one after another (fused q/k/v, fused gate/up).
+
+    Blocks of one kind concatenate as blocks; any mix falls back to dense fp32.
+    """
+    first = parts[0]
+    if isinstance(first, QuantizedMatrix) and all(
+        isinstance(p, QuantizedMatrix) and p.kind is first.kind and p.cols == first.cols for p in parts
+    ):
+        quantized = [p for p in parts if isinstance(p, QuantizedMatrix)]
+        return QuantizedMatrix(
+            first.kind,
+            torch.cat([p.qs for p in quantized]),
+            torch.cat([p.scales for p in quantized]),
+            sum(p.rows for p in quantized),
+            first.cols,
+        )
+    return DenseMatrix(torch.cat([p.dense() for p in parts]))
+
+
+def dense_state_dict(state: dict[str, Weight]) -> dict[str, torch.Tensor]:
+    """Every weight as fp32 (exact): for the reference path, training and tests."""
+    return {name: w.dense() if isinstance(w, QuantizedMatrix) else w for name, w in state.items()}
+
+
+def default_threads() -> int:
+    """Cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1

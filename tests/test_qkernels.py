@@ -1,0 +1,191 @@
+"""The quantized kernels against a dequantized fp32 matmul: random and real blocks, every instruction set.
+
+The reference is computed in float64 from weights dequantized by gguf-py (the
+GGUF format's own Python implementation), so it checks the block layout, the
+repacking and the arithmetic at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import gguf
+import numpy as np
+import pytest
+import torch
+
+from engines.native.matrices import (
+    DENSE_FROM_ROWS,
+    QuantizedMatrix,
+    QuantKind,
+    kernels,
+    stack_rows,
+)
+from engines.native.weights import default_gguf_path
+
+GGUF_TYPES = {QuantKind.Q4_1: gguf.GGMLQuantizationType.Q4_1, QuantKind.Q8_0: gguf.GGMLQuantizationType.Q8_0}
+
+
+def _supported_isas() -> list[str]:
+    found = []
+    for name in ("generic", "avx2", "avx512"):
+        try:
+            kernels().set_isa(name)
+        except ValueError:
+            continue
+        found.append(name)
+    kernels().set_isa("best")
+    return found
+
+
+ISAS = _supported_isas()
+
+
+@pytest.fixture(params=ISAS)
+def isa(request: pytest.FixtureRequest) -> Iterator[str]:
+    name: str = request.param
+    kernels().set_isa(name)
+    yield name
+    kernels().set_isa("best")
+
+
+@pytest.fixture(params=[1, 2, 3])
+def threads(request: pytest.FixtureRequest) -> Iterator[int]:
+    count: int = request.param
+    before = kernels().threads()
+    kernels().set_threads(count)
+    yield count
+    kernels().set_threads(before)
+
+
+def random_blocks(kind: QuantKind, rows: int, cols: int, seed: int) -> np.ndarray:
+    """GGUF blocks with random values and realistic fp16 scales (and mins for Q4_1)."""
+    rng = np.random.default_rng(seed)
+    n_blocks = cols // 32
+    blocks = np.zeros((rows, n_blocks, kind.block_bytes), dtype=np.uint8)
+    scales = rng.uniform(1e-3, 5e-2, size=(rows, n_blocks, kind.scales)).astype(np.float16)
+    if kind is QuantKind.Q4_1:
+        scales[:, :, 1] = -scales[:, :, 1] * 8  # m: the block's minimum, about -8 d
+    blocks[:, :, : 2 * kind.scales] = scales.view(np.uint8).reshape(rows, n_blocks, -1)
+    blocks[:, :, 2 * kind.scales :] = rng.integers(0, 256, size=(rows, n_blocks, kind.value_bytes))
+    return blocks.reshape(rows, -1)
+
+
+def reference(kind: QuantKind, blocks: np.ndarray, cols: int) -> torch.Tensor:
+    """gguf-py's dequantization of the same blocks: fp32 ``[rows, cols]``."""
+    values = gguf.quants.dequantize(blocks, GGUF_TYPES[kind])
+    return torch.from_numpy(np.asarray(values, dtype=np.float32).reshape(blocks.shape[0], cols).copy())
+
+
+def check_matmul(matrix: QuantizedMatrix, dense: torch.Tensor, rows: int, seed: int) -> None:
+    x = torch.randn(rows, matrix.cols, generator=torch.Generator().manual_seed(seed))
+    got = matrix.matmul(x)
+    expected = x.double() @ dense.double().T
+    scale = expected.abs().max().item() + 1e-12
+    error = (got.double() - expected).abs().max().item() / scale
+    assert got.shape == (rows, matrix.rows)
+    assert error < 2e-6, f"rows={rows}: max error {error:.2e} of the largest output"
+
+
+@pytest.mark.parametrize("kind", list(QuantKind))
+@pytest.mark.parametrize(("n", "k"), [(1, 32), (7, 64), (33, 96), (100, 576), (17, 1536)])
+def test_dequantize_matches_gguf_exactly(isa: str, kind: QuantKind, n: int, k: int) -> None:
+    blocks = random_blocks(kind, n, k, seed=n * k)
+    matrix = QuantizedMatrix.from_blocks(kind, blocks, k)
+    assert torch.equal(matrix.dense(), reference(kind, blocks, k))
+
+
+@pytest.mark.parametrize("kind", list(QuantKind))
+@pytest.mark.parametrize(("n", "k"), [(1, 32), (5, 64), (37, 96), (130, 576), (19, 1536)])
+def test_matmul_random_blocks_every_row_count(
+    isa: str, threads: int, kind: QuantKind, n: int, k: int
+) -> None:
+    """Ragged weight-row counts (not multiples of the kernels' tiles) and 1..16 activation rows."""
+    blocks = random_blocks(kind, n, k, seed=n + k)
+    matrix = QuantizedMatrix.from_blocks(kind, blocks, k)
+    dense = reference(kind, blocks, k)
+    for rows in range(1, DENSE_FROM_ROWS + 2):
+        check_matmul(matrix, dense, rows, seed=rows)
+
+
+@pytest.fixture(scope="module")
+def real_tensors() -> dict[str, tuple[QuantKind, np.ndarray, int]]:
+    reader = gguf.GGUFReader(str(default_gguf_path()))
+    wanted = {"blk.3.attn_q.weight", "blk.7.ffn_down.weight", "blk.11.ffn_up.weight", "token_embd.weight"}
+    kinds = {v: k for k, v in GGUF_TYPES.items()}
+    found = {}
+    for tensor in reader.tensors:
+        if tensor.name in wanted:
+            cols = int(tensor.shape[0])
+            blocks = np.asarray(tensor.data, dtype=np.uint8).reshape(int(tensor.shape[1]), -1)
+            found[tensor.name] = (kinds[tensor.tensor_type], blocks, cols)
+    assert set(found) == wanted
+    return found
+
+
+def test_real_model_blocks(isa: str, real_tensors: dict[str, tuple[QuantKind, np.ndarray, int]]) -> None:
+    """SmolLM2's own Q4_1 layers and Q8_0 embedding/output head, at the row counts the engine uses."""
+    for name, (kind, blocks, cols) in real_tensors.items():
+        if name == "token_embd.weight":
+            blocks = blocks[:3000]  # keep the float64 reference small
+        matrix = QuantizedMatrix.from_blocks(kind, blocks, cols)
+        dense = reference(kind, blocks, cols)
+        assert torch.equal(matrix.dense(), dense), name
+        for rows in (1, 2, 5, 8, 13, 16):
+            check_matmul(matrix, dense, rows, seed=rows)
+
+
+def test_take_rows_is_an_exact_embedding_lookup(
+    real_tensors: dict[str, tuple[QuantKind, np.ndarray, int]],
+) -> None:
+    kind, blocks, cols = real_tensors["token_embd.weight"]
+    matrix = QuantizedMatrix.from_blocks(kind, blocks, cols)
+    ids = torch.tensor([[0, 49151, 7], [7, 123, 40000]])
+    got = matrix.take_rows(ids)
+    assert got.shape == (2, 3, cols)
+    expected = reference(kind, blocks[ids.reshape(-1).numpy()], cols).reshape(2, 3, cols)
+    assert torch.equal(got, expected)
+    with pytest.raises(IndexError):
+        matrix.take_rows(torch.tensor([49152]))
+    with pytest.raises(IndexError):
+        matrix.take_rows(torch.tensor([-1]))
+
+
+def test_stacked_and_selected_rows_keep_their_values() -> None:
+    parts = [
+        QuantizedMatrix.from_blocks(QuantKind.Q4_1, random_blocks(QuantKind.Q4_1, n, 64, seed=n), 64)
+        for n in (3, 5)
+    ]
+    stacked = stack_rows(parts)
+    assert isinstance(stacked, QuantizedMatrix)
+    assert torch.equal(stacked.dense(), torch.cat([p.dense() for p in parts]))
+    picked = stacked.select_rows(torch.tensor([7, 0, 2]))
+    assert torch.equal(picked.dense(), stacked.dense()[[7, 0, 2]])
+    mixed = stack_rows(
+        [parts[0], QuantizedMatrix.from_blocks(QuantKind.Q8_0, random_blocks(QuantKind.Q8_0, 2, 64, 1), 64)]
+    )
+    assert not isinstance(mixed, QuantizedMatrix)
+    assert mixed.shape == (5, 64)
+
+
+def test_bad_shapes_are_refused() -> None:
+    blocks = random_blocks(QuantKind.Q8_0, 4, 64, seed=0)
+    matrix = QuantizedMatrix.from_blocks(QuantKind.Q8_0, blocks, 64)
+    with pytest.raises(ValueError, match="expected fp32"):
+        matrix.matmul(torch.randn(2, 32))
+    with pytest.raises(ValueError, match="expected fp32"):
+        matrix.matmul(torch.randn(2, 64, dtype=torch.float64))
+    with pytest.raises(ValueError, match="whole blocks"):
+        QuantizedMatrix(QuantKind.Q8_0, matrix.qs[:, :16].contiguous(), matrix.scales, 4, 48)
+    with pytest.raises(ValueError, match="expected"):
+        QuantizedMatrix(QuantKind.Q4_1, matrix.qs, matrix.scales, 4, 64)
+    with pytest.raises(ValueError, match="multiple of 32"):
+        kernels().matmul(kernels().Q8_0, 0, 1, 48, 0, 0, 1, 0)
+    with pytest.raises(ValueError, match="instruction set"):
+        kernels().set_isa("sse9")
+
+
+def test_threads_and_isa_are_reported() -> None:
+    assert kernels().isa() in {"avx512", "avx2", "generic"}
+    with pytest.raises(ValueError, match="threads"):
+        kernels().set_threads(0)
