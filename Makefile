@@ -13,7 +13,7 @@ RPC_PROTOS := .deps/googleapis/google/rpc/status.proto
 CLIENT_LANGS := typescript go java rust
 
 .PHONY: help venv generate generate-python check-generated clients lint format test pytest serve clean \
-	bench bench-speculation
+	bench bench-speculation bench-engine
 
 help:
 	@echo "make serve   set everything up, then serve the embedded model on 127.0.0.1:50051"
@@ -21,6 +21,7 @@ help:
 	@echo "make lint | format | generate | clients | check-generated | clean"
 	@echo "make bench              front door: tokenwire (sim engine) vs the bare grpc.aio floor"
 	@echo "make bench-speculation  native engine speculation vs none vs llama.cpp (builds llama-cpp-python)"
+	@echo "make bench-engine       native engine through gRPC (fp32, q, eagle3) vs llama.cpp; ~15-20 min"
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "tokenwire needs Python 3.11+"'
@@ -88,6 +89,11 @@ bench: $(VENV)/.installed
 bench-speculation: $(VENV)/.installed
 	bash bench/llamacpp_env.sh
 	$(BIN)/python bench/speculation.py --reps 2 --llamacpp
+
+# Real `tokenwire serve` processes measured through the API; add ARGS=--quick to try it out.
+bench-engine: $(VENV)/.installed
+	bash bench/llamacpp_env.sh
+	$(BIN)/python bench/engine.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) .deps .mypy_cache .ruff_cache .pytest_cache
