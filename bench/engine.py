@@ -32,6 +32,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from engine_report import LLAMACPP_STAMP, ConfigResult, Report, cpu_line, plot, section
 from report_file import replace_section
@@ -47,6 +48,9 @@ from stream_timing import (
 )
 
 from engines.native.eagle3.dataset import TRAIN_PROMPTS, read_prompts
+
+if TYPE_CHECKING:  # verify_cost imports torch: only the benchmark's last step needs it
+    from verify_cost import VerifyCost
 
 PROMPTS = Path(__file__).parent / "data" / "engine_prompts.txt"
 RESULTS = ROOT / "bench" / "results" / "engine"
@@ -353,13 +357,19 @@ def main() -> None:
     if LLAMACPP in the_plan.names:
         results.append(measure_llamacpp(tokens, work, args.threads))
     results.sort(key=lambda r: the_plan.names.index(r.name))
-    verify = None
+    verify: tuple[VerifyCost, ...] = ()
     if args.verify_reps > 0:
         from verify_cost import measure_verify_cost
 
+        from engines.native.matrices import WeightFormat
+
         # A real prefix; any 200 tokens would time the same.
-        verify = measure_verify_cost(tokens.long_ids[:200], reps=args.verify_reps, threads=args.threads)
-        _progress(f"verify k=4: {verify.verify_ms:.1f} ms vs a step's {verify.step_ms:.1f} ms")
+        verify = tuple(
+            measure_verify_cost(tokens.long_ids[:200], weights=w, reps=args.verify_reps, threads=args.threads)
+            for w in (WeightFormat.Q, WeightFormat.FP32)
+        )
+        for v in verify:
+            _progress(f"verify k=4, {v.weights}: {v.verify_ms:.1f} ms vs a step's {v.step_ms:.1f} ms")
     report = Report(
         results=tuple(results),
         verify=verify,

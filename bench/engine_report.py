@@ -43,7 +43,7 @@ class ConfigResult:
 @dataclass(frozen=True, slots=True)
 class Report:
     results: tuple[ConfigResult, ...]
-    verify: VerifyCost | None
+    verify: tuple[VerifyCost, ...]
     command: str
     date: str
     max_tokens: int
@@ -143,12 +143,15 @@ def memory_table(report: Report) -> list[str]:
     return rows
 
 
-def verify_table(verify: VerifyCost) -> list[str]:
-    k = verify.draft_length
+def verify_table(verifies: tuple[VerifyCost, ...]) -> list[str]:
+    k = verifies[0].draft_length
     return [
-        f"| cache position | 1-token step | {k + 1}-token verification (k={k}) | ratio |",
-        "|---|---|---|---|",
-        f"| {verify.position} | {verify.step_ms:.1f} ms | {verify.verify_ms:.1f} ms | {verify.ratio:.2f}x |",
+        f"| weights | cache position | 1-token step | {k + 1}-token verification (k={k}) | ratio |",
+        "|---|---|---|---|---|",
+        *(
+            f"| {v.weights} | {v.position} | {v.step_ms:.1f} ms | {v.verify_ms:.1f} ms | {v.ratio:.2f}x |"
+            for v in verifies
+        ),
     ]
 
 
@@ -245,13 +248,13 @@ def section(report: Report, title: str, images: list[str]) -> str:
             *memory,
             "",
         ]
-    if report.verify is not None:
-        v = report.verify
+    if report.verify:
+        v = report.verify[0]
         parts += [
-            f"Cost of an EAGLE-3 verification pass, in-process (no gRPC), {v.weights} weights, "
-            f"{v.threads} threads, median of {v.reps} alternating passes after a {v.position}-token prefill:",
+            f"Cost of an EAGLE-3 verification pass, in-process (no gRPC), {v.threads} threads, "
+            f"median of {v.reps} alternating passes after a {v.position}-token prefill:",
             "",
-            *verify_table(v),
+            *verify_table(report.verify),
             "",
         ]
     parts += [f"![{image}]({image})" for image in images]

@@ -16,11 +16,9 @@ from dataclasses import dataclass
 import torch
 
 from engines.native.kv_cache import KVCache
+from engines.native.matrices import WeightFormat, set_kernel_threads
 from engines.native.model import Transformer
 from engines.native.weights import default_gguf_path, load_weights
-
-MODEL_WEIGHTS = "fp32"
-"""What ``build_model`` builds, for the report: change the two together."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,17 +39,17 @@ class VerifyCost:
         return self.verify_ms / self.step_ms
 
 
-def build_model(context: int) -> tuple[Transformer, KVCache]:
+def build_model(context: int, weights_format: WeightFormat) -> tuple[Transformer, KVCache]:
     """The target model and a one-slot cache, built as ``NativeEngine._build`` builds them.
 
-    ADAPT HERE when the engine's construction changes (e.g. quantized weights),
-    and set ``MODEL_WEIGHTS`` to match: this is the only place in the benchmarks
-    that knows how a model is made from the GGUF.
+    The only place in the benchmarks that knows how a model is made from the GGUF.
     """
     weights = load_weights(default_gguf_path(), None, None)
     config = weights.config
     with torch.inference_mode():
-        model = Transformer.from_weights(config, weights.state_dict, max_seq=context)
+        model = Transformer.from_weights(
+            config, weights.state_dict, max_seq=context, weight_format=weights_format
+        )
         cache = KVCache(
             n_layers=config.n_layers,
             max_slots=1,
@@ -63,7 +61,12 @@ def build_model(context: int) -> tuple[Transformer, KVCache]:
 
 
 def measure_verify_cost(
-    prefix: Sequence[int], *, draft_length: int = 4, reps: int = 50, threads: int = 2
+    prefix: Sequence[int],
+    *,
+    weights: WeightFormat,
+    draft_length: int = 4,
+    reps: int = 50,
+    threads: int = 2,
 ) -> VerifyCost:
     """Prefill ``prefix`` into slot 0, then time decode vs verification passes at that position.
 
@@ -72,8 +75,10 @@ def measure_verify_cost(
     positions, so the state never advances. Returns the medians.
     """
     torch.set_num_threads(threads)
+    if weights is WeightFormat.Q:
+        set_kernel_threads(threads)
     position = len(prefix)
-    model, cache = build_model(context=position + draft_length + 8)
+    model, cache = build_model(position + draft_length + 8, weights)
     one = torch.tensor([[prefix[-1]]], dtype=torch.long)
     several = torch.tensor([list(prefix[-1:]) * (draft_length + 1)], dtype=torch.long)
     step: list[float] = []
@@ -90,7 +95,7 @@ def measure_verify_cost(
                 step.append(middle - start)
                 verify.append(end - middle)
     return VerifyCost(
-        weights=MODEL_WEIGHTS,
+        weights=weights.value,
         position=position,
         draft_length=draft_length,
         step_ms=statistics.median(step) * 1000,
