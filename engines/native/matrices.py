@@ -18,6 +18,7 @@ the matmul, which is exact too and faster when many rows share the weights.
 from __future__ import annotations
 
 import enum
+import functools
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -88,6 +89,7 @@ class KernelModule(Protocol):
     def set_isa(self, name: str, /) -> None: ...
 
 
+@functools.cache
 def kernels() -> KernelModule:
     """The ``_qkernels`` extension; raises ``KernelsUnavailable`` when it was not built."""
     try:
