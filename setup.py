@@ -16,9 +16,15 @@ setup(
             "engines.native._qkernels",
             sources=[
                 KERNELS + name
-                for name in ("module.cpp", "qmatmul_generic.cpp", "qmatmul_avx2.cpp", "qmatmul_avx512.cpp")
+                for name in (
+                    "module.cpp",
+                    "glue.cpp",
+                    "qmatmul_generic.cpp",
+                    "qmatmul_avx2.cpp",
+                    "qmatmul_avx512.cpp",
+                )
             ],
-            depends=[KERNELS + "qmatmul.h", KERNELS + "qmatmul_impl.h"],
+            depends=[KERNELS + "qmatmul.h", KERNELS + "qmatmul_impl.h", KERNELS + "glue.h"],
             language="c++",
             extra_compile_args=["-std=c++17", "-O3", "-fno-math-errno", "-Wall"],
         )

@@ -12,6 +12,36 @@ def dequantize(kind: int, qs: int, scales: int, n: int, k: int, out: int, /) -> 
 def gather(kind: int, qs: int, scales: int, k: int, ids: int, count: int, out: int, /) -> None:
     """``out[i] = W[ids[i]]`` in fp32 for int64 ``ids``, which the caller has bounds-checked."""
 
+def rmsnorm(x: int, weight: int, out: int, rows: int, dim: int, eps: float, /) -> None:
+    """``out[r] = x[r] / rms(x[r]) * weight`` for fp32 rows of ``dim``."""
+
+def silu_mul(gate_up: int, out: int, rows: int, width: int, /) -> None:
+    """``out[r] = silu(gate) * up`` where row r of ``gate_up`` is ``[gate | up]``, each ``width`` wide."""
+
+def rope(
+    x: int, batch: int, heads: int, tokens: int, head_dim: int, positions: int, cos: int, sin: int, /
+) -> None:
+    """Rotate-half RoPE in place on ``x`` [B, heads, T, D]; angles from ``cos``/``sin`` [positions, D]."""
+
+def attention(
+    q: int,
+    q_batch_stride: int,
+    k: int,
+    v: int,
+    slot_stride: int,
+    head_stride: int,
+    slots: int,
+    starts: int,
+    batch: int,
+    tokens: int,
+    heads: int,
+    kv_heads: int,
+    head_dim: int,
+    out: int,
+    /,
+) -> None:
+    """Causal grouped-query attention of ``q`` [B, H, T, D] over each row's cache slot into [B, T, H, D]."""
+
 def set_threads(threads: int, /) -> None:
     """Threads each call is split across, the caller's included (1 to 256)."""
 

@@ -83,6 +83,38 @@ class KernelModule(Protocol):
     ) -> None: ...
     def dequantize(self, kind: int, qs: int, scales: int, n: int, k: int, out: int, /) -> None: ...
     def gather(self, kind: int, qs: int, scales: int, k: int, ids: int, count: int, out: int, /) -> None: ...
+    def rmsnorm(self, x: int, weight: int, out: int, rows: int, dim: int, eps: float, /) -> None: ...
+    def silu_mul(self, gate_up: int, out: int, rows: int, width: int, /) -> None: ...
+    def rope(
+        self,
+        x: int,
+        batch: int,
+        heads: int,
+        tokens: int,
+        head_dim: int,
+        positions: int,
+        cos: int,
+        sin: int,
+        /,
+    ) -> None: ...
+    def attention(
+        self,
+        q: int,
+        q_batch_stride: int,
+        k: int,
+        v: int,
+        slot_stride: int,
+        head_stride: int,
+        slots: int,
+        starts: int,
+        batch: int,
+        tokens: int,
+        heads: int,
+        kv_heads: int,
+        head_dim: int,
+        out: int,
+        /,
+    ) -> None: ...
     def set_threads(self, threads: int, /) -> None: ...
     def threads(self) -> int: ...
     def isa(self) -> str: ...

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from engines.native import fused
 from engines.native.config import ModelConfig
 from engines.native.kv_cache import BatchLayout, KVCache, make_layout
 from engines.native.matrices import Matrix, QuantizedMatrix, Weight, WeightFormat, as_matrix, stack_rows
@@ -33,15 +34,16 @@ def linear(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
 class RMSNorm(nn.Module):
     """Root-mean-square norm with a learned scale."""
 
-    def __init__(self, dim: int, eps: float) -> None:
+    def __init__(self, dim: int, eps: float, *, fused: bool = False) -> None:
         super().__init__()
         self.eps = eps
+        self.fused = fused
         self.weight = nn.Parameter(torch.ones(dim), requires_grad=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # One fused op: at a decode step the five of the textbook formula cost more in
-        # dispatch than in arithmetic.
-        return F.rms_norm(x, (x.shape[-1],), self.weight, self.eps)
+        if self.fused:
+            return fused.rms_norm(x, self.weight, self.eps)
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
 
 
 def rope_tables(head_dim: int, theta: float, max_seq: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -65,10 +67,15 @@ class PassContext:
     """What every layer of one forward pass shares: where rows live and their rotary angles."""
 
     layout: BatchLayout
+    starts: torch.Tensor
+    """[B] int64: each row's first position."""
     cache: KVCache
     cos: torch.Tensor
     """[B, 1, T, head_dim]"""
     sin: torch.Tensor
+    rope_cos: torch.Tensor
+    """The model's whole tables, [max_seq, head_dim]: the fused RoPE indexes them itself."""
+    rope_sin: torch.Tensor
     mask: torch.Tensor
     """[B, 1, group * T, length]: matches the folded queries in ``Attention``."""
 
@@ -76,9 +83,10 @@ class PassContext:
 class Attention(nn.Module):
     """Grouped-query attention over each row's own slot in layer ``layer`` of the KV cache."""
 
-    def __init__(self, config: ModelConfig, layer: int, wqkv: Matrix, wo: Matrix) -> None:
+    def __init__(self, config: ModelConfig, layer: int, wqkv: Matrix, wo: Matrix, *, fused: bool) -> None:
         super().__init__()
         self.layer = layer
+        self.fused = fused
         self.n_heads = config.n_heads
         self.n_kv_heads = config.n_kv_heads
         self.head_dim = config.head_dim
@@ -94,10 +102,17 @@ class Attention(nn.Module):
         # Queries and keys rotate together: one set of RoPE ops for both.
         heads = self.n_heads + self.n_kv_heads
         qk = qkv[..., : q_size + kv_size].view(batch, n_tokens, heads, self.head_dim).transpose(1, 2)
-        qk = apply_rope(qk, ctx.cos, ctx.sin)
+        if self.fused:
+            qk = fused.rope_(qk.contiguous(), ctx.layout.positions, ctx.rope_cos, ctx.rope_sin)
+        else:
+            qk = apply_rope(qk, ctx.cos, ctx.sin)
         q, k = qk[:, : self.n_heads], qk[:, self.n_heads :]
         v = qkv[..., q_size + kv_size :].view(batch, n_tokens, self.n_kv_heads, self.head_dim).transpose(1, 2)
         ctx.cache.write(self.layer, ctx.layout, k, v)
+        if self.fused:
+            # Reads each row's slot in place: no gathered copy of the keys and values.
+            attended = fused.attention(qk, self.n_heads, ctx.cache, self.layer, ctx.layout, ctx.starts)
+            return self.wo.matmul(attended)
         keys, values = ctx.cache.read(self.layer, ctx.layout)
         # Query heads h*group .. h*group+group-1 share kv head h: fold them into the
         # sequence axis so attention needs no repeated copy of the keys and values.
@@ -111,25 +126,31 @@ class Attention(nn.Module):
 class FeedForward(nn.Module):
     """SwiGLU: w2(silu(w1 x) * w3 x), with w1 and w3 fused into one matmul."""
 
-    def __init__(self, ffn_dim: int, w13: Matrix, w2: Matrix) -> None:
+    def __init__(self, ffn_dim: int, w13: Matrix, w2: Matrix, *, fused: bool) -> None:
         super().__init__()
         self.ffn_dim = ffn_dim
+        self.fused = fused
         self.w13 = w13
         self.w2 = w2
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        gate, up = torch.split(self.w13.matmul(x), [self.ffn_dim, self.ffn_dim], dim=-1)
+        gate_up = self.w13.matmul(x)
+        if self.fused:
+            return self.w2.matmul(fused.silu_mul(gate_up))
+        gate, up = torch.split(gate_up, [self.ffn_dim, self.ffn_dim], dim=-1)
         return self.w2.matmul(F.silu(gate) * up)
 
 
 class Block(nn.Module):
     """One pre-norm transformer layer."""
 
-    def __init__(self, config: ModelConfig, attention: Attention, feed_forward: FeedForward) -> None:
+    def __init__(
+        self, config: ModelConfig, attention: Attention, feed_forward: FeedForward, *, fused: bool
+    ) -> None:
         super().__init__()
-        self.attention_norm = RMSNorm(config.dim, config.norm_eps)
+        self.attention_norm = RMSNorm(config.dim, config.norm_eps, fused=fused)
         self.attention = attention
-        self.ffn_norm = RMSNorm(config.dim, config.norm_eps)
+        self.ffn_norm = RMSNorm(config.dim, config.norm_eps, fused=fused)
         self.feed_forward = feed_forward
 
     def forward(self, x: torch.Tensor, ctx: PassContext) -> torch.Tensor:
@@ -142,13 +163,20 @@ class Transformer(nn.Module):
     """The Llama decoder. Build with ``from_weights``."""
 
     def __init__(
-        self, config: ModelConfig, max_seq: int, blocks: Sequence[Block], embeddings: Matrix, output: Matrix
+        self,
+        config: ModelConfig,
+        max_seq: int,
+        blocks: Sequence[Block],
+        embeddings: Matrix,
+        output: Matrix,
+        *,
+        fused: bool,
     ) -> None:
         super().__init__()
         self.config = config
         self.max_seq = max_seq
         self.layers = nn.ModuleList(blocks)
-        self.norm = RMSNorm(config.dim, config.norm_eps)
+        self.norm = RMSNorm(config.dim, config.norm_eps, fused=fused)
         self.embeddings = embeddings
         """``[vocab, dim]``: token embeddings (looked up by row)."""
         self.output = output
@@ -165,9 +193,11 @@ class Transformer(nn.Module):
     ) -> Transformer:
         """Build from the unfused state dict of ``weights.load_weights``; takes ownership of its tensors.
 
-        ``weight_format`` Q keeps GGUF blocks and computes from them; FP32 dequantizes everything.
+        ``weight_format`` Q keeps GGUF blocks and computes from them, with the fused small
+        operations of ``fused``; FP32 dequantizes everything and uses torch's operators only.
         """
         state = dict(state_dict)
+        use_fused = weight_format is WeightFormat.Q
 
         def matrix(name: str) -> Matrix:
             return as_matrix(state.pop(name), weight_format)
@@ -181,15 +211,17 @@ class Transformer(nn.Module):
             p = f"layers.{i}."
             wqkv = stack_rows([matrix(p + f"attention.{name}.weight") for name in ("wq", "wk", "wv")])
             w13 = stack_rows([matrix(p + f"feed_forward.{name}.weight") for name in ("w1", "w3")])
-            attention = Attention(config, i, wqkv, matrix(p + "attention.wo.weight"))
-            feed_forward = FeedForward(config.ffn_dim, w13, matrix(p + "feed_forward.w2.weight"))
-            block = Block(config, attention, feed_forward)
+            attention = Attention(config, i, wqkv, matrix(p + "attention.wo.weight"), fused=use_fused)
+            feed_forward = FeedForward(
+                config.ffn_dim, w13, matrix(p + "feed_forward.w2.weight"), fused=use_fused
+            )
+            block = Block(config, attention, feed_forward, fused=use_fused)
             block.attention_norm.weight.data = vector(p + "attention_norm.weight")
             block.ffn_norm.weight.data = vector(p + "ffn_norm.weight")
             blocks.append(block)
         embeddings = matrix("tok_embeddings.weight")
         output = embeddings if config.tied_embeddings else matrix("output.weight")
-        model = cls(config, max_seq, blocks, embeddings, output)
+        model = cls(config, max_seq, blocks, embeddings, output, fused=use_fused)
         model.norm.weight.data = vector("norm.weight")
         if state:
             raise ValueError(f"unexpected tensors in the weights: {sorted(state)[:5]}")
@@ -258,9 +290,12 @@ class Transformer(nn.Module):
         mask = layout.mask.unsqueeze(1).expand(batch, group, n_tokens, layout.length)
         ctx = PassContext(
             layout=layout,
+            starts=layout.positions[:, 0].contiguous(),
             cache=cache,
             cos=self.rope_cos[layout.positions].unsqueeze(1),
             sin=self.rope_sin[layout.positions].unsqueeze(1),
+            rope_cos=self.rope_cos,
+            rope_sin=self.rope_sin,
             mask=mask.reshape(batch, 1, group * n_tokens, layout.length),
         )
         x = self.embed(tokens)

@@ -27,6 +27,7 @@
 #include <thread>
 #include <vector>
 
+#include "glue.h"
 #include "qmatmul.h"
 
 namespace {
@@ -91,32 +92,36 @@ class Pool {
             stop_.store(false);
         }
         size_ = n;
-        // Helpers start from the generation of now: a run that bumps it before a new
-        // helper first looks is still seen as new work, never missed.
-        const uint64_t start = generation_.load();
-        for (int i = 1; i < n; ++i) helpers_.emplace_back([this, i, start] { helper(i, start); });
+        // Helpers start from the generation of now: a run published before a new helper
+        // first looks is still new work to it, never missed.
+        const uint64_t start = work_.load() >> 32;
+        for (int i = 1; i < n; ++i) helpers_.emplace_back([this, start] { helper(start); });
     }
 
-    // Runs job(part) for part in [0, size()), the caller doing part 0; returns when all are done.
-    void run(const std::function<void(int)>& job) {
-        if (size_ == 1) {
-            job(0);
+    // Runs job(chunk) for every chunk in [0, chunks) on the caller and the helpers; returns
+    // when all are done. Chunks are claimed one at a time, so a helper the OS has not
+    // scheduled (the machine is busy) leaves its share to whoever runs, instead of
+    // holding the call up.
+    void run(uint32_t chunks, const std::function<void(uint32_t)>& job) {
+        if (size_ == 1 || chunks <= 1) {
+            for (uint32_t c = 0; c < chunks; ++c) job(c);
             return;
         }
         job_ = &job;
-        remaining_.store(size_ - 1);
-        generation_.fetch_add(1);
+        total_ = chunks;
+        done_.store(0, std::memory_order_relaxed);
+        const uint64_t gen = ++generation_;
+        work_.store(gen << 32, std::memory_order_seq_cst);  // publishes job_ and total_
         if (sleepers_.load() > 0) {
             std::lock_guard<std::mutex> lock(mu_);
             cv_.notify_all();
         }
-        job(0);
-        // Spin for the helpers (they finish within microseconds of us when they run), but
-        // yield the core now and then: on an oversubscribed machine a descheduled helper
-        // needs it to finish at all.
-        for (unsigned spins = 1; remaining_.load(std::memory_order_acquire) != 0; ++spins) {
+        work(gen);
+        // Chunks a helper claimed are running now: they end within microseconds unless
+        // the helper lost its core, so spin, yielding now and then.
+        for (unsigned spins = 1; done_.load(std::memory_order_acquire) != chunks; ++spins) {
             relax();
-            if ((spins & 1023) == 0) std::this_thread::yield();
+            if ((spins & 255) == 0) std::this_thread::yield();
         }
     }
 
@@ -127,37 +132,52 @@ class Pool {
 #endif
     }
 
-    void helper(int part, uint64_t seen) {
+    // Claims and runs chunks of run `gen` until none is left. A claim is a compare-and-swap
+    // on (generation, next chunk), so a late helper can never claim a chunk of a later run
+    // while holding an earlier one's job; the job stays valid until every claimed chunk is done.
+    void work(uint64_t gen) {
+        uint64_t w = work_.load(std::memory_order_acquire);
+        while ((w >> 32) == gen && static_cast<uint32_t>(w) < total_) {
+            if (work_.compare_exchange_weak(w, w + 1, std::memory_order_acq_rel, std::memory_order_acquire)) {
+                (*job_)(static_cast<uint32_t>(w));
+                done_.fetch_add(1, std::memory_order_release);
+                w = work_.load(std::memory_order_acquire);
+            }
+        }
+    }
+
+    void helper(uint64_t seen) {
         for (;;) {
             auto spin_start = std::chrono::steady_clock::now();
             unsigned spins = 0;
-            uint64_t now_gen;
-            while ((now_gen = generation_.load(std::memory_order_acquire)) == seen) {
+            uint64_t gen;
+            while ((gen = work_.load(std::memory_order_acquire) >> 32) == seen) {
                 if (stop_.load(std::memory_order_relaxed)) return;
                 relax();
                 if ((++spins & 255) == 0 && std::chrono::steady_clock::now() - spin_start > kSpin) {
                     std::unique_lock<std::mutex> lock(mu_);
                     sleepers_.fetch_add(1);
-                    cv_.wait(lock, [&] { return generation_.load() != seen || stop_.load(); });
+                    cv_.wait(lock, [&] { return (work_.load() >> 32) != seen || stop_.load(); });
                     sleepers_.fetch_sub(1);
                     spin_start = std::chrono::steady_clock::now();
                 }
             }
-            seen = now_gen;
-            (*job_)(part);
-            remaining_.fetch_sub(1, std::memory_order_release);
+            seen = gen;
+            work(gen);
         }
     }
 
     // Long enough to bridge the Python between two matmuls of a step, short enough
     // that an idle engine stops burning a core almost at once.
-    static constexpr std::chrono::microseconds kSpin{300};
+    static constexpr std::chrono::microseconds kSpin{200};
 
     int size_ = 1;
     std::vector<std::thread> helpers_;
-    const std::function<void(int)>* job_ = nullptr;
-    std::atomic<uint64_t> generation_{0};
-    std::atomic<int> remaining_{0};
+    const std::function<void(uint32_t)>* job_ = nullptr;
+    uint32_t total_ = 0;
+    uint64_t generation_ = 0;  // the caller's count of runs
+    std::atomic<uint64_t> work_{0};  // (generation << 32) | next unclaimed chunk
+    std::atomic<uint32_t> done_{0};
     std::atomic<int> sleepers_{0};
     std::atomic<bool> stop_{false};
     std::mutex mu_;
@@ -166,15 +186,21 @@ class Pool {
 
 Pool* g_pool = nullptr;
 
-// Split [0, n) into `parts` slices aligned to `align` rows.
-void slice(size_t n, int parts, int part, size_t align, size_t* lo, size_t* hi) {
-    const size_t units = (n + align - 1) / align;
-    const size_t per = units / parts, extra = units % parts;
-    const size_t first = part * per + (static_cast<size_t>(part) < extra ? part : extra);
-    const size_t count = per + (static_cast<size_t>(part) < extra ? 1 : 0);
-    *lo = first * align < n ? first * align : n;
-    *hi = (first + count) * align < n ? (first + count) * align : n;
-}
+// Rows [0, n) in chunks of whole `align`-row units, a few chunks per thread so
+// that threads that start late still share the work.
+struct Chunks {
+    size_t n, rows;
+    uint32_t count;
+    Chunks(size_t n_, int threads, size_t align) : n(n_) {
+        const size_t units = (n + align - 1) / align;
+        const size_t wanted = static_cast<size_t>(threads) * 4;
+        const size_t per = (units + wanted - 1) / wanted;
+        rows = (per > 0 ? per : 1) * align;
+        count = static_cast<uint32_t>((n + rows - 1) / rows);
+    }
+    size_t lo(uint32_t c) const { return c * rows; }
+    size_t hi(uint32_t c) const { return (c + 1) * rows < n ? (c + 1) * rows : n; }
+};
 
 // ---- argument parsing ------------------------------------------------------------
 
@@ -221,11 +247,9 @@ PyObject* py_matmul(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
     auto* out = reinterpret_cast<float*>(a[7]);
     const Isa* isa = g_isa.load();
     Py_BEGIN_ALLOW_THREADS;
-    const int parts = g_pool->size();
-    g_pool->run([&](int part) {
-        size_t lo, hi;
-        slice(N, parts, part, 16, &lo, &hi);
-        if (lo < hi) isa->matmul(kind, x, rows, K, qs, scales, N, lo, hi, out);
+    const Chunks chunks(N, g_pool->size(), 16);
+    g_pool->run(chunks.count, [&](uint32_t c) {
+        isa->matmul(kind, x, rows, K, qs, scales, N, chunks.lo(c), chunks.hi(c), out);
     });
     Py_END_ALLOW_THREADS;
     Py_RETURN_NONE;
@@ -242,11 +266,9 @@ PyObject* py_dequantize(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
     auto* out = reinterpret_cast<float*>(a[5]);
     const Isa* isa = g_isa.load();
     Py_BEGIN_ALLOW_THREADS;
-    const int parts = g_pool->size();
-    g_pool->run([&](int part) {
-        size_t lo, hi;
-        slice(N, parts, part, 1, &lo, &hi);
-        if (lo < hi) isa->dequantize(kind, qs, scales, K, lo, hi, out + lo * K);
+    const Chunks chunks(N, g_pool->size(), 1);
+    g_pool->run(chunks.count, [&](uint32_t c) {
+        isa->dequantize(kind, qs, scales, K, chunks.lo(c), chunks.hi(c), out + chunks.lo(c) * K);
     });
     Py_END_ALLOW_THREADS;
     Py_RETURN_NONE;
@@ -271,6 +293,70 @@ PyObject* py_gather(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
         isa->dequantize(kind, qs + row * nb * blocks_bytes(kind), scales + row * nb * scales_per_block(kind), K,
                         0, 1, out + i * K);
     }
+    Py_END_ALLOW_THREADS;
+    Py_RETURN_NONE;
+}
+
+// rmsnorm(x_ptr, weight_ptr, out_ptr, rows, dim, eps)
+PyObject* py_rmsnorm(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+    size_t a[5];
+    if (nargs != 6) {
+        PyErr_SetString(PyExc_TypeError, "rmsnorm takes 6 arguments");
+        return nullptr;
+    }
+    if (!parse(args, 5, 5, "rmsnorm", a)) return nullptr;
+    const double eps = PyFloat_AsDouble(args[5]);
+    if (eps == -1.0 && PyErr_Occurred()) return nullptr;
+    qk_glue::rmsnorm(reinterpret_cast<const float*>(a[0]), reinterpret_cast<const float*>(a[1]),
+                     reinterpret_cast<float*>(a[2]), a[3], a[4], static_cast<float>(eps));
+    Py_RETURN_NONE;
+}
+
+// silu_mul(gate_up_ptr, out_ptr, rows, width)
+PyObject* py_silu_mul(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+    size_t a[4];
+    if (!parse(args, nargs, 4, "silu_mul", a)) return nullptr;
+    qk_glue::silu_mul(reinterpret_cast<const float*>(a[0]), reinterpret_cast<float*>(a[1]), a[2], a[3]);
+    Py_RETURN_NONE;
+}
+
+// rope(x_ptr, batch, heads, tokens, head_dim, positions_ptr, cos_ptr, sin_ptr)
+PyObject* py_rope(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+    size_t a[8];
+    if (!parse(args, nargs, 8, "rope", a)) return nullptr;
+    qk_glue::rope(reinterpret_cast<float*>(a[0]), a[1], a[2], a[3], a[4], reinterpret_cast<const int64_t*>(a[5]),
+                  reinterpret_cast<const float*>(a[6]), reinterpret_cast<const float*>(a[7]));
+    Py_RETURN_NONE;
+}
+
+// attention(q_ptr, q_batch_stride, k_ptr, v_ptr, slot_stride, head_stride, slots_ptr, starts_ptr,
+//           batch, tokens, heads, kv_heads, head_dim, out_ptr)
+PyObject* py_attention(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+    size_t a[14];
+    if (!parse(args, nargs, 14, "attention", a)) return nullptr;
+    qk_glue::AttentionArgs at;
+    at.q = reinterpret_cast<const float*>(a[0]);
+    at.q_batch_stride = a[1];
+    at.k = reinterpret_cast<const float*>(a[2]);
+    at.v = reinterpret_cast<const float*>(a[3]);
+    at.slot_stride = a[4];
+    at.head_stride = a[5];
+    at.slots = reinterpret_cast<const int64_t*>(a[6]);
+    at.starts = reinterpret_cast<const int64_t*>(a[7]);
+    at.batch = a[8];
+    at.tokens = a[9];
+    at.heads = a[10];
+    at.kv_heads = a[11];
+    at.head_dim = a[12];
+    at.out = reinterpret_cast<float*>(a[13]);
+    if (at.kv_heads == 0 || at.heads % at.kv_heads != 0) {
+        PyErr_SetString(PyExc_ValueError, "heads must be a multiple of kv_heads");
+        return nullptr;
+    }
+    Py_BEGIN_ALLOW_THREADS;
+    const size_t items = at.batch * at.tokens * at.heads;
+    const Chunks chunks(items, g_pool->size(), 1);
+    g_pool->run(chunks.count, [&](uint32_t c) { qk_glue::attention(at, chunks.lo(c), chunks.hi(c)); });
     Py_END_ALLOW_THREADS;
     Py_RETURN_NONE;
 }
@@ -319,6 +405,14 @@ PyMethodDef kMethods[] = {
      "dequantize(kind, qs_ptr, scales_ptr, N, K, out_ptr)"},
     {"gather", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(py_gather)), METH_FASTCALL,
      "gather(kind, qs_ptr, scales_ptr, K, ids_ptr, count, out_ptr)"},
+    {"rmsnorm", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(py_rmsnorm)), METH_FASTCALL,
+     "rmsnorm(x_ptr, weight_ptr, out_ptr, rows, dim, eps)"},
+    {"silu_mul", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(py_silu_mul)), METH_FASTCALL,
+     "silu_mul(gate_up_ptr, out_ptr, rows, width)"},
+    {"rope", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(py_rope)), METH_FASTCALL,
+     "rope(x_ptr, batch, heads, tokens, head_dim, positions_ptr, cos_ptr, sin_ptr)"},
+    {"attention", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(py_attention)), METH_FASTCALL,
+     "attention(q, q_batch_stride, k, v, slot_stride, head_stride, slots, starts, B, T, H, KVH, D, out)"},
     {"set_threads", py_set_threads, METH_O, "set_threads(n): threads per call, the caller's included"},
     {"threads", py_threads, METH_NOARGS, "threads per call"},
     {"isa", py_isa, METH_NOARGS, "the instruction set in use: avx512, avx2 or generic"},

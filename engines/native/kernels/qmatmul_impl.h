@@ -123,6 +123,8 @@ static inline void dequant(const uint8_t* qs, const float* sc, size_t b, vf* w) 
 // out[r, n] = sum_k x[r, k] * W[n, k] for r < R and n in [n0, n1), NT weight rows
 // at a time. Two accumulators per (row, weight row) keep enough independent FMA
 // chains in flight when R is small.
+constexpr size_t kPrefetchTiles = 8;
+
 template <int KIND, int R, int NT>
 static void rows_kernel(const float* x, size_t K, const uint8_t* qs, const uint16_t* scales, size_t n0,
                         size_t n1, float* out, size_t ldo) {
@@ -135,7 +137,16 @@ static void rows_kernel(const float* x, size_t K, const uint8_t* qs, const uint1
     for (; n + NT <= n1; n += NT) {
         for (int t = 0; t < NT; ++t) convert_scales<KIND>(scales + (n + t) * nb * SB, nb, sc[t]);
         vf acc[NT][R][2] = {};
+        // The weights stream from memory once per call: ask for the tiles a few ahead (one
+        // line of values per block step, the next tiles' scales up front) so the loads the
+        // FMAs wait on are already in cache.
+        const uint8_t* ahead = qs + (n + kPrefetchTiles * NT) * nb * QB;
+        const uint8_t* ahead_end = qs + n1 * nb * QB;
+        const uint8_t* scales_ahead = reinterpret_cast<const uint8_t*>(scales + (n + kPrefetchTiles * NT) * nb * SB);
+        for (size_t line = 0; line < NT * nb * SB * 2; line += 64) __builtin_prefetch(scales_ahead + line);
         for (size_t b = 0; b < nb; ++b) {
+            for (size_t line = b * NT * QB; line < (b + 1) * NT * QB; line += 64)
+                if (ahead + line < ahead_end) __builtin_prefetch(ahead + line);
             vf wv[NT][NV];
             for (int t = 0; t < NT; ++t) dequant<KIND>(qs + (n + t) * nb * QB, sc[t], b, wv[t]);
             for (int r = 0; r < R; ++r) {
