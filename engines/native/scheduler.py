@@ -49,7 +49,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import assert_never
@@ -61,10 +60,8 @@ from engines.contract import (
     EngineError,
     EngineLoad,
     EngineOutput,
-    EngineOverloaded,
     EngineRequest,
     FinishReason,
-    FinishStats,
     RequestId,
     SpeculationMethod,
     SpeculationParams,
@@ -77,6 +74,7 @@ from engines.native.eagle3.head import Eagle3Drafter
 from engines.native.kv_cache import KVCache, SlotAllocator
 from engines.native.model import Transformer
 from engines.native.sampling import RequestSampler, SampledToken, sample_batch
+from engines.request_table import Progress, RequestTable
 
 _log = structlog.get_logger(__name__)
 
@@ -114,14 +112,10 @@ class _Sequence:
 
     request: EngineRequest
     sampler: RequestSampler
-    submitted_at: float
+    progress: Progress
     slot: int = -1
     prefilled: int = 0
-    started_at: float | None = None
     output: list[TokenId] = field(default_factory=list)
-    decode_steps: int = 0
-    draft_tokens: int = 0
-    accepted_draft_tokens: int = 0
     eagle_entered: int = 0
     """EAGLE-3: positions ``[0, eagle_entered)`` are in the head's cache."""
     eagle_pending: list[torch.Tensor] = field(default_factory=list)
@@ -130,15 +124,6 @@ class _Sequence:
     @property
     def prompt_len(self) -> int:
         return len(self.request.prompt_token_ids)
-
-    def stats(self, now: float) -> FinishStats:
-        started = self.started_at if self.started_at is not None else now
-        return FinishStats(
-            queued_s=started - self.submitted_at,
-            draft_tokens=self.draft_tokens,
-            accepted_draft_tokens=self.accepted_draft_tokens,
-            decode_steps=self.decode_steps,
-        )
 
 
 @dataclass(slots=True)
@@ -174,17 +159,19 @@ class Scheduler:
         self._publish = publish
         self._slots = SlotAllocator(config.max_batch_size)
         self._cond = threading.Condition()
-        # Guarded by _cond: the inbox the worker drains each iteration.
-        self._waiting: deque[_Sequence] = deque()
+        # Guarded by _cond: the inbox the worker drains each iteration, and the books. Only the
+        # worker changes which requests are active.
         self._cancelled: set[RequestId] = set()
-        self._active: dict[RequestId, _Sequence] = {}
-        self._stopping = False
-        self._service_s_ema: float | None = None
+        self._table: RequestTable[_Sequence] = RequestTable(
+            max_batch_size=config.max_batch_size,
+            max_waiting=config.max_waiting,
+            on_release=lambda sequence: self._slots.give_back(sequence.slot),
+        )
 
     def stop(self) -> None:
         """Ask ``run`` to end every request as CANCELLED and return. Never blocks long."""
         with self._cond:
-            self._stopping = True
+            self._table.close()
             self._cond.notify()
 
     def submit(self, request: EngineRequest) -> None:
@@ -201,14 +188,9 @@ class Scheduler:
             logprobs=request.logprobs,
             top_logprobs=request.top_logprobs,
         )
-        sequence = _Sequence(request=request, sampler=sampler, submitted_at=time.monotonic())
+        sequence = _Sequence(request=request, sampler=sampler, progress=Progress(time.monotonic()))
         with self._cond:
-            if self._stopping:
-                raise EngineError("the engine is shutting down")
-            in_system = len(self._active) + len(self._waiting)
-            if in_system >= self._config.max_batch_size + self._config.max_waiting:
-                raise EngineOverloaded("too many requests waiting for the engine", self._retry_after_s())
-            self._waiting.append(sequence)
+            self._table.enqueue(sequence)
             self._cond.notify()
 
     def cancel(self, request_id: RequestId) -> None:
@@ -220,13 +202,7 @@ class Scheduler:
     def load(self) -> EngineLoad:
         """Requests holding slots and requests waiting for one."""
         with self._cond:
-            return EngineLoad(active_requests=len(self._active), waiting_requests=len(self._waiting))
-
-    def _retry_after_s(self) -> float:
-        # Roughly: how long until the queue ahead has drained through the slots.
-        per_request = self._service_s_ema if self._service_s_ema is not None else 1.0
-        estimate = per_request * (len(self._waiting) + 1) / self._config.max_batch_size
-        return min(max(estimate, 0.1), 60.0)
+            return self._table.load()
 
     # Everything below runs on the worker thread.
 
@@ -238,9 +214,9 @@ class Scheduler:
             while True:
                 updates: list[Update] = []
                 with self._cond:
-                    while not (self._stopping or self._cancelled or self._waiting or self._active):
+                    while not (self._table.closed or self._cancelled or not self._table.empty):
                         self._cond.wait()
-                    if self._stopping:
+                    if self._table.closed:
                         break
                     self._drop_cancelled(updates)
                     self._admit(updates)
@@ -258,47 +234,30 @@ class Scheduler:
         now = time.monotonic()
         cancelled, self._cancelled = self._cancelled, set()
         for request_id in cancelled:
-            sequence = self._active.get(request_id)
-            if sequence is not None:
-                self._release(sequence, now)
-            else:
-                sequence = next((s for s in self._waiting if s.request.request_id == request_id), None)
-                if sequence is None:
-                    continue
-                self._waiting.remove(sequence)
-            output = EngineOutput(finish_reason=FinishReason.CANCELLED, stats=sequence.stats(now))
-            updates.append((request_id, output))
+            update = self._table.cancel(request_id, now)
+            if update is not None:
+                updates.append(update)
 
     def _admit(self, updates: list[Update]) -> None:
         """Under the lock: give free slots to waiting requests, oldest first."""
-        while self._waiting and self._slots.free_count:
-            sequence = self._waiting.popleft()
-            request = sequence.request
-            if request.stopping.max_tokens <= 0 or sequence.prompt_len >= self._config.context_length:
-                # Nothing may be generated: finish without touching the model.
-                stats = sequence.stats(time.monotonic())
-                updates.append(
-                    (request.request_id, EngineOutput(finish_reason=FinishReason.LENGTH, stats=stats))
-                )
-                continue
+        context = self._config.context_length
+        # A request that may generate nothing finishes without touching the model.
+        admitted, ended = self._table.admit(
+            time.monotonic(),
+            lambda s: s.request.stopping.max_tokens > 0 and s.prompt_len < context,
+        )
+        for sequence in admitted:
             sequence.slot = self._slots.take()
-            self._active[request.request_id] = sequence
-
-    def _release(self, sequence: _Sequence, now: float) -> None:
-        """Under the lock: take ``sequence`` out of the batch and free its slot."""
-        del self._active[sequence.request.request_id]
-        self._slots.give_back(sequence.slot)
-        if sequence.started_at is not None:
-            elapsed = now - sequence.started_at
-            ema = self._service_s_ema
-            self._service_s_ema = elapsed if ema is None else 0.8 * ema + 0.2 * elapsed
+        updates.extend(ended)
 
     def _step(self, updates: list[Update]) -> None:
         """Prefill chunks, then one decode step (or one verification) for everything past its prompt."""
-        # Only the worker mutates _active, so reading it without the lock is safe here.
-        running = sorted(self._active.values(), key=lambda s: s.slot)
+        # Only the worker changes the active requests, so reading them without the lock is safe here.
+        running = sorted(self._table.active.values(), key=lambda s: s.slot)
         decoding = [s for s in running if s.prefilled == s.prompt_len]
-        prefilling = sorted((s for s in running if s.prefilled < s.prompt_len), key=lambda s: s.submitted_at)
+        prefilling = sorted(
+            (s for s in running if s.prefilled < s.prompt_len), key=lambda s: s.progress.submitted_at
+        )
         budget = self._config.prefill_chunk_tokens
         for sequence in prefilling:
             if budget <= 0:
@@ -407,8 +366,8 @@ class Scheduler:
         start = sequence.prompt_len + len(sequence.output) - 1
         batched_logits, features = self._forward(sequence, tokens, start, all_logits=True)
         logits = batched_logits[0]
-        sequence.decode_steps += 1
-        sequence.draft_tokens += len(draft)
+        sequence.progress.decode_steps += 1
+        sequence.progress.draft_tokens += len(draft)
         sampler = sequence.sampler
         # Plain argmax stays plain once it is (min_tokens only ever gets satisfied), so every
         # position's choice can come from one argmax over the rows.
@@ -428,7 +387,7 @@ class Scheduler:
             if accepted and len(result.tokens) > emitted_before:
                 # A draft that is a stop token or end-of-sequence ends the request unoutput:
                 # it is not counted, so that output == accepted + steps (less one for the stop).
-                sequence.accepted_draft_tokens += 1
+                sequence.progress.accepted_draft_tokens += 1
             if result.reason is not None or not accepted:
                 break
         if features is not None:
@@ -437,8 +396,8 @@ class Scheduler:
         self._finish_step(sequence, result, updates)
 
     def _prefill_chunk(self, sequence: _Sequence, budget: int, updates: list[Update]) -> int:
-        if sequence.started_at is None:
-            sequence.started_at = time.monotonic()
+        if sequence.progress.started_at is None:
+            sequence.progress.started_at = time.monotonic()
         start = sequence.prefilled
         chunk = sequence.request.prompt_token_ids[start : start + budget]
         tokens = torch.tensor([chunk], dtype=torch.long)
@@ -471,7 +430,7 @@ class Scheduler:
 
     def _accept(self, sequence: _Sequence, sampled: SampledToken, updates: list[Update]) -> None:
         """A one-token step: apply the sampled token, then an output for this step."""
-        sequence.decode_steps += 1
+        sequence.progress.decode_steps += 1
         result = _StepResult()
         self._apply(sequence, sampled, result)
         self._finish_step(sequence, result, updates)
@@ -505,32 +464,22 @@ class Scheduler:
             return
         now = time.monotonic()
         with self._cond:
-            self._release(sequence, now)
+            self._table.release(sequence, now)
         output = EngineOutput(
             token_ids=emitted,
             logprobs=logprobs,
             finish_reason=result.reason,
             stop_token_id=result.stop_token,
-            stats=sequence.stats(now),
+            stats=sequence.progress.stats(now),
         )
         updates.append((request_id, output))
 
     def _fail_active(self, updates: list[Update], error: EngineError) -> None:
-        now = time.monotonic()
         with self._cond:
-            for sequence in list(self._active.values()):
-                self._release(sequence, now)
-                updates.append((sequence.request.request_id, error))
+            updates.extend(self._table.fail_active(error, time.monotonic()))
 
     def _cancel_everything(self) -> None:
-        now = time.monotonic()
-        updates: list[Update] = []
         with self._cond:
-            for sequence in [*self._active.values(), *self._waiting]:
-                output = EngineOutput(finish_reason=FinishReason.CANCELLED, stats=sequence.stats(now))
-                updates.append((sequence.request.request_id, output))
-            for sequence in list(self._active.values()):
-                self._release(sequence, now)
-            self._waiting.clear()
+            updates = self._table.cancel_all(time.monotonic())
         if updates:
             self._publish(updates)
