@@ -6,8 +6,9 @@ never stalls the running requests for long), run one decode step for every
 request past its prompt, sample, check stop conditions, free finished slots,
 and only then publish the iteration's outputs in one call.
 
-Speculative decoding (draft, then verify). Two drafters: prompt lookup
-(``drafting``) and the EAGLE-3 head (``eagle3.head``). A request that speculates
+Speculative decoding (draft, then verify). Two drafters behind
+``speculation.Drafter``: prompt lookup (``drafting``) and the EAGLE-3 head
+(``eagle3.drafting``). A request that speculates
 and whose drafter proposes something this iteration is verified in a forward pass of its
 own: its slot alone (B=1) over ``[last token, d1 .. dk]`` (T=k+1), which
 costs far less than k+1 one-token steps (measured here: T=2 about 1.4x and
@@ -35,14 +36,8 @@ soon as more decode together, all of them take the shared batched step, which
 yields more tokens per second in total on this CPU than one verification pass
 per request. EAGLE-3 requests that speculate take their own pass even when the
 head drafted nothing (it stops at the first token it is not confident of).
-Every pass that runs an EAGLE-3 request, batched or not, also returns the
-target's hidden states at the three feature layers: the head needs them for
-every verified position. They wait in the request's
-``eagle_pending`` until the next draft enters them into the head's own cache
-(one entry per position: features at p with the token at p+1), so the head
-runs once per step, right before it drafts. The head's cache has the same
-free rollback as the target's: entries past the verified length are
-overwritten by the next draft.
+Every pass that runs a request whose drafter reads the target's features (EAGLE-3),
+batched or not, also returns them and hands them to the drafter.
 """
 
 from __future__ import annotations
@@ -51,7 +46,6 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import assert_never
 
 import structlog
 import torch
@@ -69,12 +63,16 @@ from engines.contract import (
     TokenLogprob,
 )
 from engines.delivery import Update
-from engines.native import drafting
+from engines.native import speculation
+from engines.native.drafting import PromptLookup
+from engines.native.eagle3.drafting import Eagle3Drafting
 from engines.native.eagle3.head import Eagle3Drafter
 from engines.native.kv_cache import KVCache, SlotAllocator
 from engines.native.model import Transformer
-from engines.native.sampling import RequestSampler, SampledToken, sample_batch
-from engines.request_table import Progress, RequestTable
+from engines.native.request_state import RequestState
+from engines.native.sampling import SampledToken, sample_batch
+from engines.native.speculation import Drafter
+from engines.request_table import RequestTable
 
 _log = structlog.get_logger(__name__)
 
@@ -107,26 +105,6 @@ class SchedulerConfig:
 
 
 @dataclass(slots=True)
-class _Sequence:
-    """Worker-side state of one request (mutable; never leaves this module)."""
-
-    request: EngineRequest
-    sampler: RequestSampler
-    progress: Progress
-    slot: int = -1
-    prefilled: int = 0
-    output: list[TokenId] = field(default_factory=list)
-    eagle_entered: int = 0
-    """EAGLE-3: positions ``[0, eagle_entered)`` are in the head's cache."""
-    eagle_pending: list[torch.Tensor] = field(default_factory=list)
-    """EAGLE-3: target features ``[n, 3 dim]`` of the positions from ``eagle_entered`` on, in order."""
-
-    @property
-    def prompt_len(self) -> int:
-        return len(self.request.prompt_token_ids)
-
-
-@dataclass(slots=True)
 class _StepResult:
     """The tokens one target step emits for a request, and whether they ended it."""
 
@@ -151,7 +129,8 @@ class Scheduler:
         eagle3: Eagle3Drafter | None = None,
     ) -> None:
         self._model = model
-        self._eagle3 = eagle3
+        self._lookup = PromptLookup()
+        self._eagle3 = Eagle3Drafting(eagle3) if eagle3 is not None else None
         self._cache = cache
         self._eos = eos_token_ids
         self._vocab_size = vocab_size
@@ -162,10 +141,10 @@ class Scheduler:
         # Guarded by _cond: the inbox the worker drains each iteration, and the books. Only the
         # worker changes which requests are active.
         self._cancelled: set[RequestId] = set()
-        self._table: RequestTable[_Sequence] = RequestTable(
+        self._table: RequestTable[RequestState] = RequestTable(
             max_batch_size=config.max_batch_size,
             max_waiting=config.max_waiting,
-            on_release=lambda sequence: self._slots.give_back(sequence.slot),
+            on_release=self._release,
         )
 
     def stop(self) -> None:
@@ -176,19 +155,14 @@ class Scheduler:
 
     def submit(self, request: EngineRequest) -> None:
         """Queue ``request``; raises ``EngineOverloaded`` when the queue is full. Never blocks long."""
-        sampler = RequestSampler(
-            request.sampling,
-            prompt_token_ids=request.prompt_token_ids,
+        sequence = RequestState.submitted(
+            request,
+            eos_token_ids=self._eos,
             vocab_size=self._vocab_size,
-            banned_before_min_tokens=(
-                set(request.stopping.stop_token_ids)
-                | (set() if request.stopping.ignore_eos else set(self._eos))
-            ),
-            min_tokens=request.stopping.min_tokens,
-            logprobs=request.logprobs,
-            top_logprobs=request.top_logprobs,
+            context_length=self._config.context_length,
+            speculation=self._config.speculation,
+            now=time.monotonic(),
         )
-        sequence = _Sequence(request=request, sampler=sampler, progress=Progress(time.monotonic()))
         with self._cond:
             self._table.enqueue(sequence)
             self._cond.notify()
@@ -240,15 +214,18 @@ class Scheduler:
 
     def _admit(self, updates: list[Update]) -> None:
         """Under the lock: give free slots to waiting requests, oldest first."""
-        context = self._config.context_length
         # A request that may generate nothing finishes without touching the model.
-        admitted, ended = self._table.admit(
-            time.monotonic(),
-            lambda s: s.request.stopping.max_tokens > 0 and s.prompt_len < context,
-        )
+        admitted, ended = self._table.admit(time.monotonic(), lambda s: s.limit > 0)
         for sequence in admitted:
             sequence.slot = self._slots.take()
         updates.extend(ended)
+
+    def _release(self, sequence: RequestState) -> None:
+        """Under the lock, on the worker thread: ``sequence`` left the batch."""
+        self._slots.give_back(sequence.slot)
+        self._lookup.forget(sequence.request_id)
+        if self._eagle3 is not None:
+            self._eagle3.forget(sequence.request_id)
 
     def _step(self, updates: list[Update]) -> None:
         """Prefill chunks, then one decode step (or one verification) for everything past its prompt."""
@@ -263,10 +240,11 @@ class Scheduler:
             if budget <= 0:
                 break
             budget -= self._prefill_chunk(sequence, budget, updates)
-        plain: list[_Sequence] = []
+        plain: list[RequestState] = []
         speculate = len(decoding) <= self._config.speculate_max_decoding
         for sequence in decoding:
-            draft = self._draft(sequence) if speculate else None
+            drafter = self._drafter(sequence)
+            draft = speculation.draft(sequence, drafter) if speculate and drafter is not None else None
             if draft is None:
                 plain.append(sequence)
             else:
@@ -274,93 +252,31 @@ class Scheduler:
         if plain:
             self._decode(plain, updates)
 
-    def _speculation(self, request: EngineRequest) -> SpeculationParams:
-        return request.speculation if request.speculation is not None else self._config.speculation
+    def _drafter(self, sequence: RequestState) -> Drafter | None:
+        return speculation.drafter_for(sequence.speculation.method, lookup=self._lookup, eagle3=self._eagle3)
 
-    def _draft(self, sequence: _Sequence) -> tuple[TokenId, ...] | None:
-        """This step's draft for ``sequence``; None when it takes a plain step in the shared batch.
+    def _feature_layers(self, sequence: RequestState) -> tuple[int, int, int] | None:
+        drafter = self._drafter(sequence)
+        return drafter.feature_layers if drafter is not None else None
 
-        An EAGLE-3 request may draft nothing (the head was not confident) and still takes its
-        own forward pass: the head needs the target's features of every position.
-        """
-        params = self._speculation(sequence.request)
-        if params.method is SpeculationMethod.OFF:
-            return None
-        length = sequence.prompt_len + len(sequence.output)
-        # Leave room for the target's own token after the drafts, within max_tokens and the
-        # context, so a step never computes tokens that could not be emitted.
-        room = min(
-            sequence.request.stopping.max_tokens - len(sequence.output),
-            self._config.context_length - length,
-        )
-        limit = min(params.draft_length, room - 1)
-        if limit < 1:
-            # At most one more token: the request ends with it, the head is not needed again.
-            return None
-        tokens = [*sequence.request.prompt_token_ids, *sequence.output]
-        match params.method:
-            case SpeculationMethod.NGRAM:
-                return drafting.propose(tokens, limit) or None
-            case SpeculationMethod.EAGLE3:
-                # Without a head (the service refuses such requests) the request does not speculate.
-                if self._eagle3 is None:
-                    return None
-                drafted = self._eagle3_draft(sequence, tokens, limit)
-                # Output that copies its context is prompt lookup's strength and the head's
-                # weakness (measured: 2.25 vs 1.19 tokens per step on a copy-heavy prompt): when
-                # lookup proposes more than the head dares, verify lookup's draft instead.
-                # Only 3-token matches: with 2-token ones, open-ended text drafted far more for
-                # few more accepted tokens.
-                lookup = drafting.propose(tokens, limit, min_ngram=drafting.MAX_NGRAM)
-                return lookup if len(lookup) > len(drafted) else drafted
-            case _:
-                assert_never(params.method)
-
-    def _uses_eagle3(self, sequence: _Sequence) -> bool:
-        return (
-            self._eagle3 is not None
-            and self._speculation(sequence.request).method is SpeculationMethod.EAGLE3
-        )
-
-    def _eagle3_draft(self, sequence: _Sequence, tokens: list[TokenId], limit: int) -> tuple[TokenId, ...]:
-        """Enter the positions verified since the last draft into the head, then draft after them."""
-        drafter = self._eagle3
-        assert drafter is not None
-        start = sequence.eagle_entered
-        # Every position but the last (the target's newest token, not yet run through the
-        # target) has features and a known next token.
-        features = (
-            torch.cat(sequence.eagle_pending)
-            if len(sequence.eagle_pending) != 1
-            else sequence.eagle_pending[0]
-        )
-        if features.shape[0] != len(tokens) - 1 - start:
-            raise RuntimeError(
-                f"EAGLE-3 features cover {features.shape[0]} positions, expected {len(tokens) - 1 - start}"
-            )
-        drafted = drafter.draft(sequence.slot, start, features, tokens[start + 1 :], limit)
-        sequence.eagle_entered = len(tokens) - 1
-        sequence.eagle_pending = []
-        return tuple(TokenId(t) for t in drafted)
+    def _observe(self, sequence: RequestState, features: torch.Tensor) -> None:
+        drafter = self._drafter(sequence)
+        if drafter is not None:
+            drafter.observe(sequence, features)
 
     def _forward(
-        self, sequence: _Sequence, tokens: torch.Tensor, start: int, *, all_logits: bool
+        self, sequence: RequestState, tokens: torch.Tensor, start: int, *, all_logits: bool
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """One request's own forward pass; with EAGLE-3 also the head's features ``[T, 3 dim]``."""
-        if not self._uses_eagle3(sequence):
+        layers = self._feature_layers(sequence)
+        if layers is None:
             return self._model(tokens, [sequence.slot], [start], self._cache, all_logits=all_logits), None
-        assert self._eagle3 is not None
         logits, features = self._model.forward_with_features(
-            tokens,
-            [sequence.slot],
-            [start],
-            self._cache,
-            self._eagle3.config.feature_layers,
-            all_logits=all_logits,
+            tokens, [sequence.slot], [start], self._cache, layers, all_logits=all_logits
         )
         return logits, features[0]
 
-    def _verify(self, sequence: _Sequence, draft: tuple[TokenId, ...], updates: list[Update]) -> None:
+    def _verify(self, sequence: RequestState, draft: tuple[TokenId, ...], updates: list[Update]) -> None:
         """One forward over ``[last token, *draft]`` in the request's slot; emit what it accepts."""
         tokens = torch.tensor([[sequence.output[-1], *draft]], dtype=torch.long)
         start = sequence.prompt_len + len(sequence.output) - 1
@@ -392,10 +308,10 @@ class Scheduler:
                 break
         if features is not None:
             # The last token and the accepted drafts were computed on the right prefix.
-            sequence.eagle_pending.append(features[: len(result.tokens)])
+            self._observe(sequence, features[: len(result.tokens)])
         self._finish_step(sequence, result, updates)
 
-    def _prefill_chunk(self, sequence: _Sequence, budget: int, updates: list[Update]) -> int:
+    def _prefill_chunk(self, sequence: RequestState, budget: int, updates: list[Update]) -> int:
         if sequence.progress.started_at is None:
             sequence.progress.started_at = time.monotonic()
         start = sequence.prefilled
@@ -403,7 +319,7 @@ class Scheduler:
         tokens = torch.tensor([chunk], dtype=torch.long)
         logits, features = self._forward(sequence, tokens, start, all_logits=False)
         if features is not None:
-            sequence.eagle_pending.append(features)
+            self._observe(sequence, features)
         sequence.prefilled += len(chunk)
         if sequence.prefilled == sequence.prompt_len:
             # The last prompt position's logits give the first output token.
@@ -411,35 +327,34 @@ class Scheduler:
             self._accept(sequence, sampled, updates)
         return len(chunk)
 
-    def _decode(self, batch: list[_Sequence], updates: list[Update]) -> None:
+    def _decode(self, batch: list[RequestState], updates: list[Update]) -> None:
         tokens = torch.tensor([[s.output[-1]] for s in batch], dtype=torch.long)
         starts = [s.prompt_len + len(s.output) - 1 for s in batch]
         slots = [s.slot for s in batch]
-        eagle_rows = [i for i, s in enumerate(batch) if self._uses_eagle3(s)]
-        if eagle_rows and self._eagle3 is not None:
-            # EAGLE-3 requests in the shared step still need their features for later drafts.
-            logits, features = self._model.forward_with_features(
-                tokens, slots, starts, self._cache, self._eagle3.config.feature_layers
-            )
-            for row in eagle_rows:
-                batch[row].eagle_pending.append(features[row])
+        layers = next((r for r in map(self._feature_layers, batch) if r is not None), None)
+        if layers is not None:
+            # Drafters that read features need them of the shared step too, for later drafts.
+            logits, features = self._model.forward_with_features(tokens, slots, starts, self._cache, layers)
+            for row, sequence in enumerate(batch):
+                if self._feature_layers(sequence) is not None:
+                    self._observe(sequence, features[row])
         else:
             logits = self._model(tokens, slots, starts, self._cache)
         for sequence, sampled in zip(batch, sample_batch(logits, [s.sampler for s in batch]), strict=True):
             self._accept(sequence, sampled, updates)
 
-    def _accept(self, sequence: _Sequence, sampled: SampledToken, updates: list[Update]) -> None:
+    def _accept(self, sequence: RequestState, sampled: SampledToken, updates: list[Update]) -> None:
         """A one-token step: apply the sampled token, then an output for this step."""
         sequence.progress.decode_steps += 1
         result = _StepResult()
         self._apply(sequence, sampled, result)
         self._finish_step(sequence, result, updates)
 
-    def _apply(self, sequence: _Sequence, sampled: SampledToken, result: _StepResult) -> None:
+    def _apply(self, sequence: RequestState, sampled: SampledToken, result: _StepResult) -> None:
         """Append one chosen token to the step's result, unless it ends the request (stop checks)."""
         token = sampled.token_id
         stopping = sequence.request.stopping
-        if token in self._eos and not stopping.ignore_eos:
+        if token in sequence.eos:
             result.reason = FinishReason.END_OF_SEQUENCE
             return
         if token in stopping.stop_token_ids:
@@ -450,11 +365,10 @@ class Scheduler:
             result.logprobs.append(sampled.logprob)
         sequence.output.append(token)
         sequence.sampler.observe(token)
-        full = sequence.prompt_len + len(sequence.output) >= self._config.context_length
-        if len(sequence.output) >= stopping.max_tokens or full:
+        if len(sequence.output) >= sequence.limit:
             result.reason = FinishReason.LENGTH
 
-    def _finish_step(self, sequence: _Sequence, result: _StepResult, updates: list[Update]) -> None:
+    def _finish_step(self, sequence: RequestState, result: _StepResult, updates: list[Update]) -> None:
         """Publish one step's tokens as one output; release the slot if the request ended."""
         request_id = sequence.request.request_id
         emitted = tuple(result.tokens)
