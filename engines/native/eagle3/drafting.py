@@ -11,14 +11,29 @@ past the verified length are overwritten by the next draft.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import torch
 
 from engines.contract import RequestId, TokenId
 from engines.native import drafting
-from engines.native.eagle3.head import Eagle3Drafter
+from engines.native.eagle3.head import Eagle3Config
 from engines.native.request_state import RequestState
+
+
+class Head(Protocol):
+    """What drafting needs of the head at inference (``head.Eagle3Drafter``)."""
+
+    @property
+    def config(self) -> Eagle3Config: ...
+
+    def draft(
+        self, slot: int, start: int, features: torch.Tensor, next_tokens: Sequence[int], max_draft: int
+    ) -> list[int]:
+        """Enter verified positions ``start..`` into ``slot`` and propose up to ``max_draft`` tokens."""
+        ...
 
 
 @dataclass(slots=True)
@@ -34,7 +49,7 @@ class _HeadProgress:
 class Eagle3Drafting:
     """Drafts with the EAGLE-3 head in each request's slot; keeps each request's head progress."""
 
-    def __init__(self, head: Eagle3Drafter) -> None:
+    def __init__(self, head: Head) -> None:
         self._head = head
         self._requests: dict[RequestId, _HeadProgress] = {}
 
