@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,16 @@ import torch
 import torch.nn.functional as F
 from tokenwire.v1 import generation_pb2, model_pb2
 
+from engines.contract import (
+    EngineRequest,
+    RequestId,
+    SamplingParams,
+    SpeculationMethod,
+    SpeculationParams,
+    StoppingParams,
+    TokenId,
+)
+from engines.native.eagle3.drafting import Eagle3Drafting
 from engines.native.eagle3.head import (
     DEFAULT_HEAD,
     Eagle3Config,
@@ -22,6 +33,7 @@ from engines.native.eagle3.head import (
     manifest_path,
     read_manifest,
 )
+from engines.native.request_state import RequestState
 from tests.streams import collect
 from tests.stubs import GenerationStub, ModelStub
 
@@ -100,6 +112,84 @@ def test_a_wrong_attention_rule_would_be_caught() -> None:
     assert not torch.allclose(other[2], unrolled[2][0, 4], atol=1e-3)
 
 
+class _RecordingHead:
+    """Stands in for ``Eagle3Drafter``: proposes ``drafts`` and records what it was given."""
+
+    config = TINY
+
+    def __init__(self, drafts: list[int]) -> None:
+        self.drafts = drafts
+        self.calls: list[tuple[int, int, int, list[int]]] = []
+
+    def draft(
+        self, slot: int, start: int, features: torch.Tensor, next_tokens: Sequence[int], max_draft: int
+    ) -> list[int]:
+        self.calls.append((slot, start, features.shape[0], list(next_tokens)))
+        return self.drafts[:max_draft]
+
+
+def _request_state(name: str, prompt: list[int], slot: int) -> RequestState:
+    request = EngineRequest(
+        request_id=RequestId(name),
+        prompt_token_ids=tuple(TokenId(t) for t in prompt),
+        sampling=SamplingParams(temperature=0.0),
+        stopping=StoppingParams(max_tokens=8),
+    )
+    state = RequestState.submitted(
+        request,
+        eos_token_ids=frozenset(),
+        vocab_size=TINY.target_vocab_size,
+        context_length=64,
+        speculation=SpeculationParams(SpeculationMethod.EAGLE3, 4),
+        now=0.0,
+    )
+    state.slot = slot
+    return state
+
+
+def test_the_eagle3_drafter_enters_each_requests_new_positions_once() -> None:
+    """Features wait per request until its next draft enters them; a forgotten request starts over."""
+    head = _RecordingHead([])
+    drafter = Eagle3Drafting(head)
+    features = torch.randn(8, 3 * TINY.dim)
+    first = _request_state("first", [11, 12, 13, 14], slot=1)
+    other = _request_state("other", [21, 22, 23], slot=0)
+    drafter.observe(first, features[:2])
+    drafter.observe(other, features[:2])
+    drafter.observe(first, features[2:3])
+    drafter.propose(first, 2)
+    drafter.propose(other, 2)
+    # Every position but the newest has features and a known next token.
+    assert head.calls == [(1, 0, 3, [12, 13, 14]), (0, 0, 2, [22, 23])]
+    first.output.extend([TokenId(15), TokenId(16)])
+    drafter.observe(first, features[:2])
+    drafter.propose(first, 2)
+    assert head.calls[-1] == (1, 3, 2, [15, 16])
+    first.output.append(TokenId(17))
+    drafter.observe(first, features[:6])  # as if from position 0 again: it does not fit
+    with pytest.raises(RuntimeError, match="cover 6 positions, expected 1"):
+        drafter.propose(first, 2)
+    # A request that ended is forgotten: the same id starts from position 0 again.
+    drafter.forget(first.request_id)
+    drafter.observe(first, features[:6])
+    drafter.propose(first, 2)
+    assert head.calls[-1] == (1, 0, 6, [12, 13, 14, 15, 16, 17])
+
+
+def test_the_eagle3_drafter_takes_lookups_draft_only_when_it_is_longer() -> None:
+    """Prompt lookup's draft replaces the head's when a 3-token match proposes more tokens."""
+    copying = [1, 2, 3, 4, 5, 1, 2, 3]  # "1 2 3" was followed by "4 5 1"
+    timid, bold = Eagle3Drafting(_RecordingHead([])), Eagle3Drafting(_RecordingHead([9, 8, 7]))
+    for drafter, expected in ((timid, (4, 5, 1)), (bold, (9, 8, 7))):  # a tie keeps the head's
+        state = _request_state("copying", copying, slot=0)
+        drafter.observe(state, torch.randn(7, 3 * TINY.dim))
+        assert drafter.propose(state, 3) == expected
+    # Only a 2-token match ("1 2"): the head's empty draft stands.
+    open_ended = _request_state("open", [1, 2, 7, 8, 9, 1, 2], slot=1)
+    timid.observe(open_ended, torch.randn(6, 3 * TINY.dim))
+    assert timid.propose(open_ended, 3) == ()
+
+
 def test_the_shipped_head_matches_its_manifest() -> None:
     manifest = read_manifest(DEFAULT_HEAD)
     head, digest = load_head(DEFAULT_HEAD, max_seq=128)
@@ -171,7 +261,6 @@ async def test_grpc_eagle3_is_lossless_and_drafts_on_open_ended_text(generation:
 
 
 def test_eagle3_is_refused_where_the_server_has_no_head() -> None:
-    from engines.contract import RequestId, SpeculationMethod
     from engines.native.tokenizer import NativeTokenizer
     from engines.native.weights import default_gguf_path, load_weights
     from service.errors import InvalidArgument

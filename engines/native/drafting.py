@@ -13,11 +13,17 @@ single-token matches, which were rarely right, do not draft at all.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from engines.contract import TokenId
+from engines.contract import RequestId, TokenId
+
+if TYPE_CHECKING:
+    import torch
+
+    from engines.native.request_state import RequestState
 
 MAX_NGRAM = 3
 """Longest suffix matched; longer matches are tried first, as they predict better."""
@@ -46,3 +52,21 @@ def propose(tokens: Sequence[int], max_draft: int, min_ngram: int = MIN_NGRAM) -
             follow = int(matches[-1]) + n
             return tuple(TokenId(int(t)) for t in history[follow : follow + max_draft])
     return ()
+
+
+class PromptLookup:
+    """Prompt lookup as a ``speculation.Drafter``: it reads only the tokens, so it keeps no state."""
+
+    @property
+    def feature_layers(self) -> None:
+        return None
+
+    def propose(self, state: RequestState, limit: int) -> tuple[TokenId, ...] | None:
+        """The lookup's draft; None when there is no match (the request takes the shared step)."""
+        return propose(state.tokens, limit) or None
+
+    def observe(self, state: RequestState, features: torch.Tensor) -> None:
+        """Features are of no use to lookup."""
+
+    def forget(self, request_id: RequestId) -> None:
+        """Nothing is kept."""

@@ -29,7 +29,7 @@ from engines.contract import (
     SpeculationParams,
     SpeculativeConfig,
 )
-from engines.delivery import IMMEDIATE, Coalescing, MailboxStream, OutputRouter
+from engines.delivery import IMMEDIATE, Coalescing, OutputRouter
 from engines.native.eagle3.head import DEFAULT_HEAD, Eagle3Drafter, load_head
 from engines.native.kv_cache import KVCache
 from engines.native.matrices import WeightFormat, kernel_isa, kernels, set_kernel_threads
@@ -37,6 +37,7 @@ from engines.native.model import Transformer
 from engines.native.scheduler import Scheduler, SchedulerConfig
 from engines.native.tokenizer import NativeTokenizer
 from engines.native.weights import ProgressCallback, default_gguf_path, load_weights
+from engines.request_table import open_stream
 
 _log = structlog.get_logger(__name__)
 
@@ -204,6 +205,7 @@ class NativeEngine:
             prefill_chunk_tokens=config.prefill_chunk_tokens,
             threads=threads,
             speculation=SpeculationParams(config.speculation, config.draft_length),
+            kv_budget_positions=kv_budget_positions,
         )
         self._scheduler = Scheduler(
             model,
@@ -245,15 +247,7 @@ class NativeEngine:
         Must be called on the event loop that will iterate the stream.
         """
         scheduler = self._require_scheduler()
-        if not request.prompt_token_ids:
-            raise ValueError("the prompt must hold at least one token")
-        mailbox = self._router.register(request.request_id)
-        try:
-            scheduler.submit(request)
-        except BaseException:
-            self._router.forget(request.request_id, mailbox)
-            raise
-        return MailboxStream(self._router, request.request_id, mailbox, self.cancel)
+        return open_stream(self._router, request, scheduler.submit, self.cancel)
 
     def cancel(self, request_id: RequestId) -> None:
         """Cancel a request; a no-op for unknown or finished ids. Never blocks."""

@@ -3,56 +3,40 @@
 Each iteration: drop cancelled requests, admit waiting ones into free KV-cache
 slots, run prefill chunks (a token budget per iteration, so one long prompt
 never stalls the running requests for long), run one decode step for every
-request past its prompt, sample, check stop conditions, free finished slots,
-and only then publish the iteration's outputs in one call.
+request past its prompt (the step functions of ``steps`` sample and check stop
+conditions), free finished slots, and only then publish the iteration's outputs
+in one call. The scheduler owns only the thread, the queue, admission and the
+lock; the books are a ``RequestTable``, the forward passes are ``steps``, and
+each drafter keeps its own per-request state.
 
-Speculative decoding (draft, then verify). Two drafters: prompt lookup
-(``drafting``) and the EAGLE-3 head (``eagle3.head``). A request that speculates
-and whose drafter proposes something this iteration is verified in a forward pass of its
-own: its slot alone (B=1) over ``[last token, d1 .. dk]`` (T=k+1), which
-costs far less than k+1 one-token steps (measured here: T=2 about 1.4x and
-T=5 about 1.9x a one-token step). Every other decoding request
-(speculation off, or no draft this time) takes one token in the shared batched
-step as before. Batching the verifications with each other, or with the plain
-rows, would pad every row to the longest draft; on a CPU the padded positions
-are paid for in full, so the separate pass is the rule.
-
-Verification walks the k+1 positions in order, each through the request's own
-logits processing as it stands after the tokens before it (penalties, the
-min_tokens ban and the RNG all see exactly the history the token would have
-had without speculation): a draft is accepted (greedy: it is the argmax;
-sampled: rejection sampling, see ``RequestSampler.verify``) or replaced by the
-target's own token, which ends the step; when all k are accepted, the last
-position gives a bonus token. A stop token, end-of-sequence or max_tokens in
-the run ends the request there and the rest is dropped. All tokens of the step
-reach the consumer as one output. Rejected drafts left keys and values in the
-slot beyond the accepted length; positions are derived from the accepted
-length, so the next forward overwrites them and the causal mask never reads
-them: rolling back is free.
+Speculative decoding (draft, then verify). Two drafters behind
+``speculation.Drafter``: prompt lookup (``drafting``) and the EAGLE-3 head
+(``eagle3.drafting``). A request that speculates and whose drafter proposes
+something this iteration is verified (``steps.verify``) in a forward pass of
+its own: its slot alone (B=1) over ``[last token, d1 .. dk]`` (T=k+1), which
+costs far less than k+1 one-token steps (measured here: T=2 about 1.4x and T=5
+about 1.9x a one-token step). Every other decoding request (speculation off, or
+no draft this time) takes one token in the shared batched step as before.
+Batching the verifications with each other, or with the plain rows, would pad
+every row to the longest draft; on a CPU the padded positions are paid for in
+full, so the separate pass is the rule.
 
 Speculation is for a lone decoding request (``speculate_max_decoding``): as
 soon as more decode together, all of them take the shared batched step, which
 yields more tokens per second in total on this CPU than one verification pass
 per request. EAGLE-3 requests that speculate take their own pass even when the
 head drafted nothing (it stops at the first token it is not confident of).
-Every pass that runs an EAGLE-3 request, batched or not, also returns the
-target's hidden states at the three feature layers: the head needs them for
-every verified position. They wait in the request's
-``eagle_pending`` until the next draft enters them into the head's own cache
-(one entry per position: features at p with the token at p+1), so the head
-runs once per step, right before it drafts. The head's cache has the same
-free rollback as the target's: entries past the verified length are
-overwritten by the next draft.
+Every pass that runs a request whose drafter reads the target's features
+(EAGLE-3), batched or not, also computes them, and the scheduler hands them to
+that drafter.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import assert_never
+from dataclasses import dataclass
 
 import structlog
 import torch
@@ -61,22 +45,22 @@ from engines.contract import (
     EngineError,
     EngineLoad,
     EngineOutput,
-    EngineOverloaded,
     EngineRequest,
-    FinishReason,
-    FinishStats,
     RequestId,
     SpeculationMethod,
     SpeculationParams,
     TokenId,
-    TokenLogprob,
 )
 from engines.delivery import Update
-from engines.native import drafting
+from engines.native import speculation, steps
+from engines.native.drafting import PromptLookup
+from engines.native.eagle3.drafting import Eagle3Drafting
 from engines.native.eagle3.head import Eagle3Drafter
 from engines.native.kv_cache import KVCache, SlotAllocator
 from engines.native.model import Transformer
-from engines.native.sampling import RequestSampler, SampledToken, sample_batch
+from engines.native.request_state import RequestState
+from engines.native.speculation import Drafter
+from engines.request_table import RequestTable
 
 _log = structlog.get_logger(__name__)
 
@@ -100,55 +84,14 @@ class SchedulerConfig:
     """Prompt tokens processed per iteration, shared by all prefilling requests."""
     threads: int | None = None
     """``torch.set_num_threads`` for the worker; None keeps torch's default."""
+    kv_budget_positions: int | None = None
+    """KV-cache positions the active requests may reserve together; None: no limit beyond slots."""
     speculation: SpeculationParams = NO_SPECULATION
     """For requests that do not choose: how they speculate."""
     speculate_max_decoding: int = 1
     """Requests speculate only while at most this many are decoding; beyond that every request
     takes the shared batched step. Speculation trades compute for latency: here one batched step
     of 2 rows costs far less than two verification passes, so a lone request is where it pays."""
-
-
-@dataclass(slots=True)
-class _Sequence:
-    """Worker-side state of one request (mutable; never leaves this module)."""
-
-    request: EngineRequest
-    sampler: RequestSampler
-    submitted_at: float
-    slot: int = -1
-    prefilled: int = 0
-    started_at: float | None = None
-    output: list[TokenId] = field(default_factory=list)
-    decode_steps: int = 0
-    draft_tokens: int = 0
-    accepted_draft_tokens: int = 0
-    eagle_entered: int = 0
-    """EAGLE-3: positions ``[0, eagle_entered)`` are in the head's cache."""
-    eagle_pending: list[torch.Tensor] = field(default_factory=list)
-    """EAGLE-3: target features ``[n, 3 dim]`` of the positions from ``eagle_entered`` on, in order."""
-
-    @property
-    def prompt_len(self) -> int:
-        return len(self.request.prompt_token_ids)
-
-    def stats(self, now: float) -> FinishStats:
-        started = self.started_at if self.started_at is not None else now
-        return FinishStats(
-            queued_s=started - self.submitted_at,
-            draft_tokens=self.draft_tokens,
-            accepted_draft_tokens=self.accepted_draft_tokens,
-            decode_steps=self.decode_steps,
-        )
-
-
-@dataclass(slots=True)
-class _StepResult:
-    """The tokens one target step emits for a request, and whether they ended it."""
-
-    tokens: list[TokenId] = field(default_factory=list)
-    logprobs: list[TokenLogprob] = field(default_factory=list)
-    reason: FinishReason | None = None
-    stop_token: TokenId | None = None
 
 
 class Scheduler:
@@ -166,49 +109,42 @@ class Scheduler:
         eagle3: Eagle3Drafter | None = None,
     ) -> None:
         self._model = model
-        self._eagle3 = eagle3
         self._cache = cache
         self._eos = eos_token_ids
         self._vocab_size = vocab_size
         self._config = config
         self._publish = publish
-        self._slots = SlotAllocator(config.max_batch_size)
+        self._lookup = PromptLookup()
+        self._eagle3 = Eagle3Drafting(eagle3) if eagle3 is not None else None
+        self._slots = SlotAllocator(
+            config.max_batch_size, config.kv_budget_positions, page_positions=cache.page_positions
+        )
         self._cond = threading.Condition()
-        # Guarded by _cond: the inbox the worker drains each iteration.
-        self._waiting: deque[_Sequence] = deque()
+        # Guarded by _cond: the inbox the worker drains each iteration, and the books. Only the
+        # worker changes which requests are active.
         self._cancelled: set[RequestId] = set()
-        self._active: dict[RequestId, _Sequence] = {}
-        self._stopping = False
-        self._service_s_ema: float | None = None
+        self._table: RequestTable[RequestState] = RequestTable(
+            max_batch_size=config.max_batch_size, max_waiting=config.max_waiting, on_release=self._released
+        )
 
     def stop(self) -> None:
         """Ask ``run`` to end every request as CANCELLED and return. Never blocks long."""
         with self._cond:
-            self._stopping = True
+            self._table.close()
             self._cond.notify()
 
     def submit(self, request: EngineRequest) -> None:
         """Queue ``request``; raises ``EngineOverloaded`` when the queue is full. Never blocks long."""
-        sampler = RequestSampler(
-            request.sampling,
-            prompt_token_ids=request.prompt_token_ids,
+        state = RequestState.submitted(
+            request,
+            eos_token_ids=self._eos,
             vocab_size=self._vocab_size,
-            banned_before_min_tokens=(
-                set(request.stopping.stop_token_ids)
-                | (set() if request.stopping.ignore_eos else set(self._eos))
-            ),
-            min_tokens=request.stopping.min_tokens,
-            logprobs=request.logprobs,
-            top_logprobs=request.top_logprobs,
+            context_length=self._config.context_length,
+            speculation=self._config.speculation,
+            now=time.monotonic(),
         )
-        sequence = _Sequence(request=request, sampler=sampler, submitted_at=time.monotonic())
         with self._cond:
-            if self._stopping:
-                raise EngineError("the engine is shutting down")
-            in_system = len(self._active) + len(self._waiting)
-            if in_system >= self._config.max_batch_size + self._config.max_waiting:
-                raise EngineOverloaded("too many requests waiting for the engine", self._retry_after_s())
-            self._waiting.append(sequence)
+            self._table.enqueue(state)
             self._cond.notify()
 
     def cancel(self, request_id: RequestId) -> None:
@@ -220,13 +156,7 @@ class Scheduler:
     def load(self) -> EngineLoad:
         """Requests holding slots and requests waiting for one."""
         with self._cond:
-            return EngineLoad(active_requests=len(self._active), waiting_requests=len(self._waiting))
-
-    def _retry_after_s(self) -> float:
-        # Roughly: how long until the queue ahead has drained through the slots.
-        per_request = self._service_s_ema if self._service_s_ema is not None else 1.0
-        estimate = per_request * (len(self._waiting) + 1) / self._config.max_batch_size
-        return min(max(estimate, 0.1), 60.0)
+            return self._table.load()
 
     # Everything below runs on the worker thread.
 
@@ -234,13 +164,14 @@ class Scheduler:
         """The batching loop; call it on the dedicated worker thread. Returns after ``stop``."""
         if self._config.threads is not None:
             torch.set_num_threads(self._config.threads)
+        table = self._table
         with torch.inference_mode():
             while True:
                 updates: list[Update] = []
                 with self._cond:
-                    while not (self._stopping or self._cancelled or self._waiting or self._active):
+                    while not (table.closed or self._cancelled or not table.empty):
                         self._cond.wait()
-                    if self._stopping:
+                    if table.closed:
                         break
                     self._drop_cancelled(updates)
                     self._admit(updates)
@@ -248,291 +179,115 @@ class Scheduler:
                     self._step(updates)
                 except Exception as error:
                     _log.exception("native_engine_step_failed")
-                    self._fail_active(updates, EngineError(f"inference failed: {error}"))
+                    failure = EngineError(f"inference failed: {error}")
+                    with self._cond:
+                        updates.extend(table.fail_active(failure, time.monotonic()))
                 if updates:
                     self._publish(updates)
-            self._cancel_everything()
+            with self._cond:
+                ended = table.cancel_all(time.monotonic())
+            if ended:
+                self._publish(ended)
 
     def _drop_cancelled(self, updates: list[Update]) -> None:
         """Under the lock: end cancelled requests and free their slots at once."""
         now = time.monotonic()
         cancelled, self._cancelled = self._cancelled, set()
         for request_id in cancelled:
-            sequence = self._active.get(request_id)
-            if sequence is not None:
-                self._release(sequence, now)
-            else:
-                sequence = next((s for s in self._waiting if s.request.request_id == request_id), None)
-                if sequence is None:
-                    continue
-                self._waiting.remove(sequence)
-            output = EngineOutput(finish_reason=FinishReason.CANCELLED, stats=sequence.stats(now))
-            updates.append((request_id, output))
+            update = self._table.cancel(request_id, now)
+            if update is not None:
+                updates.append(update)
 
     def _admit(self, updates: list[Update]) -> None:
         """Under the lock: give free slots to waiting requests, oldest first."""
-        while self._waiting and self._slots.free_count:
-            sequence = self._waiting.popleft()
-            request = sequence.request
-            if request.stopping.max_tokens <= 0 or sequence.prompt_len >= self._config.context_length:
-                # Nothing may be generated: finish without touching the model.
-                stats = sequence.stats(time.monotonic())
-                updates.append(
-                    (request.request_id, EngineOutput(finish_reason=FinishReason.LENGTH, stats=stats))
-                )
-                continue
-            slot = self._slots.take()
-            assert slot is not None  # a free slot exists and no budget is set
-            sequence.slot = slot
-            self._active[request.request_id] = sequence
+        # A request that may generate nothing finishes without touching the model; one whose
+        # positions do not fit the KV cache's budget yet waits, and so does everything after it.
+        _, ended = self._table.admit(time.monotonic(), lambda s: s.limit > 0, self._take_slot)
+        updates.extend(ended)
 
-    def _release(self, sequence: _Sequence, now: float) -> None:
-        """Under the lock: take ``sequence`` out of the batch and free its slot."""
-        del self._active[sequence.request.request_id]
-        self._slots.give_back(sequence.slot)
-        if sequence.started_at is not None:
-            elapsed = now - sequence.started_at
-            ema = self._service_s_ema
-            self._service_s_ema = elapsed if ema is None else 0.8 * ema + 0.2 * elapsed
+    def _take_slot(self, state: RequestState) -> bool:
+        """Under the lock: reserve a slot for the most positions ``state`` can reach, if they fit."""
+        slot = self._slots.take(state.prompt_len + state.limit)
+        if slot is None:
+            return False
+        state.slot = slot
+        return True
+
+    def _released(self, state: RequestState) -> None:
+        """Under the lock: ``state`` left the batch; free its slot and its drafters' state."""
+        self._cache.release(state.slot)
+        self._slots.give_back(state.slot)
+        self._lookup.forget(state.request_id)
+        if self._eagle3 is not None:
+            self._eagle3.forget(state.request_id)
 
     def _step(self, updates: list[Update]) -> None:
-        """Prefill chunks, then one decode step (or one verification) for everything past its prompt."""
-        # Only the worker mutates _active, so reading it without the lock is safe here.
-        running = sorted(self._active.values(), key=lambda s: s.slot)
+        """Prefill chunks, then one decode step (or one verification) for everything past its prompt.
+
+        Appends as it goes, so that when a pass fails, outputs of the steps before it still go out.
+        """
+        model, cache = self._model, self._cache
+        # Only the worker changes the active requests, so reading them without the lock is safe here.
+        running = sorted(self._table.active.values(), key=lambda s: s.slot)
         decoding = [s for s in running if s.prefilled == s.prompt_len]
-        prefilling = sorted((s for s in running if s.prefilled < s.prompt_len), key=lambda s: s.submitted_at)
+        prefilling = sorted(
+            (s for s in running if s.prefilled < s.prompt_len), key=lambda s: s.progress.submitted_at
+        )
         budget = self._config.prefill_chunk_tokens
-        for sequence in prefilling:
+        for state in prefilling:
             if budget <= 0:
                 break
-            budget -= self._prefill_chunk(sequence, budget, updates)
-        plain: list[_Sequence] = []
+            n_tokens = min(budget, state.prompt_len - state.prefilled)
+            budget -= n_tokens
+            if state.progress.started_at is None:
+                state.progress.started_at = time.monotonic()
+            step = steps.prefill_chunk(model, cache, state, n_tokens, self._feature_layers(state))
+            self._take(state, step, updates)
+        plain: list[RequestState] = []
         speculate = len(decoding) <= self._config.speculate_max_decoding
-        for sequence in decoding:
-            draft = self._draft(sequence) if speculate else None
-            if draft is None:
-                plain.append(sequence)
-            else:
-                self._verify(sequence, draft, updates)
+        for state in decoding:
+            drafter = self._drafter(state) if speculate else None
+            draft = speculation.draft(state, drafter) if drafter is not None else None
+            if drafter is None or draft is None:
+                plain.append(state)
+                continue
+            step = steps.verify(model, cache, state, draft, drafter.feature_layers)
+            self._take(state, step, updates)
         if plain:
-            self._decode(plain, updates)
+            # Drafters that read features need them of the shared step too, for later drafts.
+            layers = next((f for f in map(self._feature_layers, plain) if f is not None), None)
+            for state, step in zip(plain, steps.decode(model, cache, plain, layers), strict=True):
+                self._take(state, step, updates)
 
-    def _speculation(self, request: EngineRequest) -> SpeculationParams:
-        return request.speculation if request.speculation is not None else self._config.speculation
+    def _drafter(self, state: RequestState) -> Drafter | None:
+        return speculation.drafter_for(state.speculation.method, lookup=self._lookup, eagle3=self._eagle3)
 
-    def _draft(self, sequence: _Sequence) -> tuple[TokenId, ...] | None:
-        """This step's draft for ``sequence``; None when it takes a plain step in the shared batch.
+    def _feature_layers(self, state: RequestState) -> tuple[int, int, int] | None:
+        drafter = self._drafter(state)
+        return drafter.feature_layers if drafter is not None else None
 
-        An EAGLE-3 request may draft nothing (the head was not confident) and still takes its
-        own forward pass: the head needs the target's features of every position.
-        """
-        params = self._speculation(sequence.request)
-        if params.method is SpeculationMethod.OFF:
-            return None
-        length = sequence.prompt_len + len(sequence.output)
-        # Leave room for the target's own token after the drafts, within max_tokens and the
-        # context, so a step never computes tokens that could not be emitted.
-        room = min(
-            sequence.request.stopping.max_tokens - len(sequence.output),
-            self._config.context_length - length,
-        )
-        limit = min(params.draft_length, room - 1)
-        if limit < 1:
-            # At most one more token: the request ends with it, the head is not needed again.
-            return None
-        tokens = [*sequence.request.prompt_token_ids, *sequence.output]
-        match params.method:
-            case SpeculationMethod.NGRAM:
-                return drafting.propose(tokens, limit) or None
-            case SpeculationMethod.EAGLE3:
-                # Without a head (the service refuses such requests) the request does not speculate.
-                if self._eagle3 is None:
-                    return None
-                drafted = self._eagle3_draft(sequence, tokens, limit)
-                # Output that copies its context is prompt lookup's strength and the head's
-                # weakness (measured: 2.25 vs 1.19 tokens per step on a copy-heavy prompt): when
-                # lookup proposes more than the head dares, verify lookup's draft instead.
-                # Only 3-token matches: with 2-token ones, open-ended text drafted far more for
-                # few more accepted tokens.
-                lookup = drafting.propose(tokens, limit, min_ngram=drafting.MAX_NGRAM)
-                return lookup if len(lookup) > len(drafted) else drafted
-            case _:
-                assert_never(params.method)
-
-    def _uses_eagle3(self, sequence: _Sequence) -> bool:
-        return (
-            self._eagle3 is not None
-            and self._speculation(sequence.request).method is SpeculationMethod.EAGLE3
-        )
-
-    def _eagle3_draft(self, sequence: _Sequence, tokens: list[TokenId], limit: int) -> tuple[TokenId, ...]:
-        """Enter the positions verified since the last draft into the head, then draft after them."""
-        drafter = self._eagle3
-        assert drafter is not None
-        start = sequence.eagle_entered
-        # Every position but the last (the target's newest token, not yet run through the
-        # target) has features and a known next token.
-        features = (
-            torch.cat(sequence.eagle_pending)
-            if len(sequence.eagle_pending) != 1
-            else sequence.eagle_pending[0]
-        )
-        if features.shape[0] != len(tokens) - 1 - start:
-            raise RuntimeError(
-                f"EAGLE-3 features cover {features.shape[0]} positions, expected {len(tokens) - 1 - start}"
-            )
-        drafted = drafter.draft(sequence.slot, start, features, tokens[start + 1 :], limit)
-        sequence.eagle_entered = len(tokens) - 1
-        sequence.eagle_pending = []
-        return tuple(TokenId(t) for t in drafted)
-
-    def _forward(
-        self, sequence: _Sequence, tokens: torch.Tensor, start: int, *, all_logits: bool
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """One request's own forward pass; with EAGLE-3 also the head's features ``[T, 3 dim]``."""
-        if not self._uses_eagle3(sequence):
-            return self._model(tokens, [sequence.slot], [start], self._cache, all_logits=all_logits), None
-        assert self._eagle3 is not None
-        logits, features = self._model.forward_with_features(
-            tokens,
-            [sequence.slot],
-            [start],
-            self._cache,
-            self._eagle3.config.feature_layers,
-            all_logits=all_logits,
-        )
-        return logits, features[0]
-
-    def _verify(self, sequence: _Sequence, draft: tuple[TokenId, ...], updates: list[Update]) -> None:
-        """One forward over ``[last token, *draft]`` in the request's slot; emit what it accepts."""
-        tokens = torch.tensor([[sequence.output[-1], *draft]], dtype=torch.long)
-        start = sequence.prompt_len + len(sequence.output) - 1
-        batched_logits, features = self._forward(sequence, tokens, start, all_logits=True)
-        logits = batched_logits[0]
-        sequence.decode_steps += 1
-        sequence.draft_tokens += len(draft)
-        sampler = sequence.sampler
-        # Plain argmax stays plain once it is (min_tokens only ever gets satisfied), so every
-        # position's choice can come from one argmax over the rows.
-        choices = torch.argmax(logits, dim=-1).tolist() if sampler.plain_argmax else None
-        result = _StepResult()
-        for position in range(len(draft) + 1):
-            proposed = draft[position] if position < len(draft) else None
-            if choices is not None:
-                sampled = SampledToken(TokenId(choices[position]), None)
-                accepted = sampled.token_id == proposed
-            elif proposed is None:
-                sampled, accepted = sampler.choose(logits[position]), False
-            else:
-                sampled, accepted = sampler.verify(logits[position], proposed)
-            emitted_before = len(result.tokens)
-            self._apply(sequence, sampled, result)
-            if accepted and len(result.tokens) > emitted_before:
-                # A draft that is a stop token or end-of-sequence ends the request unoutput:
-                # it is not counted, so that output == accepted + steps (less one for the stop).
-                sequence.accepted_draft_tokens += 1
-            if result.reason is not None or not accepted:
-                break
-        if features is not None:
-            # The last token and the accepted drafts were computed on the right prefix.
-            sequence.eagle_pending.append(features[: len(result.tokens)])
-        self._finish_step(sequence, result, updates)
-
-    def _prefill_chunk(self, sequence: _Sequence, budget: int, updates: list[Update]) -> int:
-        if sequence.started_at is None:
-            sequence.started_at = time.monotonic()
-        start = sequence.prefilled
-        chunk = sequence.request.prompt_token_ids[start : start + budget]
-        tokens = torch.tensor([chunk], dtype=torch.long)
-        logits, features = self._forward(sequence, tokens, start, all_logits=False)
-        if features is not None:
-            sequence.eagle_pending.append(features)
-        sequence.prefilled += len(chunk)
-        if sequence.prefilled == sequence.prompt_len:
-            # The last prompt position's logits give the first output token.
-            [sampled] = sample_batch(logits, [sequence.sampler])
-            self._accept(sequence, sampled, updates)
-        return len(chunk)
-
-    def _decode(self, batch: list[_Sequence], updates: list[Update]) -> None:
-        tokens = torch.tensor([[s.output[-1]] for s in batch], dtype=torch.long)
-        starts = [s.prompt_len + len(s.output) - 1 for s in batch]
-        slots = [s.slot for s in batch]
-        eagle_rows = [i for i, s in enumerate(batch) if self._uses_eagle3(s)]
-        if eagle_rows and self._eagle3 is not None:
-            # EAGLE-3 requests in the shared step still need their features for later drafts.
-            logits, features = self._model.forward_with_features(
-                tokens, slots, starts, self._cache, self._eagle3.config.feature_layers
-            )
-            for row in eagle_rows:
-                batch[row].eagle_pending.append(features[row])
-        else:
-            logits = self._model(tokens, slots, starts, self._cache)
-        for sequence, sampled in zip(batch, sample_batch(logits, [s.sampler for s in batch]), strict=True):
-            self._accept(sequence, sampled, updates)
-
-    def _accept(self, sequence: _Sequence, sampled: SampledToken, updates: list[Update]) -> None:
-        """A one-token step: apply the sampled token, then an output for this step."""
-        sequence.decode_steps += 1
-        result = _StepResult()
-        self._apply(sequence, sampled, result)
-        self._finish_step(sequence, result, updates)
-
-    def _apply(self, sequence: _Sequence, sampled: SampledToken, result: _StepResult) -> None:
-        """Append one chosen token to the step's result, unless it ends the request (stop checks)."""
-        token = sampled.token_id
-        stopping = sequence.request.stopping
-        if token in self._eos and not stopping.ignore_eos:
-            result.reason = FinishReason.END_OF_SEQUENCE
+    def _take(self, state: RequestState, step: steps.Step, updates: list[Update]) -> None:
+        """Hand a step's features to the request's drafter and its tokens to the consumer as one
+        output; release the request if they ended it."""
+        drafter = self._drafter(state)
+        if step.features is not None and drafter is not None:
+            drafter.observe(state, step.features)
+        emitted = step.emitted
+        if emitted is None:
             return
-        if token in stopping.stop_token_ids:
-            result.reason, result.stop_token = FinishReason.STOP_TOKEN, token
-            return
-        result.tokens.append(token)
-        if sampled.logprob is not None:
-            result.logprobs.append(sampled.logprob)
-        sequence.output.append(token)
-        sequence.sampler.observe(token)
-        full = sequence.prompt_len + len(sequence.output) >= self._config.context_length
-        if len(sequence.output) >= stopping.max_tokens or full:
-            result.reason = FinishReason.LENGTH
-
-    def _finish_step(self, sequence: _Sequence, result: _StepResult, updates: list[Update]) -> None:
-        """Publish one step's tokens as one output; release the slot if the request ended."""
-        request_id = sequence.request.request_id
-        emitted = tuple(result.tokens)
-        logprobs = tuple(result.logprobs)
-        if result.reason is None:
-            updates.append((request_id, EngineOutput(token_ids=emitted, logprobs=logprobs)))
+        if emitted.reason is None:
+            updates.append(
+                (state.request_id, EngineOutput(token_ids=emitted.tokens, logprobs=emitted.logprobs))
+            )
             return
         now = time.monotonic()
         with self._cond:
-            self._release(sequence, now)
+            self._table.release(state, now)
         output = EngineOutput(
-            token_ids=emitted,
-            logprobs=logprobs,
-            finish_reason=result.reason,
-            stop_token_id=result.stop_token,
-            stats=sequence.stats(now),
+            token_ids=emitted.tokens,
+            logprobs=emitted.logprobs,
+            finish_reason=emitted.reason,
+            stop_token_id=emitted.stop_token,
+            stats=state.progress.stats(now),
         )
-        updates.append((request_id, output))
-
-    def _fail_active(self, updates: list[Update], error: EngineError) -> None:
-        now = time.monotonic()
-        with self._cond:
-            for sequence in list(self._active.values()):
-                self._release(sequence, now)
-                updates.append((sequence.request.request_id, error))
-
-    def _cancel_everything(self) -> None:
-        now = time.monotonic()
-        updates: list[Update] = []
-        with self._cond:
-            for sequence in [*self._active.values(), *self._waiting]:
-                output = EngineOutput(finish_reason=FinishReason.CANCELLED, stats=sequence.stats(now))
-                updates.append((sequence.request.request_id, output))
-            for sequence in list(self._active.values()):
-                self._release(sequence, now)
-            self._waiting.clear()
-        if updates:
-            self._publish(updates)
+        updates.append((state.request_id, output))

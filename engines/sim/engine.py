@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections import deque
 from collections.abc import AsyncGenerator, Iterator
 from dataclasses import dataclass
 
@@ -28,10 +27,8 @@ from engines.contract import (
     EngineInfo,
     EngineLoad,
     EngineOutput,
-    EngineOverloaded,
     EngineRequest,
     FinishReason,
-    FinishStats,
     RequestId,
     SpeculativeConfig,
     TokenId,
@@ -39,7 +36,8 @@ from engines.contract import (
     TokenLogprob,
     TopLogprob,
 )
-from engines.delivery import MailboxStream, OutputRouter, Update
+from engines.delivery import OutputRouter, Update
+from engines.request_table import Progress, RequestTable, open_stream
 from engines.sim.config import SimEngineConfig, SimMode
 from engines.sim.schedule import Pacer, PacingReport, start_offset, step_sizes
 
@@ -77,7 +75,7 @@ class _Sequence:
     """Worker-side state of one request (mutable; guarded by the engine's lock)."""
 
     request: EngineRequest
-    submitted_at: float
+    progress: Progress
     steps: Iterator[int]
     position: int
     """Index in the passage of the next token."""
@@ -85,20 +83,7 @@ class _Sequence:
     """Most tokens it may emit: ``max_tokens``, or what is left of the context."""
     ends: frozenset[TokenId]
     """Tokens that end it once ``min_tokens`` are out: stop tokens, plus EOS unless ignored."""
-    started_at: float | None = None
     emitted: int = 0
-    decode_steps: int = 0
-    draft_tokens: int = 0
-    accepted_draft_tokens: int = 0
-
-    def stats(self, now: float) -> FinishStats:
-        started = self.started_at if self.started_at is not None else now
-        return FinishStats(
-            queued_s=started - self.submitted_at,
-            draft_tokens=self.draft_tokens,
-            accepted_draft_tokens=self.accepted_draft_tokens,
-            decode_steps=self.decode_steps,
-        )
 
 
 class SimEngine:
@@ -120,10 +105,10 @@ class SimEngine:
         # Reentrant, for the same reason as the router's lock: GC may run a dropped stream's
         # cancel on the worker thread while it holds this lock.
         self._cond = threading.Condition(threading.RLock())
-        self._waiting: deque[_Sequence] = deque()
-        self._active: dict[RequestId, _Sequence] = {}
-        self._stopping = False
-        self._service_s_ema: float | None = None
+        # Guarded by _cond.
+        self._table: RequestTable[_Sequence] = RequestTable(
+            max_batch_size=self._config.max_batch_size, max_waiting=self._config.max_waiting
+        )
 
     @property
     def info(self) -> EngineInfo:
@@ -177,7 +162,7 @@ class SimEngine:
     async def shutdown(self) -> None:
         """Stop the worker; running and waiting requests end CANCELLED. Logs the ticks' lateness."""
         with self._cond:
-            self._stopping = True
+            self._table.close()
             self._cond.notify()
         if self._thread is not None:
             await asyncio.to_thread(self._thread.join)
@@ -190,35 +175,20 @@ class SimEngine:
         """
         if self._info is None:
             raise RuntimeError("SimEngine.start() has not finished")
-        if not request.prompt_token_ids:
-            raise ValueError("the prompt must hold at least one token")
-        mailbox = self._router.register(request.request_id)
-        try:
-            self._submit(request)
-        except BaseException:
-            self._router.forget(request.request_id, mailbox)
-            raise
-        return MailboxStream(self._router, request.request_id, mailbox, self.cancel)
+        return open_stream(self._router, request, self._submit, self.cancel)
 
     def cancel(self, request_id: RequestId) -> None:
         """End a request CANCELLED and free its slot now; a no-op for unknown or finished ids."""
         now = time.monotonic()
         with self._cond:
-            sequence = self._active.get(request_id)
-            if sequence is not None:
-                self._release(sequence, now)
-            else:
-                sequence = next((s for s in self._waiting if s.request.request_id == request_id), None)
-                if sequence is None:
-                    return
-                self._waiting.remove(sequence)
-            output = EngineOutput(finish_reason=FinishReason.CANCELLED, stats=sequence.stats(now))
-            self._router.publish([(request_id, output)])
+            cancelled = self._table.cancel(request_id, now)
+            if cancelled is not None:
+                self._router.publish([cancelled])
 
     def load(self) -> EngineLoad:
         """Requests in the batch and requests waiting for a slot."""
         with self._cond:
-            return EngineLoad(active_requests=len(self._active), waiting_requests=len(self._waiting))
+            return self._table.load()
 
     def pacing(self) -> PacingReport:
         """How late the worker's ticks have fired so far (also logged at shutdown)."""
@@ -231,7 +201,7 @@ class SimEngine:
         ends = frozenset(stopping.stop_token_ids) | (frozenset() if stopping.ignore_eos else self._eos)
         sequence = _Sequence(
             request=request,
-            submitted_at=time.monotonic(),
+            progress=Progress(submitted_at=time.monotonic()),
             steps=step_sizes(
                 request_id, acceptance=config.acceptance, max_draft=config.draft_length, seed=config.seed
             ),
@@ -240,51 +210,37 @@ class SimEngine:
             ends=ends,
         )
         with self._cond:
-            if self._stopping:
-                raise EngineError("the engine is shutting down")
-            if len(self._active) + len(self._waiting) >= config.max_batch_size + config.max_waiting:
-                raise EngineOverloaded("too many requests waiting for the engine", self._retry_after_s())
-            self._waiting.append(sequence)
+            self._table.enqueue(sequence)
             self._cond.notify()
-
-    def _retry_after_s(self) -> float:
-        # Roughly: how long until the queue ahead has drained through the slots.
-        per_request = self._service_s_ema if self._service_s_ema is not None else 1.0
-        estimate = per_request * (len(self._waiting) + 1) / self._config.max_batch_size
-        return min(max(estimate, 0.1), 60.0)
-
-    def _release(self, sequence: _Sequence, now: float) -> None:
-        """Under the lock: take ``sequence`` out of the batch."""
-        del self._active[sequence.request.request_id]
-        if sequence.started_at is not None:
-            elapsed = now - sequence.started_at
-            ema = self._service_s_ema
-            self._service_s_ema = elapsed if ema is None else 0.8 * ema + 0.2 * elapsed
 
     # Everything below runs on the worker thread.
 
     def _run(self) -> None:
         pacer = self._pacer
+        table = self._table
         while True:
             with self._cond:
-                if not (self._stopping or self._waiting or self._active):
-                    while not (self._stopping or self._waiting or self._active):
+                if not table.closed and table.empty:
+                    while not table.closed and table.empty:
                         self._cond.wait()
                     pacer.restart()  # the tick that admits the newcomers is now
-                if self._stopping:
+                if table.closed:
                     break
                 updates: list[Update] = []
                 now = time.monotonic()
                 try:
-                    for request_id, sequence in list(self._active.items()):
+                    for request_id, sequence in list(table.active.items()):
                         # A dropped stream's __del__ may cancel a request on this thread mid-loop.
-                        if self._active.get(request_id) is sequence:
+                        if table.active.get(request_id) is sequence:
                             updates.append((request_id, self._step(sequence, now)))
                 except Exception as error:  # a bug here must fail the batch, not hang its readers
                     _log.exception("sim_engine_step_failed")
-                    updates.extend(self._fail_active(EngineError(f"simulation failed: {error}"), now))
-                self._admit(updates, now)
-                interval = self._config.step_time_s(len(self._active))
+                    updates.extend(table.fail_active(EngineError(f"simulation failed: {error}"), now))
+                admitted, ended = table.admit(now, lambda s: s.limit > 0)
+                for sequence in admitted:
+                    sequence.progress.started_at = now
+                updates.extend(ended)
+                interval = self._config.step_time_s(len(table.active))
                 if updates:
                     self._router.publish(updates)
             pacer.wait(interval)
@@ -320,9 +276,10 @@ class SimEngine:
                         reason, stop_token = FinishReason.STOP_TOKEN, token
                     break
         used = kept if reason is None else kept + 1  # the stop token was generated, not emitted
-        sequence.decode_steps += 1
-        sequence.draft_tokens += self._config.draft_length
-        sequence.accepted_draft_tokens += used - 1
+        progress = sequence.progress
+        progress.decode_steps += 1
+        progress.draft_tokens += self._config.draft_length
+        progress.accepted_draft_tokens += used - 1
         sequence.emitted += kept
         sequence.position = (sequence.position + used) % self._passage_length
         emitted = tokens[:kept]
@@ -333,45 +290,19 @@ class SimEngine:
             reason = FinishReason.LENGTH
         if reason is None:
             return EngineOutput(token_ids=emitted, logprobs=logprobs)
-        self._release(sequence, now)
+        self._table.release(sequence, now)
         return EngineOutput(
             token_ids=emitted,
             logprobs=logprobs,
             finish_reason=reason,
             stop_token_id=stop_token,
-            stats=sequence.stats(now),
+            stats=progress.stats(now),
         )
-
-    def _admit(self, updates: list[Update], now: float) -> None:
-        """Under the lock: give free slots to waiting requests, oldest first."""
-        while self._waiting and len(self._active) < self._config.max_batch_size:
-            sequence = self._waiting.popleft()
-            sequence.started_at = now
-            request_id = sequence.request.request_id
-            if sequence.limit <= 0:
-                # Nothing may be generated (no room in the context): finish without a step.
-                updates.append(
-                    (request_id, EngineOutput(finish_reason=FinishReason.LENGTH, stats=sequence.stats(now)))
-                )
-                continue
-            self._active[request_id] = sequence
-
-    def _fail_active(self, error: EngineError, now: float) -> list[Update]:
-        failed: list[Update] = []
-        for sequence in list(self._active.values()):
-            self._release(sequence, now)
-            failed.append((sequence.request.request_id, error))
-        return failed
 
     def _cancel_everything(self) -> None:
         now = time.monotonic()
         with self._cond:
-            updates: list[Update] = [
-                (s.request.request_id, EngineOutput(finish_reason=FinishReason.CANCELLED, stats=s.stats(now)))
-                for s in [*self._active.values(), *self._waiting]
-            ]
-            self._active.clear()
-            self._waiting.clear()
+            updates = self._table.cancel_all(now)
             if updates:
                 self._router.publish(updates)
 

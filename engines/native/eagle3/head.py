@@ -34,11 +34,11 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from engines.native.kv_cache import KVCache
 from engines.native.model import apply_rope, linear, rope_tables
 
 
@@ -219,9 +219,12 @@ class Eagle3Drafter:
         self.config = c
         self._embed = embed
         """The target's token embeddings: ids -> fp32 ``[*ids.shape, dim]``."""
-        shape = (max_slots, c.n_kv_heads, max_seq, c.head_dim)
-        self._k = torch.from_numpy(np.zeros(shape, dtype=np.float32))
-        self._v = torch.from_numpy(np.zeros(shape, dtype=np.float32))
+        # The target's cache layout (no huge pages: memory follows the positions written).
+        cache = KVCache(
+            n_layers=1, max_slots=max_slots, n_kv_heads=c.n_kv_heads, max_seq=max_seq, head_dim=c.head_dim
+        )
+        self._k, self._v = cache.k[0], cache.v[0]
+        self._cache = cache
         self._d2t = head.d2t.tolist()
         self.max_seq = max_seq
 
