@@ -93,6 +93,7 @@ bench-speculation: $(VENV)/.installed
 # Real `tokenwire serve` processes measured through the API; add ARGS=--quick to try it out.
 bench-engine: $(VENV)/.installed
 	bash bench/llamacpp_env.sh
+	$(BIN)/python bench/kernels.py
 	$(BIN)/python bench/engine.py $(ARGS)
 
 clean:
