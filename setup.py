@@ -26,7 +26,7 @@ setup(
             ],
             depends=[KERNELS + "qmatmul.h", KERNELS + "qmatmul_impl.h", KERNELS + "glue.h"],
             language="c++",
-            extra_compile_args=["-std=c++17", "-O3", "-fno-math-errno", "-Wall"],
+            extra_compile_args=["-std=c++17", "-O3", "-fno-math-errno", "-fopenmp-simd", "-Wall"],
         )
     ]
 )
