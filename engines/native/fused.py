@@ -13,6 +13,15 @@ import torch
 from engines.native.kv_cache import BatchLayout, KVCache
 from engines.native.matrices import kernels
 
+ATTENTION_MAX_TOKENS = 16
+"""Tokens per row up to which ``attention`` beats torch's: decode steps and verification passes.
+Its plain loops lose to torch's flash attention on prefill chunks (a 530-token prompt's first token
+took 2.2x longer through it), so longer passes use torch's."""
+
+
+SILU_MUL_MAX_ELEMENTS = 16 * 2 * 1536
+"""Up to about 16 rows of SmolLM2's gate and up: beyond, torch's vectorized exp is faster."""
+
 
 def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
     """``x / rms(x) * weight`` over the last dimension of fp32 ``x``."""

@@ -20,6 +20,7 @@ from __future__ import annotations
 import enum
 import functools
 import os
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -66,6 +67,9 @@ class QuantKind(enum.Enum):
     def scales(self) -> int:
         """fp16 scales per block: Q4_1 has d and m, Q8_0 only d."""
         return 2 if self is QuantKind.Q4_1 else 1
+
+
+_scratch = threading.local()
 
 
 class KernelsUnavailable(RuntimeError):
@@ -245,8 +249,10 @@ class QuantizedMatrix:
             raise ValueError(f"expected fp32 [..., {self.cols}]; got {x.dtype} {tuple(x.shape)}")
         flat = x.reshape(-1, self.cols).contiguous()
         n_rows = flat.shape[0]
-        if n_rows >= DENSE_FROM_ROWS:
-            out = F.linear(flat, self.dense())
+        # Dequantizing costs one pass over the whole matrix: for the 49152-row output head it
+        # pays off only from ~100 rows (bench/kernels.py), for a layer matrix from DENSE_FROM_ROWS.
+        if n_rows >= max(DENSE_FROM_ROWS, self.rows // 512):
+            out = F.linear(flat, self._dense_scratch())
         else:
             out = torch.empty(n_rows, self.rows, dtype=torch.float32)
             if n_rows:
@@ -263,7 +269,22 @@ class QuantizedMatrix:
         return out.reshape(*x.shape[:-1], self.rows)
 
     def dense(self) -> torch.Tensor:
-        out = torch.empty(self.rows, self.cols, dtype=torch.float32)
+        return self._dequantize_into(torch.empty(self.rows, self.cols, dtype=torch.float32))
+
+    def _dense_scratch(self) -> torch.Tensor:
+        """The fp32 weights in this thread's scratch buffer, valid until its next use.
+
+        A fresh tensor per prefill matmul would fault in new pages every time (540 MB per
+        forward pass of SmolLM2): the scratch is reused, growing to the largest matrix.
+        """
+        size = self.rows * self.cols
+        scratch: torch.Tensor | None = getattr(_scratch, "buffer", None)
+        if scratch is None or scratch.numel() < size:
+            scratch = torch.empty(size, dtype=torch.float32)
+            _scratch.buffer = scratch
+        return self._dequantize_into(scratch[:size].view(self.rows, self.cols))
+
+    def _dequantize_into(self, out: torch.Tensor) -> torch.Tensor:
         kernels().dequantize(
             self._kind_code, self.qs.data_ptr(), self.scales.data_ptr(), self.rows, self.cols, out.data_ptr()
         )

@@ -109,7 +109,7 @@ class Attention(nn.Module):
         q, k = qk[:, : self.n_heads], qk[:, self.n_heads :]
         v = qkv[..., q_size + kv_size :].view(batch, n_tokens, self.n_kv_heads, self.head_dim).transpose(1, 2)
         ctx.cache.write(self.layer, ctx.layout, k, v)
-        if self.fused:
+        if self.fused and n_tokens <= fused.ATTENTION_MAX_TOKENS:
             # Reads each row's slot in place: no gathered copy of the keys and values.
             attended = fused.attention(qk, self.n_heads, ctx.cache, self.layer, ctx.layout, ctx.starts)
             return self.wo.matmul(attended)
@@ -135,7 +135,7 @@ class FeedForward(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         gate_up = self.w13.matmul(x)
-        if self.fused:
+        if self.fused and gate_up.numel() <= fused.SILU_MUL_MAX_ELEMENTS:
             return self.w2.matmul(fused.silu_mul(gate_up))
         gate, up = torch.split(gate_up, [self.ffn_dim, self.ffn_dim], dim=-1)
         return self.w2.matmul(F.silu(gate) * up)
