@@ -19,18 +19,14 @@ from __future__ import annotations
 
 import enum
 import functools
-import os
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
-import structlog
 import torch
 import torch.nn.functional as F
-
-_log = structlog.get_logger(__name__)
 
 DENSE_FROM_ROWS = 16
 """From this many rows on, dequantize and use the dense kernel. Measured on the SmolLM2 matrices
@@ -137,15 +133,6 @@ def kernels() -> KernelModule:
             "or serve with --weights fp32"
         ) from error
     return _qkernels
-
-
-def kernels_available() -> bool:
-    """Whether ``--weights q`` can run here."""
-    try:
-        kernels()
-    except KernelsUnavailable:
-        return False
-    return True
 
 
 def set_kernel_threads(threads: int) -> None:
@@ -307,17 +294,6 @@ class QuantizedMatrix:
         )
         return out.reshape(*ids.shape, self.cols)
 
-    def select_rows(self, index: torch.Tensor) -> QuantizedMatrix:
-        """The matrix of rows ``index``, in that order (rows of blocks move unchanged)."""
-        index = index.to(torch.int64)
-        return QuantizedMatrix(
-            self.kind,
-            self.qs.index_select(0, index).contiguous(),
-            self.scales.index_select(0, index).contiguous(),
-            int(index.numel()),
-            self.cols,
-        )
-
 
 Weight = torch.Tensor | QuantizedMatrix
 """A tensor of a loaded model: fp32 (norms, or any type the kernels lack) or GGUF blocks."""
@@ -355,11 +331,3 @@ def stack_rows(parts: Sequence[Matrix]) -> Matrix:
 def dense_state_dict(state: dict[str, Weight]) -> dict[str, torch.Tensor]:
     """Every weight as fp32 (exact): for the reference path, training and tests."""
     return {name: w.dense() if isinstance(w, QuantizedMatrix) else w for name, w in state.items()}
-
-
-def default_threads() -> int:
-    """Cores this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
