@@ -63,3 +63,10 @@ def test_allocator_keeps_reservations_within_the_budget() -> None:
     assert slots.take(60) == 0
     unlimited = SlotAllocator(2)
     assert unlimited.take(10**9) == 0 and unlimited.take(1) == 1 and unlimited.take(1) is None
+
+
+def test_a_request_of_the_whole_budget_fits_an_empty_cache() -> None:
+    """The context is capped to the budget; rounding up to pages must not make such a request wait forever."""
+    slots = SlotAllocator(2, budget_positions=182, page_positions=16)
+    assert slots.take(182) == 0
+    assert slots.take(1) is None

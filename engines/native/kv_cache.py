@@ -161,6 +161,9 @@ class SlotAllocator:
     def take(self, positions: int = 0) -> int | None:
         """Reserve a slot able to reach ``positions``; None when no slot or not enough budget is free."""
         needed = -(-positions // self._page) * self._page  # what the pages it writes will hold
+        if self._budget is not None:
+            # A request the context allows always fits an empty cache, rounding or not.
+            needed = min(needed, self._budget)
         if not self._free:
             return None
         if self._budget is not None and self.reserved_positions + needed > self._budget:
