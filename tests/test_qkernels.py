@@ -7,6 +7,7 @@ repacking and the arithmetic at once.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 
 import gguf
@@ -187,3 +188,30 @@ def test_threads_and_isa_are_reported() -> None:
     assert kernels().isa() in {"avx512", "avx2", "generic"}
     with pytest.raises(ValueError, match="threads"):
         kernels().set_threads(0)
+
+
+def test_calls_from_two_threads_at_once_are_each_correct() -> None:
+    """Two engines in one process (or a test beside a live server) may call at the same moment."""
+    blocks = random_blocks(QuantKind.Q4_1, 300, 576, seed=7)
+    matrix = QuantizedMatrix.from_blocks(QuantKind.Q4_1, blocks, 576)
+    dense = reference(QuantKind.Q4_1, blocks, 576)
+    before = kernels().threads()
+    kernels().set_threads(2)
+    errors: list[str] = []
+
+    def hammer(seed: int) -> None:
+        for i in range(200):
+            try:
+                check_matmul(matrix, dense, 1 + (seed + i) % 8, seed=seed * 1000 + i)
+            except AssertionError as error:
+                errors.append(str(error))
+
+    try:
+        workers = [threading.Thread(target=hammer, args=(n,)) for n in range(3)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+    finally:
+        kernels().set_threads(before)
+    assert not errors, errors[:3]

@@ -78,8 +78,9 @@ class Pool {
 
     int size() const { return size_; }
 
-    // Must not be called while a run() is in flight (the engine calls both from its one worker thread).
+    // Waits for a run() in flight on another thread, then replaces the helpers.
     void resize(int n) {
+        std::lock_guard<std::mutex> running(run_mu_);
         if (n < 1) n = 1;
         if (!helpers_.empty()) {
             {
@@ -103,7 +104,10 @@ class Pool {
     // scheduled (the machine is busy) leaves its share to whoever runs, instead of
     // holding the call up.
     void run(uint32_t chunks, const std::function<void(uint32_t)>& job) {
-        if (size_ == 1 || chunks <= 1) {
+        // One run at a time uses the helpers; a second thread calling meanwhile (two engines
+        // in one process, a test beside a server) computes its call alone rather than wait.
+        std::unique_lock<std::mutex> running(run_mu_, std::try_to_lock);
+        if (!running.owns_lock() || size_ == 1 || chunks <= 1) {
             for (uint32_t c = 0; c < chunks; ++c) job(c);
             return;
         }
@@ -171,7 +175,7 @@ class Pool {
     // that an idle engine stops burning a core almost at once.
     static constexpr std::chrono::microseconds kSpin{200};
 
-    int size_ = 1;
+    std::atomic<int> size_{1};
     std::vector<std::thread> helpers_;
     const std::function<void(uint32_t)>* job_ = nullptr;
     uint32_t total_ = 0;
@@ -182,6 +186,7 @@ class Pool {
     std::atomic<bool> stop_{false};
     std::mutex mu_;
     std::condition_variable cv_;
+    std::mutex run_mu_;  // held by the thread whose run() uses the helpers
 };
 
 Pool* g_pool = nullptr;
