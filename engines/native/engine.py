@@ -31,7 +31,7 @@ from engines.contract import (
 )
 from engines.delivery import IMMEDIATE, Coalescing, OutputRouter
 from engines.native.eagle3.head import DEFAULT_HEAD, Eagle3Drafter, load_head
-from engines.native.kv_cache import KVCache
+from engines.native.kv_cache import KVCache, position_bytes
 from engines.native.matrices import WeightFormat, kernel_isa, kernels, set_kernel_threads
 from engines.native.model import Transformer
 from engines.native.scheduler import Scheduler, SchedulerConfig
@@ -168,8 +168,10 @@ class NativeEngine:
         weights = load_weights(gguf_path, config.cache_dir, config.progress)
         model_config = weights.config
         context = min(config.context_length or model_config.context_length, model_config.context_length)
-        position_bytes = 2 * model_config.n_layers * model_config.n_kv_heads * model_config.head_dim * 4
-        kv_budget_positions = config.kv_cache_mb * 2**20 // position_bytes
+        per_position = position_bytes(
+            n_layers=model_config.n_layers, n_kv_heads=model_config.n_kv_heads, head_dim=model_config.head_dim
+        )
+        kv_budget_positions = config.kv_cache_mb * 2**20 // per_position
         # One request must always fit in the budget on its own.
         context = min(context, kv_budget_positions)
         if context < 16:

@@ -66,6 +66,11 @@ def make_layout(slots: Sequence[int], starts: Sequence[int], n_tokens: int) -> B
     )
 
 
+def position_bytes(*, n_layers: int, n_kv_heads: int, head_dim: int) -> int:
+    """Memory one position of one slot takes in every layer: fp32 keys and values."""
+    return 2 * n_layers * n_kv_heads * head_dim * 4
+
+
 class KVCache:
     """Per layer, keys and values shaped ``[max_slots, n_kv_heads, max_seq, head_dim]``."""
 
@@ -97,7 +102,7 @@ class KVCache:
     def position_bytes(self) -> int:
         """Memory one position of one slot takes in every layer (keys and values)."""
         heads, _, head_dim = self.k[0].shape[1:]
-        return 2 * len(self.k) * heads * head_dim * 4
+        return position_bytes(n_layers=len(self.k), n_kv_heads=heads, head_dim=head_dim)
 
     def release(self, slot: int) -> None:
         """Give ``slot``'s memory back to the system; it reads as zeros afterwards."""
