@@ -19,8 +19,12 @@ from collections.abc import AsyncGenerator, Callable, Iterable
 from dataclasses import dataclass
 from typing import TypeAlias
 
+import structlog
+
 from engines.contract import EngineError, EngineOutput, RequestId, TokenId, TokenLogprob
 from engines.output_stream import ClosingOutputStream
+
+_log = structlog.get_logger(__name__)
 
 Update: TypeAlias = tuple[RequestId, EngineOutput | EngineError]
 """One request's output of a step, or the error that ended it."""
@@ -87,6 +91,11 @@ class Mailbox:
             self._ready.set()
         elif self._timer is None and self._token_ids:
             self._timer = asyncio.get_running_loop().call_later(policy.max_delay_s, self._ready.set)
+
+    def fail(self, error: EngineError) -> None:
+        """End the request with ``error`` whatever state the mailbox is in (cannot raise)."""
+        self._error = error
+        self._ready.set()
 
     async def wait(self) -> None:
         """Return once something was put since the last ``wait`` returned."""
@@ -163,7 +172,12 @@ class OutputRouter:
 
 def _deliver(deliveries: list[_Delivery]) -> None:
     for mailbox, update in deliveries:
-        mailbox.put(update)
+        try:
+            mailbox.put(update)
+        except Exception as error:
+            # One reader's failure must not cost the others on this loop their outputs.
+            _log.exception("delivery_failed")
+            mailbox.fail(EngineError(f"delivery failed: {type(error).__name__}"))
 
 
 class MailboxStream(ClosingOutputStream):

@@ -172,6 +172,13 @@ class RequestTable(Generic[T]):
             self._waiting.remove(entry)
         return request_id, _cancelled(entry, now)
 
+    def fail(self, entry: T, error: EngineError, now: float) -> Update | None:
+        """End one active request with ``error``; None when it is no longer active."""
+        if self._active.get(entry.request.request_id) is not entry:
+            return None
+        self.release(entry, now)
+        return (entry.request.request_id, error)
+
     def fail_active(self, error: EngineError, now: float) -> list[Update]:
         """End every active request with ``error`` (a forward pass they shared failed)."""
         failed: list[Update] = []

@@ -7,8 +7,8 @@ import asyncio
 
 import pytest
 
-from engines.contract import EngineError, EngineOutput, FinishReason, TokenId
-from engines.delivery import IMMEDIATE, Coalescing, Mailbox
+from engines.contract import EngineError, EngineOutput, FinishReason, RequestId, TokenId
+from engines.delivery import IMMEDIATE, Coalescing, Mailbox, OutputRouter
 
 
 def _tokens(*ids: int) -> EngineOutput:
@@ -75,3 +75,25 @@ def test_coalescing_rejects_nonsense() -> None:
         Coalescing(min_tokens=0)
     with pytest.raises(ValueError, match="max_delay_s"):
         Coalescing(max_delay_s=-1.0)
+
+
+async def test_one_failing_mailbox_costs_no_other_its_outputs(monkeypatch: pytest.MonkeyPatch) -> None:
+    router = OutputRouter()
+    good, bad = router.register(RequestId("good")), router.register(RequestId("bad"))
+
+    real_put = Mailbox.put
+
+    def put(self: Mailbox, update: EngineOutput | EngineError) -> None:
+        if self is bad:
+            raise RuntimeError("reader state broken")
+        real_put(self, update)
+
+    monkeypatch.setattr(Mailbox, "put", put)
+    done = EngineOutput(token_ids=(TokenId(1),), finish_reason=FinishReason.LENGTH)
+    # Published from another thread, as an engine does; both land in one loop callback.
+    await asyncio.to_thread(router.publish, [(RequestId("bad"), done), (RequestId("good"), done)])
+    await asyncio.wait_for(good.wait(), 5)
+    assert good.take() == done
+    await asyncio.wait_for(bad.wait(), 5)
+    with pytest.raises(EngineError, match="delivery failed"):
+        bad.take()

@@ -3,6 +3,14 @@
 Order per row: repetition penalty (HF) → presence/frequency penalties
 (OpenAI) → min_tokens ban → temperature → [logprobs taken here] → top-k →
 top-p → min-p → draw (or argmax when greedy).
+
+Numerics: every documented value must give a distribution, never inf or NaN.
+Processing runs in float64 (a penalty of 1e-40 lifts a logit of 30 to 3e41,
+far inside its range), and temperature divides ``logits - max(logits)``, so the
+top token scales to 0 and the rest to at most 0: a temperature below float
+precision makes every other token's probability underflow to exactly 0, and
+the draw returns the top token (a tie for the top is drawn among the tied
+tokens), the limit of sampling as the temperature goes to 0.
 """
 
 from __future__ import annotations
@@ -64,7 +72,7 @@ class RequestSampler:
             self._seen = torch.zeros(vocab_size, dtype=torch.bool)
             self._seen[torch.tensor(list(prompt_token_ids), dtype=torch.long)] = True
         if self.presence_penalty != 0.0 or self.frequency_penalty != 0.0:
-            self._counts = torch.zeros(vocab_size, dtype=torch.float32)
+            self._counts = torch.zeros(vocab_size, dtype=torch.float64)
 
     @property
     def greedy(self) -> bool:
@@ -91,7 +99,8 @@ class RequestSampler:
             self._counts[token_id] += 1.0
 
     def process(self, logits: torch.Tensor) -> torch.Tensor:
-        """Penalties, min_tokens ban and temperature applied to one row's logits [V]."""
+        """Penalties, min_tokens ban and temperature applied to one row's logits [V], as float64."""
+        logits = logits.double()
         if self._seen is not None:
             penalty = self.repetition_penalty
             penalized = torch.where(logits > 0, logits / penalty, logits * penalty)
@@ -102,7 +111,7 @@ class RequestSampler:
         if self.generated < self.min_tokens and self._banned.numel():
             logits = logits.index_fill(0, self._banned, float("-inf"))
         if not self.greedy and self.temperature != 1.0:
-            logits = logits / self.temperature
+            logits = (logits - logits.max()) / self.temperature
         return logits
 
     def choose(self, logits: torch.Tensor) -> SampledToken:

@@ -225,6 +225,9 @@ class Scheduler:
         """Prefill chunks, then one decode step (or one verification) for everything past its prompt.
 
         Appends as it goes, so that when a pass fails, outputs of the steps before it still go out.
+        A failure that is one request's own (its prompt chunk, its draft or verification pass, its
+        sampling or stop checks, its drafter) ends that request alone. When the shared decode pass
+        fails, each of its requests is retried alone, and only those that fail alone are ended.
         """
         model, cache = self._model, self._cache
         # Only the worker changes the active requests, so reading them without the lock is safe here.
@@ -241,23 +244,64 @@ class Scheduler:
             budget -= n_tokens
             if state.progress.started_at is None:
                 state.progress.started_at = time.monotonic()
-            step = steps.prefill_chunk(model, cache, state, n_tokens, self._feature_layers(state))
+            try:
+                step = steps.prefill_chunk(model, cache, state, n_tokens, self._feature_layers(state))
+            except Exception as error:
+                self._fail(state, error, updates)
+                continue
             self._take(state, step, updates)
         plain: list[RequestState] = []
         speculate = len(decoding) <= self._config.speculate_max_decoding
         for state in decoding:
-            drafter = self._drafter(state) if speculate else None
-            draft = speculation.draft(state, drafter) if drafter is not None else None
-            if drafter is None or draft is None:
-                plain.append(state)
+            try:
+                drafter = self._drafter(state) if speculate else None
+                draft = speculation.draft(state, drafter) if drafter is not None else None
+                if drafter is None or draft is None:
+                    plain.append(state)
+                    continue
+                step = steps.verify(model, cache, state, draft, drafter.feature_layers)
+            except Exception as error:
+                self._fail(state, error, updates)
                 continue
-            step = steps.verify(model, cache, state, draft, drafter.feature_layers)
             self._take(state, step, updates)
         if plain:
             # Drafters that read features need them of the shared step too, for later drafts.
             layers = next((f for f in map(self._feature_layers, plain) if f is not None), None)
-            for state, step in zip(plain, steps.decode(model, cache, plain, layers), strict=True):
+            try:
+                shared = list(zip(plain, steps.decode(model, cache, plain, layers), strict=True))
+            except Exception:
+                _log.exception("native_shared_step_failed", requests=len(plain))
+                shared = self._decode_alone(plain, layers, updates)
+            for state, step in shared:
                 self._take(state, step, updates)
+
+    def _decode_alone(
+        self, batch: Sequence[RequestState], layers: tuple[int, int, int] | None, updates: list[Update]
+    ) -> list[tuple[RequestState, steps.Step]]:
+        """The shared pass failed: run each request's step alone, ending those that fail alone.
+
+        A failed pass changed no request's state (sampling comes after the forward), and a
+        retry rewrites the same cache positions, so the retried requests lose nothing.
+        """
+        done: list[tuple[RequestState, steps.Step]] = []
+        for state in batch:
+            try:
+                [step] = steps.decode(self._model, self._cache, [state], layers)
+            except Exception as error:
+                self._fail(state, error, updates)
+                continue
+            done.append((state, step))
+        return done
+
+    def _fail(self, state: RequestState, error: Exception, updates: list[Update]) -> None:
+        """End ``state``'s request alone with an engine error; the batch goes on."""
+        _log.error("native_request_failed", request_id=state.request_id, exc_info=error)
+        with self._cond:
+            update = self._table.fail(
+                state, EngineError(f"inference failed: {_brief(error)}"), time.monotonic()
+            )
+        # Not active any more: this step released it before failing, so its end is not out yet.
+        updates.append(update or (state.request_id, EngineError(f"inference failed: {_brief(error)}")))
 
     def _drafter(self, state: RequestState) -> Drafter | None:
         return speculation.drafter_for(state.speculation.method, lookup=self._lookup, eagle3=self._eagle3)
@@ -268,7 +312,16 @@ class Scheduler:
 
     def _take(self, state: RequestState, step: steps.Step, updates: list[Update]) -> None:
         """Hand a step's features to the request's drafter and its tokens to the consumer as one
-        output; release the request if they ended it."""
+        output; release the request if they ended it. A failure here ends this request alone."""
+        if step.failure is not None:
+            self._fail(state, step.failure, updates)
+            return
+        try:
+            self._take_step(state, step, updates)
+        except Exception as error:
+            self._fail(state, error, updates)
+
+    def _take_step(self, state: RequestState, step: steps.Step, updates: list[Update]) -> None:
         drafter = self._drafter(state)
         if step.features is not None and drafter is not None:
             drafter.observe(state, step.features)
@@ -291,3 +344,9 @@ class Scheduler:
             stats=state.progress.stats(now),
         )
         updates.append((state.request_id, output))
+
+
+def _brief(error: Exception, limit: int = 200) -> str:
+    """``error`` for a caller: its type and the start of its message (never unbounded)."""
+    text = f"{type(error).__name__}: {error}"
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -57,6 +57,9 @@ class Step:
     features: torch.Tensor | None = None
     """When feature layers were asked for: the target's hidden states there, ``[n, 3 dim]``,
     at the ``n`` positions this pass computed on the right prefix (what a drafter reads)."""
+    failure: Exception | None = None
+    """Set when the shared pass went well but this request's own part (sampling, stop checks)
+    raised: the request must end with an error, and nothing else is affected."""
 
 
 def prefill_chunk(
@@ -100,10 +103,25 @@ def decode(
     else:
         logits, features = model.forward_with_features(tokens, slots, starts, cache, feature_layers)
         rows = list(features)
-    chosen = sample_batch(logits, [s.sampler for s in batch])
+    samplers = [s.sampler for s in batch]
+    if all(s.plain_argmax for s in samplers):
+        chosen = sample_batch(logits, samplers)
+        return [
+            Step(_one_token(state, sampled), row)
+            for state, sampled, row in zip(batch, chosen, rows, strict=True)
+        ]
+    # Each row's sampling and stop checks are its request's own: one that raises ends that
+    # request alone (its Step carries the failure), and the other rows are unaffected.
     return [
-        Step(_one_token(state, sampled), row) for state, sampled, row in zip(batch, chosen, rows, strict=True)
+        _own_step(state, row_logits, row) for state, row_logits, row in zip(batch, logits, rows, strict=True)
     ]
+
+
+def _own_step(state: RequestState, logits: torch.Tensor, features: torch.Tensor | None) -> Step:
+    try:
+        return Step(_one_token(state, state.sampler.choose(logits)), features)
+    except Exception as error:
+        return Step(None, features, failure=error)
 
 
 def verify(
