@@ -208,6 +208,12 @@ class Tokenizer(Protocol):
     @property
     def has_chat_template(self) -> bool: ...
 
+    @property
+    def max_token_bytes(self) -> int:
+        """The most UTF-8 bytes of text one token stands for (at least 1): text of ``n`` bytes
+        tokenizes to at least ``n / max_token_bytes`` tokens, so size checks need no tokenizing."""
+        ...
+
     def encode(self, text: str, *, add_special_tokens: bool = True) -> list[TokenId]:
         """Token ids of ``text``; ``add_special_tokens`` adds BOS where the model wants it."""
         ...

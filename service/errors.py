@@ -21,6 +21,12 @@ from grpc_status import rpc_status
 from engines.contract import EngineError, EngineOverloaded
 
 ERROR_DOMAIN = "tokenwire.v1"
+MAX_VIOLATIONS = 20
+"""Field violations sent in one status; the rest are counted in its message."""
+MAX_FIELD_CHARS = 128
+MAX_DESCRIPTION_CHARS = 256
+MAX_MESSAGE_CHARS = 1024
+"""Everything a status carries is bounded: a few KB at most, whatever the request held."""
 
 RequestT = TypeVar("RequestT")
 ResponseT = TypeVar("ResponseT")
@@ -41,18 +47,50 @@ class ServiceError(Exception):
     reason: str = "INTERNAL"
 
     def __init__(self, message: str) -> None:
+        message = clip(message, MAX_MESSAGE_CHARS)
         super().__init__(message)
         self.message = message
+
+
+def clip(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` characters, marked with "..." when cut."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def quoted(value: str, limit: int = 32) -> str:
+    """A caller's string for a message or log: repr'd, and cut when long (never unbounded)."""
+    if len(value) <= limit:
+        return repr(value)
+    return f"{value[:limit]!r}... ({len(value)} characters)"
 
 
 class InvalidArgument(ServiceError):
     code = grpc.StatusCode.INVALID_ARGUMENT
     reason = "INVALID_ARGUMENT"
 
-    def __init__(self, violations: list[FieldViolation], message: str | None = None) -> None:
-        summary = message or "; ".join(f"{v.field}: {v.description}" for v in violations)
-        super().__init__(summary)
-        self.violations = tuple(violations)
+    def __init__(
+        self, violations: list[FieldViolation], message: str | None = None, *, total: int | None = None
+    ) -> None:
+        """At most ``MAX_VIOLATIONS`` are kept (each clipped); the message counts the rest.
+
+        ``total``: how many there were, when the caller stopped listing them early.
+        """
+        count = max(total or 0, len(violations))
+        kept = [
+            FieldViolation(clip(v.field, MAX_FIELD_CHARS), clip(v.description, MAX_DESCRIPTION_CHARS))
+            for v in violations[:MAX_VIOLATIONS]
+        ]
+        if message is None:
+            shown = kept[:3]
+            message = "; ".join(f"{v.field}: {v.description}" for v in shown)
+            if count > len(shown):
+                message += f" (and {count - len(shown)} more field violations"
+                if count > len(kept):
+                    message += f"; the first {len(kept)} are in the details"
+                message += ")"
+        super().__init__(message)
+        self.violations = tuple(kept)
+        self.total_violations = count
 
 
 class AlreadyExists(ServiceError):

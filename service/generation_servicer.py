@@ -16,8 +16,9 @@ from engines.contract import RequestId
 from service import errors
 from service.generation import Finished, PreparedGeneration
 from service.registry import CancelCause
+from service.rejections import log_failure, rejected
 from service.runtime import Runtime
-from service.validation import prepare_generation
+from service.validation import input_bytes, prepare_generation, request_id_of
 from service.wire_events import fill
 
 log = structlog.get_logger(__name__)
@@ -43,9 +44,14 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
 
-    def prepare(self, request: generation_pb2.GenerateRequest, *, in_session: bool) -> PreparedGeneration:
+    async def prepare(
+        self, request: generation_pb2.GenerateRequest, *, in_session: bool
+    ) -> PreparedGeneration:
+        """Validate and tokenize ``request``; large inputs are tokenized off the event loop."""
         _, limits = self.runtime.require_serving()
-        return prepare_generation(
+        return await self.runtime.offload.run(
+            input_bytes(request),
+            prepare_generation,
             request,
             self.runtime.engine.tokenizer,
             limits,
@@ -58,8 +64,9 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
     ) -> AsyncIterator[generation_pb2.GenerateResponse]:
         arrival = time.monotonic()
         try:
-            prepared = self.prepare(request, in_session=False)
+            prepared = await self.prepare(request, in_session=False)
         except errors.ServiceError as error:
+            rejected(error, rpc="Generate")
             await errors.abort(context, error)
         request_id = prepared.engine_request.request_id
         with structlog.contextvars.bound_contextvars(
@@ -71,7 +78,7 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
                     async for response in responses:
                         yield response
             except Exception as error:
-                log.warning("generation_failed", error=str(error))
+                log_failure(error, rpc="Generate")
                 await errors.abort(context, error)
 
     async def responses(
@@ -100,8 +107,13 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
     async def Abort(
         self, request: generation_pb2.AbortRequest, context: AbortContext
     ) -> generation_pb2.AbortResponse:
-        cancelled = self.runtime.registry.cancel(request.request_id, CancelCause.CANCELLED)
-        log.info("abort", request_id=request.request_id, cancelled=cancelled)
+        try:
+            request_id = request_id_of(request.request_id, required=True)
+        except errors.ServiceError as error:
+            rejected(error, rpc="Abort")
+            await errors.abort(context, error)
+        cancelled = self.runtime.registry.cancel(request_id, CancelCause.CANCELLED)
+        log.info("abort", request_id=request_id, cancelled=cancelled)
         return generation_pb2.AbortResponse(cancelled=cancelled)
 
 
@@ -165,14 +177,22 @@ class _Session:
 
     async def _start(self, request: generation_pb2.GenerateRequest) -> None:
         arrival = time.monotonic()
-        request_id = request.request_id
+        try:
+            # Checked first, alone, so that a bad id is never echoed back or logged.
+            request_id = request_id_of(request.request_id, required=True)
+        except errors.ServiceError as error:
+            rejected(error, rpc="Session")
+            await self._send_error("", error)
+            return
         if request_id in self._tasks:
-            error = errors.AlreadyExists(f"request_id {request_id!r} is already in flight on this stream")
-            await self._send_error(request_id, error)
+            duplicate = errors.AlreadyExists(f"request_id {request_id!r} is already in flight on this stream")
+            rejected(duplicate, rpc="Session")
+            await self._send_error(request_id, duplicate)
             return
         try:
-            prepared = self._servicer.prepare(request, in_session=True)
+            prepared = await self._servicer.prepare(request, in_session=True)
         except errors.ServiceError as error:
+            rejected(error, rpc="Session")
             await self._send_error(request_id, error)
             return
         task = asyncio.create_task(self._run(prepared, arrival))
@@ -192,5 +212,5 @@ class _Session:
                 async for response in responses:
                     await self._outbox.put(response)
         except Exception as error:
-            log.warning("generation_failed", error=str(error))
+            log_failure(error, rpc="Session")
             await self._send_error(request_id, error)

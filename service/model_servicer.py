@@ -6,8 +6,9 @@ from grpc import aio
 from tokenwire.v1 import model_pb2, model_pb2_grpc
 
 from service import errors
+from service.rejections import rejected
 from service.runtime import Runtime
-from service.validation import detokenize_ids, tokenize_request
+from service.validation import detokenize_ids, input_bytes, tokenize_request
 
 
 class ModelServicer(model_pb2_grpc.ModelServiceServicer):
@@ -65,8 +66,11 @@ class ModelServicer(model_pb2_grpc.ModelServiceServicer):
     ) -> model_pb2.TokenizeResponse:
         try:
             _, limits = self._runtime.require_serving()
-            prompt = tokenize_request(request, self._runtime.engine.tokenizer, limits)
+            prompt = await self._runtime.offload.run(
+                input_bytes(request), tokenize_request, request, self._runtime.engine.tokenizer, limits
+            )
         except errors.ServiceError as error:
+            rejected(error, rpc="Tokenize")
             await errors.abort(context, error)
         return model_pb2.TokenizeResponse(token_ids=prompt.token_ids, rendered_prompt=prompt.rendered)
 
@@ -78,7 +82,14 @@ class ModelServicer(model_pb2_grpc.ModelServiceServicer):
         try:
             _, limits = self._runtime.require_serving()
             ids = detokenize_ids(request, limits)
+            # A token is a few bytes of text: weigh the work like that much input.
+            text = await self._runtime.offload.run(
+                4 * len(ids),
+                self._runtime.engine.tokenizer.decode,
+                ids,
+                skip_special_tokens=not request.keep_special_tokens,
+            )
         except errors.ServiceError as error:
+            rejected(error, rpc="Detokenize")
             await errors.abort(context, error)
-        text = self._runtime.engine.tokenizer.decode(ids, skip_special_tokens=not request.keep_special_tokens)
         return model_pb2.DetokenizeResponse(text=text)

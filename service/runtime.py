@@ -9,6 +9,7 @@ from typing import assert_never
 from engines.contract import Engine, EngineInfo, SpeculationMethod
 from service.errors import Unavailable
 from service.generation import GenerationRunner
+from service.offload import Offload
 from service.registry import RequestRegistry
 from service.validation import Limits
 
@@ -33,6 +34,7 @@ class Runtime:
         self.settings = settings
         self.registry = RequestRegistry(engine.cancel)
         self.runner = GenerationRunner(engine, self.registry)
+        self.offload = Offload()
         self.phase = Phase.LOADING
         self._limits: Limits | None = None
 

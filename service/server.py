@@ -94,4 +94,5 @@ class TokenwireServer:
         await self._server.stop(grace)
         self.runtime.registry.cancel_all()
         await self._engine.shutdown()
+        self.runtime.offload.shutdown()
         log.info("server_stopped")

@@ -23,7 +23,7 @@ from engines.contract import (
     TokenId,
     Tokenizer,
 )
-from service.errors import FieldViolation, InvalidArgument
+from service.errors import MAX_VIOLATIONS, FieldViolation, InvalidArgument, quoted
 from service.generation import PreparedGeneration
 
 CHAT_ROLES = frozenset({"system", "user", "assistant", "tool"})
@@ -33,6 +33,9 @@ MAX_STOP_STRING_CHARS = 256
 MAX_STOP_TOKEN_IDS = 64
 MAX_TOP_LOGPROBS = 20
 MAX_DRAFT_LENGTH = 16
+MAX_CHAT_MESSAGES = 4096
+"""More messages than this never fit a context window we serve; refused before rendering."""
+MAX_DETOKENIZE_IDS = 65536
 FALLBACK_DRAFT_LENGTH = 4
 """Draft length for a request that turns speculation on when the server default is off."""
 
@@ -59,15 +62,20 @@ class Prompt:
 
 
 class _Violations:
+    """Field violations as they are found: the first ``MAX_VIOLATIONS`` kept, all counted."""
+
     def __init__(self) -> None:
         self.items: list[FieldViolation] = []
+        self.count = 0
 
     def add(self, field: str, description: str) -> None:
-        self.items.append(FieldViolation(field, description))
+        self.count += 1
+        if len(self.items) < MAX_VIOLATIONS:
+            self.items.append(FieldViolation(field, description))
 
     def raise_if_any(self) -> None:
         if self.items:
-            raise InvalidArgument(self.items)
+            raise InvalidArgument(self.items, total=self.count)
 
 
 def _check_range(
@@ -85,8 +93,64 @@ def _chat_messages(chat: generation_pb2.Chat, field: str, bad: _Violations) -> l
     for index, message in enumerate(chat.messages):
         if message.role not in CHAT_ROLES:
             roles = ", ".join(sorted(CHAT_ROLES))
-            bad.add(f"{field}.messages[{index}].role", f"must be one of {roles}; got {message.role!r}")
+            bad.add(f"{field}.messages[{index}].role", f"must be one of {roles}; got {quoted(message.role)}")
     return [ChatMessage(m.role, m.content) for m in chat.messages]
+
+
+def input_bytes(request: generation_pb2.GenerateRequest | model_pb2.TokenizeRequest) -> int:
+    """A cheap measure of the work tokenizing ``request``'s input takes (its text's UTF-8 bytes)."""
+    match request.WhichOneof("input"):
+        case "text":
+            return len(request.text.encode("utf-8", "surrogatepass"))
+        case "chat" if len(request.chat.messages) <= MAX_CHAT_MESSAGES:
+            return sum(
+                len(m.content.encode("utf-8", "surrogatepass")) + len(m.role) for m in request.chat.messages
+            )
+        case "chat":
+            return 0  # refused by count before any work
+        case _:
+            return 0
+
+
+def _within_cheap_bounds(
+    request: generation_pb2.GenerateRequest | model_pb2.TokenizeRequest,
+    tokenizer: Tokenizer,
+    limits: Limits,
+    bad: _Violations,
+) -> bool:
+    """Refuse, before any tokenizing or rendering, input that cannot fit the context.
+
+    A token is at most ``tokenizer.max_token_bytes`` bytes of text, so text longer
+    than the context times that surely tokenizes to more tokens than the context
+    holds (a chat's template only adds to its messages' text).
+    """
+    field = request.WhichOneof("input") or "input"
+    context = limits.context_length
+    if field == "chat" and len(request.chat.messages) > MAX_CHAT_MESSAGES:
+        bad.add(
+            "chat.messages",
+            f"at most {MAX_CHAT_MESSAGES} messages; got {len(request.chat.messages)}",
+        )
+        return False
+    if isinstance(request, generation_pb2.GenerateRequest) and field == "token_ids":
+        n_ids = len(request.token_ids.ids)
+        if n_ids >= context:
+            bad.add(
+                "token_ids",
+                f"the prompt is {n_ids} tokens but the context holds {context} "
+                f"(prompt plus output); send at most {context - 1} prompt tokens",
+            )
+            return False
+    most = context * tokenizer.max_token_bytes
+    size = input_bytes(request)
+    if size > most:
+        bad.add(
+            field,
+            f"the input is {size} bytes of text, more than the context of {context} tokens can hold "
+            f"(at most {most} bytes: {tokenizer.max_token_bytes} per token)",
+        )
+        return False
+    return True
 
 
 def _render_chat(tokenizer: Tokenizer, messages: Sequence[ChatMessage], field: str, bad: _Violations) -> str:
@@ -106,7 +170,13 @@ def prompt_from(
     limits: Limits,
     bad: _Violations,
 ) -> Prompt:
-    """Tokenize the request's input (text, token ids or chat) exactly as generation does."""
+    """Tokenize the request's input (text, token ids or chat) exactly as generation does.
+
+    Cheap size checks come first; the CPU-heavy part (rendering, tokenizing) only for input
+    that may fit. Callers run this off the event loop when ``input_bytes`` is large.
+    """
+    if not _within_cheap_bounds(request, tokenizer, limits, bad):
+        return Prompt((), "")
     match request.WhichOneof("input"):
         case "text":
             if not request.text:
@@ -148,12 +218,23 @@ def tokenize_request(request: model_pb2.TokenizeRequest, tokenizer: Tokenizer, l
 
 def detokenize_ids(request: model_pb2.DetokenizeRequest, limits: Limits) -> list[int]:
     bad = _Violations()
+    if len(request.token_ids) > MAX_DETOKENIZE_IDS:
+        bad.add("token_ids", f"at most {MAX_DETOKENIZE_IDS} ids; got {len(request.token_ids)}")
+        bad.raise_if_any()
     for index, token in enumerate(request.token_ids):
         if token >= limits.vocab_size:
             bad.add(f"token_ids[{index}]", f"must be below the vocabulary size {limits.vocab_size}")
             break
     bad.raise_if_any()
     return list(request.token_ids)
+
+
+def request_id_of(value: str, *, required: bool) -> str:
+    """A caller's request id, validated as Generate does; raises ``InvalidArgument``."""
+    bad = _Violations()
+    _request_id(value, required=required, bad=bad)
+    bad.raise_if_any()
+    return value
 
 
 def _request_id(value: str, *, required: bool, bad: _Violations) -> str:
@@ -217,22 +298,27 @@ def _stopping(
         bad.add(
             "stopping.min_tokens", f"must be at most max_tokens ({max_tokens}); got {stopping.min_tokens}"
         )
+    # Counts first: an over-long list is one violation, and its elements are not looked at.
     if len(stopping.stop) > MAX_STOP_STRINGS:
         bad.add("stopping.stop", f"at most {MAX_STOP_STRINGS} stop strings; got {len(stopping.stop)}")
-    for index, stop in enumerate(stopping.stop):
-        if not 1 <= len(stop) <= MAX_STOP_STRING_CHARS:
-            bad.add(
-                f"stopping.stop[{index}]", f"must be 1 to {MAX_STOP_STRING_CHARS} characters; got {len(stop)}"
-            )
+    else:
+        for index, stop in enumerate(stopping.stop):
+            if not 1 <= len(stop) <= MAX_STOP_STRING_CHARS:
+                bad.add(
+                    f"stopping.stop[{index}]",
+                    f"must be 1 to {MAX_STOP_STRING_CHARS} characters; got {len(stop)}",
+                )
     if len(stopping.stop_token_ids) > MAX_STOP_TOKEN_IDS:
         bad.add(
             "stopping.stop_token_ids", f"at most {MAX_STOP_TOKEN_IDS} ids; got {len(stopping.stop_token_ids)}"
         )
-    for index, token in enumerate(stopping.stop_token_ids):
-        if token >= limits.vocab_size:
-            bad.add(
-                f"stopping.stop_token_ids[{index}]", f"must be below the vocabulary size {limits.vocab_size}"
-            )
+    else:
+        for index, token in enumerate(stopping.stop_token_ids):
+            if token >= limits.vocab_size:
+                bad.add(
+                    f"stopping.stop_token_ids[{index}]",
+                    f"must be below the vocabulary size {limits.vocab_size}",
+                )
     return StoppingParams(
         max_tokens=max_tokens,
         min_tokens=stopping.min_tokens,

@@ -47,6 +47,10 @@ class HfTokenizer:
     def has_chat_template(self) -> bool:
         return self.hf.chat_template is not None
 
+    @property
+    def max_token_bytes(self) -> int:
+        return max(len(token.encode("utf-8")) for token in self.hf.get_vocab())
+
     def encode(self, text: str, *, add_special_tokens: bool = True) -> list[TokenId]:
         return [TokenId(int(i)) for i in self.hf.encode(text, add_special_tokens=add_special_tokens)]
 
@@ -259,6 +263,7 @@ class SentencePieceStyle:
     vocab_size = len(PIECES)
     eos_token_ids: frozenset[TokenId] = frozenset()
     has_chat_template = False
+    max_token_bytes = max(len(p.encode("utf-8")) for p in PIECES)
 
     def encode(self, text: str, *, add_special_tokens: bool = True) -> list[TokenId]:
         raise NotImplementedError

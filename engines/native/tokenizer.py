@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -137,6 +138,14 @@ class NativeTokenizer:
     def has_chat_template(self) -> bool:
         """Whether ``render_chat`` can work at all."""
         return self._template is not None
+
+    @functools.cached_property
+    def max_token_bytes(self) -> int:
+        """The longest token's text in UTF-8 bytes (decoded one by one: ~0.1 s, once)."""
+        decode = self._tokenizer.decode
+        return max(
+            1, *(len(decode([i], skip_special_tokens=False).encode("utf-8")) for i in range(self.vocab_size))
+        )
 
     def encode(self, text: str, *, add_special_tokens: bool = True) -> list[TokenId]:
         """Token ids of ``text``. Special-token text such as ``<|im_start|>`` maps to its id."""

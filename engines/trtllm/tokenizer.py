@@ -6,6 +6,7 @@ and nothing here should cost an import where this engine is not chosen.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import json
 from collections.abc import Sequence
@@ -25,6 +26,8 @@ class HfTokenizer(Protocol):
     def chat_template(self) -> str | None: ...
 
     def __len__(self) -> int: ...
+
+    def get_vocab(self) -> dict[str, int]: ...
 
     def encode(self, text: str, *, add_special_tokens: bool) -> list[int]: ...
 
@@ -66,6 +69,15 @@ class TrtLlmTokenizer:
     def has_chat_template(self) -> bool:
         """Whether ``render_chat`` can work at all."""
         return bool(self._tokenizer.chat_template)
+
+    @functools.cached_property
+    def max_token_bytes(self) -> int:
+        """An upper bound on one token's text in UTF-8 bytes: its vocabulary string's UTF-8 length.
+
+        A byte-level BPE string spells each byte with one character of at most 2 UTF-8 bytes, and
+        a SentencePiece piece is its text (with "▁" for a space): never shorter than the text.
+        """
+        return max(1, *(len(token.encode("utf-8")) for token in self._tokenizer.get_vocab()))
 
     def encode(self, text: str, *, add_special_tokens: bool = True) -> list[TokenId]:
         """Token ids of ``text``; ``add_special_tokens`` adds BOS where the model wants it."""
