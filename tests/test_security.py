@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -382,15 +383,27 @@ def test_serve_refuses_bad_token_files_and_tls_pairs(tmp_path: Path, pki: TestPk
     bad = tmp_path / "tokens"
     bad.write_text("good-token all\nvery-secret-token admin\n")
     serve = [sys.executable, "-m", "service.cli", "serve", "--engine", "sim", "--port", "0"]
-    for args, problem in (
-        (["--auth-tokens-file", str(bad)], "line 2"),
-        (["--tls-cert", str(pki.server_cert)], "--tls-key"),
-        (["--tls-client-ca", str(pki.ca_cert)], "--tls-client-ca needs --tls-cert"),
-        (["--tls-cert", str(pki.server_cert), "--tls-key", str(pki.client_key)], "not a matching"),
-        (["--auth-open", "generate"], "--auth-open"),
-    ):
-        done = subprocess.run([*serve, *args], capture_output=True, text=True, timeout=120, check=False)
-        assert done.returncode == 2, (args, done.stderr)
+    cases: list[tuple[list[str], dict[str, str], str]] = [
+        (["--auth-tokens-file", str(bad)], {}, "line 2"),
+        ([], {"TOKENWIRE_AUTH_TOKENS_FILE": str(bad)}, "line 2"),
+        (["--auth-tokens-env", "TW_T"], {"TW_T": "ok-token;very-secret-token admin"}, "entry 2"),
+        (["--tls-cert", str(pki.server_cert)], {}, "--tls-key"),
+        ([], {"TOKENWIRE_TLS_KEY": str(pki.server_key)}, "--tls-cert"),
+        (["--tls-client-ca", str(pki.ca_cert)], {}, "--tls-client-ca needs --tls-cert"),
+        (["--tls-cert", str(pki.server_cert), "--tls-key", str(pki.client_key)], {}, "not a matching"),
+        (["--auth-open", "generate"], {}, "--auth-open"),
+        ([], {"TOKENWIRE_AUTH_OPEN": "health,bogus"}, "TOKENWIRE_AUTH_OPEN"),
+    ]
+    for args, env, problem in cases:
+        done = subprocess.run(
+            [*serve, *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+            env={**os.environ, **env},
+        )
+        assert done.returncode != 0, (args, env, done.stderr)
         assert problem in done.stderr, done.stderr
         assert "very-secret-token" not in done.stderr and "admin" not in done.stderr
 
