@@ -477,3 +477,45 @@ async def test_the_secure_live_server_fixture_serves_the_real_model(
             await collect(stub.Generate(request, metadata=bearer(secure_live_server.token_model_only)))
         assert denied.value.code() == grpc.StatusCode.PERMISSION_DENIED
         assert (await health_check(channel)) == health_pb2.HealthCheckResponse.SERVING
+
+
+async def test_a_refused_stream_ends_even_if_the_caller_never_writes(token_server: LiveServer) -> None:
+    async with aio.insecure_channel(token_server.address) as channel:
+        call = generation_pb2_grpc.GenerationServiceStub(channel).Session(timeout=30)
+        with pytest.raises(aio.AioRpcError) as refused:
+            await call.read()
+    assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+def test_rejections_are_logged_rate_limited_and_without_the_token(tmp_path: Path) -> None:
+    secret = "tw-probe-secret-4242"
+    tokens = write_tokens_file(tmp_path / "tokens")
+    serve = [sys.executable, "-m", "service.cli", "serve", "--engine", "sim", "--port", "0"]
+    process = subprocess.Popen(
+        [*serve, "--log-format", "json", "--auth-tokens-file", str(tokens)], stderr=subprocess.PIPE, text=True
+    )
+    assert process.stderr is not None
+    port = None
+    for line in process.stderr:
+        record = json.loads(line) if line.startswith("{") else {}
+        port = record.get("port", port)
+        if record.get("event") == "model_ready":
+            break
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            info = channel.unary_unary(
+                "/tokenwire.v1.ModelService/GetModelInfo",
+                request_serializer=model_pb2.GetModelInfoRequest.SerializeToString,
+                response_deserializer=model_pb2.GetModelInfoResponse.FromString,
+            )
+            for _ in range(30):
+                with pytest.raises(grpc.RpcError) as refused:
+                    info(model_pb2.GetModelInfoRequest(), metadata=tuple(bearer(secret)), timeout=30)
+                assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, rest = process.communicate(timeout=60)
+    assert secret not in rest
+    rejected = [json.loads(line) for line in rest.splitlines() if '"auth_rejected"' in line]
+    assert 1 <= len(rejected) <= 10, rest  # a burst of 10, then held back
+    assert rejected[0]["reason"] == "unknown bearer token" and rejected[0]["level"] == "info"
