@@ -331,6 +331,14 @@ def _build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--stop", action="append", default=[], help="stop string (repeatable)")
     generate.add_argument("--timeout", type=float, help="gRPC deadline in seconds")
     generate.add_argument("--stats", action="store_true", help="print the final event's statistics to stderr")
+    _add(generate, "--tls-ca", _optional_path, None, "PEM CA bundle to verify the server with; turns TLS on")
+    _add(generate, "--tls-cert", _optional_path, None, "PEM client certificate for mTLS (turns TLS on)")
+    _add(generate, "--tls-key", _optional_path, None, "PEM private key of --tls-cert")
+    generate.add_argument(
+        "--token",
+        default=os.environ.get("TOKENWIRE_TOKEN") or None,
+        help="bearer token, sent as 'authorization: Bearer <token>' [env TOKENWIRE_TOKEN]",
+    )
 
     bench = commands.add_parser(
         "bench",
@@ -474,14 +482,37 @@ def _generate_request(args: argparse.Namespace) -> generation_pb2.GenerateReques
     return request
 
 
+def _channel(args: argparse.Namespace) -> aio.Channel:
+    """Plaintext unless a CA or a client certificate is given (then TLS; system roots without a CA)."""
+    if (args.tls_cert is None) != (args.tls_key is None):
+        raise ConfigError("--tls-cert and --tls-key go together")
+    if args.tls_ca is None and args.tls_cert is None:
+        return aio.insecure_channel(args.target)
+    try:
+        credentials = grpc.ssl_channel_credentials(
+            root_certificates=args.tls_ca.read_bytes() if args.tls_ca is not None else None,
+            private_key=args.tls_key.read_bytes() if args.tls_key is not None else None,
+            certificate_chain=args.tls_cert.read_bytes() if args.tls_cert is not None else None,
+        )
+    except OSError as error:
+        raise ConfigError(f"cannot read {error.filename}: {error.strerror}") from None
+    return aio.secure_channel(args.target, credentials)
+
+
 async def _generate(args: argparse.Namespace) -> int:
     from google.protobuf import json_format
 
     request = _generate_request(args)
-    async with aio.insecure_channel(args.target) as channel:
+    metadata = (("authorization", f"Bearer {args.token}"),) if args.token else ()
+    try:
+        channel = _channel(args)
+    except ConfigError as error:
+        print(f"tokenwire: {error}", file=sys.stderr)
+        return 2
+    async with channel:
         stub = generation_pb2_grpc.GenerationServiceStub(channel)
         try:
-            async for response in stub.Generate(request, timeout=args.timeout):
+            async for response in stub.Generate(request, timeout=args.timeout, metadata=metadata):
                 match response.WhichOneof("event"):
                     case "delta":
                         sys.stdout.write(response.delta.text)
