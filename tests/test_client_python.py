@@ -33,18 +33,27 @@ from tokenwire.client import (
     Finished,
     FinishReason,
     InvalidArgumentError,
+    PermissionDeniedError,
     ResourceExhaustedError,
     RetryPolicy,
     Started,
     TlsOptions,
     TokenwireError,
+    UnauthenticatedError,
     UnavailableError,
     user,
 )
 from tokenwire.v1 import generation_pb2, generation_pb2_grpc, model_pb2, model_pb2_grpc
 
-from tests.client_examples import check_session_output, check_stream_output, run_example
-from tests.conftest import LiveServer
+from service.config import ServeConfig
+from tests.client_examples import (
+    check_secure_stream_example,
+    check_session_output,
+    check_stream_output,
+    run_example,
+)
+from tests.conftest import LiveServer, SecureLiveServer, serve_in_thread, stop_live_server, write_tokens_file
+from tests.tls_certs import TOKEN_MODEL_ONLY
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "clients" / "python" / "examples"
@@ -529,3 +538,74 @@ async def test_mutual_tls_with_server_name_override(pki: Pki) -> None:
         await server.stop(0)
     with pytest.raises(ValueError, match="go together"):
         TlsOptions(pki.ca, certificate_chain=pki.client_chain)
+
+
+# --- TLS, mTLS and bearer tokens against the real server ---------------------------------------
+
+
+def secure_tls(server: SecureLiveServer) -> TlsOptions:
+    pki = server.pki
+    return TlsOptions.from_files(pki.ca_cert, pki.client_cert, pki.client_key)
+
+
+def test_stream_example_over_mtls_with_tokens(secure_live_server: SecureLiveServer) -> None:
+    check_secure_stream_example([sys.executable, str(EXAMPLES / "stream.py")], secure_live_server)
+
+
+async def test_the_token_rides_on_unary_and_streaming_calls(secure_live_server: SecureLiveServer) -> None:
+    server = secure_live_server
+    async with AsyncClient(server.address, tls=secure_tls(server), token=server.token_all) as client:
+        assert "Paris" in (await client.complete(FRANCE, temperature=0.0, max_tokens=16)).text
+        async with client.session() as session:
+            handle = await session.start("tls-1", FRANCE, temperature=0.0, max_tokens=16)
+            assert "Paris" in (await handle.result()).text
+    async with AsyncClient(server.address, tls=secure_tls(server), token=server.token_model_only) as client:
+        assert (await client.model_info()).model
+        with pytest.raises(PermissionDeniedError) as denied:
+            await client.complete(FRANCE, max_tokens=4)
+        assert denied.value.error_info is not None and denied.value.error_info.reason == "PERMISSION_DENIED"
+    async with AsyncClient(server.address, tls=secure_tls(server), retry=RetryPolicy.disabled()) as client:
+        for call in (client.model_info(), client.complete(FRANCE, max_tokens=4)):
+            with pytest.raises(UnauthenticatedError) as refused:
+                await call
+            assert refused.value.error_info is not None
+            assert refused.value.error_info.reason == "UNAUTHENTICATED"
+        async with client.session() as session:
+            handle = await session.start("tls-2", FRANCE, max_tokens=4)
+            with pytest.raises(UnauthenticatedError):
+                await handle.result()
+
+
+def test_the_blocking_client_sends_the_token(secure_live_server: SecureLiveServer) -> None:
+    server = secure_live_server
+    with Client(server.address, tls=secure_tls(server), token=server.token_all) as client:
+        assert "Paris" in client.complete(FRANCE, temperature=0.0, max_tokens=16).text
+    with (
+        Client(server.address, tls=secure_tls(server), token="tw-wrong") as client,
+        pytest.raises(UnauthenticatedError),
+    ):
+        client.model_info()
+
+
+async def test_a_token_works_over_plaintext_too(tmp_path: Path) -> None:
+    """Metadata, not call credentials (which gRPC sends only over TLS): a TLS-terminating proxy
+    in front of a plaintext listener still sees the token."""
+    config = ServeConfig(port=0, engine="sim", auth_tokens_file=write_tokens_file(tmp_path / "tokens"))
+    live, thread = serve_in_thread(config)
+    try:
+        async with AsyncClient(live.address, token=TOKEN_MODEL_ONLY) as client:
+            assert (await client.model_info()).engine == "sim"
+    finally:
+        stop_live_server(live, thread)
+
+
+def test_token_options_are_checked_before_any_call() -> None:
+    for bad in ("", "two words", "tab\there", "caf\u00e9"):
+        with pytest.raises(ValueError, match="bearer token"):
+            AsyncClient("127.0.0.1:1", token=bad)
+    with pytest.raises(ValueError, match="not both"):
+        AsyncClient("127.0.0.1:1", token="t", metadata=[("authorization", "Bearer u")])
+    assert AsyncClient("127.0.0.1:1", token="t", metadata=[("x-a", "b")]).metadata == (
+        ("x-a", "b"),
+        ("authorization", "Bearer t"),
+    )

@@ -3,13 +3,16 @@
 Every ``sh`` block of the doc follows a ``<!-- recipe: NAME -->`` marker; the
 test runs each block with bash from the repository root, with the doc's
 address (127.0.0.1:50051) replaced by the live server's, and checks its
-output. A recipe added to the doc without a check here (or removed from it)
-fails the test, so the doc cannot drift.
+output. The ``tls-`` recipes dial ``localhost:50051`` and read the client
+examples' TLS and token variables; they run against the mTLS + token server.
+A recipe added to the doc without a check here (or removed from it) fails
+the test, so the doc cannot drift.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 from collections.abc import Callable
@@ -17,11 +20,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import LiveServer
+from tests.client_examples import secure_example_env
+from tests.conftest import LiveServer, SecureLiveServer
 
 REPO = Path(__file__).resolve().parent.parent
 DOC = REPO / "docs" / "grpcurl.md"
 DOC_ADDRESS = "127.0.0.1:50051"
+TLS_DOC_ADDRESS = "localhost:50051"
 BLOCK = re.compile(r"<!-- recipe: ([\w-]+) -->\n```sh\n(.*?)\n```", re.DOTALL)
 
 JsonObject = dict[str, object]
@@ -111,6 +116,14 @@ def check_bad_request(output: str) -> None:
     assert [v["field"] for v in bad_request["field_violations"]] == ["sampling.top_p"]
 
 
+def check_unauthenticated(output: str) -> None:
+    (status,) = json_stream(output)
+    assert status["code"] == 16  # UNAUTHENTICATED
+    details = status["details"]
+    assert isinstance(details, list)
+    assert [d["@type"] for d in details] == ["type.googleapis.com/google.rpc.ErrorInfo"]
+
+
 CHECKS: dict[str, Callable[[str], None]] = {
     "list": check_list,
     "describe": check_describe,
@@ -123,23 +136,41 @@ CHECKS: dict[str, Callable[[str], None]] = {
     "buf-model-info": check_model_info,
     "buf-generate": check_generation,
 }
+TLS_CHECKS: dict[str, Callable[[str], None]] = {
+    "tls-list": check_list,
+    "tls-generate": check_generation,
+    "tls-unauthenticated": check_unauthenticated,
+}
+
+
+def run_recipe(command: str, env: dict[str, str] | None = None) -> str:
+    result = subprocess.run(
+        ["bash", "-c", "set -euo pipefail\n" + command],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout + result.stderr
 
 
 def test_every_recipe_has_a_check() -> None:
-    assert recipes().keys() == CHECKS.keys()
+    assert recipes().keys() == CHECKS.keys() | TLS_CHECKS.keys()
 
 
 @pytest.mark.parametrize("name", list(CHECKS))
 def test_recipe(name: str, live_server: LiveServer) -> None:
     command = recipes()[name]
     assert DOC_ADDRESS in command
-    result = subprocess.run(
-        ["bash", "-c", "set -euo pipefail\n" + command.replace(DOC_ADDRESS, live_server.address)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    CHECKS[name](result.stdout + result.stderr)
+    CHECKS[name](run_recipe(command.replace(DOC_ADDRESS, live_server.address)))
+
+
+@pytest.mark.parametrize("name", list(TLS_CHECKS))
+def test_tls_recipe(name: str, secure_live_server: SecureLiveServer) -> None:
+    command = recipes()[name]
+    assert TLS_DOC_ADDRESS in command
+    env = {**os.environ, **secure_example_env(secure_live_server, secure_live_server.token_all)}
+    TLS_CHECKS[name](run_recipe(command.replace(TLS_DOC_ADDRESS, secure_live_server.address), env))

@@ -4,6 +4,13 @@
 
 The prompt (default: the France question) is sent as a chat user message,
 decoded greedily, at most 32 tokens; each delta's text is printed as it arrives.
+
+For a server with TLS and token auth, also set:
+  TOKENWIRE_TLS_CA     CA bundle (PEM) that signed the server's certificate; setting it turns TLS on
+  TOKENWIRE_TLS_CERT   client certificate (PEM) for mTLS, with
+  TOKENWIRE_TLS_KEY    its private key (PEM)
+  TOKENWIRE_TOKEN      bearer token, sent as ``authorization: Bearer <token>``
+A failed call prints ``error: <CODE>: <message>`` to stderr and exits 1.
 """
 
 from __future__ import annotations
@@ -12,22 +19,38 @@ import asyncio
 import os
 import sys
 
-from tokenwire.client import AsyncClient, Delta, Finished, user
+from tokenwire.client import AsyncClient, Delta, Finished, TlsOptions, TokenwireError, user
 
 
-async def main(prompt: str) -> None:
+def tls_from_environment() -> TlsOptions | None:
+    """TLS options from TOKENWIRE_TLS_CA / _CERT / _KEY; None (plaintext) when none is set."""
+    ca = os.environ.get("TOKENWIRE_TLS_CA") or None
+    cert = os.environ.get("TOKENWIRE_TLS_CERT") or None
+    key = os.environ.get("TOKENWIRE_TLS_KEY") or None
+    if ca is None and cert is None and key is None:
+        return None
+    return TlsOptions.from_files(root_certificates=ca, certificate_chain=cert, private_key=key)
+
+
+async def main(prompt: str) -> int:
     target = os.environ.get("TOKENWIRE_TARGET", "127.0.0.1:50051")
-    async with AsyncClient(target) as client:
-        async for event in client.generate([user(prompt)], temperature=0.0, max_tokens=32):
-            if isinstance(event, Delta):
-                print(event.text, end="", flush=True)
-            elif isinstance(event, Finished):
-                print()
-                print(
-                    f"[{event.reason.proto_name}, {event.usage.completion_tokens} tokens]",
-                    file=sys.stderr,
-                )
+    token = os.environ.get("TOKENWIRE_TOKEN") or None
+    async with AsyncClient(target, tls=tls_from_environment(), token=token) as client:
+        try:
+            async for event in client.generate([user(prompt)], temperature=0.0, max_tokens=32):
+                if isinstance(event, Delta):
+                    print(event.text, end="", flush=True)
+                elif isinstance(event, Finished):
+                    print()
+                    print(
+                        f"[{event.reason.proto_name}, {event.usage.completion_tokens} tokens]",
+                        file=sys.stderr,
+                    )
+        except TokenwireError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 1
+    return 0
 
 
 if __name__ == "__main__":
-    asyncio.run(main(" ".join(sys.argv[1:]) or "What is the capital of France?"))
+    sys.exit(asyncio.run(main(" ".join(sys.argv[1:]) or "What is the capital of France?")))

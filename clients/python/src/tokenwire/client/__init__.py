@@ -24,9 +24,11 @@ from tokenwire.client.errors import (
     FieldViolation,
     InternalError,
     InvalidArgumentError,
+    PermissionDeniedError,
     ProtocolError,
     ResourceExhaustedError,
     TokenwireError,
+    UnauthenticatedError,
     UnavailableError,
 )
 from tokenwire.client.events import (
@@ -53,6 +55,7 @@ from tokenwire.client.options import (
     RetryPolicy,
     TlsOptions,
     assistant,
+    bearer_metadata,
     system,
     user,
 )
@@ -80,6 +83,7 @@ __all__ = [
     "InvalidArgumentError",
     "Load",
     "ModelInfo",
+    "PermissionDeniedError",
     "Prompt",
     "ProtocolError",
     "ResourceExhaustedError",
@@ -98,9 +102,11 @@ __all__ = [
     "Tokenization",
     "TokenwireError",
     "TopLogprob",
+    "UnauthenticatedError",
     "UnavailableError",
     "Usage",
     "assistant",
+    "bearer_metadata",
     "system",
     "user",
 ]

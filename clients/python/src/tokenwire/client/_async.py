@@ -43,6 +43,7 @@ from tokenwire.client.options import (
     Prompt,
     RetryPolicy,
     TlsOptions,
+    bearer_metadata,
     build_request,
 )
 from tokenwire.v1 import generation_pb2, generation_pb2_grpc, model_pb2, model_pb2_grpc
@@ -68,7 +69,10 @@ class AsyncClient:
     """A typed asyncio client for a tokenwire server.
 
     ``target`` is a gRPC target (``host:port``). Without ``tls`` the channel is
-    plaintext. ``default_timeout`` (seconds, None for none) is the deadline of
+    plaintext; ``TlsOptions()`` verifies the server with the system roots,
+    ``TlsOptions.from_files(ca, cert, key)`` with a CA file and a client
+    certificate (mTLS). ``token`` is sent as ``authorization: Bearer <token>``
+    with every call, unary and streaming. ``default_timeout`` (seconds, None for none) is the deadline of
     every call that passes no ``timeout``: unary calls, and each Generate
     stream as a whole (retries included); Sessions have no default deadline.
     ``retry`` governs retries of UNAVAILABLE and RESOURCE_EXHAUSTED (see
@@ -89,12 +93,15 @@ class AsyncClient:
         retry: RetryPolicy | None = None,
         metadata: Sequence[tuple[str, str]] = (),
         channel_options: Sequence[tuple[str, str | int]] = (),
+        token: str | None = None,
     ) -> None:
+        if token is not None and any(key.lower() == "authorization" for key, _ in metadata):
+            raise ValueError("give a token or an authorization metadata entry, not both")
         self.target = target
         self.tls = tls
         self.default_timeout = default_timeout
         self.retry = retry if retry is not None else RetryPolicy()
-        self._metadata = tuple(metadata)
+        self._metadata = (*metadata, bearer_metadata(token)) if token is not None else tuple(metadata)
         self._channel_options = list(channel_options)
         self._channel: aio.Channel | None = None
         self._generation: generation_pb2_grpc.GenerationServiceAsyncStub | None = None

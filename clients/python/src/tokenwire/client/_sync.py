@@ -80,8 +80,9 @@ class Client:
         retry: RetryPolicy | None = None,
         metadata: Sequence[tuple[str, str]] = (),
         channel_options: Sequence[tuple[str, str | int]] = (),
+        token: str | None = None,
     ) -> None:
-        self._loop = _Loop()
+        # Built first: a bad token or TLS option raises before the loop's thread starts.
         self._async = AsyncClient(
             target,
             tls=tls,
@@ -89,7 +90,9 @@ class Client:
             retry=retry,
             metadata=metadata,
             channel_options=channel_options,
+            token=token,
         )
+        self._loop = _Loop()
         self._closed = False
 
     @property

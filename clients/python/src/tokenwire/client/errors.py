@@ -107,6 +107,14 @@ class InternalError(TokenwireError):
     """The server or engine failed."""
 
 
+class UnauthenticatedError(TokenwireError):
+    """No usable bearer token: none was sent, it was malformed, or the server does not know it."""
+
+
+class PermissionDeniedError(TokenwireError):
+    """The token is known but lacks the right the called service needs (the message names it)."""
+
+
 class ProtocolError(TokenwireError):
     """The server broke the streaming contract (e.g. a stream ended without ``finished``)."""
 
@@ -122,6 +130,8 @@ _BY_CODE: dict[grpc.StatusCode, type[TokenwireError]] = {
     grpc.StatusCode.DEADLINE_EXCEEDED: DeadlineExceededError,
     grpc.StatusCode.CANCELLED: CallCancelledError,
     grpc.StatusCode.INTERNAL: InternalError,
+    grpc.StatusCode.UNAUTHENTICATED: UnauthenticatedError,
+    grpc.StatusCode.PERMISSION_DENIED: PermissionDeniedError,
 }
 _CODE_BY_NUMBER = {code.value[0]: code for code in grpc.StatusCode}
 

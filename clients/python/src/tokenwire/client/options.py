@@ -65,6 +65,17 @@ class TlsOptions:
         ]
 
 
+_TOKEN_CHARACTERS = frozenset(chr(c) for c in range(0x21, 0x7F))
+"""Printable ASCII without spaces: what a gRPC metadata value can carry after ``Bearer ``."""
+
+
+def bearer_metadata(token: str) -> tuple[str, str]:
+    """The ``authorization: Bearer <token>`` metadata entry a tokenwire server with token auth expects."""
+    if not token or not set(token) <= _TOKEN_CHARACTERS:
+        raise ValueError("a bearer token must be non-empty printable ASCII without whitespace")
+    return ("authorization", f"Bearer {token}")
+
+
 RETRYABLE_CODES = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED})
 
 
