@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
-from tests.client_examples import CLIENTS, check_session_output, check_stream_output, run_example
-from tests.conftest import LiveServer
+from tests.client_examples import (
+    CLIENTS,
+    check_secure_stream_example,
+    check_session_output,
+    check_stream_output,
+    run_example,
+)
+from tests.conftest import LiveServer, SecureLiveServer
 
 BIN = CLIENTS / "go" / ".bin"
 
@@ -14,3 +20,9 @@ def test_stream_example(live_server: LiveServer) -> None:
 
 def test_session_example(live_server: LiveServer) -> None:
     check_session_output(run_example([str(BIN / "session")], live_server))
+
+
+def test_stream_example_over_mtls_with_token(secure_live_server: SecureLiveServer) -> None:
+    """CA + client certificate + the all-rights token: Paris; no token: UNAUTHENTICATED;
+    the model-only token: PERMISSION_DENIED."""
+    check_secure_stream_example([str(BIN / "stream")], secure_live_server)

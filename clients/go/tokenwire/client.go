@@ -18,10 +18,11 @@ type Client struct {
 	model pb.ModelServiceClient
 }
 
-// Dial returns a client for target ("host:port" or any gRPC target). With no
-// options the connection is plaintext (insecure credentials); pass
-// grpc.WithTransportCredentials for TLS. Like grpc.NewClient, it does not
-// connect until the first call.
+// Dial returns a client for target ("host:port" or any gRPC target) with
+// these gRPC dial options. With no options the connection is plaintext
+// (insecure credentials). [Connect] is the simpler way to add TLS, mTLS and
+// a bearer token. Like grpc.NewClient, it does not connect until the first
+// call.
 func Dial(target string, opts ...grpc.DialOption) (*Client, error) {
 	if len(opts) == 0 {
 		opts = []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}

@@ -4,6 +4,10 @@
 // github.com/tokenwire/tokenwire/clients/go/gen/tokenwire/v1 (imported here
 // as pb); this package adds what the raw stubs leave to the caller:
 //
+//   - [Connect] with [WithTLS], [WithClientCert] and [WithToken] for TLS,
+//     mTLS and a bearer token on every call ([ConnectOptionsFromEnv] reads
+//     them from TOKENWIRE_TLS_CA, TOKENWIRE_TLS_CERT, TOKENWIRE_TLS_KEY and
+//     TOKENWIRE_TOKEN);
 //   - [Client.Generate] streams one generation as typed [Event] values, and
 //     [Stream.Collect] gathers them into a [Result];
 //   - [Client.OpenSession] multiplexes many generations on one bidirectional

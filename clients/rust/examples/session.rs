@@ -3,10 +3,12 @@
 //! `<request_id> <FINISH_REASON_NAME> <completion_tokens> <text-as-JSON>`.
 //!
 //! Usage: `TOKENWIRE_TARGET=127.0.0.1:50051 cargo run --example session`
+//! (`TOKENWIRE_TLS_CA`, `TOKENWIRE_TLS_CERT`, `TOKENWIRE_TLS_KEY` and
+//! `TOKENWIRE_TOKEN` as for the stream example).
 
 use std::time::Duration;
 
-use tokenwire_client::{Client, Completion, Event, request};
+use tokenwire_client::{Client, Completion, ConnectOptions, ENV_TARGET, Event, request};
 
 fn report(completion: &Completion, text: &str) -> Result<String, serde_json::Error> {
     Ok(format!(
@@ -20,8 +22,8 @@ fn report(completion: &Completion, text: &str) -> Result<String, serde_json::Err
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let target = std::env::var("TOKENWIRE_TARGET").unwrap_or_else(|_| "127.0.0.1:50051".into());
-    let client = Client::connect(&target)
+    let target = std::env::var(ENV_TARGET).unwrap_or_else(|_| "127.0.0.1:50051".into());
+    let client = Client::connect_with(&target, &ConnectOptions::from_env())
         .await?
         .with_deadline(Duration::from_secs(120));
 

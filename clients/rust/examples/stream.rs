@@ -3,21 +3,40 @@
 //! Usage: `TOKENWIRE_TARGET=127.0.0.1:50051 cargo run --example stream -- [PROMPT]`
 //! (default prompt: "What is the capital of France?"; greedy, at most 32
 //! tokens).
+//!
+//! For a server with TLS or token auth set `TOKENWIRE_TLS_CA` (a PEM CA
+//! bundle; setting it turns TLS on), `TOKENWIRE_TLS_CERT` and
+//! `TOKENWIRE_TLS_KEY` (a client certificate for mTLS) and `TOKENWIRE_TOKEN`
+//! (a bearer token). A failed call is reported on stderr as
+//! `stream: <CODE>: <message>` (for example `UNAUTHENTICATED`) with exit
+//! status 1.
 
+use std::error::Error;
 use std::io::Write as _;
+use std::process::ExitCode;
 use std::time::Duration;
 
-use tokenwire_client::{Client, Event, request};
+use tokenwire_client::{Client, Code, ConnectOptions, ENV_TARGET, Event, Status, request};
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let target = std::env::var("TOKENWIRE_TARGET").unwrap_or_else(|_| "127.0.0.1:50051".into());
+async fn main() -> ExitCode {
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("stream: {}", describe(error.as_ref()));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), Box<dyn Error>> {
+    let target = std::env::var(ENV_TARGET).unwrap_or_else(|_| "127.0.0.1:50051".into());
     let mut prompt = std::env::args().skip(1).collect::<Vec<_>>().join(" ");
     if prompt.is_empty() {
         prompt = "What is the capital of France?".into();
     }
 
-    let client = Client::connect(&target)
+    let client = Client::connect_with(&target, &ConnectOptions::from_env())
         .await?
         .with_deadline(Duration::from_secs(60));
     let req = request::chat_user(prompt).greedy().max_tokens(32);
@@ -43,4 +62,31 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     Ok(())
+}
+
+/// A gRPC status as `CODE: message`; any other error with its causes.
+fn describe(error: &(dyn Error + 'static)) -> String {
+    if let Some(status) = error.downcast_ref::<Status>() {
+        return format!("{}: {}", code_name(status.code()), status.message());
+    }
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// The canonical name of a status code: `PermissionDenied` -> `PERMISSION_DENIED`.
+fn code_name(code: Code) -> String {
+    let mut name = String::new();
+    for (i, c) in format!("{code:?}").char_indices() {
+        if i > 0 && c.is_ascii_uppercase() {
+            name.push('_');
+        }
+        name.push(c.to_ascii_uppercase());
+    }
+    name
 }

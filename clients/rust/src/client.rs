@@ -1,8 +1,10 @@
 use std::time::Duration;
 
-use tonic::transport::{Channel, Endpoint};
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
 use tonic::{Request, Status, Streaming};
 
+use crate::connect::{BearerAuth, ConnectError, ConnectOptions};
 use crate::pb::v1::{
     AbortRequest, Delta, DetokenizeRequest, FinishReason, Finished, GenerateRequest,
     GenerateResponse, GetLoadRequest, GetLoadResponse, GetModelInfoRequest, GetModelInfoResponse,
@@ -10,6 +12,10 @@ use crate::pb::v1::{
     model_service_client::ModelServiceClient,
 };
 use crate::session::Session;
+
+/// The channel under the stubs: a tonic [`Channel`] whose calls pass through
+/// [`BearerAuth`] (which adds the bearer token, when there is one).
+pub type AuthChannel = InterceptedService<Channel, BearerAuth>;
 
 /// One event of a generation: `Started`, then any number of `Delta`, then
 /// one `Finished`.
@@ -20,30 +26,45 @@ pub type Event = crate::pb::v1::generate_response::Event;
 /// Cheap to clone; clones share the underlying HTTP/2 connection.
 #[derive(Clone, Debug)]
 pub struct Client {
-    generation: GenerationServiceClient<Channel>,
-    model: ModelServiceClient<Channel>,
+    generation: GenerationServiceClient<AuthChannel>,
+    model: ModelServiceClient<AuthChannel>,
     deadline: Option<Duration>,
 }
 
 impl Client {
     /// Connects to `target`, either `host:port` (plaintext) or a full
-    /// `http://` / `https://` URI.
-    pub async fn connect(target: impl AsRef<str>) -> Result<Self, tonic::transport::Error> {
-        let target = target.as_ref();
-        let uri = if target.contains("://") {
-            target.to_owned()
-        } else {
-            format!("http://{target}")
-        };
-        let channel = Endpoint::from_shared(uri)?.connect().await?;
-        Ok(Self::from_channel(channel))
+    /// `http://` / `https://` URI (`https://` verifies the server against
+    /// the system's roots). [`Client::connect_with`] adds TLS, mTLS and a
+    /// bearer token.
+    pub async fn connect(target: impl AsRef<str>) -> Result<Self, ConnectError> {
+        Self::connect_with(target, &ConnectOptions::new()).await
     }
 
-    /// Wraps an existing channel (for TLS, interceptors, custom timeouts).
+    /// Connects to `target` (`host:port` or a URI) with these options: TLS
+    /// (CA bundle or system roots), a client certificate (mTLS), a bearer
+    /// token sent on every call. Reads the files named by the options and
+    /// fails on a bad file, a certificate without its key, a malformed
+    /// token, or a connection (or TLS handshake) that fails.
+    pub async fn connect_with(
+        target: impl AsRef<str>,
+        options: &ConnectOptions,
+    ) -> Result<Self, ConnectError> {
+        let auth = options.bearer_auth()?;
+        let channel = options.endpoint(target.as_ref())?.connect().await?;
+        Ok(Self::from_channel_with_auth(channel, auth))
+    }
+
+    /// Wraps an existing channel (custom TLS, timeouts, a lazy channel);
+    /// calls carry no token.
     pub fn from_channel(channel: Channel) -> Self {
+        Self::from_channel_with_auth(channel, BearerAuth::default())
+    }
+
+    /// Wraps an existing channel; `auth` adds the bearer token to every call.
+    pub fn from_channel_with_auth(channel: Channel, auth: BearerAuth) -> Self {
         Self {
-            generation: GenerationServiceClient::new(channel.clone()),
-            model: ModelServiceClient::new(channel),
+            generation: GenerationServiceClient::with_interceptor(channel.clone(), auth.clone()),
+            model: ModelServiceClient::with_interceptor(channel, auth),
             deadline: None,
         }
     }
@@ -70,12 +91,13 @@ impl Client {
     }
 
     /// The generated GenerationService stub, for anything not wrapped here.
-    pub fn generation_stub(&self) -> GenerationServiceClient<Channel> {
+    /// Its calls carry the client's token, not its deadline.
+    pub fn generation_stub(&self) -> GenerationServiceClient<AuthChannel> {
         self.generation.clone()
     }
 
-    /// The generated ModelService stub.
-    pub fn model_stub(&self) -> ModelServiceClient<Channel> {
+    /// The generated ModelService stub (with the client's token).
+    pub fn model_stub(&self) -> ModelServiceClient<AuthChannel> {
         self.model.clone()
     }
 

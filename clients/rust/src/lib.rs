@@ -7,7 +7,9 @@
 //! * [`Client::session`] opens a bidirectional [`Session`] that multiplexes
 //!   many generations by `request_id` and cancels them by id;
 //! * [`Client::abort`] cancels any generation by id, from any connection;
-//! * [`Client::with_deadline`] sets a gRPC deadline on every call.
+//! * [`Client::with_deadline`] sets a gRPC deadline on every call;
+//! * [`Client::connect_with`] and [`ConnectOptions`] add TLS, mTLS and a
+//!   bearer token sent on every call.
 //!
 //! ```no_run
 //! use tokenwire_client::{Client, request};
@@ -31,10 +33,15 @@
 #![warn(missing_docs)]
 
 mod client;
+mod connect;
 pub mod request;
 mod session;
 
-pub use client::{Client, Completion, Event, Generation};
+pub use client::{AuthChannel, Client, Completion, Event, Generation};
+pub use connect::{
+    BearerAuth, ConnectError, ConnectOptions, ENV_TARGET, ENV_TLS_CA, ENV_TLS_CERT, ENV_TLS_KEY,
+    ENV_TOKEN, MAX_TOKEN_BYTES,
+};
 pub use session::{Session, SessionGeneration};
 pub use tonic::{Code, Status};
 

@@ -6,10 +6,9 @@ use prost::Message as _;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::UnboundedReceiverStream;
 use tonic::codegen::Bytes;
-use tonic::transport::Channel;
 use tonic::{Code, Request, Status};
 
-use crate::client::{Accumulator, Completion, Event};
+use crate::client::{Accumulator, AuthChannel, Completion, Event};
 use crate::pb::v1::{
     GenerateRequest, SessionCancel, SessionRequest, SessionResponse,
     generation_service_client::GenerationServiceClient, session_request::Action,
@@ -60,7 +59,7 @@ impl std::fmt::Debug for Session {
 
 impl Session {
     pub(crate) fn open(
-        client: GenerationServiceClient<Channel>,
+        client: GenerationServiceClient<AuthChannel>,
         deadline: Option<Duration>,
     ) -> Self {
         let (outbound, requests) = mpsc::unbounded_channel();
@@ -207,7 +206,7 @@ fn to_status(error: &tonic_types::pb::Status) -> Status {
 
 /// Reads the Session stream and routes each event to its generation.
 async fn read(
-    mut client: GenerationServiceClient<Channel>,
+    mut client: GenerationServiceClient<AuthChannel>,
     request: Request<UnboundedReceiverStream<SessionRequest>>,
     shared: std::sync::Weak<Mutex<Shared>>,
 ) {

@@ -3,7 +3,9 @@
 //
 //	<request_id> <FINISH_REASON_NAME> <completion_tokens> <text-as-JSON-string>
 //
-// Run it with TOKENWIRE_TARGET=host:port (default 127.0.0.1:50051).
+// Run it with TOKENWIRE_TARGET=host:port (default 127.0.0.1:50051), and for
+// a server with TLS or token auth TOKENWIRE_TLS_CA, TOKENWIRE_TLS_CERT,
+// TOKENWIRE_TLS_KEY and TOKENWIRE_TOKEN as for the stream example.
 package main
 
 import (
@@ -24,7 +26,7 @@ func main() {
 	log.SetFlags(0)
 	log.SetPrefix("session: ")
 
-	client, err := tokenwire.Dial(target())
+	client, err := tokenwire.Connect(target(), tokenwire.ConnectOptionsFromEnv()...)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -107,7 +109,7 @@ func jsonString(s string) string {
 }
 
 func target() string {
-	if t := os.Getenv("TOKENWIRE_TARGET"); t != "" {
+	if t := os.Getenv(tokenwire.EnvTarget); t != "" {
 		return t
 	}
 	return "127.0.0.1:50051"

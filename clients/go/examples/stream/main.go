@@ -4,6 +4,12 @@
 //
 // The prompt (default: "What is the capital of France?") is sent as a chat
 // user message, decoded greedily, at most 32 tokens.
+//
+// For a server with TLS or token auth set TOKENWIRE_TLS_CA (a PEM CA bundle;
+// setting it turns TLS on), TOKENWIRE_TLS_CERT and TOKENWIRE_TLS_KEY (a
+// client certificate for mTLS) and TOKENWIRE_TOKEN (a bearer token). A
+// failed call is reported on stderr as "stream: <CODE>: <message>" (for
+// example UNAUTHENTICATED) with exit status 1.
 package main
 
 import (
@@ -13,9 +19,11 @@ import (
 	"os"
 	"strings"
 	"time"
+	"unicode"
 
 	pb "github.com/tokenwire/tokenwire/clients/go/gen/tokenwire/v1"
 	"github.com/tokenwire/tokenwire/clients/go/tokenwire"
+	"google.golang.org/grpc/status"
 )
 
 func main() {
@@ -26,7 +34,7 @@ func main() {
 		prompt = strings.Join(os.Args[1:], " ")
 	}
 
-	client, err := tokenwire.Dial(target())
+	client, err := tokenwire.Connect(target(), tokenwire.ConnectOptionsFromEnv()...)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -43,12 +51,12 @@ func main() {
 	)
 	stream, err := client.Generate(ctx, req)
 	if err != nil {
-		log.Fatal(err)
+		fail(err)
 	}
 	defer stream.Close()
 	for ev, err := range stream.Events() {
 		if err != nil {
-			log.Fatal(err)
+			fail(err)
 		}
 		switch {
 		case ev.Delta != nil:
@@ -60,8 +68,30 @@ func main() {
 	}
 }
 
+// fail reports a failed call with its canonical status code name, e.g.
+// "PERMISSION_DENIED: ...", and exits.
+func fail(err error) {
+	st, ok := status.FromError(err)
+	if !ok {
+		log.Fatal(err)
+	}
+	log.Fatalf("%s: %s", codeName(st.Code().String()), st.Message())
+}
+
+// codeName turns grpc-go's "PermissionDenied" into the canonical "PERMISSION_DENIED".
+func codeName(camel string) string {
+	var b strings.Builder
+	for i, r := range camel {
+		if i > 0 && unicode.IsUpper(r) && !unicode.IsUpper(rune(camel[i-1])) {
+			b.WriteByte('_')
+		}
+		b.WriteRune(unicode.ToUpper(r))
+	}
+	return b.String()
+}
+
 func target() string {
-	if t := os.Getenv("TOKENWIRE_TARGET"); t != "" {
+	if t := os.Getenv(tokenwire.EnvTarget); t != "" {
 		return t
 	}
 	return "127.0.0.1:50051"
