@@ -24,7 +24,16 @@ from tokenwire.v1 import generation_pb2, generation_pb2_grpc
 
 from engines.contract import Engine
 from service import logs
-from service.config import ENGINE_NAMES, SIM_MODES, SPECULATION_NAMES, WEIGHTS_NAMES, ServeConfig
+from service.config import (
+    ENGINE_NAMES,
+    OPEN_SERVICE_NAMES,
+    SIM_MODES,
+    SPECULATION_NAMES,
+    WEIGHTS_NAMES,
+    ConfigError,
+    OpenServiceName,
+    ServeConfig,
+)
 from service.engine_choice import EngineConfigError, build_engine, describe_engine, train_native_draft
 
 T = TypeVar("T")
@@ -79,6 +88,61 @@ def _draft_length(raw: str) -> int:
 
 def _optional_path(raw: str) -> Path | None:
     return Path(raw) if raw else None
+
+
+def _optional_str(raw: str) -> str | None:
+    return raw or None
+
+
+def _open_services(raw: str) -> tuple[OpenServiceName, ...]:
+    """``--auth-open``: comma-separated services, or ``none``."""
+    names = [name.strip() for name in raw.split(",") if name.strip()]
+    if names == ["none"]:
+        return ()
+    chosen: list[OpenServiceName] = []
+    for name in names:
+        match = next((known for known in OPEN_SERVICE_NAMES if known == name), None)
+        if match is None:
+            raise ValueError(f"expected none or a comma-separated list of {', '.join(OPEN_SERVICE_NAMES)}")
+        chosen.append(match)
+    if not chosen:
+        raise ValueError("empty: use none for no open services")
+    return tuple(chosen)
+
+
+def _add_security_flags(parser: argparse.ArgumentParser) -> None:
+    defaults = ServeConfig()
+    _add(parser, "--tls-cert", _optional_path, None, "PEM certificate chain: serve TLS only (with --tls-key)")
+    _add(parser, "--tls-key", _optional_path, None, "PEM private key of --tls-cert")
+    _add(
+        parser,
+        "--tls-client-ca",
+        _optional_path,
+        None,
+        "PEM CA bundle: require client certificates that chain to it (mTLS; needs --tls-cert)",
+    )
+    _add(
+        parser,
+        "--auth-tokens-file",
+        _optional_path,
+        None,
+        "bearer tokens, one '<token or sha256:hex> [rights]' a line; rights: generate, model, health, "
+        "reflection or all (the default)",
+    )
+    _add(
+        parser,
+        "--auth-tokens-env",
+        _optional_str,
+        None,
+        "NAME of an environment variable holding token entries (';' or newline separated)",
+    )
+    _add(
+        parser,
+        "--auth-open",
+        _open_services,
+        ",".join(defaults.auth_open),
+        "services that need no token when token auth is on: health, reflection, or none",
+    )
 
 
 def _overrides(raw: str) -> tuple[str, ...]:
@@ -208,6 +272,7 @@ def _build_parser() -> argparse.ArgumentParser:
     _add(serve, "--host", str, defaults.host, "address to listen on")
     _add(serve, "--port", int, defaults.port, "port to listen on (0: pick a free one)")
     _add_engine_flags(serve)
+    _add_security_flags(serve)
     _add(serve, "--default-max-tokens", _positive_int, defaults.default_max_tokens, "max_tokens when unset")
     _add(serve, "--grace-period", float, defaults.grace_period_s, "seconds streams get to finish on shutdown")
     _add(
@@ -344,6 +409,12 @@ def _serve_config(args: argparse.Namespace) -> ServeConfig:
         grace_period_s=getattr(args, "grace_period", defaults.grace_period_s),
         log_format=getattr(args, "log_format", defaults.log_format),
         log_level=getattr(args, "log_level", defaults.log_level),
+        tls_cert=getattr(args, "tls_cert", defaults.tls_cert),
+        tls_key=getattr(args, "tls_key", defaults.tls_key),
+        tls_client_ca=getattr(args, "tls_client_ca", defaults.tls_client_ca),
+        auth_tokens_file=getattr(args, "auth_tokens_file", defaults.auth_tokens_file),
+        auth_tokens_env=getattr(args, "auth_tokens_env", defaults.auth_tokens_env),
+        auth_open=getattr(args, "auth_open", defaults.auth_open),
     )
 
 
@@ -357,7 +428,11 @@ async def _serve(config: ServeConfig, engine: Engine) -> int:
         # allocations) ran full collections over the whole heap (torch, the tokenizer, protobuf
         # descriptors) often enough to add ~2 ms at p99 to token delivery.
         gc.set_threshold(config.gc_young_threshold, 20, 100)
-    server = TokenwireServer(config, engine)
+    try:
+        server = TokenwireServer(config, engine)
+    except ConfigError as error:
+        print(f"tokenwire: {error}", file=sys.stderr)
+        return 2
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -16,6 +16,12 @@ SpeculationName = Literal["off", "ngram", "eagle3"]
 SPECULATION_NAMES: tuple[SpeculationName, ...] = ("off", "ngram", "eagle3")
 WeightsName = Literal["q", "fp32"]
 WEIGHTS_NAMES: tuple[WeightsName, ...] = ("q", "fp32")
+OpenServiceName = Literal["health", "reflection"]
+OPEN_SERVICE_NAMES: tuple[OpenServiceName, ...] = ("health", "reflection")
+
+
+class ConfigError(ValueError):
+    """A configuration the server cannot start with; the message says which setting and why."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,3 +79,16 @@ class ServeConfig:
     grace_period_s: float = 10.0
     log_format: LogFormat = "auto"
     log_level: str = "info"
+    tls_cert: Path | None = None
+    """PEM certificate chain; with ``tls_key`` the listener speaks TLS only."""
+    tls_key: Path | None = None
+    """PEM private key of ``tls_cert``."""
+    tls_client_ca: Path | None = None
+    """PEM CA bundle: clients must present a certificate that chains to it (mTLS; needs ``tls_cert``)."""
+    auth_tokens_file: Path | None = None
+    """Bearer tokens, one ``<token or sha256:hex> [rights]`` entry a line (see service/auth.py)."""
+    auth_tokens_env: str | None = None
+    """The name of an environment variable holding entries as in ``auth_tokens_file`` (``;`` or
+    newline separated); merged with the file's."""
+    auth_open: tuple[OpenServiceName, ...] = ("health",)
+    """Services that need no token when token auth is on (orchestrator probes carry none)."""

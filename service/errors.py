@@ -78,6 +78,20 @@ class ResourceExhausted(ServiceError):
         self.retry_after_s = retry_after_s
 
 
+class Unauthenticated(ServiceError):
+    """No usable bearer token: missing, not ``Bearer``, malformed or unknown."""
+
+    code = grpc.StatusCode.UNAUTHENTICATED
+    reason = "UNAUTHENTICATED"
+
+
+class PermissionDenied(ServiceError):
+    """A known token without the right the called service needs."""
+
+    code = grpc.StatusCode.PERMISSION_DENIED
+    reason = "PERMISSION_DENIED"
+
+
 class Internal(ServiceError):
     code = grpc.StatusCode.INTERNAL
     reason = "ENGINE_ERROR"

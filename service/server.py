@@ -9,6 +9,8 @@ flight the grace period to finish, then cancels the rest and stops the engine.
 from __future__ import annotations
 
 import asyncio
+import os
+from collections.abc import Mapping
 
 import structlog
 from grpc import aio
@@ -16,11 +18,13 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from tokenwire.v1 import generation_pb2, generation_pb2_grpc, model_pb2, model_pb2_grpc
 
 from engines.contract import Engine
+from service.auth import TokenAuthInterceptor, load_policy
 from service.config import ServeConfig
 from service.generation_servicer import GenerationServicer
 from service.model_servicer import ModelServicer
 from service.reflection import enable_reflection
 from service.runtime import Phase, Runtime, RuntimeSettings
+from service.tls import listener_risks, load_listener_security
 
 log = structlog.get_logger(__name__)
 
@@ -31,11 +35,18 @@ SERVICE_NAMES = (
 
 
 class TokenwireServer:
-    def __init__(self, config: ServeConfig, engine: Engine) -> None:
+    def __init__(
+        self, config: ServeConfig, engine: Engine, *, environ: Mapping[str, str] | None = None
+    ) -> None:
+        """Raises ``ConfigError`` for unusable TLS or token settings (``environ``: --auth-tokens-env's)."""
         self._config = config
         self._engine = engine
+        self._security = load_listener_security(config)
+        self._policy = load_policy(config, os.environ if environ is None else environ)
         self.runtime = Runtime(engine, RuntimeSettings(default_max_tokens=config.default_max_tokens))
-        self._server = aio.server()
+        self._server = aio.server(
+            interceptors=[TokenAuthInterceptor(self._policy)] if self._policy is not None else None
+        )
         self._health = health.aio.HealthServicer()
         self._loading: asyncio.Task[None] | None = None
         self.port = 0
@@ -50,11 +61,31 @@ class TokenwireServer:
         enable_reflection(self._server, (*SERVICE_NAMES, health.SERVICE_NAME))
         await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
         address = f"{self._config.host}:{self._config.port}"
-        self.port = self._server.add_insecure_port(address)
+        credentials = self._security.credentials
+        if credentials is None:
+            self.port = self._server.add_insecure_port(address)
+        else:
+            self.port = self._server.add_secure_port(address, credentials)
         if self.port == 0:
             raise OSError(f"could not bind {address}")
         await self._server.start()
-        log.info("server_listening", host=self._config.host, port=self.port, engine=self._config.engine)
+        log.info(
+            "server_listening",
+            host=self._config.host,
+            port=self.port,
+            engine=self._config.engine,
+            tls=credentials is not None,
+            client_certificates=self._security.client_certificates,
+            token_auth=self._policy is not None,
+        )
+        risks = listener_risks(
+            self._config.host,
+            tls=credentials is not None,
+            client_certificates=self._security.client_certificates,
+            tokens=self._policy is not None,
+        )
+        if risks:
+            log.warning("insecure_listener", host=self._config.host, risks=list(risks))
         self._loading = asyncio.create_task(self._load())
         return self.port
 

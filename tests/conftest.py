@@ -10,7 +10,8 @@ import asyncio
 import concurrent.futures
 import threading
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 import pytest
 from grpc import aio
@@ -20,6 +21,7 @@ from service.config import ServeConfig
 from service.engine_choice import build_engine
 from service.server import TokenwireServer
 from tests.stubs import GenerationStub, ModelStub
+from tests.tls_certs import TOKEN_ALL, TOKEN_MODEL_ONLY, TestPki, make_test_pki
 
 TEST_BATCH_SIZE = 4
 
@@ -75,6 +77,43 @@ def server_config() -> ServeConfig:
 def live_server() -> Iterator[LiveServer]:
     live, thread = serve_in_thread(server_config())
     yield live
+    stop_live_server(live, thread)
+
+
+@dataclass(frozen=True, slots=True)
+class SecureLiveServer:
+    """The real model behind TLS, mTLS and bearer tokens (health open, as by default)."""
+
+    address: str
+    """``localhost:<port>``: the server certificate names localhost and 127.0.0.1."""
+    server: TokenwireServer
+    loop: asyncio.AbstractEventLoop
+    pki: TestPki
+    token_all: str
+    """Every right."""
+    token_model_only: str
+    """Only ``model``: GetModelInfo and Tokenize, not Generate."""
+
+
+def write_tokens_file(path: Path) -> Path:
+    path.write_text(f"# test tokens\n{TOKEN_ALL} all\n{TOKEN_MODEL_ONLY} model\n")
+    return path
+
+
+@pytest.fixture(scope="session")
+def secure_live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureLiveServer]:
+    directory = tmp_path_factory.mktemp("secure-server")
+    pki = make_test_pki(directory)
+    config = replace(
+        server_config(),
+        tls_cert=pki.server_cert,
+        tls_key=pki.server_key,
+        tls_client_ca=pki.ca_cert,
+        auth_tokens_file=write_tokens_file(directory / "tokens"),
+    )
+    live, thread = serve_in_thread(config)
+    port = live.address.rpartition(":")[2]
+    yield SecureLiveServer(f"localhost:{port}", live.server, live.loop, pki, TOKEN_ALL, TOKEN_MODEL_ONLY)
     stop_live_server(live, thread)
 
 
