@@ -12,7 +12,7 @@ import json
 import os
 import re
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,20 +31,59 @@ class SessionLine:
     text: str
 
 
-def run_example(command: Sequence[str], live_server: LiveServer, *, cwd: Path | None = None) -> str:
-    """Run one example against the live server; its stdout (it must exit 0)."""
-    done = subprocess.run(
+def _run(
+    command: Sequence[str], server: LiveServer | SecureLiveServer, cwd: Path | None, env: Mapping[str, str]
+) -> subprocess.CompletedProcess[str]:
+    # The caller's TOKENWIRE_* settings must not leak into an example run.
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith("TOKENWIRE_")}
+    return subprocess.run(
         list(command),
         cwd=cwd,
-        env={**os.environ, "TOKENWIRE_TARGET": live_server.address},
+        env={**inherited, "TOKENWIRE_TARGET": server.address, **env},
         capture_output=True,
         text=True,
         encoding="utf-8",
         timeout=180,
         check=False,
     )
+
+
+def run_example(
+    command: Sequence[str],
+    live_server: LiveServer | SecureLiveServer,
+    *,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+) -> str:
+    """Run one example against the live server, ``env`` added; its stdout (it must exit 0)."""
+    done = _run(command, live_server, cwd, env or {})
     assert done.returncode == 0, f"{command} exited {done.returncode}: {done.stderr}"
     return done.stdout
+
+
+def run_failing_example(
+    command: Sequence[str],
+    server: LiveServer | SecureLiveServer,
+    *,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+) -> str:
+    """Run one example that must fail (non-zero exit, no output text); its stderr."""
+    done = _run(command, server, cwd, env or {})
+    assert done.returncode != 0, f"{command} succeeded: {done.stdout}"
+    assert "Paris" not in done.stdout, done.stdout
+    return done.stderr
+
+
+def secure_env(server: SecureLiveServer, token: str | None) -> dict[str, str]:
+    """The examples' TLS settings for ``server`` (its CA, the accepted client certificate) and ``token``."""
+    pki = server.pki
+    env = {
+        "TOKENWIRE_TLS_CA": str(pki.ca_cert),
+        "TOKENWIRE_TLS_CERT": str(pki.client_cert),
+        "TOKENWIRE_TLS_KEY": str(pki.client_key),
+    }
+    return env if token is None else {**env, "TOKENWIRE_TOKEN": token}
 
 
 def secure_example_env(server: SecureLiveServer, token: str | None) -> dict[str, str]:

@@ -2,12 +2,12 @@
 // delta, and prints a line per generation:
 //   <request_id> <FINISH_REASON_NAME> <completion_tokens> <text-as-JSON-string>
 //   TOKENWIRE_TARGET=127.0.0.1:50051 node dist/examples/session.js
-import { TokenwireClient, chatPrompt } from "../src/index.js";
+// TLS and auth from the same environment variables as stream.ts.
+import { TokenwireClient, chatPrompt, optionsFromEnvironment } from "../src/index.js";
 import type { GenerationResult } from "../src/index.js";
 
-const target = process.env["TOKENWIRE_TARGET"] ?? "127.0.0.1:50051";
-
-const client = new TokenwireClient(target);
+const settings = optionsFromEnvironment();
+const client = new TokenwireClient(settings.target, settings);
 try {
   const session = client.session({ timeoutMs: 120_000 });
   const question = chatPrompt([{ role: "user", content: "Why is the sky blue?" }]);

@@ -1,11 +1,16 @@
 // Streams one completion to stdout.
 //   TOKENWIRE_TARGET=127.0.0.1:50051 node dist/examples/stream.js "What is the capital of France?"
-import { TokenwireClient, chatPrompt, finishReasonName } from "../src/index.js";
+// TLS and auth from the environment: TOKENWIRE_TLS_CA (CA file; turns TLS on),
+// TOKENWIRE_TLS_CERT + TOKENWIRE_TLS_KEY (client certificate, mTLS),
+// TOKENWIRE_TOKEN (bearer token).
+import { ConnectError } from "@connectrpc/connect";
 
-const target = process.env["TOKENWIRE_TARGET"] ?? "127.0.0.1:50051";
+import { TokenwireClient, chatPrompt, finishReasonName, optionsFromEnvironment, statusCodeName } from "../src/index.js";
+
 const prompt = process.argv.slice(2).join(" ") || "What is the capital of France?";
 
-const client = new TokenwireClient(target);
+const settings = optionsFromEnvironment();
+const client = new TokenwireClient(settings.target, settings);
 try {
   const events = client.generate(
     {
@@ -31,6 +36,12 @@ try {
         break;
     }
   }
+} catch (error) {
+  if (!(error instanceof ConnectError)) {
+    throw error;
+  }
+  console.error(`error: ${statusCodeName(error.code)}: ${error.rawMessage}`);
+  process.exitCode = 1;
 } finally {
   client.close();
 }

@@ -2,6 +2,7 @@ import type { MessageInitShape } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import type { CallOptions, Client, Interceptor, Transport } from "@connectrpc/connect";
 import { Http2SessionManager, createGrpcTransport } from "@connectrpc/connect-node";
+import type { SecureClientSessionOptions } from "node:http2";
 
 import type { Status } from "../gen/google/rpc/status_pb.js";
 import {
@@ -20,6 +21,8 @@ import type {
   Started,
 } from "../gen/tokenwire/v1/generation_pb.js";
 import { ModelService } from "../gen/tokenwire/v1/model_pb.js";
+import { bearerToken, tlsSessionOptions } from "./credentials.js";
+import type { TlsOptions } from "./credentials.js";
 import { AsyncQueue } from "./queue.js";
 
 /** A generation request, as a plain object (every field optional, as in proto3). */
@@ -71,6 +74,18 @@ export interface GenerationResult {
 /** The proto name of a finish reason, for example "FINISH_REASON_CANCELLED". */
 export function finishReasonName(reason: FinishReason): string {
   return FinishReasonSchema.value[reason]?.name ?? `FINISH_REASON_${reason}`;
+}
+
+/**
+ * The gRPC name of a status code, as other gRPC libraries print it, for
+ * example "PERMISSION_DENIED" for Code.PermissionDenied.
+ */
+export function statusCodeName(code: Code): string {
+  if (code === Code.Canceled) {
+    return "CANCELLED";
+  }
+  const name = Code[code] as string | undefined;
+  return name === undefined ? `CODE_${code}` : name.replace(/([a-z])([A-Z])/g, "$1_$2").toUpperCase();
 }
 
 /**
@@ -163,15 +178,56 @@ function toEvent(response: GenerateResponse | SessionResponse): GenerationEvent 
 export type CallOpts = Pick<CallOptions, "timeoutMs" | "signal" | "headers">;
 
 export interface TokenwireClientOptions {
-  /** Use this transport instead of a gRPC (HTTP/2, plaintext) one to `target`. */
+  /**
+   * Use this transport instead of a gRPC (HTTP/2) one to `target`; `tls`,
+   * `token` and `interceptors` are then the transport's business.
+   */
   transport?: Transport;
   /** Interceptors for the default transport. */
   interceptors?: Interceptor[];
+  /**
+   * TLS: `true` verifies the server against Node's default roots; an object
+   * names a CA file and/or a client certificate and key (mTLS). A target
+   * written as `https://host:port` turns TLS on too. Default: plaintext.
+   */
+  tls?: boolean | TlsOptions;
+  /**
+   * A bearer token, sent as `authorization: Bearer <token>` with every call
+   * (unary and streaming; on plaintext connections too). Visible ASCII, at
+   * most 4096 bytes.
+   */
+  token?: string;
 }
 
-/** Turns "host:port" into "http://host:port"; URLs are kept. */
-function baseUrlOf(target: string): string {
-  return /^[a-z][a-z0-9+.-]*:\/\//i.test(target) ? target : `http://${target}`;
+/** A target with a scheme ("http://...", "https://...") is used as is. */
+const HAS_SCHEME = /^[a-z][a-z0-9+.-]*:\/\//i;
+
+/**
+ * The base URL of `target` ("host:port" or a URL) and the HTTP/2 session
+ * options for `tls`; throws on contradictions (TLS asked of an http:// URL).
+ */
+function connectionOf(
+  target: string,
+  tls: boolean | TlsOptions | undefined,
+): { baseUrl: string; sessionOptions: SecureClientSessionOptions | undefined } {
+  if (!HAS_SCHEME.test(target)) {
+    const secure = tls !== undefined && tls !== false;
+    return {
+      baseUrl: `${secure ? "https" : "http"}://${target}`,
+      sessionOptions: secure ? tlsSessionOptions(tls === true ? {} : tls) : undefined,
+    };
+  }
+  const scheme = target.slice(0, target.indexOf(":")).toLowerCase();
+  if (scheme === "https") {
+    if (tls === false) {
+      throw new Error(`tls: false contradicts the target ${target}`);
+    }
+    return { baseUrl: target, sessionOptions: tlsSessionOptions(tls === undefined || tls === true ? {} : tls) };
+  }
+  if (tls !== undefined && tls !== false) {
+    throw new Error(`tls needs a host:port or https:// target, not ${target}`);
+  }
+  return { baseUrl: target, sessionOptions: undefined };
 }
 
 /**
@@ -196,13 +252,15 @@ export class TokenwireClient {
   constructor(target: string, options: TokenwireClientOptions = {}) {
     let transport = options.transport;
     if (transport === undefined) {
-      const baseUrl = baseUrlOf(target);
-      this.sessionManager = new Http2SessionManager(baseUrl);
-      transport = createGrpcTransport({
-        baseUrl,
-        sessionManager: this.sessionManager,
-        interceptors: options.interceptors ?? [],
-      });
+      const { baseUrl, sessionOptions } = connectionOf(target, options.tls);
+      const interceptors = [...(options.interceptors ?? [])];
+      if (options.token !== undefined) {
+        interceptors.push(bearerToken(options.token));
+      }
+      this.sessionManager = new Http2SessionManager(baseUrl, {}, sessionOptions);
+      transport = createGrpcTransport({ baseUrl, sessionManager: this.sessionManager, interceptors });
+    } else if (options.tls !== undefined || options.token !== undefined || options.interceptors !== undefined) {
+      throw new Error("tls, token and interceptors apply to the default transport, not to options.transport");
     }
     this.generation = createClient(GenerationService, transport);
     this.models = createClient(ModelService, transport);

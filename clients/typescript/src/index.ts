@@ -6,6 +6,7 @@ export {
   chatPrompt,
   collect,
   finishReasonName,
+  statusCodeName,
   textPrompt,
   tokenPrompt,
 } from "./client.js";
@@ -18,6 +19,14 @@ export type {
   SessionStartInit,
   TokenwireClientOptions,
 } from "./client.js";
+export {
+  AUTHORIZATION_HEADER,
+  MAX_TOKEN_BYTES,
+  bearerToken,
+  checkToken,
+  optionsFromEnvironment,
+} from "./credentials.js";
+export type { EnvironmentSettings, TlsOptions } from "./credentials.js";
 export { durationFromMs } from "@bufbuild/protobuf/wkt";
 export * from "../gen/tokenwire/v1/generation_pb.js";
 export * from "../gen/tokenwire/v1/model_pb.js";

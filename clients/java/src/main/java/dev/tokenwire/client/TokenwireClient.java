@@ -14,9 +14,10 @@ import dev.tokenwire.v1.TokenizeResponse;
 import io.grpc.Channel;
 import io.grpc.Context;
 import io.grpc.Grpc;
-import io.grpc.InsecureChannelCredentials;
 import io.grpc.ManagedChannel;
+import io.grpc.ManagedChannelBuilder;
 import io.grpc.stub.AbstractStub;
+import java.io.UncheckedIOException;
 import java.time.Duration;
 import java.util.Iterator;
 import java.util.Objects;
@@ -55,14 +56,32 @@ public final class TokenwireClient implements AutoCloseable {
 
   /** Connects without TLS to {@code target} ("host:port" or any gRPC target URI). */
   public static TokenwireClient connect(String target) {
-    ManagedChannel channel = Grpc.newChannelBuilder(target, InsecureChannelCredentials.create()).build();
+    return connect(target, ConnectOptions.plaintext());
+  }
+
+  /**
+   * Connects to {@code target} ("host:port" or any gRPC target URI) with TLS, a client
+   * certificate and a bearer token as {@code options} say. The files are read now.
+   *
+   * @throws UncheckedIOException when a file cannot be read
+   * @throws IllegalArgumentException when a file does not hold what it should (a CA bundle
+   *     without a certificate, a key that is not PKCS#8 PEM, ...)
+   */
+  public static TokenwireClient connect(String target, ConnectOptions options) {
+    ManagedChannelBuilder<?> builder = Grpc.newChannelBuilder(target, Credentials.of(options));
+    options.bearerToken().ifPresent(token -> builder.intercept(token));
+    ManagedChannel channel = builder.build();
     return new TokenwireClient(channel, channel, null);
   }
 
-  /** Connects without TLS to $TOKENWIRE_TARGET, or {@value #DEFAULT_TARGET}. */
+  /**
+   * Connects to $TOKENWIRE_TARGET (or {@value #DEFAULT_TARGET}) with the TLS and token settings
+   * of {@link ConnectOptions#fromEnvironment()}: TOKENWIRE_TLS_CA, TOKENWIRE_TLS_CERT,
+   * TOKENWIRE_TLS_KEY, TOKENWIRE_TOKEN. Plaintext when none is set.
+   */
   public static TokenwireClient fromEnvironment() {
     String target = System.getenv("TOKENWIRE_TARGET");
-    return connect(target == null || target.isBlank() ? DEFAULT_TARGET : target);
+    return connect(target == null || target.isBlank() ? DEFAULT_TARGET : target, ConnectOptions.fromEnvironment());
   }
 
   /**

@@ -4,13 +4,18 @@ import dev.tokenwire.client.GenerationResult;
 import dev.tokenwire.client.GenerationStream;
 import dev.tokenwire.client.Requests;
 import dev.tokenwire.client.TokenwireClient;
+import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 
 /**
  * Streams one completion to stdout. Usage: {@code StreamExample [prompt]} with the server at
- * $TOKENWIRE_TARGET (default 127.0.0.1:50051).
+ * $TOKENWIRE_TARGET (default 127.0.0.1:50051). TLS and auth from the environment:
+ * TOKENWIRE_TLS_CA (CA file; turns TLS on), TOKENWIRE_TLS_CERT + TOKENWIRE_TLS_KEY (client
+ * certificate and PKCS#8 key, mTLS), TOKENWIRE_TOKEN (bearer token). A failed call prints
+ * {@code error: <CODE>: <description>} to stderr and exits 1.
  */
 public final class StreamExample {
   private StreamExample() {}
@@ -26,6 +31,10 @@ public final class StreamExample {
       GenerationResult result = stream.collect(out::print);
       out.println();
       System.err.printf("[%s, %d tokens]%n", result.reason(), result.completionTokens());
+    } catch (StatusRuntimeException e) {
+      Status status = e.getStatus();
+      System.err.printf("error: %s: %s%n", status.getCode(), status.getDescription());
+      System.exit(1);
     }
   }
 }
