@@ -61,24 +61,11 @@ def run_example(
     return done.stdout
 
 
-def run_failing_example(
-    command: Sequence[str],
-    server: LiveServer | SecureLiveServer,
-    *,
-    cwd: Path | None = None,
-    env: Mapping[str, str] | None = None,
-) -> str:
-    """Run one example that must fail (non-zero exit, no output text); its stderr."""
-    done = _run(command, server, cwd, env or {})
-    assert done.returncode != 0, f"{command} succeeded: {done.stdout}"
-    assert "Paris" not in done.stdout, done.stdout
-    return done.stderr
-
-
 def secure_env(server: SecureLiveServer, token: str | None) -> dict[str, str]:
     """The examples' TLS settings for ``server`` (its CA, the accepted client certificate) and ``token``."""
     pki = server.pki
     env = {
+        "TOKENWIRE_TARGET": server.address,
         "TOKENWIRE_TLS_CA": str(pki.ca_cert),
         "TOKENWIRE_TLS_CERT": str(pki.client_cert),
         "TOKENWIRE_TLS_KEY": str(pki.client_key),
@@ -86,46 +73,16 @@ def secure_env(server: SecureLiveServer, token: str | None) -> dict[str, str]:
     return env if token is None else {**env, "TOKENWIRE_TOKEN": token}
 
 
-def secure_example_env(server: SecureLiveServer, token: str | None) -> dict[str, str]:
-    """The examples' variables for ``server``: its CA, the client certificate, and ``token`` if any."""
-    env = {
-        "TOKENWIRE_TARGET": server.address,
-        "TOKENWIRE_TLS_CA": str(server.pki.ca_cert),
-        "TOKENWIRE_TLS_CERT": str(server.pki.client_cert),
-        "TOKENWIRE_TLS_KEY": str(server.pki.client_key),
-    }
-    if token is not None:
-        env["TOKENWIRE_TOKEN"] = token
-    return env
-
-
-def run_secure_example(
-    command: Sequence[str], server: SecureLiveServer, token: str | None, *, cwd: Path | None = None
-) -> subprocess.CompletedProcess[str]:
-    """Run one example against the TLS/mTLS/token server (exit status not checked)."""
-    inherited = {k: v for k, v in os.environ.items() if not k.startswith("TOKENWIRE_")}
-    return subprocess.run(
-        list(command),
-        cwd=cwd,
-        env={**inherited, **secure_example_env(server, token)},
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        timeout=180,
-        check=False,
-    )
-
-
 def check_secure_stream_example(
     command: Sequence[str], server: SecureLiveServer, *, cwd: Path | None = None
 ) -> None:
     """The stream example over mTLS: Paris with the all-rights token, UNAUTHENTICATED without a
     token, PERMISSION_DENIED with the model-only token (each failure a non-zero exit)."""
-    done = run_secure_example(command, server, server.token_all, cwd=cwd)
+    done = _run(command, server, cwd, secure_env(server, server.token_all))
     assert done.returncode == 0, f"{command} exited {done.returncode}: {done.stderr}"
     check_stream_output(done.stdout)
     for token, code in ((None, "UNAUTHENTICATED"), (server.token_model_only, "PERMISSION_DENIED")):
-        refused = run_secure_example(command, server, token, cwd=cwd)
+        refused = _run(command, server, cwd, secure_env(server, token))
         assert refused.returncode != 0, f"{command} with token {token!r} exited 0: {refused.stdout}"
         assert code in refused.stderr, refused.stderr
         assert "Paris" not in refused.stdout

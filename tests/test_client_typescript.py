@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from tests.client_examples import (
     CLIENTS,
+    check_secure_stream_example,
     check_session_output,
     check_stream_output,
     run_example,
-    run_failing_example,
-    secure_env,
 )
 from tests.conftest import LiveServer, SecureLiveServer
 
@@ -25,17 +24,4 @@ def test_session_example(live_server: LiveServer) -> None:
 
 
 def test_stream_example_over_mtls_with_a_token(secure_live_server: SecureLiveServer) -> None:
-    env = secure_env(secure_live_server, secure_live_server.token_all)
-    check_stream_output(run_example(STREAM, secure_live_server, cwd=HERE, env=env))
-
-
-def test_stream_example_without_a_token_is_unauthenticated(secure_live_server: SecureLiveServer) -> None:
-    env = secure_env(secure_live_server, None)
-    stderr = run_failing_example(STREAM, secure_live_server, cwd=HERE, env=env)
-    assert "UNAUTHENTICATED" in stderr, stderr
-
-
-def test_stream_example_with_a_model_only_token_is_denied(secure_live_server: SecureLiveServer) -> None:
-    env = secure_env(secure_live_server, secure_live_server.token_model_only)
-    stderr = run_failing_example(STREAM, secure_live_server, cwd=HERE, env=env)
-    assert "PERMISSION_DENIED" in stderr, stderr
+    check_secure_stream_example(STREAM, secure_live_server, cwd=HERE)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.client_examples import secure_example_env
+from tests.client_examples import secure_env
 from tests.conftest import LiveServer, SecureLiveServer
 
 REPO = Path(__file__).resolve().parent.parent
@@ -172,5 +172,5 @@ def test_recipe(name: str, live_server: LiveServer) -> None:
 def test_tls_recipe(name: str, secure_live_server: SecureLiveServer) -> None:
     command = recipes()[name]
     assert TLS_DOC_ADDRESS in command
-    env = {**os.environ, **secure_example_env(secure_live_server, secure_live_server.token_all)}
+    env = {**os.environ, **secure_env(secure_live_server, secure_live_server.token_all)}
     TLS_CHECKS[name](run_recipe(command.replace(TLS_DOC_ADDRESS, secure_live_server.address), env))

@@ -28,7 +28,7 @@ from tokenwire.v1 import generation_pb2, generation_pb2_grpc, model_pb2, model_p
 from service.auth import MAX_TOKEN_BYTES, Right, TokenPolicy, load_policy, parse_entries
 from service.config import ConfigError, OpenServiceName, ServeConfig
 from service.tls import listener_risks
-from tests.client_examples import secure_example_env
+from tests.client_examples import secure_env
 from tests.conftest import LiveServer, SecureLiveServer, serve_in_thread, stop_live_server, write_tokens_file
 from tests.streams import collect
 from tests.tls_certs import TOKEN_ALL, TOKEN_MODEL_ONLY, TestPki, make_test_pki
@@ -528,7 +528,7 @@ def test_the_generate_command_speaks_tls_and_sends_the_token(secure_live_server:
     command = [sys.executable, "-m", "service.cli", "generate", question, "--temperature", "0"]
     inherited = {k: v for k, v in os.environ.items() if not k.startswith("TOKENWIRE_")}
     for token, code in ((secure_live_server.token_all, 0), (None, 1)):
-        env = {**inherited, **secure_example_env(secure_live_server, token)}
+        env = {**inherited, **secure_env(secure_live_server, token)}
         done = subprocess.run(command, capture_output=True, text=True, timeout=180, check=False, env=env)
         assert done.returncode == code, done.stderr
         assert ("Paris" in done.stdout) if code == 0 else ("UNAUTHENTICATED" in done.stderr)
