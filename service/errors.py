@@ -78,6 +78,12 @@ class ResourceExhausted(ServiceError):
         self.retry_after_s = retry_after_s
 
 
+class ReaderStalled(ResourceExhausted):
+    """The stream's reader took nothing for the stall timeout while output was pending."""
+
+    reason = "READER_STALLED"
+
+
 class Internal(ServiceError):
     code = grpc.StatusCode.INTERNAL
     reason = "ENGINE_ERROR"

@@ -2,8 +2,10 @@
 
 The port opens at once with health NOT_SERVING, so orchestrators can probe
 while the model loads; it turns SERVING when the engine has started. On stop
-it turns NOT_SERVING, refuses new generations (UNAVAILABLE), gives streams in
-flight the grace period to finish, then cancels the rest and stops the engine.
+it drains (``service.drain``): NOT_SERVING at once, new work refused
+UNAVAILABLE with RetryInfo while the port stays open, generations in flight
+given the grace period to finish, the rest cancelled with a final event each;
+then gRPC and the engine stop.
 """
 
 from __future__ import annotations
@@ -17,12 +19,18 @@ from tokenwire.v1 import generation_pb2, generation_pb2_grpc, model_pb2, model_p
 
 from engines.contract import Engine
 from service.config import ServeConfig
+from service.drain import drain
 from service.generation_servicer import GenerationServicer
 from service.model_servicer import ModelServicer
 from service.reflection import enable_reflection
 from service.runtime import Phase, Runtime, RuntimeSettings
 
 log = structlog.get_logger(__name__)
+
+FLUSH_S = 5.0
+"""After the grace period: how long streams get to send their last events before gRPC stops."""
+FINAL_GRACE_S = 1.0
+"""gRPC's own grace at the very end, for status frames already on their way."""
 
 SERVICE_NAMES = (
     generation_pb2.DESCRIPTOR.services_by_name["GenerationService"].full_name,
@@ -34,7 +42,13 @@ class TokenwireServer:
     def __init__(self, config: ServeConfig, engine: Engine) -> None:
         self._config = config
         self._engine = engine
-        self.runtime = Runtime(engine, RuntimeSettings(default_max_tokens=config.default_max_tokens))
+        self.runtime = Runtime(
+            engine,
+            RuntimeSettings(
+                default_max_tokens=config.default_max_tokens,
+                stall_timeout_s=config.stall_timeout_s or None,
+            ),
+        )
         self._server = aio.server()
         self._health = health.aio.HealthServicer()
         self._loading: asyncio.Task[None] | None = None
@@ -84,14 +98,27 @@ class TokenwireServer:
     async def wait_for_termination(self) -> None:
         await self._server.wait_for_termination()
 
+    # --- Drain and stop (see service.drain) -------------------------------------------------
+
     async def stop(self, grace_s: float | None = None) -> None:
+        """Drain, then stop gRPC and the engine; returns when everything has stopped.
+
+        ``grace_s``: how long generations in flight may run on (default: the configured
+        grace period); 0 cancels them at once, each still with its final event.
+        """
         grace = self._config.grace_period_s if grace_s is None else grace_s
-        log.info("server_draining", grace_s=grace)
         self.runtime.phase = Phase.DRAINING
         await self._health.enter_graceful_shutdown()
+        log.info("server_draining", grace_s=grace, generations=len(self.runtime.registry))
         if self._loading is not None and not self._loading.done():
             self._loading.cancel()
-        await self._server.stop(grace)
-        self.runtime.registry.cancel_all()
+        await drain(
+            self.runtime.registry,
+            self.runtime.streams,
+            grace_s=grace,
+            flush_s=FLUSH_S,
+            refusal=self.runtime.draining(),
+        )
+        await self._server.stop(FINAL_GRACE_S)
         await self._engine.shutdown()
         log.info("server_stopped")
