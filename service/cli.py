@@ -79,6 +79,13 @@ def _positive_int(raw: str) -> int:
     return value
 
 
+def _seconds(raw: str) -> float:
+    value = float(raw)
+    if not (value >= 0 and value != float("inf")):
+        raise ValueError("must be a finite number of seconds, 0 or more")
+    return value
+
+
 def _draft_length(raw: str) -> int:
     value = int(raw)
     if not 1 <= value <= 16:
@@ -274,7 +281,22 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_engine_flags(serve)
     _add_security_flags(serve)
     _add(serve, "--default-max-tokens", _positive_int, defaults.default_max_tokens, "max_tokens when unset")
-    _add(serve, "--grace-period", float, defaults.grace_period_s, "seconds streams get to finish on shutdown")
+    _add(
+        serve,
+        "--grace-period",
+        _seconds,
+        defaults.grace_period_s,
+        "seconds generations in flight get to finish on SIGTERM/SIGINT (new work is refused "
+        "UNAVAILABLE meanwhile; those still running then end CANCELLED)",
+    )
+    _add(
+        serve,
+        "--stall-timeout",
+        _seconds,
+        defaults.stall_timeout_s,
+        "seconds a stream's reader may take nothing while output is pending before its "
+        "generations are cancelled and it gets RESOURCE_EXHAUSTED (0: never)",
+    )
     _add(
         serve,
         "--gc-threshold",
@@ -415,6 +437,7 @@ def _serve_config(args: argparse.Namespace) -> ServeConfig:
         draft_length=args.draft_length,
         default_max_tokens=getattr(args, "default_max_tokens", defaults.default_max_tokens),
         grace_period_s=getattr(args, "grace_period", defaults.grace_period_s),
+        stall_timeout_s=getattr(args, "stall_timeout", defaults.stall_timeout_s),
         log_format=getattr(args, "log_format", defaults.log_format),
         log_level=getattr(args, "log_level", defaults.log_level),
         tls_cert=getattr(args, "tls_cert", defaults.tls_cert),

@@ -77,6 +77,10 @@ class ServeConfig:
     """sim: seed of the acceptance draws (a load client replays them)."""
     default_max_tokens: int = 512
     grace_period_s: float = 10.0
+    """On SIGTERM/SIGINT: how long generations in flight may run on while the server drains."""
+    stall_timeout_s: float = 30.0
+    """Seconds a stream's reader may take nothing while output is pending before its generations
+    are cancelled and it gets RESOURCE_EXHAUSTED; 0: never."""
     log_format: LogFormat = "auto"
     log_level: str = "info"
     tls_cert: Path | None = None

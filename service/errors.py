@@ -130,6 +130,12 @@ class PermissionDenied(ServiceError):
     reason = "PERMISSION_DENIED"
 
 
+class ReaderStalled(ResourceExhausted):
+    """The stream's reader took nothing for the stall timeout while output was pending."""
+
+    reason = "READER_STALLED"
+
+
 class Internal(ServiceError):
     code = grpc.StatusCode.INTERNAL
     reason = "ENGINE_ERROR"

@@ -1,17 +1,19 @@
 """One generation's life above the engine: engine outputs in, stream events out.
 
 Shared by Generate and Session. Owns the request-id claim, the request's own
-timeout, incremental detokenization, stop strings and the bookkeeping of the
-final event. Every path out of ``run`` (normal end, caller cancellation,
-errors) closes the engine stream, which frees the engine slot.
+timeout, incremental detokenization, stop strings, the size of each event and
+the bookkeeping of the final event. Every path out of ``run`` (normal end,
+caller cancellation, errors) closes the engine stream, which frees the engine
+slot.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import enum
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from dataclasses import dataclass
 
 import structlog
@@ -26,11 +28,19 @@ from engines.contract import (
     TokenLogprob,
 )
 from service.detokenize import IncrementalDetokenizer
-from service.errors import Internal
+from service.errors import Internal, ReaderStalled
 from service.registry import CancelCause, RequestRegistry, Ticket
 from service.stop_strings import StopStringMatcher, detokenize_until_stop
 
 log = structlog.get_logger(__name__)
+
+MAX_EVENT_TOKENS = 256
+"""Most tokens in one delta. A reader that lags gets its pending tokens merged into few events;
+this keeps each one far below the 4 MiB gRPC clients accept by default, even with 20 top
+logprobs per token (about 250 bytes each)."""
+
+STALLED_RETRY_AFTER_S = 1.0
+"""RetryInfo for a generation ended because its reader stopped reading."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,26 +145,39 @@ class GenerationRunner:
         self._engine = engine
         self._registry = registry
 
+    def claim(self, prepared: PreparedGeneration) -> Ticket:
+        """Register the generation's id; raises ``AlreadyExists``, or ``Unavailable`` once the drain
+        has closed the registry. Hand the ticket to ``run``, which releases it."""
+        return self._registry.register(prepared.engine_request.request_id)
+
     async def run(
-        self, prepared: PreparedGeneration, arrival: float
+        self, prepared: PreparedGeneration, ticket: Ticket, arrival: float
     ) -> AsyncGenerator[GenerationEvent, None]:
-        """Events of one generation. Raises ``AlreadyExists`` / engine errors before ``Started``.
+        """Events of one generation claimed as ``ticket``. Raises engine errors before ``Started``,
+        and ``ReaderStalled`` instead of any event once the ticket was stalled.
 
         Callers must close the iterator (``contextlib.aclosing``) so that an
         abandoned stream frees its engine slot at once.
         """
         request = prepared.engine_request
-        ticket = self._registry.register(request.request_id)
         timer: asyncio.TimerHandle | None = None
         outputs: AsyncGenerator[EngineOutput, None] | None = None
         try:
             outputs = self._engine.generate(request)
+            if ticket.cause is not None:  # cancelled between the claim and the submission
+                self._engine.cancel(request.request_id)
             if prepared.timeout_s is not None:
                 remaining = prepared.timeout_s - (time.monotonic() - arrival)
                 timer = asyncio.get_running_loop().call_later(
                     max(remaining, 0.0), ticket.cancel, CancelCause.DEADLINE
                 )
             async for event in self._events(prepared, ticket, outputs, arrival):
+                if ticket.cause is CancelCause.STALLED:
+                    raise ReaderStalled(
+                        "the stream's reader took nothing for the stall timeout while output was "
+                        "pending; the generation was cancelled",
+                        STALLED_RETRY_AFTER_S,
+                    )
                 yield event
         finally:
             if timer is not None:
@@ -175,30 +198,31 @@ class GenerationRunner:
         yield Started(prompt_tokens)
         state = _TextState(self._engine, prepared)
         first_token_at: float | None = None
-        async for output in outputs:
-            if output.token_ids and state.matched_stop is None:
-                if first_token_at is None:
-                    first_token_at = time.monotonic()
-                delta = state.push(output)
-                if state.matched_stop is not None and output.finish_reason is None:
-                    ticket.cancel(CancelCause.STOP_STRING)
-                if delta.token_ids or delta.text:
-                    yield delta
-            if output.finish_reason is None:
-                continue
-            if state.matched_stop is None and (tail := state.flush()):
-                yield Delta((), tail, ())
-            yield Finished(
-                reason=self._reason(output.finish_reason, ticket, state.matched_stop),
-                stop_string=state.matched_stop,
-                stop_token_id=output.stop_token_id if state.matched_stop is None else None,
-                prompt_tokens=prompt_tokens,
-                completion_tokens=state.completion_tokens,
-                stats=output.stats or FinishStats(queued_s=0.0),
-                time_to_first_token_s=None if first_token_at is None else first_token_at - arrival,
-                total_s=time.monotonic() - arrival,
-            )
-            return
+        async for merged in outputs:
+            for output in _pieces(merged, MAX_EVENT_TOKENS):
+                if output.token_ids and state.matched_stop is None:
+                    if first_token_at is None:
+                        first_token_at = time.monotonic()
+                    delta = state.push(output)
+                    if state.matched_stop is not None and output.finish_reason is None:
+                        ticket.cancel(CancelCause.STOP_STRING)
+                    if delta.token_ids or delta.text:
+                        yield delta
+                if output.finish_reason is None:
+                    continue
+                if state.matched_stop is None and (tail := state.flush()):
+                    yield Delta((), tail, ())
+                yield Finished(
+                    reason=self._reason(output.finish_reason, ticket, state.matched_stop),
+                    stop_string=state.matched_stop,
+                    stop_token_id=output.stop_token_id if state.matched_stop is None else None,
+                    prompt_tokens=prompt_tokens,
+                    completion_tokens=state.completion_tokens,
+                    stats=output.stats or FinishStats(queued_s=0.0),
+                    time_to_first_token_s=None if first_token_at is None else first_token_at - arrival,
+                    total_s=time.monotonic() - arrival,
+                )
+                return
         raise Internal("the engine ended a stream without a final output")
 
     @staticmethod
@@ -208,3 +232,21 @@ class GenerationRunner:
         if engine_reason is FinishReason.CANCELLED and ticket.cause is CancelCause.DEADLINE:
             return EndReason.DEADLINE
         return _ENGINE_REASONS[engine_reason]
+
+
+def _pieces(output: EngineOutput, limit: int) -> Iterator[EngineOutput]:
+    """``output`` cut into outputs of at most ``limit`` tokens; only the last one ends the request.
+
+    An engine hands over everything a lagging reader has not taken as one output; cutting it
+    here bounds every event whatever the engine merged.
+    """
+    ids = output.token_ids
+    if len(ids) <= limit:
+        yield output
+        return
+    for start in range(0, len(ids), limit):
+        end = start + limit
+        if end < len(ids):
+            yield EngineOutput(token_ids=ids[start:end], logprobs=output.logprobs[start:end])
+        else:
+            yield dataclasses.replace(output, token_ids=ids[start:], logprobs=output.logprobs[start:])

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import assert_never
 
 from engines.contract import Engine, EngineInfo, SpeculationMethod
+from service.drain import OpenStreams
 from service.errors import Unavailable
 from service.generation import GenerationRunner
 from service.offload import Offload
@@ -24,6 +25,10 @@ class Phase(enum.Enum):
 class RuntimeSettings:
     default_max_tokens: int
     load_retry_after_s: float = 5.0
+    """RetryInfo of calls refused while the model loads or the server drains."""
+    stall_timeout_s: float | None = 30.0
+    """Seconds a stream's reader may take nothing while output is pending before its generations
+    are cancelled (RESOURCE_EXHAUSTED); None: never."""
 
 
 class Runtime:
@@ -35,6 +40,7 @@ class Runtime:
         self.registry = RequestRegistry(engine.cancel)
         self.runner = GenerationRunner(engine, self.registry)
         self.offload = Offload()
+        self.streams = OpenStreams()
         self.phase = Phase.LOADING
         self._limits: Limits | None = None
 
@@ -52,7 +58,12 @@ class Runtime:
                 else None
             ),
         )
-        self.phase = Phase.SERVING
+        if self.phase is Phase.LOADING:  # a drain that began while loading stays a drain
+            self.phase = Phase.SERVING
+
+    def draining(self) -> Unavailable:
+        """What new work is refused with while the server drains."""
+        return Unavailable("the server is shutting down", self.settings.load_retry_after_s)
 
     def require_serving(self) -> tuple[EngineInfo, Limits]:
         """The engine's info and limits; raises ``Unavailable`` unless serving."""
@@ -63,7 +74,7 @@ class Runtime:
             case Phase.LOADING:
                 raise Unavailable("the model is still loading", self.settings.load_retry_after_s)
             case Phase.DRAINING:
-                raise Unavailable("the server is shutting down", self.settings.load_retry_after_s)
+                raise self.draining()
             case _:
                 assert_never(self.phase)
 

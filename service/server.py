@@ -2,8 +2,10 @@
 
 The port opens at once with health NOT_SERVING, so orchestrators can probe
 while the model loads; it turns SERVING when the engine has started. On stop
-it turns NOT_SERVING, refuses new generations (UNAVAILABLE), gives streams in
-flight the grace period to finish, then cancels the rest and stops the engine.
+it drains (``service.drain``): NOT_SERVING at once, new work refused
+UNAVAILABLE with RetryInfo while the port stays open, generations in flight
+given the grace period to finish, the rest cancelled with a final event each;
+then gRPC and the engine stop.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from tokenwire.v1 import generation_pb2, generation_pb2_grpc, model_pb2, model_p
 from engines.contract import Engine
 from service.auth import TokenAuthInterceptor, load_policy
 from service.config import ServeConfig
+from service.drain import drain
 from service.generation_servicer import GenerationServicer
 from service.model_servicer import ModelServicer
 from service.reflection import enable_reflection
@@ -27,6 +30,11 @@ from service.runtime import Phase, Runtime, RuntimeSettings
 from service.tls import listener_risks, load_listener_security
 
 log = structlog.get_logger(__name__)
+
+FLUSH_S = 5.0
+"""After the grace period: how long streams get to send their last events before gRPC stops."""
+FINAL_GRACE_S = 1.0
+"""gRPC's own grace at the very end, for status frames already on their way."""
 
 SERVICE_NAMES = (
     generation_pb2.DESCRIPTOR.services_by_name["GenerationService"].full_name,
@@ -43,7 +51,13 @@ class TokenwireServer:
         self._engine = engine
         self._security = load_listener_security(config)
         self._policy = load_policy(config, os.environ if environ is None else environ)
-        self.runtime = Runtime(engine, RuntimeSettings(default_max_tokens=config.default_max_tokens))
+        self.runtime = Runtime(
+            engine,
+            RuntimeSettings(
+                default_max_tokens=config.default_max_tokens,
+                stall_timeout_s=config.stall_timeout_s or None,
+            ),
+        )
         self._server = aio.server(
             interceptors=[TokenAuthInterceptor(self._policy)] if self._policy is not None else None
         )
@@ -115,15 +129,28 @@ class TokenwireServer:
     async def wait_for_termination(self) -> None:
         await self._server.wait_for_termination()
 
+    # --- Drain and stop (see service.drain) -------------------------------------------------
+
     async def stop(self, grace_s: float | None = None) -> None:
+        """Drain, then stop gRPC and the engine; returns when everything has stopped.
+
+        ``grace_s``: how long generations in flight may run on (default: the configured
+        grace period); 0 cancels them at once, each still with its final event.
+        """
         grace = self._config.grace_period_s if grace_s is None else grace_s
-        log.info("server_draining", grace_s=grace)
         self.runtime.phase = Phase.DRAINING
         await self._health.enter_graceful_shutdown()
+        log.info("server_draining", grace_s=grace, generations=len(self.runtime.registry))
         if self._loading is not None and not self._loading.done():
             self._loading.cancel()
-        await self._server.stop(grace)
-        self.runtime.registry.cancel_all()
+        await drain(
+            self.runtime.registry,
+            self.runtime.streams,
+            grace_s=grace,
+            flush_s=FLUSH_S,
+            refusal=self.runtime.draining(),
+        )
+        await self._server.stop(FINAL_GRACE_S)
         await self._engine.shutdown()
         self.runtime.offload.shutdown()
         log.info("server_stopped")
