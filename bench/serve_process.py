@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import os
 import signal
 import socket
 import subprocess
@@ -132,14 +133,29 @@ async def _stop(process: asyncio.subprocess.Process) -> None:
 
 
 @asynccontextmanager
-async def serving(flags: tuple[str, ...], *, timeout_s: float = 300.0) -> AsyncIterator[Server]:
-    """Run ``tokenwire serve <flags>`` on a free 127.0.0.1 port until the block ends."""
+async def serving(
+    flags: tuple[str, ...], *, timeout_s: float = 300.0, checkout: Path | None = None
+) -> AsyncIterator[Server]:
+    """Run ``tokenwire serve <flags>`` on a free 127.0.0.1 port until the block ends.
+
+    ``checkout``: serve another checkout of tokenwire (e.g. an older commit, to compare)
+    with this environment's packages; None: this one.
+    """
     port = free_port()
     address = f"127.0.0.1:{port}"
-    command = [*tokenwire_command(), "serve", "--host", "127.0.0.1", "--port", str(port), *flags]
+    program, cwd, env = tokenwire_command(), ROOT, None
+    if checkout is not None:
+        program, cwd = [sys.executable, "-m", "service.cli"], checkout
+        env = {**os.environ, "PYTHONPATH": f"{checkout}{os.pathsep}{checkout / 'clients/python/src'}"}
+    command = [*program, "serve", "--host", "127.0.0.1", "--port", str(port), *flags]
     started = time.perf_counter()
     process = await asyncio.create_subprocess_exec(
-        *command, cwd=ROOT, stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL, preexec_fn=die_with_parent
+        *command,
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
+        preexec_fn=die_with_parent,
     )
     try:
         async with aio.insecure_channel(address) as channel:

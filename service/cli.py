@@ -354,8 +354,8 @@ def _build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--timeout", type=float, help="gRPC deadline in seconds")
     generate.add_argument("--stats", action="store_true", help="print the final event's statistics to stderr")
     _add(generate, "--tls-ca", _optional_path, None, "PEM CA bundle to verify the server with; turns TLS on")
-    _add(generate, "--tls-cert", _optional_path, None, "PEM client certificate for mTLS (turns TLS on)")
-    _add(generate, "--tls-key", _optional_path, None, "PEM private key of --tls-cert")
+    _add(generate, "--client-cert", _optional_path, None, "PEM client certificate for mTLS (turns TLS on)")
+    _add(generate, "--client-key", _optional_path, None, "PEM private key of --client-cert")
     generate.add_argument(
         "--token",
         default=os.environ.get("TOKENWIRE_TOKEN") or None,
@@ -507,15 +507,15 @@ def _generate_request(args: argparse.Namespace) -> generation_pb2.GenerateReques
 
 def _channel(args: argparse.Namespace) -> aio.Channel:
     """Plaintext unless a CA or a client certificate is given (then TLS; system roots without a CA)."""
-    if (args.tls_cert is None) != (args.tls_key is None):
-        raise ConfigError("--tls-cert and --tls-key go together")
-    if args.tls_ca is None and args.tls_cert is None:
+    if (args.client_cert is None) != (args.client_key is None):
+        raise ConfigError("--client-cert and --client-key go together")
+    if args.tls_ca is None and args.client_cert is None:
         return aio.insecure_channel(args.target)
     try:
         credentials = grpc.ssl_channel_credentials(
             root_certificates=args.tls_ca.read_bytes() if args.tls_ca is not None else None,
-            private_key=args.tls_key.read_bytes() if args.tls_key is not None else None,
-            certificate_chain=args.tls_cert.read_bytes() if args.tls_cert is not None else None,
+            private_key=args.client_key.read_bytes() if args.client_key is not None else None,
+            certificate_chain=args.client_cert.read_bytes() if args.client_cert is not None else None,
         )
     except OSError as error:
         raise ConfigError(f"cannot read {error.filename}: {error.strerror}") from None

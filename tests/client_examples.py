@@ -67,8 +67,8 @@ def secure_env(server: SecureLiveServer, token: str | None) -> dict[str, str]:
     env = {
         "TOKENWIRE_TARGET": server.address,
         "TOKENWIRE_TLS_CA": str(pki.ca_cert),
-        "TOKENWIRE_TLS_CERT": str(pki.client_cert),
-        "TOKENWIRE_TLS_KEY": str(pki.client_key),
+        "TOKENWIRE_CLIENT_CERT": str(pki.client_cert),
+        "TOKENWIRE_CLIENT_KEY": str(pki.client_key),
     }
     return env if token is None else {**env, "TOKENWIRE_TOKEN": token}
 

@@ -171,3 +171,14 @@ def test_internal_failures_are_logged_with_their_traceback() -> None:
     with structlog.testing.capture_logs() as logs:
         log_failure(failure, rpc="Generate")
     assert logs[0]["log_level"] == "error" and logs[0]["exc_info"] is failure
+
+
+def test_long_texts_tokenize_and_decode_exactly_as_the_plain_calls_do() -> None:
+    """Long inputs take the GIL-releasing batch calls; they must give the very same ids and text."""
+    from engines.native.weights import default_gguf_path, load_weights
+
+    tokenizer = NativeTokenizer(load_weights(default_gguf_path(), None, None).tokenizer)
+    text = "Once upon a time, <|im_start|> in 2024, a fox\n\n   jumped. Ünïcödé 漢字 🦊 " * 400
+    ids = tokenizer.encode(text)
+    assert ids == tokenizer._tokenizer.encode(text, add_special_tokens=True).ids
+    assert tokenizer.decode(ids) == tokenizer._tokenizer.decode(ids, skip_special_tokens=True)
