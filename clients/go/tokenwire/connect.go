@@ -17,8 +17,8 @@ import (
 const (
 	EnvTarget  = "TOKENWIRE_TARGET"   // host:port of the server
 	EnvTLSCA   = "TOKENWIRE_TLS_CA"   // PEM CA bundle; setting it turns TLS on
-	EnvTLSCert = "TOKENWIRE_TLS_CERT" // PEM client certificate (mTLS), with EnvTLSKey
-	EnvTLSKey  = "TOKENWIRE_TLS_KEY"  // PEM private key of that certificate
+	EnvClientCert = "TOKENWIRE_CLIENT_CERT" // PEM client certificate (mTLS), with EnvClientKey
+	EnvClientKey  = "TOKENWIRE_CLIENT_KEY"  // PEM private key of that certificate
 	EnvToken   = "TOKENWIRE_TOKEN"    // bearer token
 )
 
@@ -81,13 +81,13 @@ func WithDialOptions(opts ...grpc.DialOption) ConnectOption {
 
 // ConnectOptionsFromEnv returns the options the environment asks for:
 // TOKENWIRE_TLS_CA (a CA bundle; setting it turns TLS on),
-// TOKENWIRE_TLS_CERT and TOKENWIRE_TLS_KEY (a client certificate; they turn
+// TOKENWIRE_CLIENT_CERT and TOKENWIRE_CLIENT_KEY (a client certificate; they turn
 // TLS on too, verified against the system's roots when no CA is set) and
 // TOKENWIRE_TOKEN (a bearer token). Unset or empty variables add nothing;
 // Connect reports a certificate without its key and the like.
 func ConnectOptionsFromEnv() []ConnectOption {
 	var opts []ConnectOption
-	ca, cert, key := os.Getenv(EnvTLSCA), os.Getenv(EnvTLSCert), os.Getenv(EnvTLSKey)
+	ca, cert, key := os.Getenv(EnvTLSCA), os.Getenv(EnvClientCert), os.Getenv(EnvClientKey)
 	if ca != "" {
 		opts = append(opts, WithTLS(ca))
 	}

@@ -313,8 +313,8 @@ func TestConnectOptionsFromEnv(t *testing.T) {
 	auth := &authServer{}
 	dial := mtlsServer(t, p, auth)
 	t.Setenv(tokenwire.EnvTLSCA, p.caFile)
-	t.Setenv(tokenwire.EnvTLSCert, p.clientCert)
-	t.Setenv(tokenwire.EnvTLSKey, p.clientKey)
+	t.Setenv(tokenwire.EnvClientCert, p.clientCert)
+	t.Setenv(tokenwire.EnvClientKey, p.clientKey)
 	t.Setenv(tokenwire.EnvToken, goodToken)
 	opts := append(tokenwire.ConnectOptionsFromEnv(), dial, tokenwire.WithServerName("localhost"))
 	if err := exercise(t, connect(t, opts...)); err != nil {
@@ -322,14 +322,14 @@ func TestConnectOptionsFromEnv(t *testing.T) {
 	}
 
 	// Without the key the certificate is refused at Connect.
-	t.Setenv(tokenwire.EnvTLSKey, "")
+	t.Setenv(tokenwire.EnvClientKey, "")
 	if _, err := tokenwire.Connect("127.0.0.1:1", tokenwire.ConnectOptionsFromEnv()...); err == nil ||
 		!strings.Contains(err.Error(), "both") {
 		t.Fatalf("want an error for a certificate without its key, got %v", err)
 	}
 
 	// Nothing set: plaintext, no token.
-	for _, name := range []string{tokenwire.EnvTLSCA, tokenwire.EnvTLSCert, tokenwire.EnvToken} {
+	for _, name := range []string{tokenwire.EnvTLSCA, tokenwire.EnvClientCert, tokenwire.EnvToken} {
 		t.Setenv(name, "")
 	}
 	if opts := tokenwire.ConnectOptionsFromEnv(); len(opts) != 0 {

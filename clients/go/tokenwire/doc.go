@@ -6,7 +6,7 @@
 //
 //   - [Connect] with [WithTLS], [WithClientCert] and [WithToken] for TLS,
 //     mTLS and a bearer token on every call ([ConnectOptionsFromEnv] reads
-//     them from TOKENWIRE_TLS_CA, TOKENWIRE_TLS_CERT, TOKENWIRE_TLS_KEY and
+//     them from TOKENWIRE_TLS_CA, TOKENWIRE_CLIENT_CERT, TOKENWIRE_CLIENT_KEY and
 //     TOKENWIRE_TOKEN);
 //   - [Client.Generate] streams one generation as typed [Event] values, and
 //     [Stream.Collect] gathers them into a [Result];

@@ -7,8 +7,8 @@ decoded greedily, at most 32 tokens; each delta's text is printed as it arrives.
 
 For a server with TLS and token auth, also set:
   TOKENWIRE_TLS_CA     CA bundle (PEM) that signed the server's certificate; setting it turns TLS on
-  TOKENWIRE_TLS_CERT   client certificate (PEM) for mTLS, with
-  TOKENWIRE_TLS_KEY    its private key (PEM)
+  TOKENWIRE_CLIENT_CERT   client certificate (PEM) for mTLS, with
+  TOKENWIRE_CLIENT_KEY    its private key (PEM)
   TOKENWIRE_TOKEN      bearer token, sent as ``authorization: Bearer <token>``
 A failed call prints ``error: <CODE>: <message>`` to stderr and exits 1.
 """
@@ -25,8 +25,8 @@ from tokenwire.client import AsyncClient, Delta, Finished, TlsOptions, Tokenwire
 def tls_from_environment() -> TlsOptions | None:
     """TLS options from TOKENWIRE_TLS_CA / _CERT / _KEY; None (plaintext) when none is set."""
     ca = os.environ.get("TOKENWIRE_TLS_CA") or None
-    cert = os.environ.get("TOKENWIRE_TLS_CERT") or None
-    key = os.environ.get("TOKENWIRE_TLS_KEY") or None
+    cert = os.environ.get("TOKENWIRE_CLIENT_CERT") or None
+    key = os.environ.get("TOKENWIRE_CLIENT_KEY") or None
     if ca is None and cert is None and key is None:
         return None
     return TlsOptions.from_files(root_certificates=ca, certificate_chain=cert, private_key=key)

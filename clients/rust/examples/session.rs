@@ -3,7 +3,7 @@
 //! `<request_id> <FINISH_REASON_NAME> <completion_tokens> <text-as-JSON>`.
 //!
 //! Usage: `TOKENWIRE_TARGET=127.0.0.1:50051 cargo run --example session`
-//! (`TOKENWIRE_TLS_CA`, `TOKENWIRE_TLS_CERT`, `TOKENWIRE_TLS_KEY` and
+//! (`TOKENWIRE_TLS_CA`, `TOKENWIRE_CLIENT_CERT`, `TOKENWIRE_CLIENT_KEY` and
 //! `TOKENWIRE_TOKEN` as for the stream example).
 
 use std::time::Duration;

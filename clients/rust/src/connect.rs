@@ -12,10 +12,10 @@ use tonic::{Request, Status};
 pub const ENV_TARGET: &str = "TOKENWIRE_TARGET";
 /// Environment variable with a PEM CA bundle; setting it turns TLS on.
 pub const ENV_TLS_CA: &str = "TOKENWIRE_TLS_CA";
-/// Environment variable with a PEM client certificate (mTLS), with [`ENV_TLS_KEY`].
-pub const ENV_TLS_CERT: &str = "TOKENWIRE_TLS_CERT";
-/// Environment variable with the PEM private key of [`ENV_TLS_CERT`].
-pub const ENV_TLS_KEY: &str = "TOKENWIRE_TLS_KEY";
+/// Environment variable with a PEM client certificate (mTLS), with [`ENV_CLIENT_KEY`].
+pub const ENV_CLIENT_CERT: &str = "TOKENWIRE_CLIENT_CERT";
+/// Environment variable with the PEM private key of [`ENV_CLIENT_CERT`].
+pub const ENV_CLIENT_KEY: &str = "TOKENWIRE_CLIENT_KEY";
 /// Environment variable with a bearer token.
 pub const ENV_TOKEN: &str = "TOKENWIRE_TOKEN";
 
@@ -69,8 +69,8 @@ impl ConnectOptions {
     }
 
     /// The options the environment asks for: `TOKENWIRE_TLS_CA` (a CA
-    /// bundle; setting it turns TLS on), `TOKENWIRE_TLS_CERT` and
-    /// `TOKENWIRE_TLS_KEY` (a client certificate; they turn TLS on too,
+    /// bundle; setting it turns TLS on), `TOKENWIRE_CLIENT_CERT` and
+    /// `TOKENWIRE_CLIENT_KEY` (a client certificate; they turn TLS on too,
     /// verified against the system's roots when no CA is set) and
     /// `TOKENWIRE_TOKEN` (a bearer token). Unset or empty variables add
     /// nothing; connecting reports a certificate without its key and the like.
@@ -84,7 +84,7 @@ impl ConnectOptions {
         if let Some(ca) = get(ENV_TLS_CA) {
             options = options.ca_file(ca);
         }
-        let (cert, key) = (get(ENV_TLS_CERT), get(ENV_TLS_KEY));
+        let (cert, key) = (get(ENV_CLIENT_CERT), get(ENV_CLIENT_KEY));
         if cert.is_some() || key.is_some() {
             options.tls = true;
             options.cert_file = cert.map(PathBuf::from);
@@ -422,8 +422,8 @@ mod tests {
 
         let all = env(&[
             (ENV_TLS_CA, "ca.pem"),
-            (ENV_TLS_CERT, "client.pem"),
-            (ENV_TLS_KEY, "client.key"),
+            (ENV_CLIENT_CERT, "client.pem"),
+            (ENV_CLIENT_KEY, "client.key"),
             (ENV_TOKEN, "tw-token"),
         ]);
         assert!(all.tls);
@@ -434,7 +434,7 @@ mod tests {
 
         // A client certificate alone turns TLS on (system roots); without
         // its key, connecting is refused.
-        let cert_only = env(&[(ENV_TLS_CERT, "client.pem")]);
+        let cert_only = env(&[(ENV_CLIENT_CERT, "client.pem")]);
         assert!(cert_only.tls && cert_only.ca_file.is_none());
         assert!(invalid(cert_only.endpoint("localhost:1")).contains("both"));
     }

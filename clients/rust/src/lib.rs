@@ -39,7 +39,7 @@ mod session;
 
 pub use client::{AuthChannel, Client, Completion, Event, Generation};
 pub use connect::{
-    BearerAuth, ConnectError, ConnectOptions, ENV_TARGET, ENV_TLS_CA, ENV_TLS_CERT, ENV_TLS_KEY,
+    BearerAuth, ConnectError, ConnectOptions, ENV_TARGET, ENV_TLS_CA, ENV_CLIENT_CERT, ENV_CLIENT_KEY,
     ENV_TOKEN, MAX_TOKEN_BYTES,
 };
 pub use session::{Session, SessionGeneration};

@@ -1,7 +1,7 @@
 // Streams one completion to stdout.
 //   TOKENWIRE_TARGET=127.0.0.1:50051 node dist/examples/stream.js "What is the capital of France?"
 // TLS and auth from the environment: TOKENWIRE_TLS_CA (CA file; turns TLS on),
-// TOKENWIRE_TLS_CERT + TOKENWIRE_TLS_KEY (client certificate, mTLS),
+// TOKENWIRE_CLIENT_CERT + TOKENWIRE_CLIENT_KEY (client certificate, mTLS),
 // TOKENWIRE_TOKEN (bearer token).
 import { ConnectError } from "@connectrpc/connect";
 

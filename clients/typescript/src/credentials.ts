@@ -117,7 +117,7 @@ export function tlsSessionOptions(tls: TlsOptions): SecureClientSessionOptions {
 export interface EnvironmentSettings {
   /** TOKENWIRE_TARGET, default "127.0.0.1:50051". */
   readonly target: string;
-  /** TLS from TOKENWIRE_TLS_CA / TOKENWIRE_TLS_CERT / TOKENWIRE_TLS_KEY; undefined for plaintext. */
+  /** TLS from TOKENWIRE_TLS_CA / TOKENWIRE_CLIENT_CERT / TOKENWIRE_CLIENT_KEY; undefined for plaintext. */
   readonly tls: TlsOptions | undefined;
   /** TOKENWIRE_TOKEN. */
   readonly token: string | undefined;
@@ -126,7 +126,7 @@ export interface EnvironmentSettings {
 /**
  * The connection settings of the examples, from environment variables:
  * TOKENWIRE_TARGET; TOKENWIRE_TLS_CA (a CA file: turns TLS on);
- * TOKENWIRE_TLS_CERT + TOKENWIRE_TLS_KEY (client certificate: turn TLS on
+ * TOKENWIRE_CLIENT_CERT + TOKENWIRE_CLIENT_KEY (client certificate: turn TLS on
  * too, verified with the default roots unless TOKENWIRE_TLS_CA is set);
  * TOKENWIRE_TOKEN (bearer token). Empty variables count as unset.
  */
@@ -136,8 +136,8 @@ export function optionsFromEnvironment(env: NodeJS.ProcessEnv = process.env): En
     return value === undefined || value === "" ? undefined : value;
   };
   const caFile = get("TOKENWIRE_TLS_CA");
-  const certFile = get("TOKENWIRE_TLS_CERT");
-  const keyFile = get("TOKENWIRE_TLS_KEY");
+  const certFile = get("TOKENWIRE_CLIENT_CERT");
+  const keyFile = get("TOKENWIRE_CLIENT_KEY");
   const tlsOn = caFile !== undefined || certFile !== undefined || keyFile !== undefined;
   return {
     target: get("TOKENWIRE_TARGET") ?? "127.0.0.1:50051",

@@ -181,7 +181,7 @@ test("optionsFromEnvironment reads the examples' variables", () => {
     token: "t",
   });
   assert.deepEqual(
-    optionsFromEnvironment({ TOKENWIRE_TARGET: "localhost:9", TOKENWIRE_TLS_CERT: "c.pem", TOKENWIRE_TLS_KEY: "k.pem" }).tls,
+    optionsFromEnvironment({ TOKENWIRE_TARGET: "localhost:9", TOKENWIRE_CLIENT_CERT: "c.pem", TOKENWIRE_CLIENT_KEY: "k.pem" }).tls,
     { caFile: undefined, certFile: "c.pem", keyFile: "k.pem" },
   );
 });

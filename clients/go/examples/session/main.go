@@ -4,8 +4,8 @@
 //	<request_id> <FINISH_REASON_NAME> <completion_tokens> <text-as-JSON-string>
 //
 // Run it with TOKENWIRE_TARGET=host:port (default 127.0.0.1:50051), and for
-// a server with TLS or token auth TOKENWIRE_TLS_CA, TOKENWIRE_TLS_CERT,
-// TOKENWIRE_TLS_KEY and TOKENWIRE_TOKEN as for the stream example.
+// a server with TLS or token auth TOKENWIRE_TLS_CA, TOKENWIRE_CLIENT_CERT,
+// TOKENWIRE_CLIENT_KEY and TOKENWIRE_TOKEN as for the stream example.
 package main
 
 import (

@@ -6,7 +6,7 @@
 // user message, decoded greedily, at most 32 tokens.
 //
 // For a server with TLS or token auth set TOKENWIRE_TLS_CA (a PEM CA bundle;
-// setting it turns TLS on), TOKENWIRE_TLS_CERT and TOKENWIRE_TLS_KEY (a
+// setting it turns TLS on), TOKENWIRE_CLIENT_CERT and TOKENWIRE_CLIENT_KEY (a
 // client certificate for mTLS) and TOKENWIRE_TOKEN (a bearer token). A
 // failed call is reported on stderr as "stream: <CODE>: <message>" (for
 // example UNAUTHENTICATED) with exit status 1.

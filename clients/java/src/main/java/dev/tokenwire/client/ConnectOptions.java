@@ -53,21 +53,21 @@ public final class ConnectOptions {
 
   /**
    * Options from environment variables (blank ones count as unset): {@code TOKENWIRE_TLS_CA} (a
-   * PEM CA file; turns TLS on), {@code TOKENWIRE_TLS_CERT} + {@code TOKENWIRE_TLS_KEY} (client
+   * PEM CA file; turns TLS on), {@code TOKENWIRE_CLIENT_CERT} + {@code TOKENWIRE_CLIENT_KEY} (client
    * certificate chain and PKCS#8 key; turn TLS on too, verified with the JDK's roots unless
    * TOKENWIRE_TLS_CA is set), {@code TOKENWIRE_TOKEN} (bearer token).
    *
-   * @throws IllegalArgumentException when only one of TOKENWIRE_TLS_CERT and TOKENWIRE_TLS_KEY
+   * @throws IllegalArgumentException when only one of TOKENWIRE_CLIENT_CERT and TOKENWIRE_CLIENT_KEY
    *     is set, or the token is malformed
    */
   public static ConnectOptions fromEnvironment(Map<String, String> env) {
     Builder b = builder();
     Optional<String> ca = get(env, "TOKENWIRE_TLS_CA");
-    Optional<String> cert = get(env, "TOKENWIRE_TLS_CERT");
-    Optional<String> key = get(env, "TOKENWIRE_TLS_KEY");
+    Optional<String> cert = get(env, "TOKENWIRE_CLIENT_CERT");
+    Optional<String> key = get(env, "TOKENWIRE_CLIENT_KEY");
     ca.ifPresent(path -> b.trustedCa(Path.of(path)));
     if (cert.isPresent() != key.isPresent()) {
-      throw new IllegalArgumentException("TOKENWIRE_TLS_CERT and TOKENWIRE_TLS_KEY go together (both or neither)");
+      throw new IllegalArgumentException("TOKENWIRE_CLIENT_CERT and TOKENWIRE_CLIENT_KEY go together (both or neither)");
     }
     if (cert.isPresent()) {
       b.clientCertificate(Path.of(cert.get()), Path.of(key.get()));

@@ -76,8 +76,8 @@ public final class TokenwireClient implements AutoCloseable {
 
   /**
    * Connects to $TOKENWIRE_TARGET (or {@value #DEFAULT_TARGET}) with the TLS and token settings
-   * of {@link ConnectOptions#fromEnvironment()}: TOKENWIRE_TLS_CA, TOKENWIRE_TLS_CERT,
-   * TOKENWIRE_TLS_KEY, TOKENWIRE_TOKEN. Plaintext when none is set.
+   * of {@link ConnectOptions#fromEnvironment()}: TOKENWIRE_TLS_CA, TOKENWIRE_CLIENT_CERT,
+   * TOKENWIRE_CLIENT_KEY, TOKENWIRE_TOKEN. Plaintext when none is set.
    */
   public static TokenwireClient fromEnvironment() {
     String target = System.getenv("TOKENWIRE_TARGET");

@@ -13,7 +13,7 @@ import java.time.Duration;
 /**
  * Streams one completion to stdout. Usage: {@code StreamExample [prompt]} with the server at
  * $TOKENWIRE_TARGET (default 127.0.0.1:50051). TLS and auth from the environment:
- * TOKENWIRE_TLS_CA (CA file; turns TLS on), TOKENWIRE_TLS_CERT + TOKENWIRE_TLS_KEY (client
+ * TOKENWIRE_TLS_CA (CA file; turns TLS on), TOKENWIRE_CLIENT_CERT + TOKENWIRE_CLIENT_KEY (client
  * certificate and PKCS#8 key, mTLS), TOKENWIRE_TOKEN (bearer token). A failed call prints
  * {@code error: <CODE>: <description>} to stderr and exits 1.
  */

@@ -177,15 +177,15 @@ class ConnectOptionsTest {
     assertTrue(ca.hasBearerToken());
 
     ConnectOptions mtls = ConnectOptions.fromEnvironment(
-        Map.of("TOKENWIRE_TLS_CERT", "c.pem", "TOKENWIRE_TLS_KEY", "k.pem"));
+        Map.of("TOKENWIRE_CLIENT_CERT", "c.pem", "TOKENWIRE_CLIENT_KEY", "k.pem"));
     assertTrue(mtls.tls());
     assertTrue(mtls.caFile().isEmpty());
     assertEquals(Path.of("c.pem"), mtls.certFile().orElseThrow());
     assertEquals(Path.of("k.pem"), mtls.keyFile().orElseThrow());
 
     assertThrows(IllegalArgumentException.class,
-        () -> ConnectOptions.fromEnvironment(Map.of("TOKENWIRE_TLS_CERT", "c.pem")));
+        () -> ConnectOptions.fromEnvironment(Map.of("TOKENWIRE_CLIENT_CERT", "c.pem")));
     assertThrows(IllegalArgumentException.class,
-        () -> ConnectOptions.fromEnvironment(Map.of("TOKENWIRE_TLS_KEY", "k.pem")));
+        () -> ConnectOptions.fromEnvironment(Map.of("TOKENWIRE_CLIENT_KEY", "k.pem")));
   }
 }
