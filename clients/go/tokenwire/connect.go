@@ -15,11 +15,11 @@ import (
 
 // Environment variables read by [ConnectOptionsFromEnv] (and the examples).
 const (
-	EnvTarget  = "TOKENWIRE_TARGET"   // host:port of the server
-	EnvTLSCA   = "TOKENWIRE_TLS_CA"   // PEM CA bundle; setting it turns TLS on
+	EnvTarget     = "TOKENWIRE_TARGET"      // host:port of the server
+	EnvTLSCA      = "TOKENWIRE_TLS_CA"      // PEM CA bundle; setting it turns TLS on
 	EnvClientCert = "TOKENWIRE_CLIENT_CERT" // PEM client certificate (mTLS), with EnvClientKey
 	EnvClientKey  = "TOKENWIRE_CLIENT_KEY"  // PEM private key of that certificate
-	EnvToken   = "TOKENWIRE_TOKEN"    // bearer token
+	EnvToken      = "TOKENWIRE_TOKEN"       // bearer token
 )
 
 // MaxTokenBytes is the longest bearer token the server considers; longer

@@ -39,8 +39,8 @@ mod session;
 
 pub use client::{AuthChannel, Client, Completion, Event, Generation};
 pub use connect::{
-    BearerAuth, ConnectError, ConnectOptions, ENV_TARGET, ENV_TLS_CA, ENV_CLIENT_CERT, ENV_CLIENT_KEY,
-    ENV_TOKEN, MAX_TOKEN_BYTES,
+    BearerAuth, ConnectError, ConnectOptions, ENV_CLIENT_CERT, ENV_CLIENT_KEY, ENV_TARGET,
+    ENV_TLS_CA, ENV_TOKEN, MAX_TOKEN_BYTES,
 };
 pub use session::{Session, SessionGeneration};
 pub use tonic::{Code, Status};

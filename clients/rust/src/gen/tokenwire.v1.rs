@@ -141,7 +141,10 @@ pub struct ChatMessage {
 #[derive(Clone, Copy, PartialEq, ::prost::Message)]
 pub struct SamplingParams {
     /// Softmax temperature in \[0, 100\]. 0 means greedy decoding (always the most
-    /// likely token). Engine default: 1.0.
+    /// likely token). Engine default: 1.0. Every positive value is honoured: a
+    /// temperature so small that every other token's probability underflows to 0
+    /// (below about 1e-3 for typical logits) samples exactly like greedy, a tie
+    /// for the top drawn at random; it never yields inf or NaN.
     #[prost(float, optional, tag="1")]
     pub temperature: ::core::option::Option<f32>,
     /// Nucleus sampling: keep the smallest set of tokens whose probability adds
@@ -160,8 +163,11 @@ pub struct SamplingParams {
     /// the same server and engine gives the same tokens. Default: random.
     #[prost(uint64, optional, tag="5")]
     pub seed: ::core::option::Option<u64>,
-    /// Divides the logits of tokens already in the prompt or output (values
-    /// above 1 discourage repetition). In (0, 10]. Engine default: 1.0 (off).
+    /// Divides the positive logits (and multiplies the negative ones) of tokens
+    /// already in the prompt or output: values above 1 discourage repetition,
+    /// values below 1 encourage it, and a tiny value such as 1e-40 makes the seen
+    /// token with the highest positive logit the top choice. In (0, 10]. Engine
+    /// default: 1.0 (off).
     #[prost(float, optional, tag="6")]
     pub repetition_penalty: ::core::option::Option<f32>,
     /// Subtracted once from the logit of every token already in the output.
@@ -298,7 +304,9 @@ pub mod session_response {
         Finished(super::Finished),
         /// Last event of a generation that failed, instead of `finished`. Carries
         /// the same code and details that Generate would have failed with (for
-        /// example INVALID_ARGUMENT with google.rpc.BadRequest).
+        /// example INVALID_ARGUMENT with google.rpc.BadRequest). A `start` whose
+        /// own `request_id` is invalid gets this event with an empty `request_id`
+        /// (the server never echoes an id it refused).
         #[prost(message, tag="5")]
         Error(::tonic_types::pb::Status),
     }

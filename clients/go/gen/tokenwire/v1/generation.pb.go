@@ -536,7 +536,10 @@ func (x *ChatMessage) GetContent() string {
 type SamplingParams struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Softmax temperature in [0, 100]. 0 means greedy decoding (always the most
-	// likely token). Engine default: 1.0.
+	// likely token). Engine default: 1.0. Every positive value is honoured: a
+	// temperature so small that every other token's probability underflows to 0
+	// (below about 1e-3 for typical logits) samples exactly like greedy, a tie
+	// for the top drawn at random; it never yields inf or NaN.
 	Temperature *float32 `protobuf:"fixed32,1,opt,name=temperature,proto3,oneof" json:"temperature,omitempty"`
 	// Nucleus sampling: keep the smallest set of tokens whose probability adds
 	// up to at least top_p. In (0, 1]. Engine default: 1.0 (off).
@@ -550,8 +553,11 @@ type SamplingParams struct {
 	// Seed for reproducible sampling: the same request with the same seed on
 	// the same server and engine gives the same tokens. Default: random.
 	Seed *uint64 `protobuf:"varint,5,opt,name=seed,proto3,oneof" json:"seed,omitempty"`
-	// Divides the logits of tokens already in the prompt or output (values
-	// above 1 discourage repetition). In (0, 10]. Engine default: 1.0 (off).
+	// Divides the positive logits (and multiplies the negative ones) of tokens
+	// already in the prompt or output: values above 1 discourage repetition,
+	// values below 1 encourage it, and a tiny value such as 1e-40 makes the seen
+	// token with the highest positive logit the top choice. In (0, 10]. Engine
+	// default: 1.0 (off).
 	RepetitionPenalty *float32 `protobuf:"fixed32,6,opt,name=repetition_penalty,json=repetitionPenalty,proto3,oneof" json:"repetition_penalty,omitempty"`
 	// Subtracted once from the logit of every token already in the output.
 	// In [-2, 2]. Engine default: 0.
@@ -1181,7 +1187,9 @@ type SessionResponse_Finished struct {
 type SessionResponse_Error struct {
 	// Last event of a generation that failed, instead of `finished`. Carries
 	// the same code and details that Generate would have failed with (for
-	// example INVALID_ARGUMENT with google.rpc.BadRequest).
+	// example INVALID_ARGUMENT with google.rpc.BadRequest). A `start` whose
+	// own `request_id` is invalid gets this event with an empty `request_id`
+	// (the server never echoes an id it refused).
 	Error *status.Status `protobuf:"bytes,5,opt,name=error,proto3,oneof"`
 }
 

@@ -42,12 +42,19 @@ type GenerationServiceClient interface {
 	// Generates a completion for one request and streams its events: one
 	// `started`, any number of `delta`, then one `finished`.
 	//
-	// Errors: INVALID_ARGUMENT (with google.rpc.BadRequest field violations)
-	// for bad input, ALREADY_EXISTS when `request_id` is already in flight,
+	// Errors: INVALID_ARGUMENT (with google.rpc.BadRequest field violations:
+	// the first 20, the message counts the rest) for bad input, input too large
+	// for the context included (refused by its size before any tokenizing),
+	// ALREADY_EXISTS when `request_id` is already in flight,
 	// RESOURCE_EXHAUSTED (with google.rpc.RetryInfo) when the engine's queue is
-	// full, UNAVAILABLE while the model is loading or the server is draining.
-	// Cancelling the call, or its gRPC deadline passing, cancels the generation
-	// and frees its engine slot at once.
+	// full or when the caller stopped reading for the server's stall timeout
+	// (ErrorInfo reason READER_STALLED; the generation was cancelled),
+	// UNAVAILABLE (with RetryInfo) while the model is loading or the server is
+	// draining, UNAUTHENTICATED / PERMISSION_DENIED when the server requires a
+	// bearer token. Cancelling the call, or its gRPC deadline passing, cancels
+	// the generation and frees its engine slot at once. When the server drains,
+	// generations in flight run on for its grace period; those still running
+	// then end with FINISH_REASON_CANCELLED and their usage, and the call OK.
 	Generate(ctx context.Context, in *GenerateRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[GenerateResponse], error)
 	// Runs many generations on one bidirectional stream. Each `start` carries
 	// a caller-chosen `request_id`; every response carries the id it belongs
@@ -64,7 +71,8 @@ type GenerationServiceClient interface {
 	Session(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[SessionRequest, SessionResponse], error)
 	// Cancels the generation with the given id, wherever it runs (any
 	// connection, Generate or Session). Idempotent: unknown and already
-	// finished ids are not an error. The cancelled generation's stream ends
+	// finished ids are not an error; an id that could never be valid (empty,
+	// over 128 characters, not printable ASCII) is INVALID_ARGUMENT. The cancelled generation's stream ends
 	// with a `finished` event whose reason is FINISH_REASON_CANCELLED.
 	Abort(ctx context.Context, in *AbortRequest, opts ...grpc.CallOption) (*AbortResponse, error)
 }
@@ -137,12 +145,19 @@ type GenerationServiceServer interface {
 	// Generates a completion for one request and streams its events: one
 	// `started`, any number of `delta`, then one `finished`.
 	//
-	// Errors: INVALID_ARGUMENT (with google.rpc.BadRequest field violations)
-	// for bad input, ALREADY_EXISTS when `request_id` is already in flight,
+	// Errors: INVALID_ARGUMENT (with google.rpc.BadRequest field violations:
+	// the first 20, the message counts the rest) for bad input, input too large
+	// for the context included (refused by its size before any tokenizing),
+	// ALREADY_EXISTS when `request_id` is already in flight,
 	// RESOURCE_EXHAUSTED (with google.rpc.RetryInfo) when the engine's queue is
-	// full, UNAVAILABLE while the model is loading or the server is draining.
-	// Cancelling the call, or its gRPC deadline passing, cancels the generation
-	// and frees its engine slot at once.
+	// full or when the caller stopped reading for the server's stall timeout
+	// (ErrorInfo reason READER_STALLED; the generation was cancelled),
+	// UNAVAILABLE (with RetryInfo) while the model is loading or the server is
+	// draining, UNAUTHENTICATED / PERMISSION_DENIED when the server requires a
+	// bearer token. Cancelling the call, or its gRPC deadline passing, cancels
+	// the generation and frees its engine slot at once. When the server drains,
+	// generations in flight run on for its grace period; those still running
+	// then end with FINISH_REASON_CANCELLED and their usage, and the call OK.
 	Generate(*GenerateRequest, grpc.ServerStreamingServer[GenerateResponse]) error
 	// Runs many generations on one bidirectional stream. Each `start` carries
 	// a caller-chosen `request_id`; every response carries the id it belongs
@@ -159,7 +174,8 @@ type GenerationServiceServer interface {
 	Session(grpc.BidiStreamingServer[SessionRequest, SessionResponse]) error
 	// Cancels the generation with the given id, wherever it runs (any
 	// connection, Generate or Session). Idempotent: unknown and already
-	// finished ids are not an error. The cancelled generation's stream ends
+	// finished ids are not an error; an id that could never be valid (empty,
+	// over 128 characters, not printable ASCII) is INVALID_ARGUMENT. The cancelled generation's stream ends
 	// with a `finished` event whose reason is FINISH_REASON_CANCELLED.
 	Abort(context.Context, *AbortRequest) (*AbortResponse, error)
 	mustEmbedUnimplementedGenerationServiceServer()

@@ -319,7 +319,10 @@ class SamplingParams(_message.Message):
     FREQUENCY_PENALTY_FIELD_NUMBER: _builtins.int
     temperature: _builtins.float
     """Softmax temperature in [0, 100]. 0 means greedy decoding (always the most
-    likely token). Engine default: 1.0.
+    likely token). Engine default: 1.0. Every positive value is honoured: a
+    temperature so small that every other token's probability underflows to 0
+    (below about 1e-3 for typical logits) samples exactly like greedy, a tie
+    for the top drawn at random; it never yields inf or NaN.
     """
     top_p: _builtins.float
     """Nucleus sampling: keep the smallest set of tokens whose probability adds
@@ -338,8 +341,11 @@ class SamplingParams(_message.Message):
     the same server and engine gives the same tokens. Default: random.
     """
     repetition_penalty: _builtins.float
-    """Divides the logits of tokens already in the prompt or output (values
-    above 1 discourage repetition). In (0, 10]. Engine default: 1.0 (off).
+    """Divides the positive logits (and multiplies the negative ones) of tokens
+    already in the prompt or output: values above 1 discourage repetition,
+    values below 1 encourage it, and a tiny value such as 1e-40 makes the seen
+    token with the highest positive logit the top choice. In (0, 10]. Engine
+    default: 1.0 (off).
     """
     presence_penalty: _builtins.float
     """Subtracted once from the logit of every token already in the output.
@@ -632,7 +638,9 @@ class SessionResponse(_message.Message):
     def error(self) -> _status_pb2.Status:
         """Last event of a generation that failed, instead of `finished`. Carries
         the same code and details that Generate would have failed with (for
-        example INVALID_ARGUMENT with google.rpc.BadRequest).
+        example INVALID_ARGUMENT with google.rpc.BadRequest). A `start` whose
+        own `request_id` is invalid gets this event with an empty `request_id`
+        (the server never echoes an id it refused).
         """
 
     def __init__(

@@ -272,7 +272,10 @@ export const ChatMessageSchema: GenMessage<ChatMessage> = /*@__PURE__*/
 export type SamplingParams = Message<"tokenwire.v1.SamplingParams"> & {
   /**
    * Softmax temperature in [0, 100]. 0 means greedy decoding (always the most
-   * likely token). Engine default: 1.0.
+   * likely token). Engine default: 1.0. Every positive value is honoured: a
+   * temperature so small that every other token's probability underflows to 0
+   * (below about 1e-3 for typical logits) samples exactly like greedy, a tie
+   * for the top drawn at random; it never yields inf or NaN.
    *
    * @generated from field: optional float temperature = 1;
    */
@@ -311,8 +314,11 @@ export type SamplingParams = Message<"tokenwire.v1.SamplingParams"> & {
   seed?: bigint | undefined;
 
   /**
-   * Divides the logits of tokens already in the prompt or output (values
-   * above 1 discourage repetition). In (0, 10]. Engine default: 1.0 (off).
+   * Divides the positive logits (and multiplies the negative ones) of tokens
+   * already in the prompt or output: values above 1 discourage repetition,
+   * values below 1 encourage it, and a tiny value such as 1e-40 makes the seen
+   * token with the highest positive logit the top choice. In (0, 10]. Engine
+   * default: 1.0 (off).
    *
    * @generated from field: optional float repetition_penalty = 6;
    */
@@ -600,7 +606,9 @@ export type SessionResponse = Message<"tokenwire.v1.SessionResponse"> & {
     /**
      * Last event of a generation that failed, instead of `finished`. Carries
      * the same code and details that Generate would have failed with (for
-     * example INVALID_ARGUMENT with google.rpc.BadRequest).
+     * example INVALID_ARGUMENT with google.rpc.BadRequest). A `start` whose
+     * own `request_id` is invalid gets this event with an empty `request_id`
+     * (the server never echoes an id it refused).
      *
      * @generated from field: google.rpc.Status error = 5;
      */
@@ -1044,12 +1052,19 @@ export const GenerationService: GenService<{
    * Generates a completion for one request and streams its events: one
    * `started`, any number of `delta`, then one `finished`.
    *
-   * Errors: INVALID_ARGUMENT (with google.rpc.BadRequest field violations)
-   * for bad input, ALREADY_EXISTS when `request_id` is already in flight,
+   * Errors: INVALID_ARGUMENT (with google.rpc.BadRequest field violations:
+   * the first 20, the message counts the rest) for bad input, input too large
+   * for the context included (refused by its size before any tokenizing),
+   * ALREADY_EXISTS when `request_id` is already in flight,
    * RESOURCE_EXHAUSTED (with google.rpc.RetryInfo) when the engine's queue is
-   * full, UNAVAILABLE while the model is loading or the server is draining.
-   * Cancelling the call, or its gRPC deadline passing, cancels the generation
-   * and frees its engine slot at once.
+   * full or when the caller stopped reading for the server's stall timeout
+   * (ErrorInfo reason READER_STALLED; the generation was cancelled),
+   * UNAVAILABLE (with RetryInfo) while the model is loading or the server is
+   * draining, UNAUTHENTICATED / PERMISSION_DENIED when the server requires a
+   * bearer token. Cancelling the call, or its gRPC deadline passing, cancels
+   * the generation and frees its engine slot at once. When the server drains,
+   * generations in flight run on for its grace period; those still running
+   * then end with FINISH_REASON_CANCELLED and their usage, and the call OK.
    *
    * @generated from rpc tokenwire.v1.GenerationService.Generate
    */
@@ -1082,7 +1097,8 @@ export const GenerationService: GenService<{
   /**
    * Cancels the generation with the given id, wherever it runs (any
    * connection, Generate or Session). Idempotent: unknown and already
-   * finished ids are not an error. The cancelled generation's stream ends
+   * finished ids are not an error; an id that could never be valid (empty,
+   * over 128 characters, not printable ASCII) is INVALID_ARGUMENT. The cancelled generation's stream ends
    * with a `finished` event whose reason is FINISH_REASON_CANCELLED.
    *
    * @generated from rpc tokenwire.v1.GenerationService.Abort

@@ -59,7 +59,10 @@ private static final long serialVersionUID = 0L;
   /**
    * <pre>
    * Softmax temperature in [0, 100]. 0 means greedy decoding (always the most
-   * likely token). Engine default: 1.0.
+   * likely token). Engine default: 1.0. Every positive value is honoured: a
+   * temperature so small that every other token's probability underflows to 0
+   * (below about 1e-3 for typical logits) samples exactly like greedy, a tie
+   * for the top drawn at random; it never yields inf or NaN.
    * </pre>
    *
    * <code>optional float temperature = 1 [json_name = "temperature"];</code>
@@ -72,7 +75,10 @@ private static final long serialVersionUID = 0L;
   /**
    * <pre>
    * Softmax temperature in [0, 100]. 0 means greedy decoding (always the most
-   * likely token). Engine default: 1.0.
+   * likely token). Engine default: 1.0. Every positive value is honoured: a
+   * temperature so small that every other token's probability underflows to 0
+   * (below about 1e-3 for typical logits) samples exactly like greedy, a tie
+   * for the top drawn at random; it never yields inf or NaN.
    * </pre>
    *
    * <code>optional float temperature = 1 [json_name = "temperature"];</code>
@@ -203,8 +209,11 @@ private static final long serialVersionUID = 0L;
   private float repetitionPenalty_ = 0F;
   /**
    * <pre>
-   * Divides the logits of tokens already in the prompt or output (values
-   * above 1 discourage repetition). In (0, 10]. Engine default: 1.0 (off).
+   * Divides the positive logits (and multiplies the negative ones) of tokens
+   * already in the prompt or output: values above 1 discourage repetition,
+   * values below 1 encourage it, and a tiny value such as 1e-40 makes the seen
+   * token with the highest positive logit the top choice. In (0, 10]. Engine
+   * default: 1.0 (off).
    * </pre>
    *
    * <code>optional float repetition_penalty = 6 [json_name = "repetitionPenalty"];</code>
@@ -216,8 +225,11 @@ private static final long serialVersionUID = 0L;
   }
   /**
    * <pre>
-   * Divides the logits of tokens already in the prompt or output (values
-   * above 1 discourage repetition). In (0, 10]. Engine default: 1.0 (off).
+   * Divides the positive logits (and multiplies the negative ones) of tokens
+   * already in the prompt or output: values above 1 discourage repetition,
+   * values below 1 encourage it, and a tiny value such as 1e-40 makes the seen
+   * token with the highest positive logit the top choice. In (0, 10]. Engine
+   * default: 1.0 (off).
    * </pre>
    *
    * <code>optional float repetition_penalty = 6 [json_name = "repetitionPenalty"];</code>
@@ -816,7 +828,10 @@ private static final long serialVersionUID = 0L;
     /**
      * <pre>
      * Softmax temperature in [0, 100]. 0 means greedy decoding (always the most
-     * likely token). Engine default: 1.0.
+     * likely token). Engine default: 1.0. Every positive value is honoured: a
+     * temperature so small that every other token's probability underflows to 0
+     * (below about 1e-3 for typical logits) samples exactly like greedy, a tie
+     * for the top drawn at random; it never yields inf or NaN.
      * </pre>
      *
      * <code>optional float temperature = 1 [json_name = "temperature"];</code>
@@ -829,7 +844,10 @@ private static final long serialVersionUID = 0L;
     /**
      * <pre>
      * Softmax temperature in [0, 100]. 0 means greedy decoding (always the most
-     * likely token). Engine default: 1.0.
+     * likely token). Engine default: 1.0. Every positive value is honoured: a
+     * temperature so small that every other token's probability underflows to 0
+     * (below about 1e-3 for typical logits) samples exactly like greedy, a tie
+     * for the top drawn at random; it never yields inf or NaN.
      * </pre>
      *
      * <code>optional float temperature = 1 [json_name = "temperature"];</code>
@@ -842,7 +860,10 @@ private static final long serialVersionUID = 0L;
     /**
      * <pre>
      * Softmax temperature in [0, 100]. 0 means greedy decoding (always the most
-     * likely token). Engine default: 1.0.
+     * likely token). Engine default: 1.0. Every positive value is honoured: a
+     * temperature so small that every other token's probability underflows to 0
+     * (below about 1e-3 for typical logits) samples exactly like greedy, a tie
+     * for the top drawn at random; it never yields inf or NaN.
      * </pre>
      *
      * <code>optional float temperature = 1 [json_name = "temperature"];</code>
@@ -859,7 +880,10 @@ private static final long serialVersionUID = 0L;
     /**
      * <pre>
      * Softmax temperature in [0, 100]. 0 means greedy decoding (always the most
-     * likely token). Engine default: 1.0.
+     * likely token). Engine default: 1.0. Every positive value is honoured: a
+     * temperature so small that every other token's probability underflows to 0
+     * (below about 1e-3 for typical logits) samples exactly like greedy, a tie
+     * for the top drawn at random; it never yields inf or NaN.
      * </pre>
      *
      * <code>optional float temperature = 1 [json_name = "temperature"];</code>
@@ -1115,8 +1139,11 @@ private static final long serialVersionUID = 0L;
     private float repetitionPenalty_ ;
     /**
      * <pre>
-     * Divides the logits of tokens already in the prompt or output (values
-     * above 1 discourage repetition). In (0, 10]. Engine default: 1.0 (off).
+     * Divides the positive logits (and multiplies the negative ones) of tokens
+     * already in the prompt or output: values above 1 discourage repetition,
+     * values below 1 encourage it, and a tiny value such as 1e-40 makes the seen
+     * token with the highest positive logit the top choice. In (0, 10]. Engine
+     * default: 1.0 (off).
      * </pre>
      *
      * <code>optional float repetition_penalty = 6 [json_name = "repetitionPenalty"];</code>
@@ -1128,8 +1155,11 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * Divides the logits of tokens already in the prompt or output (values
-     * above 1 discourage repetition). In (0, 10]. Engine default: 1.0 (off).
+     * Divides the positive logits (and multiplies the negative ones) of tokens
+     * already in the prompt or output: values above 1 discourage repetition,
+     * values below 1 encourage it, and a tiny value such as 1e-40 makes the seen
+     * token with the highest positive logit the top choice. In (0, 10]. Engine
+     * default: 1.0 (off).
      * </pre>
      *
      * <code>optional float repetition_penalty = 6 [json_name = "repetitionPenalty"];</code>
@@ -1141,8 +1171,11 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * Divides the logits of tokens already in the prompt or output (values
-     * above 1 discourage repetition). In (0, 10]. Engine default: 1.0 (off).
+     * Divides the positive logits (and multiplies the negative ones) of tokens
+     * already in the prompt or output: values above 1 discourage repetition,
+     * values below 1 encourage it, and a tiny value such as 1e-40 makes the seen
+     * token with the highest positive logit the top choice. In (0, 10]. Engine
+     * default: 1.0 (off).
      * </pre>
      *
      * <code>optional float repetition_penalty = 6 [json_name = "repetitionPenalty"];</code>
@@ -1158,8 +1191,11 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * Divides the logits of tokens already in the prompt or output (values
-     * above 1 discourage repetition). In (0, 10]. Engine default: 1.0 (off).
+     * Divides the positive logits (and multiplies the negative ones) of tokens
+     * already in the prompt or output: values above 1 discourage repetition,
+     * values below 1 encourage it, and a tiny value such as 1e-40 makes the seen
+     * token with the highest positive logit the top choice. In (0, 10]. Engine
+     * default: 1.0 (off).
      * </pre>
      *
      * <code>optional float repetition_penalty = 6 [json_name = "repetitionPenalty"];</code>

@@ -13,7 +13,10 @@ public interface SamplingParamsOrBuilder extends
   /**
    * <pre>
    * Softmax temperature in [0, 100]. 0 means greedy decoding (always the most
-   * likely token). Engine default: 1.0.
+   * likely token). Engine default: 1.0. Every positive value is honoured: a
+   * temperature so small that every other token's probability underflows to 0
+   * (below about 1e-3 for typical logits) samples exactly like greedy, a tie
+   * for the top drawn at random; it never yields inf or NaN.
    * </pre>
    *
    * <code>optional float temperature = 1 [json_name = "temperature"];</code>
@@ -23,7 +26,10 @@ public interface SamplingParamsOrBuilder extends
   /**
    * <pre>
    * Softmax temperature in [0, 100]. 0 means greedy decoding (always the most
-   * likely token). Engine default: 1.0.
+   * likely token). Engine default: 1.0. Every positive value is honoured: a
+   * temperature so small that every other token's probability underflows to 0
+   * (below about 1e-3 for typical logits) samples exactly like greedy, a tie
+   * for the top drawn at random; it never yields inf or NaN.
    * </pre>
    *
    * <code>optional float temperature = 1 [json_name = "temperature"];</code>
@@ -117,8 +123,11 @@ public interface SamplingParamsOrBuilder extends
 
   /**
    * <pre>
-   * Divides the logits of tokens already in the prompt or output (values
-   * above 1 discourage repetition). In (0, 10]. Engine default: 1.0 (off).
+   * Divides the positive logits (and multiplies the negative ones) of tokens
+   * already in the prompt or output: values above 1 discourage repetition,
+   * values below 1 encourage it, and a tiny value such as 1e-40 makes the seen
+   * token with the highest positive logit the top choice. In (0, 10]. Engine
+   * default: 1.0 (off).
    * </pre>
    *
    * <code>optional float repetition_penalty = 6 [json_name = "repetitionPenalty"];</code>
@@ -127,8 +136,11 @@ public interface SamplingParamsOrBuilder extends
   boolean hasRepetitionPenalty();
   /**
    * <pre>
-   * Divides the logits of tokens already in the prompt or output (values
-   * above 1 discourage repetition). In (0, 10]. Engine default: 1.0 (off).
+   * Divides the positive logits (and multiplies the negative ones) of tokens
+   * already in the prompt or output: values above 1 discourage repetition,
+   * values below 1 encourage it, and a tiny value such as 1e-40 makes the seen
+   * token with the highest positive logit the top choice. In (0, 10]. Engine
+   * default: 1.0 (off).
    * </pre>
    *
    * <code>optional float repetition_penalty = 6 [json_name = "repetitionPenalty"];</code>

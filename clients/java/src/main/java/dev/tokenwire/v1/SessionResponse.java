@@ -280,7 +280,9 @@ private static final long serialVersionUID = 0L;
    * <pre>
    * Last event of a generation that failed, instead of `finished`. Carries
    * the same code and details that Generate would have failed with (for
-   * example INVALID_ARGUMENT with google.rpc.BadRequest).
+   * example INVALID_ARGUMENT with google.rpc.BadRequest). A `start` whose
+   * own `request_id` is invalid gets this event with an empty `request_id`
+   * (the server never echoes an id it refused).
    * </pre>
    *
    * <code>.google.rpc.Status error = 5 [json_name = "error"];</code>
@@ -294,7 +296,9 @@ private static final long serialVersionUID = 0L;
    * <pre>
    * Last event of a generation that failed, instead of `finished`. Carries
    * the same code and details that Generate would have failed with (for
-   * example INVALID_ARGUMENT with google.rpc.BadRequest).
+   * example INVALID_ARGUMENT with google.rpc.BadRequest). A `start` whose
+   * own `request_id` is invalid gets this event with an empty `request_id`
+   * (the server never echoes an id it refused).
    * </pre>
    *
    * <code>.google.rpc.Status error = 5 [json_name = "error"];</code>
@@ -311,7 +315,9 @@ private static final long serialVersionUID = 0L;
    * <pre>
    * Last event of a generation that failed, instead of `finished`. Carries
    * the same code and details that Generate would have failed with (for
-   * example INVALID_ARGUMENT with google.rpc.BadRequest).
+   * example INVALID_ARGUMENT with google.rpc.BadRequest). A `start` whose
+   * own `request_id` is invalid gets this event with an empty `request_id`
+   * (the server never echoes an id it refused).
    * </pre>
    *
    * <code>.google.rpc.Status error = 5 [json_name = "error"];</code>
@@ -1427,7 +1433,9 @@ private static final long serialVersionUID = 0L;
      * <pre>
      * Last event of a generation that failed, instead of `finished`. Carries
      * the same code and details that Generate would have failed with (for
-     * example INVALID_ARGUMENT with google.rpc.BadRequest).
+     * example INVALID_ARGUMENT with google.rpc.BadRequest). A `start` whose
+     * own `request_id` is invalid gets this event with an empty `request_id`
+     * (the server never echoes an id it refused).
      * </pre>
      *
      * <code>.google.rpc.Status error = 5 [json_name = "error"];</code>
@@ -1441,7 +1449,9 @@ private static final long serialVersionUID = 0L;
      * <pre>
      * Last event of a generation that failed, instead of `finished`. Carries
      * the same code and details that Generate would have failed with (for
-     * example INVALID_ARGUMENT with google.rpc.BadRequest).
+     * example INVALID_ARGUMENT with google.rpc.BadRequest). A `start` whose
+     * own `request_id` is invalid gets this event with an empty `request_id`
+     * (the server never echoes an id it refused).
      * </pre>
      *
      * <code>.google.rpc.Status error = 5 [json_name = "error"];</code>
@@ -1465,7 +1475,9 @@ private static final long serialVersionUID = 0L;
      * <pre>
      * Last event of a generation that failed, instead of `finished`. Carries
      * the same code and details that Generate would have failed with (for
-     * example INVALID_ARGUMENT with google.rpc.BadRequest).
+     * example INVALID_ARGUMENT with google.rpc.BadRequest). A `start` whose
+     * own `request_id` is invalid gets this event with an empty `request_id`
+     * (the server never echoes an id it refused).
      * </pre>
      *
      * <code>.google.rpc.Status error = 5 [json_name = "error"];</code>
@@ -1487,7 +1499,9 @@ private static final long serialVersionUID = 0L;
      * <pre>
      * Last event of a generation that failed, instead of `finished`. Carries
      * the same code and details that Generate would have failed with (for
-     * example INVALID_ARGUMENT with google.rpc.BadRequest).
+     * example INVALID_ARGUMENT with google.rpc.BadRequest). A `start` whose
+     * own `request_id` is invalid gets this event with an empty `request_id`
+     * (the server never echoes an id it refused).
      * </pre>
      *
      * <code>.google.rpc.Status error = 5 [json_name = "error"];</code>
@@ -1507,7 +1521,9 @@ private static final long serialVersionUID = 0L;
      * <pre>
      * Last event of a generation that failed, instead of `finished`. Carries
      * the same code and details that Generate would have failed with (for
-     * example INVALID_ARGUMENT with google.rpc.BadRequest).
+     * example INVALID_ARGUMENT with google.rpc.BadRequest). A `start` whose
+     * own `request_id` is invalid gets this event with an empty `request_id`
+     * (the server never echoes an id it refused).
      * </pre>
      *
      * <code>.google.rpc.Status error = 5 [json_name = "error"];</code>
@@ -1536,7 +1552,9 @@ private static final long serialVersionUID = 0L;
      * <pre>
      * Last event of a generation that failed, instead of `finished`. Carries
      * the same code and details that Generate would have failed with (for
-     * example INVALID_ARGUMENT with google.rpc.BadRequest).
+     * example INVALID_ARGUMENT with google.rpc.BadRequest). A `start` whose
+     * own `request_id` is invalid gets this event with an empty `request_id`
+     * (the server never echoes an id it refused).
      * </pre>
      *
      * <code>.google.rpc.Status error = 5 [json_name = "error"];</code>
@@ -1561,7 +1579,9 @@ private static final long serialVersionUID = 0L;
      * <pre>
      * Last event of a generation that failed, instead of `finished`. Carries
      * the same code and details that Generate would have failed with (for
-     * example INVALID_ARGUMENT with google.rpc.BadRequest).
+     * example INVALID_ARGUMENT with google.rpc.BadRequest). A `start` whose
+     * own `request_id` is invalid gets this event with an empty `request_id`
+     * (the server never echoes an id it refused).
      * </pre>
      *
      * <code>.google.rpc.Status error = 5 [json_name = "error"];</code>
@@ -1573,7 +1593,9 @@ private static final long serialVersionUID = 0L;
      * <pre>
      * Last event of a generation that failed, instead of `finished`. Carries
      * the same code and details that Generate would have failed with (for
-     * example INVALID_ARGUMENT with google.rpc.BadRequest).
+     * example INVALID_ARGUMENT with google.rpc.BadRequest). A `start` whose
+     * own `request_id` is invalid gets this event with an empty `request_id`
+     * (the server never echoes an id it refused).
      * </pre>
      *
      * <code>.google.rpc.Status error = 5 [json_name = "error"];</code>
@@ -1593,7 +1615,9 @@ private static final long serialVersionUID = 0L;
      * <pre>
      * Last event of a generation that failed, instead of `finished`. Carries
      * the same code and details that Generate would have failed with (for
-     * example INVALID_ARGUMENT with google.rpc.BadRequest).
+     * example INVALID_ARGUMENT with google.rpc.BadRequest). A `start` whose
+     * own `request_id` is invalid gets this event with an empty `request_id`
+     * (the server never echoes an id it refused).
      * </pre>
      *
      * <code>.google.rpc.Status error = 5 [json_name = "error"];</code>

@@ -115,7 +115,9 @@ public interface SessionResponseOrBuilder extends
    * <pre>
    * Last event of a generation that failed, instead of `finished`. Carries
    * the same code and details that Generate would have failed with (for
-   * example INVALID_ARGUMENT with google.rpc.BadRequest).
+   * example INVALID_ARGUMENT with google.rpc.BadRequest). A `start` whose
+   * own `request_id` is invalid gets this event with an empty `request_id`
+   * (the server never echoes an id it refused).
    * </pre>
    *
    * <code>.google.rpc.Status error = 5 [json_name = "error"];</code>
@@ -126,7 +128,9 @@ public interface SessionResponseOrBuilder extends
    * <pre>
    * Last event of a generation that failed, instead of `finished`. Carries
    * the same code and details that Generate would have failed with (for
-   * example INVALID_ARGUMENT with google.rpc.BadRequest).
+   * example INVALID_ARGUMENT with google.rpc.BadRequest). A `start` whose
+   * own `request_id` is invalid gets this event with an empty `request_id`
+   * (the server never echoes an id it refused).
    * </pre>
    *
    * <code>.google.rpc.Status error = 5 [json_name = "error"];</code>
@@ -137,7 +141,9 @@ public interface SessionResponseOrBuilder extends
    * <pre>
    * Last event of a generation that failed, instead of `finished`. Carries
    * the same code and details that Generate would have failed with (for
-   * example INVALID_ARGUMENT with google.rpc.BadRequest).
+   * example INVALID_ARGUMENT with google.rpc.BadRequest). A `start` whose
+   * own `request_id` is invalid gets this event with an empty `request_id`
+   * (the server never echoes an id it refused).
    * </pre>
    *
    * <code>.google.rpc.Status error = 5 [json_name = "error"];</code>
