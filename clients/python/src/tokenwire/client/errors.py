@@ -88,7 +88,9 @@ class AlreadyExistsError(TokenwireError):
 
 
 class ResourceExhaustedError(TokenwireError):
-    """The engine's queue is full; see ``retry_delay``."""
+    """The server is at capacity: its engine's queue is full, too many large inputs are being
+    prepared, or this stream stopped reading for the server's stall timeout (``error_info.reason``
+    ``READER_STALLED``: the generation was cancelled); see ``retry_delay``."""
 
 
 class UnavailableError(TokenwireError):
