@@ -90,6 +90,18 @@ def violations_of(status: status_pb2.Status) -> dict[str, str]:
     raise AssertionError("no google.rpc.BadRequest detail")
 
 
+async def room_left(model: model_pb2_grpc.ModelServiceAsyncStub, text: str) -> int:
+    """The most tokens a generation from ``text`` may produce: the rest of the context.
+
+    Cancellation tests ask for this much with ``ignore_eos``: finishing on its own takes
+    thousands of steps (minutes on a CPU), far longer than ``wait_until_idle`` waits, so a
+    server seen idle in time was idle because cancellation freed the slot.
+    """
+    info = await model.GetModelInfo(model_pb2.GetModelInfoRequest())
+    prompt = await model.Tokenize(model_pb2.TokenizeRequest(text=text))
+    return info.context_length - len(prompt.token_ids)
+
+
 async def wait_until_idle(model: model_pb2_grpc.ModelServiceAsyncStub, timeout_s: float = 30.0) -> None:
     """Poll GetLoad until no request holds or waits for an engine slot (bounded)."""
     async with asyncio.timeout(timeout_s):

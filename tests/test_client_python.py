@@ -33,6 +33,7 @@ from tokenwire.client import (
     Finished,
     FinishReason,
     InvalidArgumentError,
+    Load,
     PermissionDeniedError,
     ResourceExhaustedError,
     RetryPolicy,
@@ -77,11 +78,26 @@ async def client(live_server: LiveServer) -> AsyncIterator[AsyncClient]:
         yield opened
 
 
+LONG_PROMPT = "A long story:"
+
+
+async def room_left(client: AsyncClient, prompt: str = LONG_PROMPT) -> int:
+    """max_tokens that fills the rest of the context: with ignore_eos, natural completion takes
+    thousands of steps (minutes on a CPU), far longer than ``wait_idle`` waits, so a test that
+    sees the server idle sooner has seen cancellation work."""
+    info = await client.model_info()
+    return info.context_length - len((await client.tokenize(prompt)).token_ids)
+
+
+def idle(load: Load) -> bool:
+    """No generation in flight, and none holding or waiting for an engine slot."""
+    return load.in_flight_requests == 0 and load.active_requests == 0 and load.waiting_requests == 0
+
+
 async def wait_idle(client: AsyncClient) -> None:
     async with asyncio.timeout(30):
         while True:
-            load = await client.load()
-            if load.in_flight_requests == 0 and load.active_requests == 0:
+            if idle(await client.load()):
                 return
             await asyncio.sleep(0.02)
 
@@ -139,7 +155,8 @@ async def test_time_limit_keeps_partial_output(client: AsyncClient) -> None:
 
 
 async def test_leaving_generate_early_cancels_the_call(client: AsyncClient) -> None:
-    async for event in client.generate("A long story:", max_tokens=400, ignore_eos=True):
+    max_tokens = await room_left(client)
+    async for event in client.generate(LONG_PROMPT, max_tokens=max_tokens, ignore_eos=True):
         if isinstance(event, Delta):
             break
     await wait_idle(client)
@@ -155,8 +172,9 @@ async def test_invalid_argument_carries_field_violations(client: AsyncClient) ->
 
 
 async def test_deadline_fails_the_call(client: AsyncClient) -> None:
+    max_tokens = await room_left(client)
     with pytest.raises(DeadlineExceededError):
-        await client.complete("A long story:", max_tokens=500, ignore_eos=True, timeout=0.3)
+        await client.complete(LONG_PROMPT, max_tokens=max_tokens, ignore_eos=True, timeout=0.3)
     await wait_idle(client)
 
 
@@ -197,9 +215,10 @@ async def test_session_multiplexes_cancels_and_reports_errors_per_id(client: Asy
 
 
 async def test_session_cancel_cancels_everything(client: AsyncClient) -> None:
+    max_tokens = await room_left(client)
     session = client.session()
     async with session:
-        handle = await session.start("long", "A long story:", max_tokens=400, ignore_eos=True)
+        handle = await session.start("long", LONG_PROMPT, max_tokens=max_tokens, ignore_eos=True)
         assert isinstance(await handle.__anext__(), Started)
         await session.cancel()
         with pytest.raises(TokenwireError):
@@ -224,13 +243,15 @@ def test_blocking_client(live_server: LiveServer) -> None:
             e.text for e in blocking.generate(FRANCE, temperature=0.0, max_tokens=16) if isinstance(e, Delta)
         )
         assert "Paris" in text
-        for event in blocking.generate("A long story:", max_tokens=400, ignore_eos=True):
+        # The whole rest of the context: idle within the wait below only if leaving cancelled it.
+        room = blocking.model_info().context_length - len(blocking.tokenize(LONG_PROMPT).token_ids)
+        for event in blocking.generate(LONG_PROMPT, max_tokens=room, ignore_eos=True):
             if isinstance(event, Delta):
                 break  # leaving early cancels the call
         deadline = time.monotonic() + 30
-        while blocking.load().in_flight_requests and time.monotonic() < deadline:
+        while not idle(blocking.load()) and time.monotonic() < deadline:
             time.sleep(0.02)
-        assert blocking.load().in_flight_requests == 0
+        assert idle(blocking.load())
         with blocking.session() as session:
             short = session.start("s", "The ocean is", max_tokens=4, ignore_eos=True)
             long = session.start("l", "A long story:", max_tokens=400, ignore_eos=True)

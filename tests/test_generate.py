@@ -11,7 +11,14 @@ from grpc import aio
 from tokenwire.v1 import generation_pb2, generation_pb2_grpc, model_pb2
 
 from tests.conftest import LiveServer
-from tests.streams import collect, from_responses, read_generate, rest_of_generate, wait_until_idle
+from tests.streams import (
+    collect,
+    from_responses,
+    read_generate,
+    rest_of_generate,
+    room_left,
+    wait_until_idle,
+)
 from tests.stubs import GenerationStub, ModelStub
 
 FRANCE = generation_pb2.Chat(
@@ -167,9 +174,10 @@ async def test_duplicate_request_id_in_flight_is_already_exists(generation: Gene
 
 
 async def test_grpc_deadline_cancels_and_frees_the_slot(generation: GenerationStub, model: ModelStub) -> None:
+    text = "Write a very long essay about rivers."
     request = generation_pb2.GenerateRequest(
-        text="Write a very long essay about rivers.",
-        stopping=generation_pb2.StoppingCriteria(max_tokens=1000, ignore_eos=True),
+        text=text,
+        stopping=generation_pb2.StoppingCriteria(max_tokens=await room_left(model, text), ignore_eos=True),
     )
     with pytest.raises(aio.AioRpcError) as caught:
         await collect(generation.Generate(request, timeout=1.0))
@@ -178,9 +186,10 @@ async def test_grpc_deadline_cancels_and_frees_the_slot(generation: GenerationSt
 
 
 async def test_client_cancel_frees_the_slot(generation: GenerationStub, model: ModelStub) -> None:
+    text = "Write a very long essay about mountains."
     request = generation_pb2.GenerateRequest(
-        text="Write a very long essay about mountains.",
-        stopping=generation_pb2.StoppingCriteria(max_tokens=1000, ignore_eos=True),
+        text=text,
+        stopping=generation_pb2.StoppingCriteria(max_tokens=await room_left(model, text), ignore_eos=True),
     )
     call = generation.Generate(request)
     while (await read_generate(call)).WhichOneof("event") != "delta":

@@ -8,7 +8,14 @@ from collections import defaultdict
 import grpc
 from tokenwire.v1 import generation_pb2, model_pb2
 
-from tests.streams import Generation, read_session, rest_of_session, violations_of, wait_until_idle
+from tests.streams import (
+    Generation,
+    read_session,
+    rest_of_session,
+    room_left,
+    violations_of,
+    wait_until_idle,
+)
 from tests.stubs import GenerationStub, ModelStub
 
 
@@ -127,9 +134,11 @@ async def test_duplicate_id_is_rejected_for_that_id_only(generation: GenerationS
 async def test_closing_the_stream_cancels_everything_on_it(
     generation: GenerationStub, model: ModelStub
 ) -> None:
+    text = "An endless list of colours:"
+    max_tokens = await room_left(model, text)  # both fit the KV budget at once (test server defaults)
     call = generation.Session()
     for rid in ("p", "q"):
-        await call.write(start(rid, "An endless list of colours:", 1000))
+        await call.write(start(rid, text, max_tokens))
     seen: set[str] = set()
     while seen != {"p", "q"}:
         response = await read_session(call)
