@@ -22,6 +22,7 @@ from tokenwire.v1 import generation_pb2, generation_pb2_grpc, model_pb2, model_p
 from engines.contract import Engine
 from service.auth import TokenAuthInterceptor, load_policy
 from service.config import ServeConfig
+from service.decoding import DecodeGuardInterceptor
 from service.drain import drain
 from service.generation_servicer import GenerationServicer
 from service.model_servicer import ModelServicer
@@ -58,9 +59,9 @@ class TokenwireServer:
                 stall_timeout_s=config.stall_timeout_s or None,
             ),
         )
-        self._server = aio.server(
-            interceptors=[TokenAuthInterceptor(self._policy)] if self._policy is not None else None
-        )
+        # Token checks first: a refused caller's bytes are never decoded.
+        auth = [TokenAuthInterceptor(self._policy)] if self._policy is not None else []
+        self._server = aio.server(interceptors=[*auth, DecodeGuardInterceptor()])
         self._health = health.aio.HealthServicer()
         self._loading: asyncio.Task[None] | None = None
         self.port = 0

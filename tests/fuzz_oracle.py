@@ -247,6 +247,10 @@ class _SessionLedger:
             match action.WhichOneof("action"):
                 case "start":
                     request_id = action.start.request_id
+                    if not _valid_id(request_id):
+                        # The proto: a start whose own id is invalid gets its error for id "".
+                        self.expected[""] += 1
+                        continue
                     self.expected[request_id] += 1
                     self.requests.setdefault(request_id, []).append(action.start)
                 case "cancel":
@@ -257,6 +261,7 @@ class _SessionLedger:
         self._update()
 
     def record(self, response: pb.SessionResponse) -> None:
+        """Check one event against the plan."""
         request_id = response.request_id
         describe_id = repr(request_id[:40])
         _require(request_id in self.expected, f"an event for {describe_id}, which no action named")
@@ -432,3 +437,8 @@ async def check_idle_and_serving(target: FuzzTarget) -> None:
         raise Violation(f"leaked: {describe(load)} after {IDLE_WAIT_S:g} s\n{_engine_threads()}") from None
     health = await target.health(health_pb2.HealthCheckRequest(), timeout=IDLE_WAIT_S)
     _require(health.status == health_pb2.HealthCheckResponse.SERVING, f"health is {health.status}")
+
+
+def _valid_id(request_id: str) -> bool:
+    """The proto's rule for request ids: 1 to 128 printable ASCII characters."""
+    return 1 <= len(request_id) <= 128 and all(" " <= c <= "~" for c in request_id)
