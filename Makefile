@@ -13,7 +13,7 @@ RPC_PROTOS := .deps/googleapis/google/rpc/status.proto
 CLIENT_LANGS := typescript go java rust
 
 .PHONY: help venv generate generate-python check-generated clients lint format test pytest serve clean \
-	bench bench-speculation bench-engine
+	bench bench-speculation bench-engine bench-stalls soak
 
 help:
 	@echo "make serve   set everything up, then serve the embedded model on 127.0.0.1:50051"
@@ -22,6 +22,8 @@ help:
 	@echo "make bench              front door: tokenwire (sim engine) vs the bare grpc.aio floor"
 	@echo "make bench-speculation  native engine speculation vs none vs llama.cpp (builds llama-cpp-python)"
 	@echo "make bench-engine       native engine through gRPC (fp32, q, eagle3) vs llama.cpp; ~15-20 min"
+	@echo "make bench-stalls       how long large inputs stall another client's stream (event-loop gaps)"
+	@echo "make soak               10 min of mixed traffic on the native engine: RSS, leaked slots, INTERNALs"
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "tokenwire needs Python 3.11+"'
@@ -95,6 +97,14 @@ bench-engine: $(VENV)/.installed
 	bash bench/llamacpp_env.sh
 	$(BIN)/python bench/kernels.py
 	$(BIN)/python bench/engine.py $(ARGS)
+
+# Worst gap a stream sees while large inputs arrive (ARGS="--checkout <older checkout>" to compare).
+bench-stalls: $(VENV)/.installed
+	$(BIN)/python bench/loop_stall.py $(ARGS)
+
+# Not a test: 10 minutes of mixed traffic (ARGS="--duration 60 --no-doc" to try it out).
+soak: $(VENV)/.installed
+	$(BIN)/python bench/soak.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) .deps .mypy_cache .ruff_cache .pytest_cache

@@ -8,7 +8,7 @@ in flight is the stall it caused (a baseline window with no attack shows the
 normal worst gap). The sim engine tokenizes exactly as the native one: the front
 door's work is the same.
 
-    python bench/loop_stall.py                     # writes a section of docs/benchmarks.md
+    make bench-stalls                              # writes a section of docs/benchmarks.md
     python bench/loop_stall.py --checkout /tmp/old # the same against another checkout
 """
 
