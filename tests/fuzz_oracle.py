@@ -339,14 +339,21 @@ async def _check_session(
             ledger.record(response)
 
     reader = asyncio.ensure_future(read())
+
+    async def write(message: pb.SessionRequest) -> None:
+        # Once the stream has ended, a write would only make this client library report its
+        # own INTERNAL ("Internal error from Core") in place of the status the server sent.
+        if not reader.done():
+            await call.write(message)
+
     try:
         for action in actions:
-            await call.write(action)
+            await write(action)
         if oversized:
             error = await _finish(reader, BACKSTOP_S, "Session with a message past 4 MiB")
             if isinstance(error, Violation):
                 raise error
-            code = await call.code()
+            code = error.code() if isinstance(error, aio.AioRpcError) else await call.code()
             _require(
                 code is grpc.StatusCode.RESOURCE_EXHAUSTED, f"a message past 4 MiB ended the Session {code}"
             )
@@ -360,13 +367,16 @@ async def _check_session(
         if not done:  # still running: cancel everything on the stream as a client would
             for request_id in ledger.requests:
                 ledger.cancelled.add(request_id)
-                await call.write(pb.SessionRequest(cancel=pb.SessionCancel(request_id=request_id)))
-        await call.done_writing()
+                await write(pb.SessionRequest(cancel=pb.SessionCancel(request_id=request_id)))
+        if not reader.done():
+            await call.done_writing()
     except aio.AioRpcError:
-        pass  # the stream already ended: its status is checked below
+        pass  # the stream already ended: the reader has its status
     error = await _finish(reader, 2 * BACKSTOP_S, "Session")
     if isinstance(error, Violation):
         raise error
+    if isinstance(error, aio.AioRpcError):
+        raise Violation(f"Session ended {error.code().name}: {(error.details() or '')[:300]!r}")
     code = await call.code()
     _require(code is grpc.StatusCode.OK, f"Session ended {code.name}: {(await call.details() or '')[:300]!r}")
     missing = {
