@@ -11,6 +11,7 @@ reached, after the ones before it were handled).
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeAlias, TypeVar, cast
@@ -76,6 +77,16 @@ def _guarded(handler: grpc.RpcMethodHandler[Any, Any]) -> grpc.RpcMethodHandler[
 
         return grpc.unary_unary_rpc_method_handler(uu, request_deserializer, serializer)
     if handler.unary_stream is not None:
+        if not inspect.isasyncgenfunction(handler.unary_stream):
+            # A coroutine that writes its responses with context.write (grpc_health's Watch).
+            writer = cast(UnaryUnary, handler.unary_stream)
+
+            async def us_writer(request: Any, context: Context) -> Any:
+                if isinstance(request, Undecodable):
+                    await abort(context, request.error())
+                return await writer(request, context)
+
+            return grpc.unary_stream_rpc_method_handler(us_writer, request_deserializer, serializer)
         unary_stream = cast(UnaryStream, handler.unary_stream)
 
         async def us(request: Any, context: Context) -> AsyncIterator[Any]:
@@ -93,6 +104,13 @@ def _guarded(handler: grpc.RpcMethodHandler[Any, Any]) -> grpc.RpcMethodHandler[
 
         return grpc.stream_unary_rpc_method_handler(su, request_deserializer, serializer)
     assert handler.stream_stream is not None
+    if not inspect.isasyncgenfunction(handler.stream_stream):
+        stream_writer = cast(StreamUnary, handler.stream_stream)
+
+        async def ss_writer(requests: AsyncIterator[Any], context: Context) -> Any:
+            return await stream_writer(checked(requests, context), context)
+
+        return grpc.stream_stream_rpc_method_handler(ss_writer, request_deserializer, serializer)
     stream_stream = cast(StreamStream, handler.stream_stream)
 
     async def ss(requests: AsyncIterator[Any], context: Context) -> AsyncIterator[Any]:
