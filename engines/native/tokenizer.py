@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -103,6 +102,14 @@ class NativeTokenizer:
         self._eos = frozenset(eos)
         self._bos_token = self._token_text(data.bos_token_id)
         self._eos_token = self._token_text(data.eos_token_id)
+        # Decoded one by one (~0.1 s): here, at engine start, not on a request's path.
+        self._max_token_bytes = max(
+            1,
+            *(
+                len(self._tokenizer.decode([i], skip_special_tokens=False).encode("utf-8"))
+                for i in range(self.vocab_size)
+            ),
+        )
         self._template: jinja2.Template | None = None
         self._template_error: str | None = None
         if data.chat_template:
@@ -141,13 +148,10 @@ class NativeTokenizer:
         """Whether ``render_chat`` can work at all."""
         return self._template is not None
 
-    @functools.cached_property
+    @property
     def max_token_bytes(self) -> int:
-        """The longest token's text in UTF-8 bytes (decoded one by one: ~0.1 s, once)."""
-        decode = self._tokenizer.decode
-        return max(
-            1, *(len(decode([i], skip_special_tokens=False).encode("utf-8")) for i in range(self.vocab_size))
-        )
+        """The longest token's text in UTF-8 bytes (measured once, when the tokenizer is built)."""
+        return self._max_token_bytes
 
     def encode(self, text: str, *, add_special_tokens: bool = True) -> list[TokenId]:
         """Token ids of ``text``. Special-token text such as ``<|im_start|>`` maps to its id."""
