@@ -76,8 +76,12 @@ format: $(RPC_PROTOS)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# A hard cap on the whole suite (it takes ~8 min on 2 cores): SIGINT first, so
+# pytest still prints its summary and the slowest tests, then SIGKILL.
+PYTEST_CAP_S ?= 2700
 pytest: $(VENV)/.installed
-	$(BIN)/pytest -q
+	@date -u +"pytest starts %H:%M:%S"
+	timeout --signal=INT --kill-after=60 $(PYTEST_CAP_S) $(BIN)/pytest -q
 
 test: lint check-generated pytest  # check-generated builds the clients the tests run
 
