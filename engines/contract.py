@@ -165,6 +165,44 @@ class SpeculativeConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class UnsupportedField:
+    """A GenerateRequest field the engine, as configured, would not honour.
+
+    The service refuses a request that sets it (to anything but ``allowed``)
+    with INVALID_ARGUMENT naming the field and ``reason``, instead of letting
+    the engine drop it silently.
+    """
+
+    field: str
+    """The field's path in GenerateRequest, e.g. "sampling.repetition_penalty"."""
+    reason: str
+    """Why, e.g. "ignored by TensorRT-LLM 1.2.1's TorchSampler (applied from 1.3.0rc24, PR #16485)"."""
+    allowed: float | None = None
+    """The one value still accepted (the one that changes nothing, e.g. 1.0 for a penalty), if any."""
+
+
+OPTIONAL_REQUEST_FIELDS = (
+    "sampling.temperature",
+    "sampling.top_p",
+    "sampling.top_k",
+    "sampling.min_p",
+    "sampling.seed",
+    "sampling.repetition_penalty",
+    "sampling.presence_penalty",
+    "sampling.frequency_penalty",
+    "stopping.min_tokens",
+    "stopping.stop",
+    "stopping.stop_token_ids",
+    "stopping.ignore_eos",
+    "output.logprobs",
+    "output.top_logprobs",
+    "speculative.method",
+    "speculative.draft_length",
+)
+"""The GenerateRequest fields that change how a generation runs and that an engine may not support."""
+
+
+@dataclass(frozen=True, slots=True)
 class EngineInfo:
     model_name: str
     engine_name: str
@@ -172,6 +210,8 @@ class EngineInfo:
     vocab_size: int
     max_batch_size: int
     speculative: SpeculativeConfig = field(default_factory=SpeculativeConfig)
+    unsupported_fields: tuple[UnsupportedField, ...] = ()
+    """Request fields this engine, as configured, does not honour; every other field is honoured."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -176,6 +176,14 @@ def _add_engine_flags(parser: argparse.ArgumentParser) -> None:
     )
     _add(parser, "--preset", str, None, "trtllm: named configuration (see docs/deploy.md)")
     _add(parser, "--engine-config", _optional_path, None, "trtllm: TOML or YAML file of LLM arguments")
+    _add(
+        parser,
+        "--trtllm-version",
+        str,
+        None,
+        "trtllm: TensorRT-LLM release to validate against: 1.2.1, 1.3 or an exact version "
+        "(default: the installed one; config show without it: 1.2.1)",
+    )
     parser.add_argument(
         "--set",
         dest="engine_overrides",
@@ -420,6 +428,7 @@ def _serve_config(args: argparse.Namespace) -> ServeConfig:
         preset=args.preset,
         engine_config=args.engine_config,
         engine_overrides=tuple(args.engine_overrides),
+        trtllm_version=args.trtllm_version,
         cache_dir=args.cache_dir,
         max_batch_size=args.max_batch_size,
         max_waiting=args.max_waiting,

@@ -41,6 +41,10 @@ class ServeConfig:
     """trtllm: a TOML or YAML file overriding the preset's LLM arguments."""
     engine_overrides: tuple[str, ...] = ()
     """trtllm: ``key.path=value`` overrides applied last."""
+    trtllm_version: str | None = None
+    """trtllm: the TensorRT-LLM release to validate against ("1.2.1", "1.3", "1.3.0rc27"); default: the
+    installed one (``config show`` without TensorRT-LLM: the pinned 1.2.1). ``serve`` refuses one that
+    disagrees with the installed release."""
     cache_dir: Path | None = None
     """Where the native engine keeps its converted weights; default ~/.cache/tokenwire."""
     max_batch_size: int | None = None

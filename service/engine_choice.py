@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from engines.native.engine import NativeEngineConfig
     from engines.sim import SimEngineConfig
     from engines.trtllm.settings import TrtLlmSettings
+    from engines.trtllm.versions import Release
 
 log = structlog.get_logger(__name__)
 
@@ -76,7 +77,7 @@ def _native_config(config: ServeConfig) -> NativeEngineConfig:
         raise EngineConfigError(f"invalid native engine configuration: {error}") from error
 
 
-def _trtllm_settings(config: ServeConfig) -> TrtLlmSettings:
+def _trtllm_settings(config: ServeConfig, *, serving: bool) -> TrtLlmSettings:
     from engines.trtllm.settings import SettingsError, load_settings
 
     try:
@@ -86,9 +87,37 @@ def _trtllm_settings(config: ServeConfig) -> TrtLlmSettings:
             overrides=config.engine_overrides,
             model=None if config.model_path is None else str(config.model_path),
             draft_model=None if config.draft_model_path is None else str(config.draft_model_path),
+            release=_trtllm_release(config, serving=serving),
         )
     except SettingsError as error:
         raise EngineConfigError(f"invalid TensorRT-LLM configuration: {error}") from error
+
+
+def _trtllm_release(config: ServeConfig, *, serving: bool) -> Release:
+    """serve: the installed release (``--trtllm-version`` must agree with it); config show: the flag's,
+    else the installed one, else the pinned one."""
+    from engines.trtllm.versions import (
+        PINNED_VERSION,
+        UnsupportedTrtLlmVersion,
+        installed_version,
+        release_for,
+        release_named,
+    )
+
+    installed = installed_version()
+    try:
+        asked = release_named(config.trtllm_version) if config.trtllm_version is not None else None
+        found = release_for(installed) if installed is not None else None
+    except UnsupportedTrtLlmVersion as error:
+        raise EngineConfigError(str(error)) from error
+    if serving and asked is not None and found is not None and asked.line != found.line:
+        raise EngineConfigError(
+            f"--trtllm-version {config.trtllm_version} does not match the installed {found.name} "
+            f"({found.line} line): drop the flag or install that release"
+        )
+    if serving:
+        return found or asked or release_named(PINNED_VERSION)
+    return asked or found or release_named(PINNED_VERSION)
 
 
 def _coalescing(config: ServeConfig) -> Coalescing:
@@ -179,7 +208,7 @@ def build_engine(config: ServeConfig) -> Engine:
                 check_installed()
             except TrtLlmUnavailable as error:
                 raise EngineConfigError(str(error)) from error
-            settings = _trtllm_settings(config)
+            settings = _trtllm_settings(config, serving=True)
             return TrtLlmEngine(settings, max_batch_size=config.max_batch_size)
         case "sim":
             from engines.sim import SimEngine
@@ -201,7 +230,7 @@ def describe_engine(config: ServeConfig) -> str:
         case "trtllm":
             from engines.trtllm.settings import render_settings
 
-            return render_settings(_trtllm_settings(config))
+            return render_settings(_trtllm_settings(config, serving=False))
         case "sim":
             sim = dataclasses.asdict(_sim_config(config))
             sim["mode"] = config.sim_mode

@@ -5,6 +5,7 @@ from __future__ import annotations
 from grpc import aio
 from tokenwire.v1 import model_pb2, model_pb2_grpc
 
+from engines.contract import OPTIONAL_REQUEST_FIELDS
 from service import errors
 from service.rejections import rejected
 from service.runtime import Runtime
@@ -25,6 +26,7 @@ class ModelServicer(model_pb2_grpc.ModelServiceServicer):
         except errors.ServiceError as error:
             await errors.abort(context, error)
         tokenizer = self._runtime.engine.tokenizer
+        unsupported = {item.field for item in info.unsupported_fields}
         return model_pb2.GetModelInfoResponse(
             model=info.model_name,
             engine=info.engine_name,
@@ -41,6 +43,11 @@ class ModelServicer(model_pb2_grpc.ModelServiceServicer):
             max_batch_size=info.max_batch_size,
             default_max_tokens=limits.default_max_tokens,
             eos_token_ids=sorted(tokenizer.eos_token_ids),
+            honored_fields=[name for name in OPTIONAL_REQUEST_FIELDS if name not in unsupported],
+            unsupported_fields=[
+                model_pb2.UnsupportedField(field=item.field, reason=item.reason, allowed=item.allowed)
+                for item in info.unsupported_fields
+            ],
         )
 
     async def GetLoad(

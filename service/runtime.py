@@ -57,6 +57,7 @@ class Runtime:
                 if info.speculative.available_methods
                 else None
             ),
+            unsupported=info.unsupported_fields,
         )
         if self.phase is Phase.LOADING:  # a drain that began while loading stays a drain
             self.phase = Phase.SERVING

@@ -10,6 +10,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from google.protobuf.message import Message
 from tokenwire.v1 import generation_pb2, model_pb2
 
 from engines.contract import (
@@ -22,6 +23,7 @@ from engines.contract import (
     StoppingParams,
     TokenId,
     Tokenizer,
+    UnsupportedField,
 )
 from service.errors import MAX_VIOLATIONS, FieldViolation, InvalidArgument, quoted
 from service.generation import PreparedGeneration
@@ -51,7 +53,9 @@ class Limits:
     """The engine's default drafter, as far as the contract can name it (OFF otherwise)."""
     default_draft_length: int = 0
     speculation_methods: frozenset[SpeculationMethod] | None = None
-    """Methods a request may choose; None: any (the engine ignores per-request choices)."""
+    """Methods a request may choose; None: any."""
+    unsupported: tuple[UnsupportedField, ...] = ()
+    """Fields the engine would not honour: refused when a request sets them (``EngineInfo``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -359,6 +363,34 @@ def _speculation(
     return SpeculationParams(method=method, draft_length=draft_length)
 
 
+def _refuse_unsupported(
+    request: generation_pb2.GenerateRequest, unsupported: Sequence[UnsupportedField], bad: _Violations
+) -> None:
+    """A violation for each field the request sets that the engine would not honour."""
+    for item in unsupported:
+        value = _set_value(request, item.field)
+        if value is None or (item.allowed is not None and value == item.allowed):
+            continue
+        allowed = f" or {item.allowed:g}" if item.allowed is not None else ""
+        bad.add(item.field, f"this server does not honour it: {item.reason}; leave it unset{allowed}")
+
+
+def _set_value(request: generation_pb2.GenerateRequest, path: str) -> object | None:
+    """The value of a ``section.field`` path the request sets; None when unset (or at its default)."""
+    section_name, _, leaf = path.partition(".")
+    message: Message = request  # the generic Message API takes any field name
+    if not message.HasField(section_name):
+        return None
+    section: Message = getattr(message, section_name)
+    descriptor = section.DESCRIPTOR.fields_by_name.get(leaf)
+    if descriptor is None:
+        return None
+    value: object = getattr(section, leaf)
+    if descriptor.has_presence:
+        return value if section.HasField(leaf) else None
+    return value or None  # proto3 scalars and lists without presence: the default means unset
+
+
 def prepare_generation(
     request: generation_pb2.GenerateRequest,
     tokenizer: Tokenizer,
@@ -389,6 +421,7 @@ def prepare_generation(
     elif output.top_logprobs and not output.logprobs:
         bad.add("output.top_logprobs", "requires output.logprobs")
     speculation = _speculation(request.speculative, limits, bad)
+    _refuse_unsupported(request, limits.unsupported, bad)
     timeout_s: float | None = None
     if request.HasField("timeout"):
         timeout = request.timeout

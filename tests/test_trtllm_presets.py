@@ -12,6 +12,7 @@ import pytest
 
 from engines.trtllm.presets import PRESETS
 from engines.trtllm.settings import SettingsError, TrtLlmSettings, load_settings, render_settings
+from engines.trtllm.versions import release_named
 
 LATENCY = "maverick-fp8-eagle3-latency"
 THROUGHPUT = "maverick-fp8-eagle3-throughput"
@@ -26,9 +27,15 @@ def load(
     overrides: tuple[str, ...] = (),
     model: str | None = None,
     draft_model: str | None = None,
+    version: str = "1.2.1",
 ) -> TrtLlmSettings:
     return load_settings(
-        preset=preset, config_file=config_file, overrides=overrides, model=model, draft_model=draft_model
+        preset=preset,
+        config_file=config_file,
+        overrides=overrides,
+        model=model,
+        draft_model=draft_model,
+        release=release_named(version),
     )
 
 
@@ -44,29 +51,72 @@ def write(tmp_path: Path, name: str, text: str) -> Path:
     return path
 
 
-def test_latency_preset_is_nvidias_maverick_eagle3_guide() -> None:
-    settings = load(LATENCY)
+LATENCY_COMMON: dict[str, object] = {
+    "model": MAVERICK,
+    "trust_remote_code": True,
+    "tensor_parallel_size": 8,
+    "moe_expert_parallel_size": 1,
+    "enable_attention_dp": False,
+    "enable_min_latency": True,
+    "enable_autotuner": False,
+    "max_batch_size": 8,
+    "stream_interval": 2,
+    "cuda_graph_config": {"max_batch_size": 8, "enable_padding": True},
+    "kv_cache_config": {"enable_block_reuse": False, "free_gpu_memory_fraction": 0.75},
+    # Not forwarded to TensorRT-LLM's MPI workers by name (only TRTLLM*/TLLM* are).
+    "env_overrides": {"TRT_LLM_DISABLE_LOAD_WEIGHTS_IN_PARALLEL": "True"},
+}
+
+
+@pytest.mark.parametrize(
+    ("version", "speculative"),
+    [
+        (
+            "1.2.1",
+            {
+                "decoding_type": "Eagle3",
+                "max_draft_len": 3,
+                "speculative_model_dir": EAGLE3,
+                "eagle3_one_model": True,
+                "allow_advanced_sampling": True,  # else one-model EAGLE-3 decodes greedily on 1.2.x
+            },
+        ),
+        ("1.3", {"decoding_type": "Eagle3", "max_draft_len": 3, "speculative_model": EAGLE3}),
+    ],
+)
+def test_latency_preset_is_nvidias_guide_in_each_releases_words(
+    version: str, speculative: dict[str, object]
+) -> None:
+    settings = load(LATENCY, version=version)
 
     assert settings.preset == LATENCY
-    assert settings.llm_args == {
-        "model": MAVERICK,
-        "trust_remote_code": True,
-        "tensor_parallel_size": 8,
-        "moe_expert_parallel_size": 1,
-        "enable_attention_dp": False,
-        "enable_min_latency": True,
-        "enable_autotuner": False,
-        "cuda_graph_config": {"max_batch_size": 8},
-        "kv_cache_config": {"enable_block_reuse": False, "free_gpu_memory_fraction": 0.75},
-        "speculative_config": {
-            "decoding_type": "Eagle",
-            "max_draft_len": 3,
-            "speculative_model_dir": EAGLE3,
-            "eagle3_one_model": True,
-        },
-    }
+    assert settings.llm_args == {**LATENCY_COMMON, "speculative_config": speculative}
     assert settings.env == {"TRTLLM_ENABLE_PDL": "1", "TRT_LLM_DISABLE_LOAD_WEIGHTS_IN_PARALLEL": "True"}
     assert settings.model == MAVERICK
+    assert settings.llm_args["max_batch_size"] == section(settings, "cuda_graph_config")["max_batch_size"]
+
+
+@pytest.mark.parametrize("version", ["1.2.1", "1.3"])
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_every_preset_value_cites_its_source(version: str, name: str) -> None:
+    settings = load(name, version=version)
+    leaves = set(_leaves(dict(settings.llm_args))) - {"env_overrides"}  # derived from env
+    leaves |= {f"env.{key}" for key in settings.env}
+    assert leaves == set(settings.sources)
+    assert all(source.startswith("[") for source in settings.sources.values())
+    rendered = render_settings(settings)
+    for tag in {source.split("]")[0] + "]" for source in settings.sources.values()}:
+        assert f"#   {tag} = NVIDIA/TensorRT-LLM" in rendered or f"#   {tag} = the same guide" in rendered
+
+
+def _leaves(table: dict[str, object], prefix: str = "") -> list[str]:
+    found: list[str] = []
+    for key, value in table.items():
+        if isinstance(value, dict) and key != "env_overrides":
+            found += _leaves(value, f"{prefix}{key}.")
+        else:
+            found.append(prefix + key)
+    return found
 
 
 def test_throughput_preset_is_nvidias_max_throughput_recipe() -> None:
@@ -181,10 +231,11 @@ def test_model_and_draft_paths_win_over_everything(tmp_path: Path) -> None:
 
     assert settings.model == "/models/maverick"
     assert section(settings, "speculative_config") == {
-        "decoding_type": "Eagle",
+        "decoding_type": "Eagle3",
         "max_draft_len": 3,
         "speculative_model_dir": "/models/eagle3",
         "eagle3_one_model": True,
+        "allow_advanced_sampling": True,
     }
 
 
@@ -257,7 +308,10 @@ def test_unknown_top_level_file_key_is_rejected(tmp_path: Path) -> None:
         ("kv_cache_config.free_gpu_memory_fraction=1.5", "must be at most 1"),
         ("cuda_graph_config.batch_sizes=[1, 2, true]", "cuda_graph_config.batch_sizes"),
         ("moe_config.backend=CUTLAS", "moe_config.backend"),
-        ("speculative_config.decoding_type=Eagle3", "EAGLE-3 is decoding_type 'Eagle'"),
+        ("speculative_config.decoding_type=Medusa", "must be one of 'Eagle', 'Eagle3'"),
+        ("batch_wait_max_tokens_ratio=1.5", "must be at most 1"),
+        ("moe_config.backend=AUTO", "moe_config.backend"),  # 1.2.1 has no AUTO
+        ('env_overrides={"A": 1}', "env_overrides"),
         ("kv_cache_config=8", "kv_cache_config (from --set kv_cache_config=8): must be a table"),
     ],
 )

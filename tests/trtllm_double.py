@@ -32,17 +32,37 @@ others as stored in the reference index, 1.x):
   totals, ``first_iter`` / ``last_iter`` (tests/unittest/llmapi/test_llm.py
   ``test_llm_perf_metrics``).
 - Config classes accept only the field names of the real ones and reject any
-  other keyword, as the real strict pydantic models do.
+  other keyword, as the real strict pydantic models do, in the shape of the
+  release ``installed(version=...)`` names: 1.2.1 (``eagle3_one_model``,
+  ``allow_advanced_sampling``, ``speculative_model_dir``, ``acceptance_window``)
+  or the 1.3 rcs (no ``eagle3_one_model``; ``speculative_model`` with the old
+  name as an alias; ``acceptance_rate_*``; ``enable_penalty``). The package
+  metadata reports that version too (``importlib.metadata``), as a wheel would.
+- Streaming follows ``PyExecutor._handle_responses``: a response after the
+  first iteration, every ``stream_interval``-th iteration and the last; the
+  first (prompt) iteration yields one token, later ones 1 + accepted drafts;
+  ``RequestOutput.decoding_iter`` counts the iterations so far. The
+  speculative counters of ``request_perf_metrics`` stay zero, as on the
+  PyTorch path before PR #17082.
+- ``LLM.dropped`` records, per request, the fields the real release would
+  have accepted and then ignored (TorchSampler's penalties and seed on 1.2.1;
+  sampling under one-model EAGLE-3 without ``allow_advanced_sampling``, and
+  top_p/min_p with it; min_p under EAGLE-3 on 1.3). A correct adapter never
+  lets such a request through. On 1.3 a penalty under speculation without
+  ``enable_penalty`` is refused at admission, as TensorRT-LLM does.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime
 import importlib.abc
 import importlib.machinery
+import importlib.metadata
 import os
+import pathlib
 import sys
 import threading
 import time
@@ -90,7 +110,7 @@ LLM_ARGS_FIELDS = frozenset({
     "batch_wait_max_tokens_ratio", "torch_compile_config", "enable_autotuner",
     "enable_layerwise_nvtx_marker", "enable_min_latency", "stream_interval",
     "force_dynamic_quantization", "allreduce_strategy", "checkpoint_loader",
-    "checkpoint_format", "kv_connector_config", "mm_encoder_only",
+    "checkpoint_format", "kv_connector_config", "mm_encoder_only", "env_overrides",
 })  # fmt: skip
 
 # llm_args.py KvCacheConfig, CudaGraphConfig, MoeConfig; DecodingBaseConfig + EagleDecodingConfig
@@ -106,12 +126,19 @@ CUDA_GRAPH_FIELDS = frozenset({"batch_sizes", "max_batch_size", "enable_padding"
 MOE_FIELDS = frozenset(
     {"backend", "max_num_tokens", "load_balancer", "disable_finalize_fusion", "use_low_precision_moe_combine"}
 )
-EAGLE_FIELDS = frozenset({
-    "max_draft_len", "max_total_draft_tokens", "speculative_model_dir", "speculative_model",
-    "max_concurrency", "load_format", "acceptance_window", "acceptance_length_threshold",
+EAGLE_FIELDS_1_2 = frozenset({
+    "max_draft_len", "max_total_draft_tokens", "speculative_model_dir", "max_concurrency",
+    "load_format", "acceptance_window", "acceptance_length_threshold", "allow_advanced_sampling",
     "eagle_choices", "greedy_sampling", "posterior_threshold", "use_dynamic_tree",
     "dynamic_tree_max_topK", "num_eagle_layers", "max_non_leaves_per_layer", "eagle3_one_model",
     "eagle3_layers_to_capture", "eagle3_model_arch",
+})  # fmt: skip
+EAGLE_FIELDS_1_3 = frozenset({
+    "max_draft_len", "max_total_draft_tokens", "speculative_model", "speculative_model_dir",
+    "max_concurrency", "load_format", "acceptance_rate_window_size", "acceptance_rate_threshold",
+    "allow_advanced_sampling", "enable_penalty", "use_rejection_sampling", "advanced_sampling_mode",
+    "eagle_choices", "use_dynamic_tree", "dynamic_tree_max_topK", "num_eagle_layers",
+    "max_non_leaves_per_layer", "eagle3_layers_to_capture", "eagle3_model_arch",
 })  # fmt: skip
 
 
@@ -140,10 +167,25 @@ class DoubleMoeConfig(_Recorder):
 
 
 class DoubleEagleDecodingConfig(_Recorder):
-    FIELDS = EAGLE_FIELDS
+    FIELDS = EAGLE_FIELDS_1_2
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        # 1.3: speculative_model with speculative_model_dir as a validation alias (PR #10099).
+        both = {"speculative_model_dir", "speculative_model"}
+        if both <= set(self.fields) and both <= self.FIELDS:
+            raise TypeError("speculative_model given twice (speculative_model_dir is its alias)")
 
 
 class DoubleEagle3DecodingConfig(DoubleEagleDecodingConfig):
+    pass
+
+
+class DoubleEagleDecodingConfig13(DoubleEagleDecodingConfig):
+    FIELDS = EAGLE_FIELDS_1_3
+
+
+class DoubleEagle3DecodingConfig13(DoubleEagleDecodingConfig13):
     pass
 
 
@@ -209,6 +251,7 @@ class _Response:
     stop_reason: int | None = None
     perf_metrics: object | None = None
     error: str | None = None
+    decoding_iter: int = 0
 
 
 @dataclass(slots=True)
@@ -225,6 +268,8 @@ class DoubleControls:
     """...after this many steps."""
     ignore_eos_drops_stop_words: bool = False
     """Mimic versions whose _enqueue_request sends stop_words=[] when ignore_eos."""
+    version: str = "1.2.1"
+    """The release the double plays (``installed(version=...)``)."""
 
 
 def double_tokens(prompt_token_ids: Sequence[int], count: int) -> list[int]:
@@ -234,8 +279,19 @@ def double_tokens(prompt_token_ids: Sequence[int], count: int) -> list[int]:
 
 
 def tokens_per_step(prompt_token_ids: Sequence[int], step: int, max_draft_len: int) -> int:
-    """Target token + accepted drafts at ``step`` (1 without speculation)."""
+    """Target token + accepted drafts at iteration ``step`` (1-based; the prompt's, the first, yields 1)."""
+    if step == 1:
+        return 1
     return 1 + (sum(prompt_token_ids) + step) % (max_draft_len + 1)
+
+
+@dataclass(frozen=True, slots=True)
+class SpecTruth:
+    """A finished request's real iterations, drafted and accepted tokens (not visible to the adapter)."""
+
+    iterations: int
+    draft_tokens: int
+    accepted_draft_tokens: int
 
 
 class DoubleRequestOutput:
@@ -250,6 +306,10 @@ class DoubleRequestOutput:
         self._outputs = [DoubleCompletionOutput(index=0)]
         self._done = False
         self._aborted = False
+        self.decoding_iter = 0
+        """GenerationResultBase.decoding_iter: the request's iterations so far, as of the last response."""
+        self.truth: SpecTruth | None = None
+        """What the executor really did (set when it finishes), for tests to check derived stats against."""
 
     @property
     def outputs(self) -> list[DoubleCompletionOutput]:
@@ -287,6 +347,7 @@ class DoubleRequestOutput:
         # As _handle_sequence: extend token_ids, replace logprobs with the cumulative list,
         # set finish_reason/stop_reason and trim the stop word on the final response.
         output = self._outputs[0]
+        self.decoding_iter = response.decoding_iter
         output._last_token_ids_len = len(output.token_ids)
         output.token_ids.extend(response.new_token_ids)
         output.logprobs = [*output.logprobs, *response.new_logprobs]
@@ -313,14 +374,17 @@ class _Running:
     first_iter: int | None = None
     scheduled: datetime.timedelta | None = None
     abort_requested: bool = False
+    pending: list[int] = field(default_factory=list)
+    pending_logprobs: list[dict[int, DoubleLogprob]] = field(default_factory=list)
 
 
 class _DoubleExecutor:
     """The executor loop, on its own thread like TensorRT-LLM's."""
 
-    def __init__(self, controls: DoubleControls, max_draft_len: int) -> None:
+    def __init__(self, controls: DoubleControls, max_draft_len: int, stream_interval: int) -> None:
         self._controls = controls
         self._max_draft_len = max_draft_len
+        self._stream_interval = stream_interval
         self._lock = threading.Lock()
         self._running: dict[int, _Running] = {}
         self._iteration = 0
@@ -356,9 +420,25 @@ class _DoubleExecutor:
                 self._iteration += 1
                 for request_id, running in list(self._running.items()):
                     response = self._step(running)
-                    if response.finish_reason is not None or response.error is not None:
+                    final = response.finish_reason is not None or response.error is not None
+                    if final:
                         del self._running[request_id]
-                    running.result.deliver(response)
+                        running.result.truth = SpecTruth(
+                            running.steps, running.draft_tokens, running.accepted
+                        )
+                    running.pending += response.new_token_ids
+                    running.pending_logprobs += response.new_logprobs
+                    # PyExecutor._handle_responses: the first iteration, every stream_interval-th, the last.
+                    if final or running.steps == 1 or running.steps % self._stream_interval == 0:
+                        running.result.deliver(
+                            dataclasses.replace(
+                                response,
+                                new_token_ids=tuple(running.pending),
+                                new_logprobs=tuple(running.pending_logprobs),
+                                decoding_iter=running.steps,
+                            )
+                        )
+                        running.pending, running.pending_logprobs = [], []
 
     def _step(self, running: _Running) -> _Response:
         params = running.result.sampling_params
@@ -374,9 +454,6 @@ class _DoubleExecutor:
         ):
             return _Response(error="executor failed: CUDA error (simulated)")
         count = tokens_per_step(running.prompt, running.steps, self._max_draft_len)
-        if self._max_draft_len:
-            running.draft_tokens += self._max_draft_len
-            running.accepted += count - 1
         max_tokens = params.int_value("max_tokens") or 32
         min_tokens = params.int_value("min_tokens") or 0
         ignore_eos = params.values["ignore_eos"] is True
@@ -408,6 +485,10 @@ class _DoubleExecutor:
             if running.produced >= max_tokens:
                 finish = "length"
                 break
+        if self._max_draft_len and running.steps > 1:  # drafts verified this step, and those kept
+            produced = len(new) + (1 if finish == "stop" and stop_reason is None else 0)  # + the end token
+            running.draft_tokens += self._max_draft_len
+            running.accepted += max(0, produced - 1)
         k = params.int_value("logprobs") or 0
         logprobs = tuple(_logprobs(token, k) for token in new) if k else ()
         perf = self._perf(running) if finish is not None else None
@@ -424,10 +505,9 @@ class _DoubleExecutor:
                 first_token_time=scheduled,
                 last_token_time=_steady_now(),
             ),
+            # Never filled on the PyTorch path before PR #17082 (what the adapter must cope with).
             speculative_decoding=SimpleNamespace(
-                total_draft_tokens=running.draft_tokens,
-                total_accepted_draft_tokens=running.accepted,
-                acceptance_rate=running.accepted / running.draft_tokens if running.draft_tokens else 0.0,
+                total_draft_tokens=0, total_accepted_draft_tokens=0, acceptance_rate=0.0
             ),
             first_iter=running.first_iter,
             last_iter=None if running.first_iter is None else running.first_iter + running.steps - 1,
@@ -460,8 +540,16 @@ class DoubleLLM:
         state = _STATE
         state.llms.append(self)
         spec = kwargs.get("speculative_config")
-        draft = spec.fields.get("max_draft_len") if isinstance(spec, DoubleEagleDecodingConfig) else None
-        self._executor = _DoubleExecutor(state.controls, draft if isinstance(draft, int) else 0)
+        self._spec = spec.fields if isinstance(spec, DoubleEagleDecodingConfig) else None
+        draft = self._spec.get("max_draft_len") if self._spec is not None else None
+        interval = kwargs.get("stream_interval", 1)
+        self._executor = _DoubleExecutor(
+            state.controls,
+            draft if isinstance(draft, int) else 0,
+            interval if isinstance(interval, int) else 1,
+        )
+        self.dropped: list[set[str]] = []
+        """Per submitted request: the fields this release would have silently ignored."""
         max_seq_len = kwargs.get("max_seq_len")
         self.args = SimpleNamespace(
             max_seq_len=max_seq_len if isinstance(max_seq_len, int) else 8192,
@@ -502,6 +590,10 @@ class DoubleLLM:
         max_tokens = params.int_value("max_tokens") or 32
         if len(prompt) + max_tokens > self.args.max_seq_len:  # LLM._check_arguments
             raise ValueError("The sum of prompt length and max_tokens should not exceed max_seq_len")
+        dropped = self._dropped(params)
+        if self._is_1_3 and self._spec is not None and dropped & set(_PENALTIES):
+            raise ValueError("penalties under speculative decoding need speculative_config.enable_penalty")
+        self.dropped.append(dropped)
         self._next_id += 1
         result = DoubleRequestOutput(self._executor, self._next_id, params)
         self.submitted.append(params)
@@ -512,6 +604,45 @@ class DoubleLLM:
     def shutdown(self) -> None:
         self.shutdown_called = True
         self._executor.shutdown()
+
+    @property
+    def _is_1_3(self) -> bool:
+        return _STATE.controls.version.startswith("1.3")
+
+    def _dropped(self, params: DoubleSamplingParams) -> set[str]:
+        """The fields of ``params`` this release would accept and then not apply."""
+        values = params.values
+        temperature = values["temperature"]
+        sampling = isinstance(temperature, int | float) and temperature > 0
+        active = {
+            "top_p": sampling and values["top_p"] not in (None, 1.0),
+            "top_k": sampling and values["top_k"] not in (None, 0),
+            "min_p": sampling and values["min_p"] not in (None, 0.0),
+            "seed": sampling and values["seed"] is not None,
+            "repetition_penalty": values["repetition_penalty"] not in (None, 1.0),
+            "presence_penalty": values["presence_penalty"] not in (None, 0.0),
+            "frequency_penalty": values["frequency_penalty"] not in (None, 0.0),
+        }
+        dropped: set[str] = set()
+        spec = self._spec
+        if spec is not None and not self._is_1_3 and spec.get("eagle3_one_model") is True:
+            if spec.get("allow_advanced_sampling") is not True:  # one-model EAGLE-3 is greedy (PR #9885)
+                if sampling:
+                    dropped.add("temperature")
+                dropped |= {f for f in ("top_p", "top_k", "min_p", "seed") if active[f]}
+            else:  # the EAGLE-3 rows of the sampling table: top-k and temperature
+                dropped |= {f for f in ("top_p", "min_p") if active[f]}
+        if spec is not None and self._is_1_3 and active["min_p"]:
+            dropped.add("min_p")
+        torch_sampler = self.kwargs.get("sampler_type", "auto") != "TRTLLMSampler"
+        if torch_sampler and not self._is_1_3:  # before PRs #16485 and #17172
+            dropped |= {f for f in (*_PENALTIES, "seed") if active[f]}
+        if self._is_1_3 and spec is not None and spec.get("enable_penalty") is not True:
+            dropped |= {f for f in _PENALTIES if active[f]}
+        return dropped
+
+
+_PENALTIES = ("repetition_penalty", "presence_penalty", "frequency_penalty")
 
 
 @dataclass(slots=True)
@@ -538,20 +669,37 @@ class _Loader(importlib.abc.Loader):
     def exec_module(self, module: ModuleType) -> None:
         module.LLM = DoubleLLM  # type: ignore[attr-defined]  # building a module namespace
         module.SamplingParams = DoubleSamplingParams  # type: ignore[attr-defined]  # same
+        version = _STATE.controls.version
         if module.__name__ == "tensorrt_llm":
-            module.__version__ = "1.2.0rc2-double"  # type: ignore[attr-defined]  # same
+            module.__version__ = version  # type: ignore[attr-defined]  # same
             _STATE.env_at_import = dict(os.environ)
             return
+        is_1_3 = version.startswith("1.3")
         names = {
             "KvCacheConfig": DoubleKvCacheConfig,
             "CudaGraphConfig": DoubleCudaGraphConfig,
             "MoeConfig": DoubleMoeConfig,
-            "EagleDecodingConfig": DoubleEagleDecodingConfig,
-            "Eagle3DecodingConfig": DoubleEagle3DecodingConfig,
+            "EagleDecodingConfig": DoubleEagleDecodingConfig13 if is_1_3 else DoubleEagleDecodingConfig,
+            "Eagle3DecodingConfig": DoubleEagle3DecodingConfig13 if is_1_3 else DoubleEagle3DecodingConfig,
             "RequestError": DoubleRequestError,
         }
         for name, value in names.items():
             setattr(module, name, value)
+
+
+class _Distribution(importlib.metadata.Distribution):
+    """The installed-package metadata of the double, as a tensorrt_llm wheel would have it."""
+
+    def __init__(self, version: str) -> None:
+        self._version = version
+
+    def read_text(self, filename: str) -> str | None:
+        if filename == "METADATA":
+            return f"Metadata-Version: 2.1\nName: tensorrt_llm\nVersion: {self._version}\n"
+        return None
+
+    def locate_file(self, path: str | os.PathLike[str]) -> pathlib.Path:
+        raise FileNotFoundError(path)
 
 
 class _Finder(importlib.abc.MetaPathFinder):
@@ -562,6 +710,13 @@ class _Finder(importlib.abc.MetaPathFinder):
             return None
         return importlib.machinery.ModuleSpec(fullname, _Loader(), is_package=True)
 
+    def find_distributions(
+        self, context: importlib.metadata.DistributionFinder.Context | None = None
+    ) -> Iterator[importlib.metadata.Distribution]:
+        name = context.name if context is not None else None
+        if name in (None, "tensorrt_llm", "tensorrt-llm"):
+            yield _Distribution(_STATE.controls.version)
+
 
 def _drop_modules() -> None:
     for name in [n for n in sys.modules if n == "tensorrt_llm" or n.startswith("tensorrt_llm.")]:
@@ -569,10 +724,10 @@ def _drop_modules() -> None:
 
 
 @contextlib.contextmanager
-def installed() -> Iterator[DoubleState]:
-    """Make ``import tensorrt_llm`` load this double (fresh state) for the duration."""
+def installed(version: str = "1.2.1") -> Iterator[DoubleState]:
+    """Make ``import tensorrt_llm`` load this double, playing ``version``, (fresh state) for the duration."""
     global _STATE
-    _STATE = DoubleState()
+    _STATE = DoubleState(controls=DoubleControls(version=version))
     finder = _Finder()
     _drop_modules()
     sys.meta_path.insert(0, finder)

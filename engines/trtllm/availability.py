@@ -13,15 +13,17 @@ import importlib.util
 from types import ModuleType
 
 from engines.contract import EngineError
+from engines.trtllm.versions import PINNED_VERSION, SUPPORTED_TEXT
 
-CHECKED_AGAINST = "1.2.0rc2 (NVIDIA/TensorRT-LLM@b35ac1b6)"
-"""The TensorRT-LLM version whose LLM API this adapter was written and checked against."""
+CHECKED_AGAINST = f"TensorRT-LLM {SUPPORTED_TEXT}"
+"""The TensorRT-LLM releases whose LLM API this adapter was checked against (engines/trtllm/versions.py)."""
 
 _HOW_TO_GET_IT = (
     "TensorRT-LLM is not installed. Run tokenwire inside NVIDIA's NGC TensorRT-LLM "
-    "release container (nvcr.io/nvidia/tensorrt-llm/release:<tag>), or install it from "
-    "NVIDIA's package index: pip install tensorrt-llm --extra-index-url https://pypi.nvidia.com "
-    f"(needs an NVIDIA GPU and CUDA). This adapter was checked against {CHECKED_AGAINST}."
+    f"release container (nvcr.io/nvidia/tensorrt-llm/release:{PINNED_VERSION}), or install it from "
+    f"NVIDIA's package index: pip install tensorrt-llm=={PINNED_VERSION} "
+    "--extra-index-url https://pypi.nvidia.com "
+    f"(needs an NVIDIA GPU and CUDA). This adapter supports {CHECKED_AGAINST}."
 )
 
 

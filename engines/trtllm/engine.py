@@ -26,19 +26,14 @@ from engines.contract import (
     EngineOutput,
     EngineRequest,
     RequestId,
-    SpeculativeConfig,
 )
 from engines.output_stream import ClosingOutputStream
-from engines.trtllm.llm_build import (
-    EAGLE3_DECODING_TYPES,
-    TrtLlmModules,
-    import_tensorrt_llm,
-    llm_kwargs,
-    speculative_decoding_type,
-)
+from engines.trtllm import capabilities
+from engines.trtllm.llm_build import TrtLlmConfigError, TrtLlmModules, import_tensorrt_llm, llm_kwargs
 from engines.trtllm.requests import CompletionView, OutputTracker, sampling_kwargs
 from engines.trtllm.settings import TrtLlmSettings
 from engines.trtllm.tokenizer import TrtLlmTokenizer, load_tokenizer
+from engines.trtllm.versions import PINNED_VERSION, Release, release_for, release_named
 
 _log = structlog.get_logger(__name__)
 
@@ -110,6 +105,12 @@ class TrtLlmEngine:
         """``settings``: the validated start-up value; ``max_batch_size``: used (and passed to
         TensorRT-LLM) only when ``settings.llm_args`` has none."""
         self._settings = settings
+        self._release: Release = settings.release or release_named(PINNED_VERSION)
+        self._draft_length = capabilities.draft_length(settings.llm_args)
+        self._unsupported = capabilities.unsupported_fields(settings.llm_args, self._release)
+        self._greedy_only = any(
+            item.field == "sampling.temperature" and item.allowed == 0.0 for item in self._unsupported
+        )
         self._max_batch_size = max_batch_size
         self._modules: TrtLlmModules | None = None
         self._llm: Llm | None = None
@@ -138,6 +139,7 @@ class TrtLlmEngine:
     def _build(self) -> None:
         settings = self._settings
         modules = import_tensorrt_llm(settings)  # applies settings.env first
+        self._check_version(modules)
         args = dict(settings.llm_args)
         if "max_batch_size" not in args and self._max_batch_size is not None:
             args["max_batch_size"] = self._max_batch_size
@@ -158,9 +160,27 @@ class TrtLlmEngine:
             max_batch_size=_positive_int(args.get("max_batch_size"))
             or _positive_int(getattr(getattr(llm, "args", None), "max_batch_size", None))
             or TRTLLM_DEFAULT_MAX_BATCH_SIZE,
-            speculative=_speculative(args),
+            speculative=capabilities.speculative_config(args),
+            unsupported_fields=self._unsupported,
         )
-        _log.info("trtllm_engine_started", context_length=self._info.context_length)
+        _log.info(
+            "trtllm_engine_started",
+            context_length=self._info.context_length,
+            version=str(self._release.version),
+            refused_fields=[item.field for item in self._info.unsupported_fields],
+        )
+
+    def _check_version(self, modules: TrtLlmModules) -> None:
+        """The imported TensorRT-LLM must be of the release the settings were validated for."""
+        found = getattr(modules.tensorrt_llm, "__version__", None)
+        if not isinstance(found, str):
+            raise TrtLlmConfigError("tensorrt_llm has no __version__: cannot tell which release this is")
+        running = release_for(found)
+        if running.line != self._release.line:
+            raise TrtLlmConfigError(
+                f"the settings were checked against {self._release.name} ({self._release.line} line) "
+                f"but tensorrt_llm {found} is imported"
+            )
 
     async def shutdown(self) -> None:
         """Abort every request (their streams end CANCELLED), then shut the executor down."""
@@ -187,7 +207,7 @@ class TrtLlmEngine:
         other_eos = tokenizer.eos_token_ids - ({end_id} if end_id is not None else set())
         try:
             params = modules.tensorrt_llm.SamplingParams(
-                **sampling_kwargs(request, end_id=end_id, other_eos=other_eos)
+                **sampling_kwargs(request, end_id=end_id, other_eos=other_eos, greedy_only=self._greedy_only)
             )
             # A TokensPrompt: what tensorrt_llm.inputs.prompt_inputs makes of a list of ids.
             result = llm.generate_async(
@@ -195,7 +215,8 @@ class TrtLlmEngine:
             )
         except Exception as error:
             raise EngineError(f"TensorRT-LLM refused the request: {error}") from error
-        flight = _Flight(request.request_id, result, OutputTracker(request, tokenizer.eos_token_ids))
+        tracker = OutputTracker(request, tokenizer.eos_token_ids, draft_length=self._draft_length)
+        flight = _Flight(request.request_id, result, tracker)
         self._flights[request.request_id] = flight
         return _OutputStream(self, flight)
 
@@ -249,7 +270,9 @@ class _OutputStream(ClosingOutputStream):
                     raise
                 except Exception as error:  # an executor error fails this request only
                     raise EngineError(f"TensorRT-LLM failed the request: {error}") from error
-                output = flight.tracker.update(flight.result.outputs[0])
+                output = flight.tracker.update(
+                    flight.result.outputs[0], decoding_iter=getattr(flight.result, "decoding_iter", None)
+                )
                 if output is None:
                     continue
                 if output.finish_reason is not None:
@@ -301,12 +324,3 @@ def _context_length(args: Mapping[str, object], llm: object, model: str) -> int:
             if (length := _positive_int(section.get("max_position_embeddings"))) is not None:
                 return length
     raise EngineError("cannot tell the context length: set llm_args.max_seq_len")
-
-
-def _speculative(args: Mapping[str, object]) -> SpeculativeConfig:
-    """EAGLE-3 when the settings ask for it (on the PyTorch backend "Eagle" is EAGLE-3 too)."""
-    if speculative_decoding_type(args) not in EAGLE3_DECODING_TYPES:
-        return SpeculativeConfig()
-    section = args.get("speculative_config")
-    assert isinstance(section, Mapping)
-    return SpeculativeConfig(method="eagle3", draft_length=_positive_int(section.get("max_draft_len")) or 0)

@@ -10,7 +10,9 @@ The speculative section is chosen by ``decoding_type``, the discriminator
 TensorRT-LLM itself uses (``DecodingBaseConfig.from_dict`` in 1.1/1.2-era
 llm_args.py; a pydantic ``Literal`` field on each class in later versions).
 The key is removed before the class is built: in 1.2.0rc2 ``decoding_type`` is
-a ``ClassVar`` and the strict models refuse it as an argument.
+a ``ClassVar`` and the strict models refuse it as an argument; in the 1.3 rcs
+it is a pydantic ``Literal`` field whose default is the class's own type, so
+leaving it out changes nothing there.
 """
 
 from __future__ import annotations
@@ -37,8 +39,8 @@ SECTION_CLASSES: Mapping[str, str] = {
 
 SPECULATIVE_CLASSES: Mapping[str, tuple[str, ...]] = {
     # On the PyTorch backend, "Eagle" already means EAGLE-3 (EagleDecodingConfig.spec_dec_mode
-    # is EAGLE3 or EAGLE3_ONE_MODEL). Versions after 1.2 add Eagle3DecodingConfig; older ones
-    # lack it, so "Eagle3" falls back to EagleDecodingConfig, which drives the same code path.
+    # is EAGLE3 or EAGLE3_ONE_MODEL). PR #10124 added Eagle3DecodingConfig and deprecated "Eagle";
+    # a release without it builds EagleDecodingConfig for "Eagle3", which drives the same code path.
     "Eagle": ("EagleDecodingConfig",),
     "Eagle3": ("Eagle3DecodingConfig", "EagleDecodingConfig"),
 }
@@ -46,8 +48,8 @@ SPECULATIVE_CLASSES: Mapping[str, tuple[str, ...]] = {
 
 EAGLE3_DECODING_TYPES = frozenset(SPECULATIVE_CLASSES)
 
-PLAIN_DICT_ARGS = frozenset({"cp_config"})
-"""LLM arguments whose TensorRT-LLM type is a plain dict (BaseLlmArgs.cp_config)."""
+PLAIN_DICT_ARGS = frozenset({"cp_config", "env_overrides"})
+"""LLM arguments whose TensorRT-LLM type is a plain dict (BaseLlmArgs.cp_config, .env_overrides)."""
 
 
 class TrtLlmConfigError(EngineError):

@@ -31,8 +31,11 @@ temperature          temperature                 0 → greedy (params_imply_gree
                                                  decode greedily, our native engine samples
 top_p / top_k        top_p / top_k               dropped when greedy
 min_p                min_p                       dropped when greedy
-seed                 seed                        dropped when greedy
-repetition_penalty   repetition_penalty          prompt + output (as native)
+seed                 seed                        dropped when greedy; TorchSampler before
+                                                 1.3.0rc25 has no per-request seed: REFUSED
+                                                 there (engines.trtllm.capabilities)
+repetition_penalty   repetition_penalty          prompt + output (as native); TorchSampler
+                                                 before 1.3 ignores penalties: REFUSED there
 presence/frequency   presence/frequency_penalty  + prompt_ignore_length = prompt length, so
                                                  only generated tokens count (as native)
 logprobs             logprobs = max(1, top)      per-token dicts {id: Logprob(logprob, rank)}
@@ -40,14 +43,17 @@ top_logprobs         logprobs = top_logprobs     candidates = the dict's entries
                                                  TRT-LLM computes logprobs in its sampler:
                                                  whether before or after penalties and
                                                  temperature is not checked: MAY DIFFER
-speculation          (none)                      ignored: speculation is fixed when the LLM
-                                                 is built (preset speculative_config), not
-                                                 per request: DIFFERENT from native
+speculation          (none)                      fixed when the LLM is built (preset
+                                                 speculative_config): a request may name the
+                                                 configured method and draft length only,
+                                                 anything else is REFUSED
 (text)               detokenize=False            our own incremental detokenizer
-(stats)              return_perf_metrics=True    see ``finish_stats``
+(stats)              return_perf_metrics=True    see ``finish_stats`` and ``ObservedSteps``
 ===================  ==========================  =========================================
 
-Nothing is rejected at submission: every field has a mapping or an emulation.
+What the configured release would drop is refused by the service before it
+gets here (``engines.trtllm.capabilities``, listed by GetModelInfo); every
+other field has a mapping or an emulation.
 """
 
 from __future__ import annotations
@@ -55,6 +61,7 @@ from __future__ import annotations
 import datetime
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from engines.contract import (
@@ -103,12 +110,18 @@ class CompletionView(Protocol):
 
 
 def sampling_kwargs(
-    request: EngineRequest, *, end_id: TokenId | None, other_eos: frozenset[TokenId]
+    request: EngineRequest,
+    *,
+    end_id: TokenId | None,
+    other_eos: frozenset[TokenId],
+    greedy_only: bool = False,
 ) -> dict[str, object]:
     """Keyword arguments for ``tensorrt_llm.SamplingParams`` for ``request``.
 
     ``end_id`` is the model's main EOS id; ``other_eos`` its further EOS ids
     (TensorRT-LLM has one ``end_id``, so these travel as stop token ids).
+    ``greedy_only``: the configuration cannot sample (GetModelInfo says so), so
+    an unset temperature means greedy rather than 1.0.
     """
     sampling, stopping = request.sampling, request.stopping
     kwargs: dict[str, object] = {
@@ -126,7 +139,8 @@ def sampling_kwargs(
         stop_ids += [t for t in sorted(other_eos) if t not in stop_ids and t != end_id]
     if stop_ids:
         kwargs["stop_token_ids"] = stop_ids
-    temperature = DEFAULT_TEMPERATURE if sampling.temperature is None else sampling.temperature
+    default = 0.0 if greedy_only else DEFAULT_TEMPERATURE
+    temperature = default if sampling.temperature is None else sampling.temperature
     kwargs["temperature"] = temperature
     if temperature != 0.0:
         optional = {"top_p": sampling.top_p, "top_k": sampling.top_k, "min_p": sampling.min_p}
@@ -153,20 +167,35 @@ class OutputTracker:
     or a skipped step cannot misalign tokens and logprobs.
     """
 
-    def __init__(self, request: EngineRequest, eos_token_ids: frozenset[TokenId]) -> None:
+    def __init__(
+        self, request: EngineRequest, eos_token_ids: frozenset[TokenId], *, draft_length: int = 0
+    ) -> None:
+        """``draft_length``: draft tokens the configured speculation proposes per step (0: none)."""
         self._request = request
         self._eos = frozenset() if request.stopping.ignore_eos else eos_token_ids
         self._stop_ids = frozenset(request.stopping.stop_token_ids)
+        self._draft_length = draft_length
         self._emitted = 0
+        self._generated = 0
+        """Tokens TensorRT-LLM produced for this request as far as we read (before our own trimming)."""
+        self._iterations: int | None = None
         self.steps = 0
-        """Responses that carried new tokens (decode steps, when perf metrics are missing)."""
+        """Responses that carried new tokens (one per iteration when stream_interval is 1)."""
         self.finished = False
 
-    def update(self, completion: CompletionView) -> EngineOutput | None:
-        """The output for the tokens new since the last call (None when there is nothing to say)."""
+    def update(self, completion: CompletionView, *, decoding_iter: object = None) -> EngineOutput | None:
+        """The output for the tokens new since the last call (None when there is nothing to say).
+
+        ``decoding_iter``: the result's ``decoding_iter`` (``GenerationResultBase``,
+        executor/result.py): iterations that produced tokens for this request so far.
+        """
         if self.finished:
             return None
+        iterations = _int(decoding_iter)
+        if iterations is not None and iterations > 0:
+            self._iterations = iterations
         token_ids = completion.token_ids
+        self._generated = max(self._generated, len(token_ids))
         new = [TokenId(t) for t in token_ids[self._emitted :]]
         reason, stop_token = self._scan(new)
         if reason is not None:
@@ -178,6 +207,8 @@ class OutputTracker:
             reason, stop_token = self._finish(completion)
             if stop_token is not None and new and new[-1] == stop_token:
                 new.pop()  # a version that keeps the end token in token_ids
+            elif completion.finish_reason == "stop":
+                self._generated += 1  # the end or stop token TensorRT-LLM left out of token_ids
         if not new and reason is None:
             return None
         start = self._emitted
@@ -193,15 +224,23 @@ class OutputTracker:
             logprobs=logprobs,
             finish_reason=reason,
             stop_token_id=stop_token if reason is FinishReason.STOP_TOKEN else None,
-            stats=finish_stats(perf_metrics, observed_steps=self.steps),
+            stats=finish_stats(perf_metrics, self._observed()),
         )
 
     def cancelled(self) -> EngineOutput:
         """The final output of a request that ended without TensorRT-LLM saying so (shutdown)."""
         self.finished = True
-        return EngineOutput(
-            finish_reason=FinishReason.CANCELLED, stats=finish_stats(None, observed_steps=self.steps)
-        )
+        return EngineOutput(finish_reason=FinishReason.CANCELLED, stats=finish_stats(None, self._observed()))
+
+    def _observed(self) -> ObservedSteps:
+        """What the stream itself says about iterations and drafts."""
+        iterations = self._iterations if self._iterations is not None else self.steps
+        if not self._draft_length or iterations == 0:
+            return ObservedSteps(decode_steps=iterations)
+        verifications = iterations - 1  # the prompt's iteration yields one token and no verified drafts
+        drafted = verifications * self._draft_length
+        accepted = min(drafted, max(0, self._generated - iterations))
+        return ObservedSteps(decode_steps=iterations, draft_tokens=drafted, accepted_draft_tokens=accepted)
 
     def _first_checked(self) -> int:
         """Index into the new tokens from which stop ids count (min_tokens exempts the first ones)."""
@@ -262,31 +301,47 @@ def _rank(candidate: LogprobView) -> int:
     return rank if rank is not None else 1 << 30
 
 
-def finish_stats(perf_metrics: object, *, observed_steps: int) -> FinishStats:
-    """``FinishStats`` from ``CompletionOutput.request_perf_metrics`` (needs return_perf_metrics).
+@dataclass(frozen=True, slots=True)
+class ObservedSteps:
+    """Iterations and drafts as counted from a request's own stream (``OutputTracker``).
+
+    Each iteration yields one token of the target's own plus the drafts it
+    accepted, so with the iterations known (``decoding_iter``, or one response
+    per iteration when stream_interval is 1) the accepted drafts are the tokens
+    beyond one per iteration; every iteration after the prompt's verified
+    ``draft_length`` drafts.
+    """
+
+    decode_steps: int
+    draft_tokens: int = 0
+    accepted_draft_tokens: int = 0
+
+
+def finish_stats(perf_metrics: object, observed: ObservedSteps) -> FinishStats:
+    """``FinishStats`` from ``CompletionOutput.request_perf_metrics`` and what the stream showed.
 
     Mirrors ``tensorrt_llm.bindings.executor.RequestPerfMetrics`` as TensorRT-LLM's
     own tests and trtllm-serve read it (tests/unittest/llmapi/test_llm.py
     ``test_llm_perf_metrics``; serve/openai_server.py perf metrics): ``timing_metrics``
     ``arrival_time`` / ``first_scheduled_time`` (timedelta on one steady clock),
-    ``speculative_decoding.total_draft_tokens`` / ``total_accepted_draft_tokens``,
-    ``first_iter`` / ``last_iter`` (``last_iter - first_iter + 1`` iterations produced
-    tokens). Missing values count as zero; decode steps then fall back to the
-    responses we saw.
+    ``speculative_decoding.total_draft_tokens`` / ``total_accepted_draft_tokens``.
+    Those draft counters stay zero on the PyTorch path before PR #17082 (1.2.1 and
+    early 1.3 rcs), so they are used only when filled; the stream's count otherwise.
     """
     timing = getattr(perf_metrics, "timing_metrics", None)
     arrival = _seconds(getattr(timing, "arrival_time", None))
     scheduled = _seconds(getattr(timing, "first_scheduled_time", None))
     queued = max(0.0, scheduled - arrival) if arrival is not None and scheduled is not None else 0.0
     spec = getattr(perf_metrics, "speculative_decoding", None)
-    first_iter = _int(getattr(perf_metrics, "first_iter", None))
-    last_iter = _int(getattr(perf_metrics, "last_iter", None))
-    steps = last_iter - first_iter + 1 if first_iter is not None and last_iter is not None else None
+    drafted = _int(getattr(spec, "total_draft_tokens", None)) or 0
+    accepted = _int(getattr(spec, "total_accepted_draft_tokens", None)) or 0
+    if not drafted:
+        drafted, accepted = observed.draft_tokens, observed.accepted_draft_tokens
     return FinishStats(
         queued_s=queued,
-        draft_tokens=_int(getattr(spec, "total_draft_tokens", None)) or 0,
-        accepted_draft_tokens=_int(getattr(spec, "total_accepted_draft_tokens", None)) or 0,
-        decode_steps=steps if steps is not None and steps > 0 else observed_steps,
+        draft_tokens=drafted,
+        accepted_draft_tokens=accepted,
+        decode_steps=observed.decode_steps,
     )
 
 

@@ -1,23 +1,24 @@
-"""The ``tensorrt_llm.LLM(...)`` arguments tokenwire accepts, with their types.
+"""The ``tensorrt_llm.LLM(...)`` arguments tokenwire accepts, with their types, per TensorRT-LLM release.
 
-This is a hand-written allow-list, not a mirror of TensorRT-LLM: every key
-below was checked against ``tensorrt_llm/llmapi/llm_args.py`` of TensorRT-LLM
-**1.2.0rc2** (commit b35ac1b6; read from its rendered source,
-``1.2.0rc2/_modules/tensorrt_llm/llmapi/llm_args.html`` on the project's
-gh-pages branch). The classes the sections come from:
+This is a hand-written allow-list, not a mirror of TensorRT-LLM. The keys were
+first checked against ``tensorrt_llm/llmapi/llm_args.py`` of 1.2.0rc2 (commit
+b35ac1b6), then against what changed up to the 1.3 release candidates
+(``engines.trtllm.versions`` lists each change with its PR). ``llm_args_schema``
+builds the schema of one ``Release``; the classes the sections come from:
 
 - top level: ``BaseLlmArgs`` and ``TorchLlmArgs`` (the PyTorch backend that
   ``tensorrt_llm.LLM`` is in 1.x);
 - ``kv_cache_config``: ``KvCacheConfig``;
 - ``cuda_graph_config``: ``CudaGraphConfig`` (``null`` disables CUDA graphs);
 - ``moe_config``: ``MoeConfig``;
-- ``speculative_config``: ``DecodingBaseConfig`` + ``EagleDecodingConfig``,
-  chosen by ``decoding_type``. In 1.2.0rc2 EAGLE-3 is ``decoding_type: Eagle``
-  (there is no separate ``"Eagle3"`` discriminator yet) and the draft
-  checkpoint key is ``speculative_model_dir``.
+- ``speculative_config``: ``DecodingBaseConfig`` + ``EagleDecodingConfig`` /
+  ``Eagle3DecodingConfig``, chosen by ``decoding_type`` ("Eagle3", as NVIDIA's
+  guides spell EAGLE-3 now; the older "Eagle" means the same on the PyTorch
+  backend).
 
 A key missing here is rejected even if TensorRT-LLM knows it: add it (after
-checking its type at the pinned version) rather than loosening the check.
+checking its type in each supported release) rather than loosening the check.
+A key one release renamed or removed is refused with what to write instead.
 Types are strict: ``true`` is not an integer, ``"8"`` is not an integer, and an
 integer is accepted where TensorRT-LLM expects a float (pydantic does too).
 """
@@ -30,7 +31,7 @@ import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
-TRTLLM_VERSION = "1.2.0rc2"
+from engines.trtllm.versions import Release
 
 
 class Kind(enum.Enum):
@@ -39,6 +40,7 @@ class Kind(enum.Enum):
     FLOAT = "a number"
     STR = "a string"
     INT_LIST = "a list of integers"
+    STR_MAP = "a table of strings"
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,62 +122,115 @@ CUDA_GRAPH_CONFIG = Section(
     nullable=True,
 )
 
-MOE_CONFIG = Section(
-    {
-        "backend": Scalar(
-            Kind.STR, choices=("CUTLASS", "CUTEDSL", "WIDEEP", "TRTLLM", "DEEPGEMM", "VANILLA", "TRITON")
+
+def _moe_config(release: Release) -> Section:
+    return Section(
+        {
+            # "AUTO" is the default from 1.3 on; "WIDEEP" is gone there.
+            "backend": Scalar(Kind.STR, choices=release.moe_backends),
+            "max_num_tokens": _int(1, nullable=True),
+            "disable_finalize_fusion": _BOOL,
+            "use_low_precision_moe_combine": _BOOL,
+        }
+    )
+
+
+def _decoding_base(release: Release) -> dict[str, Scalar]:
+    """DecodingBaseConfig fields, shared by every decoding type."""
+    window, threshold = release.acceptance_keys
+    fields: dict[str, Scalar] = {
+        "max_draft_len": _int(1, nullable=True),
+        "max_total_draft_tokens": _int(1, nullable=True),
+        "max_concurrency": _int(1, nullable=True),
+        "load_format": _OPT_STR,
+        window: _int(0, nullable=True),
+        # 1.3 (PR #12905) bounds the renamed threshold to [0, 1]; 1.2.1's is only >= 0.
+        threshold: Scalar(
+            Kind.FLOAT, nullable=True, minimum=0.0, maximum=None if release.eagle3_one_model_key else 1.0
         ),
-        "max_num_tokens": _int(1, nullable=True),
-        "disable_finalize_fusion": _BOOL,
-        "use_low_precision_moe_combine": _BOOL,
     }
-)
+    for key in release.draft_model_keys:
+        fields[key] = _OPT_STR
+    if release.allow_advanced_sampling_key:
+        # 1.2.x: one-model EAGLE-3 samples only with this set (PR #9885); greedy otherwise.
+        fields["allow_advanced_sampling"] = _BOOL
+    if release.penalty_gate_key:
+        # 1.3: penalties under speculation are refused by TensorRT-LLM unless this is set.
+        fields["enable_penalty"] = _BOOL
+    return fields
 
-# DecodingBaseConfig fields, shared by every decoding type.
-_DECODING_BASE: dict[str, Scalar] = {
-    "max_draft_len": _int(1, nullable=True),
-    "max_total_draft_tokens": _int(1, nullable=True),
-    "speculative_model_dir": _OPT_STR,
-    "max_concurrency": _int(1, nullable=True),
-    "load_format": _OPT_STR,
-    "acceptance_window": _int(0, nullable=True),
-    "acceptance_length_threshold": Scalar(Kind.FLOAT, nullable=True, minimum=0.0),
-}
 
-# EagleDecodingConfig (EAGLE-3 in the PyTorch backend). eagle_choices and
-# eagle3_layers_to_capture are left out: the former is marked "under development,
-# do not use" at this version, the latter is a set of ints that needs its own kind.
-_EAGLE: dict[str, Scalar] = {
-    **_DECODING_BASE,
-    "greedy_sampling": Scalar(Kind.BOOL, nullable=True),
-    "posterior_threshold": Scalar(Kind.FLOAT, nullable=True),
-    "use_dynamic_tree": Scalar(Kind.BOOL, nullable=True),
-    "dynamic_tree_max_topK": _int(1, nullable=True),
-    "num_eagle_layers": _int(1, nullable=True),
-    "max_non_leaves_per_layer": _int(1, nullable=True),
-    "eagle3_one_model": Scalar(Kind.BOOL, nullable=True),
-}
+def _eagle(release: Release) -> dict[str, Scalar]:
+    """EagleDecodingConfig / Eagle3DecodingConfig. eagle_choices and eagle3_layers_to_capture are
+    left out: the former is marked "under development, do not use", the latter needs a set kind."""
+    fields: dict[str, Scalar] = {
+        **_decoding_base(release),
+        "use_dynamic_tree": Scalar(Kind.BOOL, nullable=True),
+        "dynamic_tree_max_topK": _int(1, nullable=True),
+        "num_eagle_layers": _int(1, nullable=True),
+        "max_non_leaves_per_layer": _int(1, nullable=True),
+    }
+    if release.eagle3_one_model_key:
+        # Absent from the 1.3.0rc27 reference (one-model is the only mode there).
+        fields["eagle3_one_model"] = Scalar(Kind.BOOL, nullable=True)
+        fields["greedy_sampling"] = Scalar(Kind.BOOL, nullable=True)
+        fields["posterior_threshold"] = Scalar(Kind.FLOAT, nullable=True)
+    return fields
 
-SPECULATIVE_CONFIG = Section(
-    {},
-    nullable=True,
-    discriminator="decoding_type",
-    variants={"Eagle": _EAGLE},
-)
 
-# Per decoding type, keys TensorRT-LLM refuses to start without
-# (EagleDecodingConfig.__init__ asserts max_draft_len; .validate() requires the draft).
-_REQUIRED_BY_VARIANT: Mapping[str, tuple[str, ...]] = {
-    "Eagle": ("max_draft_len", "speculative_model_dir"),
-}
+EAGLE3_DECODING_TYPES = ("Eagle3", "Eagle")
+"""``decoding_type`` values for EAGLE-3: "Eagle3" (NVIDIA's spelling now, PR #10124) and the older "Eagle"."""
 
-# Later TensorRT-LLM versions spell EAGLE-3 "Eagle3"; 1.2.0rc2 rejects that.
-_VARIANT_HINTS: Mapping[str, str] = {
-    "Eagle3": f"EAGLE-3 is decoding_type 'Eagle' in TensorRT-LLM {TRTLLM_VERSION}",
-}
 
-LLM_ARGS = Section(
-    {
+def _speculative_config(release: Release) -> Section:
+    eagle = _eagle(release)
+    return Section(
+        {},
+        nullable=True,
+        discriminator="decoding_type",
+        variants={name: eagle for name in EAGLE3_DECODING_TYPES},
+    )
+
+
+def _moved(release: Release) -> dict[str, str]:
+    """Keys another supported release spells differently or lacks: what to write instead."""
+    other = "1.3" if release.line == "1.2.1" else "1.2.1"
+    name = release.name
+    hints: dict[str, str] = {}
+    window, threshold = release.acceptance_keys
+    old_window, old_threshold = (
+        ("acceptance_window", "acceptance_length_threshold")
+        if release.line == "1.3"
+        else ("acceptance_rate_window_size", "acceptance_rate_threshold")
+    )
+    hints[old_window] = f"{name} calls it {window!r}"
+    hints[old_threshold] = f"{name} calls it {threshold!r}"
+    if "speculative_model" not in release.draft_model_keys:
+        hints["speculative_model"] = f"{name} calls it {release.draft_model_key!r}"
+    if not release.eagle3_one_model_key:
+        gone = "one-model is the only EAGLE-3 mode in TensorRT-LLM 1.3 (PR #17366): remove it"
+        hints.update(eagle3_one_model=gone, greedy_sampling=f"not in {name}: remove it")
+        hints["posterior_threshold"] = f"not in {name}: remove it"
+    if not release.allow_advanced_sampling_key:
+        hints["allow_advanced_sampling"] = (
+            f"a no-op in {name}: sampling is detected per step (PR #14745); remove it"
+        )
+    if not release.penalty_gate_key:
+        hints["enable_penalty"] = f"exists from TensorRT-LLM {other} on"
+    return hints
+
+
+def _sampler_choices(release: Release) -> Scalar:
+    return Scalar(Kind.STR, choices=release.samplers)
+
+
+def llm_args_schema(release: Release) -> Section:
+    """Every ``tensorrt_llm.LLM`` argument tokenwire accepts for ``release``."""
+    return Section(_llm_args_fields(release))
+
+
+def _llm_args_fields(release: Release) -> dict[str, Scalar | Section]:
+    return {
         # BaseLlmArgs
         "model": _STR,
         "tokenizer": _OPT_STR,
@@ -199,7 +254,7 @@ LLM_ARGS = Section(
         "guided_decoding_backend": Scalar(Kind.STR, nullable=True, choices=("xgrammar", "llguidance")),
         "iter_stats_max_iterations": _int(0, nullable=True),
         "request_stats_max_iterations": _int(0, nullable=True),
-        "speculative_config": SPECULATIVE_CONFIG,
+        "speculative_config": _speculative_config(release),
         "max_batch_size": _int(1, nullable=True),
         "max_input_len": _int(1, nullable=True),
         "max_seq_len": _int(1, nullable=True),
@@ -210,19 +265,23 @@ LLM_ARGS = Section(
         # Deprecated in 1.2 but still accepted; "pytorch" is the only backend tokenwire drives.
         "backend": Scalar(Kind.STR, nullable=True, choices=("pytorch",)),
         "return_perf_metrics": _BOOL,
+        # BaseLlmArgs.env_overrides (PR #9104): set in the LLM process and passed to every MPI worker,
+        # which otherwise get only TRTLLM*/TLLM* variables (llmapi/mpi_session.py).
+        "env_overrides": Scalar(Kind.STR_MAP, nullable=True),
         # TorchLlmArgs
         "garbage_collection_gen0_threshold": _int(0),
         "cuda_graph_config": CUDA_GRAPH_CONFIG,
         "disable_overlap_scheduler": _BOOL,
-        "moe_config": MOE_CONFIG,
+        "moe_config": _moe_config(release),
         "attn_backend": _STR,
-        "sampler_type": Scalar(Kind.STR, choices=("TRTLLMSampler", "TorchSampler", "auto")),
+        "sampler_type": _sampler_choices(release),
         "enable_iter_perf_stats": _BOOL,
         "enable_iter_req_stats": _BOOL,
         "print_iter_log": _BOOL,
         "batch_wait_timeout_ms": Scalar(Kind.FLOAT, minimum=0.0),
         "batch_wait_timeout_iters": _int(0),
-        "batch_wait_max_tokens_ratio": Scalar(Kind.FLOAT, minimum=0.0),
+        # Field(default=0, ge=0, le=1)
+        "batch_wait_max_tokens_ratio": Scalar(Kind.FLOAT, minimum=0.0, maximum=1.0),
         "enable_autotuner": _BOOL,
         "enable_layerwise_nvtx_marker": _BOOL,
         # TorchLlmArgs: "If true, enable min-latency mode. Currently only used for Llama4."
@@ -245,17 +304,24 @@ LLM_ARGS = Section(
             ),
         ),
     }
-)
 
 
-def validate_llm_args(llm_args: Mapping[str, object]) -> list[Violation]:
-    """Every problem with ``llm_args`` (unknown keys, wrong types, out of range), in key order."""
-    return list(_check_section(LLM_ARGS, llm_args, prefix=""))
+def validate_llm_args(llm_args: Mapping[str, object], release: Release) -> list[Violation]:
+    """Every problem with ``llm_args`` for ``release`` (unknown keys, wrong types, bounds), in key order."""
+    found = list(_Checker(release).section(llm_args_schema(release), llm_args, prefix=""))
+    spec = llm_args.get("speculative_config")
+    if llm_args.get("sampler_type") == "TRTLLMSampler" and isinstance(spec, Mapping):
+        # TensorRT-LLM's sampling docs: the TRTLLM sampler "is not supported when using speculative
+        # decoders, such as MTP or Eagle-3" (1.0); no later 1.2 text says otherwise.
+        found.append(
+            Violation("sampler_type", f"TRTLLMSampler does not run speculative decoding in {release.name}")
+        )
+    return found
 
 
-def all_leaf_keys() -> list[str]:
-    """Every dotted key the schema accepts (variant keys included), sorted."""
-    return sorted(_leaf_keys(LLM_ARGS, ""))
+def all_leaf_keys(release: Release) -> list[str]:
+    """Every dotted key the schema of ``release`` accepts (variant keys included), sorted."""
+    return sorted(_leaf_keys(llm_args_schema(release), ""))
 
 
 def _leaf_keys(section: Section, prefix: str) -> Iterator[str]:
@@ -271,48 +337,77 @@ def _leaf_keys(section: Section, prefix: str) -> Iterator[str]:
             yield prefix + name
 
 
-def _check_section(section: Section, table: Mapping[str, object], prefix: str) -> Iterator[Violation]:
-    fields: dict[str, Scalar | Section] = dict(section.fields)
-    if section.discriminator is not None:
-        chosen = table.get(section.discriminator)
-        key = prefix + section.discriminator
-        if chosen is None:
-            yield Violation(key, f"is required; one of {_listing(section.variants)}")
-            return
-        if not isinstance(chosen, str) or chosen not in section.variants:
-            hint = _VARIANT_HINTS.get(chosen) if isinstance(chosen, str) else None
-            yield Violation(
-                key,
-                f"must be one of {_listing(section.variants)}, got {_show(chosen)}"
-                + (f" ({hint})" if hint else ""),
-            )
-            return
-        fields.update(section.variants[chosen])
-        for name in _REQUIRED_BY_VARIANT.get(chosen, ()):
+class _Checker:
+    """Checks tables against one release's schema; knows what other releases call a key."""
+
+    def __init__(self, release: Release) -> None:
+        self._release = release
+        self._moved = _moved(release)
+        self._leaves = all_leaf_keys(release)
+
+    def section(self, section: Section, table: Mapping[str, object], prefix: str) -> Iterator[Violation]:
+        fields: dict[str, Scalar | Section] = dict(section.fields)
+        if section.discriminator is not None:
+            chosen = table.get(section.discriminator)
+            key = prefix + section.discriminator
+            if chosen is None:
+                yield Violation(key, f"is required; one of {_listing(section.variants)}")
+                return
+            if not isinstance(chosen, str) or chosen not in section.variants:
+                yield Violation(key, f"must be one of {_listing(section.variants)}, got {_show(chosen)}")
+                return
+            fields.update(section.variants[chosen])
+            yield from self._required_by_variant(table, prefix, key, chosen)
+        for name in section.required:
             if table.get(name) is None:
-                yield Violation(prefix + name, f"is required when {key} is {chosen!r}")
-    for name in section.required:
-        if table.get(name) is None:
-            yield Violation(prefix + name, "is required")
-    for name in sorted(table):
-        if name == section.discriminator:
-            continue
-        value = table[name]
-        key = prefix + name
-        spec = fields.get(name)
-        if spec is None:
-            yield Violation(key, "is not a known argument" + _suggestion(name, fields, prefix))
-        elif isinstance(spec, Section):
-            if value is None and spec.nullable:
+                yield Violation(prefix + name, "is required")
+        for name in sorted(table):
+            if name == section.discriminator:
                 continue
-            if not isinstance(value, Mapping):
-                yield Violation(key, f"must be a table of settings, got {_show(value)}")
-                continue
-            yield from _check_section(spec, value, prefix=key + ".")
-        else:
-            problem = _check_scalar(spec, value)
-            if problem is not None:
-                yield Violation(key, problem)
+            value = table[name]
+            key = prefix + name
+            spec = fields.get(name)
+            if spec is None:
+                yield Violation(key, self._unknown(name, fields, prefix))
+            elif isinstance(spec, Section):
+                if value is None and spec.nullable:
+                    continue
+                if not isinstance(value, Mapping):
+                    yield Violation(key, f"must be a table of settings, got {_show(value)}")
+                    continue
+                yield from self.section(spec, value, prefix=key + ".")
+            else:
+                problem = _check_scalar(spec, value)
+                if problem is not None:
+                    yield Violation(key, problem)
+
+    def _required_by_variant(
+        self, table: Mapping[str, object], prefix: str, key: str, chosen: str
+    ) -> Iterator[Violation]:
+        # EagleDecodingConfig.__init__ asserts max_draft_len; .validate() requires the draft model.
+        if table.get("max_draft_len") is None:
+            yield Violation(prefix + "max_draft_len", f"is required when {key} is {chosen!r}")
+        drafts = [name for name in self._release.draft_model_keys if table.get(name) is not None]
+        if not drafts:
+            yield Violation(prefix + self._release.draft_model_key, f"is required when {key} is {chosen!r}")
+        elif len(drafts) > 1:
+            yield Violation(prefix + drafts[1], f"names the draft model again ({prefix + drafts[0]} is set)")
+
+    def _unknown(self, name: str, siblings: Mapping[str, object], prefix: str) -> str:
+        moved = self._moved.get(name)
+        if moved is not None:
+            return f"is not an argument of {self._release.name}: {moved}"
+        return f"is not a known argument of {self._release.name}" + self._suggestion(name, siblings, prefix)
+
+    def _suggestion(self, name: str, siblings: Mapping[str, object], prefix: str) -> str:
+        close = difflib.get_close_matches(name, list(siblings), n=1, cutoff=0.6)
+        if close:
+            return f"; did you mean {prefix + close[0]!r}?"
+        # A right name in the wrong place (free_gpu_memory_fraction at the top level).
+        elsewhere = [key for key in self._leaves if key.rsplit(".", 1)[-1] == name]
+        if elsewhere:
+            return f"; did you mean {elsewhere[0]!r}?"
+        return ""
 
 
 def _check_scalar(spec: Scalar, value: object) -> str | None:
@@ -322,6 +417,11 @@ def _check_scalar(spec: Scalar, value: object) -> str | None:
     numbers: list[float]
     if spec.kind is Kind.BOOL:
         return None if isinstance(value, bool) else expected
+    if spec.kind is Kind.STR_MAP:
+        ok = isinstance(value, Mapping) and all(
+            isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+        )
+        return None if ok else expected
     if spec.kind is Kind.STR:
         if not isinstance(value, str):
             return expected
@@ -353,17 +453,6 @@ def _check_scalar(spec: Scalar, value: object) -> str | None:
         if spec.maximum is not None and number > spec.maximum:
             return f"must be at most {_bound(spec.maximum)}, got {_show(value)}"
     return None
-
-
-def _suggestion(name: str, siblings: Mapping[str, object], prefix: str) -> str:
-    close = difflib.get_close_matches(name, list(siblings), n=1, cutoff=0.6)
-    if close:
-        return f"; did you mean {prefix + close[0]!r}?"
-    # A right name in the wrong place (free_gpu_memory_fraction at the top level).
-    elsewhere = [key for key in all_leaf_keys() if key.rsplit(".", 1)[-1] == name]
-    if elsewhere:
-        return f"; did you mean {elsewhere[0]!r}?"
-    return ""
 
 
 def _listing(names: Mapping[str, object]) -> str:

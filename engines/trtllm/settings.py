@@ -30,12 +30,19 @@ are merged, not replaced):
    it parses (``8``, ``0.8``, ``true``, ``null``, ``[1, 2]``, ``"8"``) and is
    a plain string otherwise; ``--set env.NAME=value`` sets an environment
    variable;
-4. ``--model-path`` (``llm_args.model``) and ``--draft-model-path``
-   (``llm_args.speculative_config.speculative_model_dir``).
+4. ``--model-path`` (``llm_args.model``) and ``--draft-model-path`` (the
+   speculative section's draft model key, as the release spells it).
 
-The merged result is checked against ``engines.trtllm.schema`` before
-anything loads; a ``SettingsError`` names the dotted key and the layer that
-set it.
+Everything is for one TensorRT-LLM release (``engines.trtllm.versions``): the
+installed one, or the one ``--trtllm-version`` names. Presets are translated
+into its vocabulary; the merged result is checked against that release's
+schema (``engines.trtllm.schema``) before anything loads, and a
+``SettingsError`` names the dotted key and the layer that set it.
+
+Environment variables reach TensorRT-LLM's MPI workers only when their names
+start with TRTLLM or TLLM (``llmapi/mpi_session.py``); every other ``env``
+entry is therefore also put in ``llm_args.env_overrides``, which TensorRT-LLM
+passes to the workers (PR #9104).
 """
 
 from __future__ import annotations
@@ -49,8 +56,9 @@ from pathlib import Path
 
 import yaml
 
-from engines.trtllm.presets import PRESETS
-from engines.trtllm.schema import LLM_ARGS, TRTLLM_VERSION, validate_llm_args
+from engines.trtllm.presets import PRESETS, REFERENCES, for_release
+from engines.trtllm.schema import llm_args_schema, validate_llm_args
+from engines.trtllm.versions import Release
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +69,10 @@ class TrtLlmSettings:
     """Environment variables TensorRT-LLM must see before it is imported (e.g. TRTLLM_ENABLE_PDL)."""
     preset: str | None = None
     """The preset these settings started from, if any."""
+    release: Release | None = None
+    """The TensorRT-LLM release the settings were validated for (None only in hand-built test values)."""
+    sources: Mapping[str, str] = field(default_factory=dict)
+    """Where the preset's values come from, per dotted key (``render_settings`` prints them)."""
 
     @property
     def model(self) -> str:
@@ -76,7 +88,9 @@ class SettingsError(ValueError):
 _FILE_KEYS = ("env", "llm_args", "preset")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _SPECULATIVE = "speculative_config"
-_DRAFT_KEY = "speculative_model_dir"
+_ENV_OVERRIDES = "env_overrides"
+_FORWARDED_PREFIXES = ("TRTLLM", "TLLM")
+"""Environment prefixes TensorRT-LLM forwards to its MPI workers by itself."""
 
 Table = dict[str, object]
 
@@ -110,14 +124,15 @@ def load_settings(
     overrides: Sequence[str],
     model: str | None,
     draft_model: str | None,
+    release: Release,
 ) -> TrtLlmSettings:
-    """Merge preset, config file, ``--set`` overrides and model paths; validate; return.
+    """Merge preset, config file, ``--set`` overrides and model paths for ``release``; validate; return.
 
     Raises ``SettingsError`` for an unknown preset, an unreadable or malformed
     file, a malformed override, a missing model, or any key the schema rejects
     (unknown, wrong type, out of range). Nothing is loaded or imported.
     """
-    file_data = _read_config_file(config_file) if config_file is not None else None
+    file_data = _read_config_file(config_file, release) if config_file is not None else None
     file_source = f"config file {config_file}"
     chosen = preset
     if chosen is None and file_data is not None:
@@ -127,11 +142,14 @@ def load_settings(
         chosen = file_preset
 
     layers = _Layers()
+    sources: Mapping[str, str] = {}
     if chosen is not None:
         found = PRESETS.get(chosen)
         if found is None:
             known = ", ".join(sorted(PRESETS))
             raise SettingsError(f"unknown preset {chosen!r}; known presets: {known}")
+        found = for_release(found, release)
+        sources = found.sources
         layers.apply(found.llm_args, f"preset {chosen!r}")
         layers.env.update(found.env)
         for name in found.env:
@@ -157,10 +175,16 @@ def load_settings(
                 "use a preset with a draft model (e.g. maverick-fp8-eagle3-latency) or set "
                 f"{_SPECULATIVE}.decoding_type and {_SPECULATIVE}.max_draft_len"
             )
-        layers.apply({_SPECULATIVE: {_DRAFT_KEY: draft_model}}, "--draft-model-path")
+        for alias in release.draft_model_keys:  # the flag replaces the draft, however it was spelled
+            if isinstance(section := layers.llm_args.get(_SPECULATIVE), dict):
+                section.pop(alias, None)
+        layers.apply({_SPECULATIVE: {release.draft_model_key: draft_model}}, "--draft-model-path")
 
-    _validate(layers)
-    return TrtLlmSettings(llm_args=layers.llm_args, env=layers.env, preset=chosen)
+    _forward_env(layers)
+    _validate(layers, release)
+    return TrtLlmSettings(
+        llm_args=layers.llm_args, env=layers.env, preset=chosen, release=release, sources=sources
+    )
 
 
 def render_settings(settings: TrtLlmSettings) -> str:
@@ -169,10 +193,17 @@ def render_settings(settings: TrtLlmSettings) -> str:
     The output is itself a valid ``--engine-config`` file: save it, edit it,
     and start from it instead of a preset.
     """
+    release = settings.release
+    checked = f"{release.name} ({release.line} line)" if release is not None else "no release"
     header = [
-        f"# tensorrt_llm.LLM arguments (checked against TensorRT-LLM {TRTLLM_VERSION})",
+        f"# tensorrt_llm.LLM arguments, checked against {checked}",
         f"# preset: {settings.preset if settings.preset is not None else '(none)'}",
     ]
+    if settings.sources:
+        header.append("# where the preset's values come from:")
+        header += [f"#   {key}: {source}" for key, source in sorted(settings.sources.items())]
+        used = [tag for tag in REFERENCES if any(tag in source for source in settings.sources.values())]
+        header += [f"#   {tag} = {REFERENCES[tag]}" for tag in used]
     body = yaml.safe_dump(
         {"llm_args": _plain(settings.llm_args), "env": dict(settings.env)},
         sort_keys=True,
@@ -192,7 +223,7 @@ def _plain(value: object) -> object:
     return value
 
 
-def _read_config_file(path: Path) -> Table:
+def _read_config_file(path: Path, release: Release) -> Table:
     source = f"config file {path}"
     suffix = path.suffix.lower()
     if suffix not in (".toml", ".yaml", ".yml"):
@@ -211,7 +242,7 @@ def _read_config_file(path: Path) -> Table:
     table = _table(data, source)
     for key in table:
         if key not in _FILE_KEYS:
-            hint = "; LLM arguments go under 'llm_args'" if key in LLM_ARGS.fields else ""
+            hint = "; LLM arguments go under 'llm_args'" if key in llm_args_schema(release).fields else ""
             raise SettingsError(
                 f"{source}: unknown top-level key {key!r} (allowed: {', '.join(_FILE_KEYS)}){hint}"
             )
@@ -285,7 +316,20 @@ def _set_env(layers: _Layers, name: str, value: object, source: str) -> None:
     layers.origin[f"env.{name}"] = source
 
 
-def _validate(layers: _Layers) -> None:
+def _forward_env(layers: _Layers) -> None:
+    """Copy env entries the MPI workers would not get into ``env_overrides`` (explicit ones win)."""
+    missing = {name: value for name, value in layers.env.items() if not name.startswith(_FORWARDED_PREFIXES)}
+    current = layers.llm_args.get(_ENV_OVERRIDES)
+    if not missing or (current is not None and not isinstance(current, dict)):
+        return  # a malformed env_overrides is reported by the schema
+    explicit = current or {}
+    layers.llm_args[_ENV_OVERRIDES] = {**missing, **explicit}
+    for name in missing:
+        if name not in explicit:
+            layers.origin[f"{_ENV_OVERRIDES}.{name}"] = layers.origin.get(f"env.{name}", "env")
+
+
+def _validate(layers: _Layers, release: Release) -> None:
     model = layers.llm_args.get("model")
     if model is None:
         raise SettingsError(
@@ -294,7 +338,7 @@ def _validate(layers: _Layers) -> None:
         )
     if isinstance(model, str) and not model.strip():
         raise SettingsError(f"model (from {layers.source_of('model')}): must not be empty")
-    violations = validate_llm_args(layers.llm_args)
+    violations = validate_llm_args(layers.llm_args, release)
     if violations:
         lines = [f"{v.key} (from {layers.source_of(v.key)}): {v.message}" for v in violations]
         raise SettingsError("; ".join(lines))

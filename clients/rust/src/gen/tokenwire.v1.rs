@@ -29,7 +29,9 @@ pub struct GenerateRequest {
     /// (GetModelInfo.speculative). Speculation never changes what is generated
     /// (greedy output is identical, sampled output has the same distribution);
     /// it only changes how many tokens arrive per step and how fast. Engines
-    /// whose speculation is fixed at start-up (TensorRT-LLM) ignore it.
+    /// whose speculation is fixed at start-up (TensorRT-LLM) accept only their
+    /// configured method and draft length and refuse other choices with
+    /// INVALID_ARGUMENT.
     #[prost(message, optional, tag="9")]
     pub speculative: ::core::option::Option<SpeculativeOptions>,
     /// What to generate from. Exactly one must be set.
@@ -137,7 +139,9 @@ pub struct ChatMessage {
     pub content: ::prost::alloc::string::String,
 }
 /// Sampling parameters. Every field is optional: absent means the engine
-/// default, which is never the proto3 zero value.
+/// default, which is never the proto3 zero value. A field this server does
+/// not honour (GetModelInfo.unsupported_fields) is refused with
+/// INVALID_ARGUMENT, never ignored.
 #[derive(Clone, Copy, PartialEq, ::prost::Message)]
 pub struct SamplingParams {
     /// Softmax temperature in \[0, 100\]. 0 means greedy decoding (always the most
@@ -506,7 +510,7 @@ impl FinishReason {
 pub struct GetModelInfoRequest {
 }
 /// Description of the model and engine.
-#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+#[derive(Clone, PartialEq, ::prost::Message)]
 pub struct GetModelInfoResponse {
     /// The model's name.
     #[prost(string, tag="1")]
@@ -536,6 +540,33 @@ pub struct GetModelInfoResponse {
     /// Token ids that end a generation unless ignore_eos is set.
     #[prost(uint32, repeated, tag="9")]
     pub eos_token_ids: ::prost::alloc::vec::Vec<u32>,
+    /// The optional GenerateRequest fields this server honours, as paths such
+    /// as "sampling.top_p" (sampling, stopping, output and speculative options).
+    #[prost(string, repeated, tag="10")]
+    pub honored_fields: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+    /// The optional GenerateRequest fields this server does not honour as it is
+    /// configured (for example penalties on a TensorRT-LLM release whose sampler
+    /// ignores them). A request that sets one to anything but its `allowed`
+    /// value is refused with INVALID_ARGUMENT naming the field; nothing is
+    /// dropped silently.
+    #[prost(message, repeated, tag="11")]
+    pub unsupported_fields: ::prost::alloc::vec::Vec<UnsupportedField>,
+}
+/// A GenerateRequest field the server does not honour, and why.
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct UnsupportedField {
+    /// The field's path in GenerateRequest, for example
+    /// "sampling.repetition_penalty".
+    #[prost(string, tag="1")]
+    pub field: ::prost::alloc::string::String,
+    /// Why the server cannot honour it.
+    #[prost(string, tag="2")]
+    pub reason: ::prost::alloc::string::String,
+    /// The one value still accepted, the one that changes nothing (1.0 for
+    /// repetition_penalty, 0 for temperature under greedy-only decoding);
+    /// unset when any value is refused.
+    #[prost(double, optional, tag="3")]
+    pub allowed: ::core::option::Option<f64>,
 }
 /// Speculative decoding configuration.
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
@@ -550,8 +581,8 @@ pub struct SpeculativeConfig {
     #[prost(uint32, tag="3")]
     pub draft_length: u32,
     /// Methods a generation may choose in GenerateRequest.speculative ("off",
-    /// "ngram", "eagle3"); empty when speculation is fixed at start-up and
-    /// per-generation choices are ignored.
+    /// "ngram", "eagle3"). Where speculation is fixed at start-up (TensorRT-LLM)
+    /// this is the one configured method, and other choices are refused.
     #[prost(string, repeated, tag="4")]
     pub available_methods: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
     /// The draft model, when one drafts: its name and the sha256 of its

@@ -187,7 +187,9 @@ type GenerateRequest struct {
 	// (GetModelInfo.speculative). Speculation never changes what is generated
 	// (greedy output is identical, sampled output has the same distribution);
 	// it only changes how many tokens arrive per step and how fast. Engines
-	// whose speculation is fixed at start-up (TensorRT-LLM) ignore it.
+	// whose speculation is fixed at start-up (TensorRT-LLM) accept only their
+	// configured method and draft length and refuse other choices with
+	// INVALID_ARGUMENT.
 	Speculative   *SpeculativeOptions `protobuf:"bytes,9,opt,name=speculative,proto3" json:"speculative,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -532,7 +534,9 @@ func (x *ChatMessage) GetContent() string {
 }
 
 // Sampling parameters. Every field is optional: absent means the engine
-// default, which is never the proto3 zero value.
+// default, which is never the proto3 zero value. A field this server does
+// not honour (GetModelInfo.unsupported_fields) is refused with
+// INVALID_ARGUMENT, never ignored.
 type SamplingParams struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Softmax temperature in [0, 100]. 0 means greedy decoding (always the most

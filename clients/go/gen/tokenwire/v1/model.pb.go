@@ -79,9 +79,18 @@ type GetModelInfoResponse struct {
 	// max_tokens used when a request does not set it.
 	DefaultMaxTokens uint32 `protobuf:"varint,8,opt,name=default_max_tokens,json=defaultMaxTokens,proto3" json:"default_max_tokens,omitempty"`
 	// Token ids that end a generation unless ignore_eos is set.
-	EosTokenIds   []uint32 `protobuf:"varint,9,rep,packed,name=eos_token_ids,json=eosTokenIds,proto3" json:"eos_token_ids,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	EosTokenIds []uint32 `protobuf:"varint,9,rep,packed,name=eos_token_ids,json=eosTokenIds,proto3" json:"eos_token_ids,omitempty"`
+	// The optional GenerateRequest fields this server honours, as paths such
+	// as "sampling.top_p" (sampling, stopping, output and speculative options).
+	HonoredFields []string `protobuf:"bytes,10,rep,name=honored_fields,json=honoredFields,proto3" json:"honored_fields,omitempty"`
+	// The optional GenerateRequest fields this server does not honour as it is
+	// configured (for example penalties on a TensorRT-LLM release whose sampler
+	// ignores them). A request that sets one to anything but its `allowed`
+	// value is refused with INVALID_ARGUMENT naming the field; nothing is
+	// dropped silently.
+	UnsupportedFields []*UnsupportedField `protobuf:"bytes,11,rep,name=unsupported_fields,json=unsupportedFields,proto3" json:"unsupported_fields,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *GetModelInfoResponse) Reset() {
@@ -177,6 +186,87 @@ func (x *GetModelInfoResponse) GetEosTokenIds() []uint32 {
 	return nil
 }
 
+func (x *GetModelInfoResponse) GetHonoredFields() []string {
+	if x != nil {
+		return x.HonoredFields
+	}
+	return nil
+}
+
+func (x *GetModelInfoResponse) GetUnsupportedFields() []*UnsupportedField {
+	if x != nil {
+		return x.UnsupportedFields
+	}
+	return nil
+}
+
+// A GenerateRequest field the server does not honour, and why.
+type UnsupportedField struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The field's path in GenerateRequest, for example
+	// "sampling.repetition_penalty".
+	Field string `protobuf:"bytes,1,opt,name=field,proto3" json:"field,omitempty"`
+	// Why the server cannot honour it.
+	Reason string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	// The one value still accepted, the one that changes nothing (1.0 for
+	// repetition_penalty, 0 for temperature under greedy-only decoding);
+	// unset when any value is refused.
+	Allowed       *float64 `protobuf:"fixed64,3,opt,name=allowed,proto3,oneof" json:"allowed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UnsupportedField) Reset() {
+	*x = UnsupportedField{}
+	mi := &file_tokenwire_v1_model_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UnsupportedField) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UnsupportedField) ProtoMessage() {}
+
+func (x *UnsupportedField) ProtoReflect() protoreflect.Message {
+	mi := &file_tokenwire_v1_model_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UnsupportedField.ProtoReflect.Descriptor instead.
+func (*UnsupportedField) Descriptor() ([]byte, []int) {
+	return file_tokenwire_v1_model_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *UnsupportedField) GetField() string {
+	if x != nil {
+		return x.Field
+	}
+	return ""
+}
+
+func (x *UnsupportedField) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *UnsupportedField) GetAllowed() float64 {
+	if x != nil && x.Allowed != nil {
+		return *x.Allowed
+	}
+	return 0
+}
+
 // Speculative decoding configuration.
 type SpeculativeConfig struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -187,8 +277,8 @@ type SpeculativeConfig struct {
 	// Most draft tokens proposed per step.
 	DraftLength uint32 `protobuf:"varint,3,opt,name=draft_length,json=draftLength,proto3" json:"draft_length,omitempty"`
 	// Methods a generation may choose in GenerateRequest.speculative ("off",
-	// "ngram", "eagle3"); empty when speculation is fixed at start-up and
-	// per-generation choices are ignored.
+	// "ngram", "eagle3"). Where speculation is fixed at start-up (TensorRT-LLM)
+	// this is the one configured method, and other choices are refused.
 	AvailableMethods []string `protobuf:"bytes,4,rep,name=available_methods,json=availableMethods,proto3" json:"available_methods,omitempty"`
 	// The draft model, when one drafts: its name and the sha256 of its
 	// weights, for example "smollm2-135m-instruct-eagle3@sha256:0f1e...".
@@ -199,7 +289,7 @@ type SpeculativeConfig struct {
 
 func (x *SpeculativeConfig) Reset() {
 	*x = SpeculativeConfig{}
-	mi := &file_tokenwire_v1_model_proto_msgTypes[2]
+	mi := &file_tokenwire_v1_model_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -211,7 +301,7 @@ func (x *SpeculativeConfig) String() string {
 func (*SpeculativeConfig) ProtoMessage() {}
 
 func (x *SpeculativeConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenwire_v1_model_proto_msgTypes[2]
+	mi := &file_tokenwire_v1_model_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -224,7 +314,7 @@ func (x *SpeculativeConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SpeculativeConfig.ProtoReflect.Descriptor instead.
 func (*SpeculativeConfig) Descriptor() ([]byte, []int) {
-	return file_tokenwire_v1_model_proto_rawDescGZIP(), []int{2}
+	return file_tokenwire_v1_model_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *SpeculativeConfig) GetEnabled() bool {
@@ -271,7 +361,7 @@ type GetLoadRequest struct {
 
 func (x *GetLoadRequest) Reset() {
 	*x = GetLoadRequest{}
-	mi := &file_tokenwire_v1_model_proto_msgTypes[3]
+	mi := &file_tokenwire_v1_model_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -283,7 +373,7 @@ func (x *GetLoadRequest) String() string {
 func (*GetLoadRequest) ProtoMessage() {}
 
 func (x *GetLoadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenwire_v1_model_proto_msgTypes[3]
+	mi := &file_tokenwire_v1_model_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -296,7 +386,7 @@ func (x *GetLoadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetLoadRequest.ProtoReflect.Descriptor instead.
 func (*GetLoadRequest) Descriptor() ([]byte, []int) {
-	return file_tokenwire_v1_model_proto_rawDescGZIP(), []int{3}
+	return file_tokenwire_v1_model_proto_rawDescGZIP(), []int{4}
 }
 
 // The engine's current occupancy.
@@ -314,7 +404,7 @@ type GetLoadResponse struct {
 
 func (x *GetLoadResponse) Reset() {
 	*x = GetLoadResponse{}
-	mi := &file_tokenwire_v1_model_proto_msgTypes[4]
+	mi := &file_tokenwire_v1_model_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -326,7 +416,7 @@ func (x *GetLoadResponse) String() string {
 func (*GetLoadResponse) ProtoMessage() {}
 
 func (x *GetLoadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenwire_v1_model_proto_msgTypes[4]
+	mi := &file_tokenwire_v1_model_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -339,7 +429,7 @@ func (x *GetLoadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetLoadResponse.ProtoReflect.Descriptor instead.
 func (*GetLoadResponse) Descriptor() ([]byte, []int) {
-	return file_tokenwire_v1_model_proto_rawDescGZIP(), []int{4}
+	return file_tokenwire_v1_model_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *GetLoadResponse) GetActiveRequests() uint32 {
@@ -379,7 +469,7 @@ type TokenizeRequest struct {
 
 func (x *TokenizeRequest) Reset() {
 	*x = TokenizeRequest{}
-	mi := &file_tokenwire_v1_model_proto_msgTypes[5]
+	mi := &file_tokenwire_v1_model_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -391,7 +481,7 @@ func (x *TokenizeRequest) String() string {
 func (*TokenizeRequest) ProtoMessage() {}
 
 func (x *TokenizeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenwire_v1_model_proto_msgTypes[5]
+	mi := &file_tokenwire_v1_model_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -404,7 +494,7 @@ func (x *TokenizeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TokenizeRequest.ProtoReflect.Descriptor instead.
 func (*TokenizeRequest) Descriptor() ([]byte, []int) {
-	return file_tokenwire_v1_model_proto_rawDescGZIP(), []int{5}
+	return file_tokenwire_v1_model_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *TokenizeRequest) GetInput() isTokenizeRequest_Input {
@@ -464,7 +554,7 @@ type TokenizeResponse struct {
 
 func (x *TokenizeResponse) Reset() {
 	*x = TokenizeResponse{}
-	mi := &file_tokenwire_v1_model_proto_msgTypes[6]
+	mi := &file_tokenwire_v1_model_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -476,7 +566,7 @@ func (x *TokenizeResponse) String() string {
 func (*TokenizeResponse) ProtoMessage() {}
 
 func (x *TokenizeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenwire_v1_model_proto_msgTypes[6]
+	mi := &file_tokenwire_v1_model_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -489,7 +579,7 @@ func (x *TokenizeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TokenizeResponse.ProtoReflect.Descriptor instead.
 func (*TokenizeResponse) Descriptor() ([]byte, []int) {
-	return file_tokenwire_v1_model_proto_rawDescGZIP(), []int{6}
+	return file_tokenwire_v1_model_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *TokenizeResponse) GetTokenIds() []uint32 {
@@ -520,7 +610,7 @@ type DetokenizeRequest struct {
 
 func (x *DetokenizeRequest) Reset() {
 	*x = DetokenizeRequest{}
-	mi := &file_tokenwire_v1_model_proto_msgTypes[7]
+	mi := &file_tokenwire_v1_model_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -532,7 +622,7 @@ func (x *DetokenizeRequest) String() string {
 func (*DetokenizeRequest) ProtoMessage() {}
 
 func (x *DetokenizeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenwire_v1_model_proto_msgTypes[7]
+	mi := &file_tokenwire_v1_model_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -545,7 +635,7 @@ func (x *DetokenizeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DetokenizeRequest.ProtoReflect.Descriptor instead.
 func (*DetokenizeRequest) Descriptor() ([]byte, []int) {
-	return file_tokenwire_v1_model_proto_rawDescGZIP(), []int{7}
+	return file_tokenwire_v1_model_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *DetokenizeRequest) GetTokenIds() []uint32 {
@@ -573,7 +663,7 @@ type DetokenizeResponse struct {
 
 func (x *DetokenizeResponse) Reset() {
 	*x = DetokenizeResponse{}
-	mi := &file_tokenwire_v1_model_proto_msgTypes[8]
+	mi := &file_tokenwire_v1_model_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -585,7 +675,7 @@ func (x *DetokenizeResponse) String() string {
 func (*DetokenizeResponse) ProtoMessage() {}
 
 func (x *DetokenizeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenwire_v1_model_proto_msgTypes[8]
+	mi := &file_tokenwire_v1_model_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -598,7 +688,7 @@ func (x *DetokenizeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DetokenizeResponse.ProtoReflect.Descriptor instead.
 func (*DetokenizeResponse) Descriptor() ([]byte, []int) {
-	return file_tokenwire_v1_model_proto_rawDescGZIP(), []int{8}
+	return file_tokenwire_v1_model_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *DetokenizeResponse) GetText() string {
@@ -613,7 +703,7 @@ var File_tokenwire_v1_model_proto protoreflect.FileDescriptor
 const file_tokenwire_v1_model_proto_rawDesc = "" +
 	"\n" +
 	"\x18tokenwire/v1/model.proto\x12\ftokenwire.v1\x1a\x1dtokenwire/v1/generation.proto\"\x15\n" +
-	"\x13GetModelInfoRequest\"\xf1\x02\n" +
+	"\x13GetModelInfoRequest\"\xe7\x03\n" +
 	"\x14GetModelInfoResponse\x12\x14\n" +
 	"\x05model\x18\x01 \x01(\tR\x05model\x12\x16\n" +
 	"\x06engine\x18\x02 \x01(\tR\x06engine\x12%\n" +
@@ -624,7 +714,16 @@ const file_tokenwire_v1_model_proto_rawDesc = "" +
 	"\vspeculative\x18\x06 \x01(\v2\x1f.tokenwire.v1.SpeculativeConfigR\vspeculative\x12$\n" +
 	"\x0emax_batch_size\x18\a \x01(\rR\fmaxBatchSize\x12,\n" +
 	"\x12default_max_tokens\x18\b \x01(\rR\x10defaultMaxTokens\x12\"\n" +
-	"\reos_token_ids\x18\t \x03(\rR\veosTokenIds\"\xb6\x01\n" +
+	"\reos_token_ids\x18\t \x03(\rR\veosTokenIds\x12%\n" +
+	"\x0ehonored_fields\x18\n" +
+	" \x03(\tR\rhonoredFields\x12M\n" +
+	"\x12unsupported_fields\x18\v \x03(\v2\x1e.tokenwire.v1.UnsupportedFieldR\x11unsupportedFields\"k\n" +
+	"\x10UnsupportedField\x12\x14\n" +
+	"\x05field\x18\x01 \x01(\tR\x05field\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x1d\n" +
+	"\aallowed\x18\x03 \x01(\x01H\x00R\aallowed\x88\x01\x01B\n" +
+	"\n" +
+	"\b_allowed\"\xb6\x01\n" +
 	"\x11SpeculativeConfig\x12\x18\n" +
 	"\aenabled\x18\x01 \x01(\bR\aenabled\x12\x16\n" +
 	"\x06method\x18\x02 \x01(\tR\x06method\x12!\n" +
@@ -668,35 +767,37 @@ func file_tokenwire_v1_model_proto_rawDescGZIP() []byte {
 	return file_tokenwire_v1_model_proto_rawDescData
 }
 
-var file_tokenwire_v1_model_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_tokenwire_v1_model_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_tokenwire_v1_model_proto_goTypes = []any{
 	(*GetModelInfoRequest)(nil),  // 0: tokenwire.v1.GetModelInfoRequest
 	(*GetModelInfoResponse)(nil), // 1: tokenwire.v1.GetModelInfoResponse
-	(*SpeculativeConfig)(nil),    // 2: tokenwire.v1.SpeculativeConfig
-	(*GetLoadRequest)(nil),       // 3: tokenwire.v1.GetLoadRequest
-	(*GetLoadResponse)(nil),      // 4: tokenwire.v1.GetLoadResponse
-	(*TokenizeRequest)(nil),      // 5: tokenwire.v1.TokenizeRequest
-	(*TokenizeResponse)(nil),     // 6: tokenwire.v1.TokenizeResponse
-	(*DetokenizeRequest)(nil),    // 7: tokenwire.v1.DetokenizeRequest
-	(*DetokenizeResponse)(nil),   // 8: tokenwire.v1.DetokenizeResponse
-	(*Chat)(nil),                 // 9: tokenwire.v1.Chat
+	(*UnsupportedField)(nil),     // 2: tokenwire.v1.UnsupportedField
+	(*SpeculativeConfig)(nil),    // 3: tokenwire.v1.SpeculativeConfig
+	(*GetLoadRequest)(nil),       // 4: tokenwire.v1.GetLoadRequest
+	(*GetLoadResponse)(nil),      // 5: tokenwire.v1.GetLoadResponse
+	(*TokenizeRequest)(nil),      // 6: tokenwire.v1.TokenizeRequest
+	(*TokenizeResponse)(nil),     // 7: tokenwire.v1.TokenizeResponse
+	(*DetokenizeRequest)(nil),    // 8: tokenwire.v1.DetokenizeRequest
+	(*DetokenizeResponse)(nil),   // 9: tokenwire.v1.DetokenizeResponse
+	(*Chat)(nil),                 // 10: tokenwire.v1.Chat
 }
 var file_tokenwire_v1_model_proto_depIdxs = []int32{
-	2, // 0: tokenwire.v1.GetModelInfoResponse.speculative:type_name -> tokenwire.v1.SpeculativeConfig
-	9, // 1: tokenwire.v1.TokenizeRequest.chat:type_name -> tokenwire.v1.Chat
-	0, // 2: tokenwire.v1.ModelService.GetModelInfo:input_type -> tokenwire.v1.GetModelInfoRequest
-	3, // 3: tokenwire.v1.ModelService.GetLoad:input_type -> tokenwire.v1.GetLoadRequest
-	5, // 4: tokenwire.v1.ModelService.Tokenize:input_type -> tokenwire.v1.TokenizeRequest
-	7, // 5: tokenwire.v1.ModelService.Detokenize:input_type -> tokenwire.v1.DetokenizeRequest
-	1, // 6: tokenwire.v1.ModelService.GetModelInfo:output_type -> tokenwire.v1.GetModelInfoResponse
-	4, // 7: tokenwire.v1.ModelService.GetLoad:output_type -> tokenwire.v1.GetLoadResponse
-	6, // 8: tokenwire.v1.ModelService.Tokenize:output_type -> tokenwire.v1.TokenizeResponse
-	8, // 9: tokenwire.v1.ModelService.Detokenize:output_type -> tokenwire.v1.DetokenizeResponse
-	6, // [6:10] is the sub-list for method output_type
-	2, // [2:6] is the sub-list for method input_type
-	2, // [2:2] is the sub-list for extension type_name
-	2, // [2:2] is the sub-list for extension extendee
-	0, // [0:2] is the sub-list for field type_name
+	3,  // 0: tokenwire.v1.GetModelInfoResponse.speculative:type_name -> tokenwire.v1.SpeculativeConfig
+	2,  // 1: tokenwire.v1.GetModelInfoResponse.unsupported_fields:type_name -> tokenwire.v1.UnsupportedField
+	10, // 2: tokenwire.v1.TokenizeRequest.chat:type_name -> tokenwire.v1.Chat
+	0,  // 3: tokenwire.v1.ModelService.GetModelInfo:input_type -> tokenwire.v1.GetModelInfoRequest
+	4,  // 4: tokenwire.v1.ModelService.GetLoad:input_type -> tokenwire.v1.GetLoadRequest
+	6,  // 5: tokenwire.v1.ModelService.Tokenize:input_type -> tokenwire.v1.TokenizeRequest
+	8,  // 6: tokenwire.v1.ModelService.Detokenize:input_type -> tokenwire.v1.DetokenizeRequest
+	1,  // 7: tokenwire.v1.ModelService.GetModelInfo:output_type -> tokenwire.v1.GetModelInfoResponse
+	5,  // 8: tokenwire.v1.ModelService.GetLoad:output_type -> tokenwire.v1.GetLoadResponse
+	7,  // 9: tokenwire.v1.ModelService.Tokenize:output_type -> tokenwire.v1.TokenizeResponse
+	9,  // 10: tokenwire.v1.ModelService.Detokenize:output_type -> tokenwire.v1.DetokenizeResponse
+	7,  // [7:11] is the sub-list for method output_type
+	3,  // [3:7] is the sub-list for method input_type
+	3,  // [3:3] is the sub-list for extension type_name
+	3,  // [3:3] is the sub-list for extension extendee
+	0,  // [0:3] is the sub-list for field type_name
 }
 
 func init() { file_tokenwire_v1_model_proto_init() }
@@ -705,7 +806,8 @@ func file_tokenwire_v1_model_proto_init() {
 		return
 	}
 	file_tokenwire_v1_generation_proto_init()
-	file_tokenwire_v1_model_proto_msgTypes[5].OneofWrappers = []any{
+	file_tokenwire_v1_model_proto_msgTypes[2].OneofWrappers = []any{}
+	file_tokenwire_v1_model_proto_msgTypes[6].OneofWrappers = []any{
 		(*TokenizeRequest_Text)(nil),
 		(*TokenizeRequest_Chat)(nil),
 	}
@@ -715,7 +817,7 @@ func file_tokenwire_v1_model_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tokenwire_v1_model_proto_rawDesc), len(file_tokenwire_v1_model_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   9,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

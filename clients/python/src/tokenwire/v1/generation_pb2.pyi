@@ -127,7 +127,9 @@ class GenerateRequest(_message.Message):
         (GetModelInfo.speculative). Speculation never changes what is generated
         (greedy output is identical, sampled output has the same distribution);
         it only changes how many tokens arrive per step and how fast. Engines
-        whose speculation is fixed at start-up (TensorRT-LLM) ignore it.
+        whose speculation is fixed at start-up (TensorRT-LLM) accept only their
+        configured method and draft length and refuse other choices with
+        INVALID_ARGUMENT.
         """
 
     def __init__(
@@ -304,7 +306,9 @@ Global___ChatMessage: _TypeAlias = ChatMessage  # noqa: Y015
 @_typing.final
 class SamplingParams(_message.Message):
     """Sampling parameters. Every field is optional: absent means the engine
-    default, which is never the proto3 zero value.
+    default, which is never the proto3 zero value. A field this server does
+    not honour (GetModelInfo.unsupported_fields) is refused with
+    INVALID_ARGUMENT, never ignored.
     """
 
     DESCRIPTOR: _descriptor.Descriptor

@@ -51,6 +51,8 @@ class GetModelInfoResponse(_message.Message):
     MAX_BATCH_SIZE_FIELD_NUMBER: _builtins.int
     DEFAULT_MAX_TOKENS_FIELD_NUMBER: _builtins.int
     EOS_TOKEN_IDS_FIELD_NUMBER: _builtins.int
+    HONORED_FIELDS_FIELD_NUMBER: _builtins.int
+    UNSUPPORTED_FIELDS_FIELD_NUMBER: _builtins.int
     model: _builtins.str
     """The model's name."""
     engine: _builtins.str
@@ -75,6 +77,21 @@ class GetModelInfoResponse(_message.Message):
     def eos_token_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
         """Token ids that end a generation unless ignore_eos is set."""
 
+    @_builtins.property
+    def honored_fields(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The optional GenerateRequest fields this server honours, as paths such
+        as "sampling.top_p" (sampling, stopping, output and speculative options).
+        """
+
+    @_builtins.property
+    def unsupported_fields(self) -> _containers.RepeatedCompositeFieldContainer[Global___UnsupportedField]:
+        """The optional GenerateRequest fields this server does not honour as it is
+        configured (for example penalties on a TensorRT-LLM release whose sampler
+        ignores them). A request that sets one to anything but its `allowed`
+        value is refused with INVALID_ARGUMENT naming the field; nothing is
+        dropped silently.
+        """
+
     def __init__(
         self,
         *,
@@ -87,14 +104,53 @@ class GetModelInfoResponse(_message.Message):
         max_batch_size: _builtins.int = ...,
         default_max_tokens: _builtins.int = ...,
         eos_token_ids: _abc.Iterable[_builtins.int] | None = ...,
+        honored_fields: _abc.Iterable[_builtins.str] | None = ...,
+        unsupported_fields: _abc.Iterable[Global___UnsupportedField] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["speculative", b"speculative"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["context_length", b"context_length", "default_max_tokens", b"default_max_tokens", "engine", b"engine", "eos_token_ids", b"eos_token_ids", "has_chat_template", b"has_chat_template", "max_batch_size", b"max_batch_size", "model", b"model", "speculative", b"speculative", "vocab_size", b"vocab_size"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["context_length", b"context_length", "default_max_tokens", b"default_max_tokens", "engine", b"engine", "eos_token_ids", b"eos_token_ids", "has_chat_template", b"has_chat_template", "honored_fields", b"honored_fields", "max_batch_size", b"max_batch_size", "model", b"model", "speculative", b"speculative", "unsupported_fields", b"unsupported_fields", "vocab_size", b"vocab_size"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetModelInfoResponse: _TypeAlias = GetModelInfoResponse  # noqa: Y015
+
+@_typing.final
+class UnsupportedField(_message.Message):
+    """A GenerateRequest field the server does not honour, and why."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FIELD_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    ALLOWED_FIELD_NUMBER: _builtins.int
+    field: _builtins.str
+    """The field's path in GenerateRequest, for example
+    "sampling.repetition_penalty".
+    """
+    reason: _builtins.str
+    """Why the server cannot honour it."""
+    allowed: _builtins.float
+    """The one value still accepted, the one that changes nothing (1.0 for
+    repetition_penalty, 0 for temperature under greedy-only decoding);
+    unset when any value is refused.
+    """
+    def __init__(
+        self,
+        *,
+        field: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        allowed: _builtins.float | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_allowed", b"_allowed", "allowed", b"allowed"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_allowed", b"_allowed", "allowed", b"allowed", "field", b"field", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__allowed: _TypeAlias = _typing.Literal["allowed"]  # noqa: Y015
+    _WhichOneofArgType__allowed: _TypeAlias = _typing.Literal["_allowed", b"_allowed"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__allowed) -> _WhichOneofReturnType__allowed | None: ...
+
+Global___UnsupportedField: _TypeAlias = UnsupportedField  # noqa: Y015
 
 @_typing.final
 class SpeculativeConfig(_message.Message):
@@ -120,8 +176,8 @@ class SpeculativeConfig(_message.Message):
     @_builtins.property
     def available_methods(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Methods a generation may choose in GenerateRequest.speculative ("off",
-        "ngram", "eagle3"); empty when speculation is fixed at start-up and
-        per-generation choices are ignored.
+        "ngram", "eagle3"). Where speculation is fixed at start-up (TensorRT-LLM)
+        this is the one configured method, and other choices are refused.
         """
 
     def __init__(

@@ -102,7 +102,9 @@ export type GenerateRequest = Message<"tokenwire.v1.GenerateRequest"> & {
    * (GetModelInfo.speculative). Speculation never changes what is generated
    * (greedy output is identical, sampled output has the same distribution);
    * it only changes how many tokens arrive per step and how fast. Engines
-   * whose speculation is fixed at start-up (TensorRT-LLM) ignore it.
+   * whose speculation is fixed at start-up (TensorRT-LLM) accept only their
+   * configured method and draft length and refuse other choices with
+   * INVALID_ARGUMENT.
    *
    * @generated from field: tokenwire.v1.SpeculativeOptions speculative = 9;
    */
@@ -265,7 +267,9 @@ export const ChatMessageSchema: GenMessage<ChatMessage> = /*@__PURE__*/
 
 /**
  * Sampling parameters. Every field is optional: absent means the engine
- * default, which is never the proto3 zero value.
+ * default, which is never the proto3 zero value. A field this server does
+ * not honour (GetModelInfo.unsupported_fields) is refused with
+ * INVALID_ARGUMENT, never ignored.
  *
  * @generated from message tokenwire.v1.SamplingParams
  */

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file tokenwire/v1/model.proto.
  */
 export const file_tokenwire_v1_model: GenFile = /*@__PURE__*/
-  fileDesc("Chh0b2tlbndpcmUvdjEvbW9kZWwucHJvdG8SDHRva2Vud2lyZS52MSIVChNHZXRNb2RlbEluZm9SZXF1ZXN0Iv0BChRHZXRNb2RlbEluZm9SZXNwb25zZRINCgVtb2RlbBgBIAEoCRIOCgZlbmdpbmUYAiABKAkSFgoOY29udGV4dF9sZW5ndGgYAyABKA0SEgoKdm9jYWJfc2l6ZRgEIAEoDRIZChFoYXNfY2hhdF90ZW1wbGF0ZRgFIAEoCBI0CgtzcGVjdWxhdGl2ZRgGIAEoCzIfLnRva2Vud2lyZS52MS5TcGVjdWxhdGl2ZUNvbmZpZxIWCg5tYXhfYmF0Y2hfc2l6ZRgHIAEoDRIaChJkZWZhdWx0X21heF90b2tlbnMYCCABKA0SFQoNZW9zX3Rva2VuX2lkcxgJIAMoDSJ6ChFTcGVjdWxhdGl2ZUNvbmZpZxIPCgdlbmFibGVkGAEgASgIEg4KBm1ldGhvZBgCIAEoCRIUCgxkcmFmdF9sZW5ndGgYAyABKA0SGQoRYXZhaWxhYmxlX21ldGhvZHMYBCADKAkSEwoLZHJhZnRfbW9kZWwYBSABKAkiEAoOR2V0TG9hZFJlcXVlc3QiYAoPR2V0TG9hZFJlc3BvbnNlEhcKD2FjdGl2ZV9yZXF1ZXN0cxgBIAEoDRIYChB3YWl0aW5nX3JlcXVlc3RzGAIgASgNEhoKEmluX2ZsaWdodF9yZXF1ZXN0cxgDIAEoDSJOCg9Ub2tlbml6ZVJlcXVlc3QSDgoEdGV4dBgBIAEoCUgAEiIKBGNoYXQYAiABKAsyEi50b2tlbndpcmUudjEuQ2hhdEgAQgcKBWlucHV0Ij4KEFRva2VuaXplUmVzcG9uc2USEQoJdG9rZW5faWRzGAEgAygNEhcKD3JlbmRlcmVkX3Byb21wdBgCIAEoCSJDChFEZXRva2VuaXplUmVxdWVzdBIRCgl0b2tlbl9pZHMYASADKA0SGwoTa2VlcF9zcGVjaWFsX3Rva2VucxgCIAEoCCIiChJEZXRva2VuaXplUmVzcG9uc2USDAoEdGV4dBgBIAEoCTLJAgoMTW9kZWxTZXJ2aWNlElUKDEdldE1vZGVsSW5mbxIhLnRva2Vud2lyZS52MS5HZXRNb2RlbEluZm9SZXF1ZXN0GiIudG9rZW53aXJlLnYxLkdldE1vZGVsSW5mb1Jlc3BvbnNlEkYKB0dldExvYWQSHC50b2tlbndpcmUudjEuR2V0TG9hZFJlcXVlc3QaHS50b2tlbndpcmUudjEuR2V0TG9hZFJlc3BvbnNlEkkKCFRva2VuaXplEh0udG9rZW53aXJlLnYxLlRva2VuaXplUmVxdWVzdBoeLnRva2Vud2lyZS52MS5Ub2tlbml6ZVJlc3BvbnNlEk8KCkRldG9rZW5pemUSHy50b2tlbndpcmUudjEuRGV0b2tlbml6ZVJlcXVlc3QaIC50b2tlbndpcmUudjEuRGV0b2tlbml6ZVJlc3BvbnNlYgZwcm90bzM", [file_tokenwire_v1_generation]);
+  fileDesc("Chh0b2tlbndpcmUvdjEvbW9kZWwucHJvdG8SDHRva2Vud2lyZS52MSIVChNHZXRNb2RlbEluZm9SZXF1ZXN0ItECChRHZXRNb2RlbEluZm9SZXNwb25zZRINCgVtb2RlbBgBIAEoCRIOCgZlbmdpbmUYAiABKAkSFgoOY29udGV4dF9sZW5ndGgYAyABKA0SEgoKdm9jYWJfc2l6ZRgEIAEoDRIZChFoYXNfY2hhdF90ZW1wbGF0ZRgFIAEoCBI0CgtzcGVjdWxhdGl2ZRgGIAEoCzIfLnRva2Vud2lyZS52MS5TcGVjdWxhdGl2ZUNvbmZpZxIWCg5tYXhfYmF0Y2hfc2l6ZRgHIAEoDRIaChJkZWZhdWx0X21heF90b2tlbnMYCCABKA0SFQoNZW9zX3Rva2VuX2lkcxgJIAMoDRIWCg5ob25vcmVkX2ZpZWxkcxgKIAMoCRI6ChJ1bnN1cHBvcnRlZF9maWVsZHMYCyADKAsyHi50b2tlbndpcmUudjEuVW5zdXBwb3J0ZWRGaWVsZCJTChBVbnN1cHBvcnRlZEZpZWxkEg0KBWZpZWxkGAEgASgJEg4KBnJlYXNvbhgCIAEoCRIUCgdhbGxvd2VkGAMgASgBSACIAQFCCgoIX2FsbG93ZWQiegoRU3BlY3VsYXRpdmVDb25maWcSDwoHZW5hYmxlZBgBIAEoCBIOCgZtZXRob2QYAiABKAkSFAoMZHJhZnRfbGVuZ3RoGAMgASgNEhkKEWF2YWlsYWJsZV9tZXRob2RzGAQgAygJEhMKC2RyYWZ0X21vZGVsGAUgASgJIhAKDkdldExvYWRSZXF1ZXN0ImAKD0dldExvYWRSZXNwb25zZRIXCg9hY3RpdmVfcmVxdWVzdHMYASABKA0SGAoQd2FpdGluZ19yZXF1ZXN0cxgCIAEoDRIaChJpbl9mbGlnaHRfcmVxdWVzdHMYAyABKA0iTgoPVG9rZW5pemVSZXF1ZXN0Eg4KBHRleHQYASABKAlIABIiCgRjaGF0GAIgASgLMhIudG9rZW53aXJlLnYxLkNoYXRIAEIHCgVpbnB1dCI+ChBUb2tlbml6ZVJlc3BvbnNlEhEKCXRva2VuX2lkcxgBIAMoDRIXCg9yZW5kZXJlZF9wcm9tcHQYAiABKAkiQwoRRGV0b2tlbml6ZVJlcXVlc3QSEQoJdG9rZW5faWRzGAEgAygNEhsKE2tlZXBfc3BlY2lhbF90b2tlbnMYAiABKAgiIgoSRGV0b2tlbml6ZVJlc3BvbnNlEgwKBHRleHQYASABKAkyyQIKDE1vZGVsU2VydmljZRJVCgxHZXRNb2RlbEluZm8SIS50b2tlbndpcmUudjEuR2V0TW9kZWxJbmZvUmVxdWVzdBoiLnRva2Vud2lyZS52MS5HZXRNb2RlbEluZm9SZXNwb25zZRJGCgdHZXRMb2FkEhwudG9rZW53aXJlLnYxLkdldExvYWRSZXF1ZXN0Gh0udG9rZW53aXJlLnYxLkdldExvYWRSZXNwb25zZRJJCghUb2tlbml6ZRIdLnRva2Vud2lyZS52MS5Ub2tlbml6ZVJlcXVlc3QaHi50b2tlbndpcmUudjEuVG9rZW5pemVSZXNwb25zZRJPCgpEZXRva2VuaXplEh8udG9rZW53aXJlLnYxLkRldG9rZW5pemVSZXF1ZXN0GiAudG9rZW53aXJlLnYxLkRldG9rZW5pemVSZXNwb25zZWIGcHJvdG8z", [file_tokenwire_v1_generation]);
 
 /**
  * Request for GetModelInfo.
@@ -98,6 +98,25 @@ export type GetModelInfoResponse = Message<"tokenwire.v1.GetModelInfoResponse"> 
    * @generated from field: repeated uint32 eos_token_ids = 9;
    */
   eosTokenIds: number[];
+
+  /**
+   * The optional GenerateRequest fields this server honours, as paths such
+   * as "sampling.top_p" (sampling, stopping, output and speculative options).
+   *
+   * @generated from field: repeated string honored_fields = 10;
+   */
+  honoredFields: string[];
+
+  /**
+   * The optional GenerateRequest fields this server does not honour as it is
+   * configured (for example penalties on a TensorRT-LLM release whose sampler
+   * ignores them). A request that sets one to anything but its `allowed`
+   * value is refused with INVALID_ARGUMENT naming the field; nothing is
+   * dropped silently.
+   *
+   * @generated from field: repeated tokenwire.v1.UnsupportedField unsupported_fields = 11;
+   */
+  unsupportedFields: UnsupportedField[];
 };
 
 /**
@@ -106,6 +125,44 @@ export type GetModelInfoResponse = Message<"tokenwire.v1.GetModelInfoResponse"> 
  */
 export const GetModelInfoResponseSchema: GenMessage<GetModelInfoResponse> = /*@__PURE__*/
   messageDesc(file_tokenwire_v1_model, 1);
+
+/**
+ * A GenerateRequest field the server does not honour, and why.
+ *
+ * @generated from message tokenwire.v1.UnsupportedField
+ */
+export type UnsupportedField = Message<"tokenwire.v1.UnsupportedField"> & {
+  /**
+   * The field's path in GenerateRequest, for example
+   * "sampling.repetition_penalty".
+   *
+   * @generated from field: string field = 1;
+   */
+  field: string;
+
+  /**
+   * Why the server cannot honour it.
+   *
+   * @generated from field: string reason = 2;
+   */
+  reason: string;
+
+  /**
+   * The one value still accepted, the one that changes nothing (1.0 for
+   * repetition_penalty, 0 for temperature under greedy-only decoding);
+   * unset when any value is refused.
+   *
+   * @generated from field: optional double allowed = 3;
+   */
+  allowed?: number | undefined;
+};
+
+/**
+ * Describes the message tokenwire.v1.UnsupportedField.
+ * Use `create(UnsupportedFieldSchema)` to create a new message.
+ */
+export const UnsupportedFieldSchema: GenMessage<UnsupportedField> = /*@__PURE__*/
+  messageDesc(file_tokenwire_v1_model, 2);
 
 /**
  * Speculative decoding configuration.
@@ -136,8 +193,8 @@ export type SpeculativeConfig = Message<"tokenwire.v1.SpeculativeConfig"> & {
 
   /**
    * Methods a generation may choose in GenerateRequest.speculative ("off",
-   * "ngram", "eagle3"); empty when speculation is fixed at start-up and
-   * per-generation choices are ignored.
+   * "ngram", "eagle3"). Where speculation is fixed at start-up (TensorRT-LLM)
+   * this is the one configured method, and other choices are refused.
    *
    * @generated from field: repeated string available_methods = 4;
    */
@@ -157,7 +214,7 @@ export type SpeculativeConfig = Message<"tokenwire.v1.SpeculativeConfig"> & {
  * Use `create(SpeculativeConfigSchema)` to create a new message.
  */
 export const SpeculativeConfigSchema: GenMessage<SpeculativeConfig> = /*@__PURE__*/
-  messageDesc(file_tokenwire_v1_model, 2);
+  messageDesc(file_tokenwire_v1_model, 3);
 
 /**
  * Request for GetLoad.
@@ -172,7 +229,7 @@ export type GetLoadRequest = Message<"tokenwire.v1.GetLoadRequest"> & {
  * Use `create(GetLoadRequestSchema)` to create a new message.
  */
 export const GetLoadRequestSchema: GenMessage<GetLoadRequest> = /*@__PURE__*/
-  messageDesc(file_tokenwire_v1_model, 3);
+  messageDesc(file_tokenwire_v1_model, 4);
 
 /**
  * The engine's current occupancy.
@@ -207,7 +264,7 @@ export type GetLoadResponse = Message<"tokenwire.v1.GetLoadResponse"> & {
  * Use `create(GetLoadResponseSchema)` to create a new message.
  */
 export const GetLoadResponseSchema: GenMessage<GetLoadResponse> = /*@__PURE__*/
-  messageDesc(file_tokenwire_v1_model, 4);
+  messageDesc(file_tokenwire_v1_model, 5);
 
 /**
  * Request for Tokenize.
@@ -245,7 +302,7 @@ export type TokenizeRequest = Message<"tokenwire.v1.TokenizeRequest"> & {
  * Use `create(TokenizeRequestSchema)` to create a new message.
  */
 export const TokenizeRequestSchema: GenMessage<TokenizeRequest> = /*@__PURE__*/
-  messageDesc(file_tokenwire_v1_model, 5);
+  messageDesc(file_tokenwire_v1_model, 6);
 
 /**
  * Result of Tokenize.
@@ -273,7 +330,7 @@ export type TokenizeResponse = Message<"tokenwire.v1.TokenizeResponse"> & {
  * Use `create(TokenizeResponseSchema)` to create a new message.
  */
 export const TokenizeResponseSchema: GenMessage<TokenizeResponse> = /*@__PURE__*/
-  messageDesc(file_tokenwire_v1_model, 6);
+  messageDesc(file_tokenwire_v1_model, 7);
 
 /**
  * Request for Detokenize.
@@ -302,7 +359,7 @@ export type DetokenizeRequest = Message<"tokenwire.v1.DetokenizeRequest"> & {
  * Use `create(DetokenizeRequestSchema)` to create a new message.
  */
 export const DetokenizeRequestSchema: GenMessage<DetokenizeRequest> = /*@__PURE__*/
-  messageDesc(file_tokenwire_v1_model, 7);
+  messageDesc(file_tokenwire_v1_model, 8);
 
 /**
  * Result of Detokenize.
@@ -323,7 +380,7 @@ export type DetokenizeResponse = Message<"tokenwire.v1.DetokenizeResponse"> & {
  * Use `create(DetokenizeResponseSchema)` to create a new message.
  */
 export const DetokenizeResponseSchema: GenMessage<DetokenizeResponse> = /*@__PURE__*/
-  messageDesc(file_tokenwire_v1_model, 8);
+  messageDesc(file_tokenwire_v1_model, 9);
 
 /**
  * Facts about the served model and engine, and the model's tokenizer.

@@ -475,7 +475,9 @@ private static final long serialVersionUID = 0L;
    * (GetModelInfo.speculative). Speculation never changes what is generated
    * (greedy output is identical, sampled output has the same distribution);
    * it only changes how many tokens arrive per step and how fast. Engines
-   * whose speculation is fixed at start-up (TensorRT-LLM) ignore it.
+   * whose speculation is fixed at start-up (TensorRT-LLM) accept only their
+   * configured method and draft length and refuse other choices with
+   * INVALID_ARGUMENT.
    * </pre>
    *
    * <code>.tokenwire.v1.SpeculativeOptions speculative = 9 [json_name = "speculative"];</code>
@@ -491,7 +493,9 @@ private static final long serialVersionUID = 0L;
    * (GetModelInfo.speculative). Speculation never changes what is generated
    * (greedy output is identical, sampled output has the same distribution);
    * it only changes how many tokens arrive per step and how fast. Engines
-   * whose speculation is fixed at start-up (TensorRT-LLM) ignore it.
+   * whose speculation is fixed at start-up (TensorRT-LLM) accept only their
+   * configured method and draft length and refuse other choices with
+   * INVALID_ARGUMENT.
    * </pre>
    *
    * <code>.tokenwire.v1.SpeculativeOptions speculative = 9 [json_name = "speculative"];</code>
@@ -507,7 +511,9 @@ private static final long serialVersionUID = 0L;
    * (GetModelInfo.speculative). Speculation never changes what is generated
    * (greedy output is identical, sampled output has the same distribution);
    * it only changes how many tokens arrive per step and how fast. Engines
-   * whose speculation is fixed at start-up (TensorRT-LLM) ignore it.
+   * whose speculation is fixed at start-up (TensorRT-LLM) accept only their
+   * configured method and draft length and refuse other choices with
+   * INVALID_ARGUMENT.
    * </pre>
    *
    * <code>.tokenwire.v1.SpeculativeOptions speculative = 9 [json_name = "speculative"];</code>
@@ -2408,7 +2414,9 @@ private static final long serialVersionUID = 0L;
      * (GetModelInfo.speculative). Speculation never changes what is generated
      * (greedy output is identical, sampled output has the same distribution);
      * it only changes how many tokens arrive per step and how fast. Engines
-     * whose speculation is fixed at start-up (TensorRT-LLM) ignore it.
+     * whose speculation is fixed at start-up (TensorRT-LLM) accept only their
+     * configured method and draft length and refuse other choices with
+     * INVALID_ARGUMENT.
      * </pre>
      *
      * <code>.tokenwire.v1.SpeculativeOptions speculative = 9 [json_name = "speculative"];</code>
@@ -2423,7 +2431,9 @@ private static final long serialVersionUID = 0L;
      * (GetModelInfo.speculative). Speculation never changes what is generated
      * (greedy output is identical, sampled output has the same distribution);
      * it only changes how many tokens arrive per step and how fast. Engines
-     * whose speculation is fixed at start-up (TensorRT-LLM) ignore it.
+     * whose speculation is fixed at start-up (TensorRT-LLM) accept only their
+     * configured method and draft length and refuse other choices with
+     * INVALID_ARGUMENT.
      * </pre>
      *
      * <code>.tokenwire.v1.SpeculativeOptions speculative = 9 [json_name = "speculative"];</code>
@@ -2442,7 +2452,9 @@ private static final long serialVersionUID = 0L;
      * (GetModelInfo.speculative). Speculation never changes what is generated
      * (greedy output is identical, sampled output has the same distribution);
      * it only changes how many tokens arrive per step and how fast. Engines
-     * whose speculation is fixed at start-up (TensorRT-LLM) ignore it.
+     * whose speculation is fixed at start-up (TensorRT-LLM) accept only their
+     * configured method and draft length and refuse other choices with
+     * INVALID_ARGUMENT.
      * </pre>
      *
      * <code>.tokenwire.v1.SpeculativeOptions speculative = 9 [json_name = "speculative"];</code>
@@ -2466,7 +2478,9 @@ private static final long serialVersionUID = 0L;
      * (GetModelInfo.speculative). Speculation never changes what is generated
      * (greedy output is identical, sampled output has the same distribution);
      * it only changes how many tokens arrive per step and how fast. Engines
-     * whose speculation is fixed at start-up (TensorRT-LLM) ignore it.
+     * whose speculation is fixed at start-up (TensorRT-LLM) accept only their
+     * configured method and draft length and refuse other choices with
+     * INVALID_ARGUMENT.
      * </pre>
      *
      * <code>.tokenwire.v1.SpeculativeOptions speculative = 9 [json_name = "speculative"];</code>
@@ -2488,7 +2502,9 @@ private static final long serialVersionUID = 0L;
      * (GetModelInfo.speculative). Speculation never changes what is generated
      * (greedy output is identical, sampled output has the same distribution);
      * it only changes how many tokens arrive per step and how fast. Engines
-     * whose speculation is fixed at start-up (TensorRT-LLM) ignore it.
+     * whose speculation is fixed at start-up (TensorRT-LLM) accept only their
+     * configured method and draft length and refuse other choices with
+     * INVALID_ARGUMENT.
      * </pre>
      *
      * <code>.tokenwire.v1.SpeculativeOptions speculative = 9 [json_name = "speculative"];</code>
@@ -2517,7 +2533,9 @@ private static final long serialVersionUID = 0L;
      * (GetModelInfo.speculative). Speculation never changes what is generated
      * (greedy output is identical, sampled output has the same distribution);
      * it only changes how many tokens arrive per step and how fast. Engines
-     * whose speculation is fixed at start-up (TensorRT-LLM) ignore it.
+     * whose speculation is fixed at start-up (TensorRT-LLM) accept only their
+     * configured method and draft length and refuse other choices with
+     * INVALID_ARGUMENT.
      * </pre>
      *
      * <code>.tokenwire.v1.SpeculativeOptions speculative = 9 [json_name = "speculative"];</code>
@@ -2538,7 +2556,9 @@ private static final long serialVersionUID = 0L;
      * (GetModelInfo.speculative). Speculation never changes what is generated
      * (greedy output is identical, sampled output has the same distribution);
      * it only changes how many tokens arrive per step and how fast. Engines
-     * whose speculation is fixed at start-up (TensorRT-LLM) ignore it.
+     * whose speculation is fixed at start-up (TensorRT-LLM) accept only their
+     * configured method and draft length and refuse other choices with
+     * INVALID_ARGUMENT.
      * </pre>
      *
      * <code>.tokenwire.v1.SpeculativeOptions speculative = 9 [json_name = "speculative"];</code>
@@ -2554,7 +2574,9 @@ private static final long serialVersionUID = 0L;
      * (GetModelInfo.speculative). Speculation never changes what is generated
      * (greedy output is identical, sampled output has the same distribution);
      * it only changes how many tokens arrive per step and how fast. Engines
-     * whose speculation is fixed at start-up (TensorRT-LLM) ignore it.
+     * whose speculation is fixed at start-up (TensorRT-LLM) accept only their
+     * configured method and draft length and refuse other choices with
+     * INVALID_ARGUMENT.
      * </pre>
      *
      * <code>.tokenwire.v1.SpeculativeOptions speculative = 9 [json_name = "speculative"];</code>
@@ -2573,7 +2595,9 @@ private static final long serialVersionUID = 0L;
      * (GetModelInfo.speculative). Speculation never changes what is generated
      * (greedy output is identical, sampled output has the same distribution);
      * it only changes how many tokens arrive per step and how fast. Engines
-     * whose speculation is fixed at start-up (TensorRT-LLM) ignore it.
+     * whose speculation is fixed at start-up (TensorRT-LLM) accept only their
+     * configured method and draft length and refuse other choices with
+     * INVALID_ARGUMENT.
      * </pre>
      *
      * <code>.tokenwire.v1.SpeculativeOptions speculative = 9 [json_name = "speculative"];</code>

@@ -251,7 +251,9 @@ public interface GenerateRequestOrBuilder extends
    * (GetModelInfo.speculative). Speculation never changes what is generated
    * (greedy output is identical, sampled output has the same distribution);
    * it only changes how many tokens arrive per step and how fast. Engines
-   * whose speculation is fixed at start-up (TensorRT-LLM) ignore it.
+   * whose speculation is fixed at start-up (TensorRT-LLM) accept only their
+   * configured method and draft length and refuse other choices with
+   * INVALID_ARGUMENT.
    * </pre>
    *
    * <code>.tokenwire.v1.SpeculativeOptions speculative = 9 [json_name = "speculative"];</code>
@@ -264,7 +266,9 @@ public interface GenerateRequestOrBuilder extends
    * (GetModelInfo.speculative). Speculation never changes what is generated
    * (greedy output is identical, sampled output has the same distribution);
    * it only changes how many tokens arrive per step and how fast. Engines
-   * whose speculation is fixed at start-up (TensorRT-LLM) ignore it.
+   * whose speculation is fixed at start-up (TensorRT-LLM) accept only their
+   * configured method and draft length and refuse other choices with
+   * INVALID_ARGUMENT.
    * </pre>
    *
    * <code>.tokenwire.v1.SpeculativeOptions speculative = 9 [json_name = "speculative"];</code>
@@ -277,7 +281,9 @@ public interface GenerateRequestOrBuilder extends
    * (GetModelInfo.speculative). Speculation never changes what is generated
    * (greedy output is identical, sampled output has the same distribution);
    * it only changes how many tokens arrive per step and how fast. Engines
-   * whose speculation is fixed at start-up (TensorRT-LLM) ignore it.
+   * whose speculation is fixed at start-up (TensorRT-LLM) accept only their
+   * configured method and draft length and refuse other choices with
+   * INVALID_ARGUMENT.
    * </pre>
    *
    * <code>.tokenwire.v1.SpeculativeOptions speculative = 9 [json_name = "speculative"];</code>

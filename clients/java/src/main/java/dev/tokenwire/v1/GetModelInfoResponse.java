@@ -35,6 +35,9 @@ private static final long serialVersionUID = 0L;
     model_ = "";
     engine_ = "";
     eosTokenIds_ = emptyIntList();
+    honoredFields_ =
+        com.google.protobuf.LazyStringArrayList.emptyList();
+    unsupportedFields_ = java.util.Collections.emptyList();
   }
 
   public static final com.google.protobuf.Descriptors.Descriptor
@@ -307,6 +310,144 @@ private static final long serialVersionUID = 0L;
   }
   private int eosTokenIdsMemoizedSerializedSize = -1;
 
+  public static final int HONORED_FIELDS_FIELD_NUMBER = 10;
+  @SuppressWarnings("serial")
+  private com.google.protobuf.LazyStringArrayList honoredFields_ =
+      com.google.protobuf.LazyStringArrayList.emptyList();
+  /**
+   * <pre>
+   * The optional GenerateRequest fields this server honours, as paths such
+   * as "sampling.top_p" (sampling, stopping, output and speculative options).
+   * </pre>
+   *
+   * <code>repeated string honored_fields = 10 [json_name = "honoredFields"];</code>
+   * @return A list containing the honoredFields.
+   */
+  public com.google.protobuf.ProtocolStringList
+      getHonoredFieldsList() {
+    return honoredFields_;
+  }
+  /**
+   * <pre>
+   * The optional GenerateRequest fields this server honours, as paths such
+   * as "sampling.top_p" (sampling, stopping, output and speculative options).
+   * </pre>
+   *
+   * <code>repeated string honored_fields = 10 [json_name = "honoredFields"];</code>
+   * @return The count of honoredFields.
+   */
+  public int getHonoredFieldsCount() {
+    return honoredFields_.size();
+  }
+  /**
+   * <pre>
+   * The optional GenerateRequest fields this server honours, as paths such
+   * as "sampling.top_p" (sampling, stopping, output and speculative options).
+   * </pre>
+   *
+   * <code>repeated string honored_fields = 10 [json_name = "honoredFields"];</code>
+   * @param index The index of the element to return.
+   * @return The honoredFields at the given index.
+   */
+  public java.lang.String getHonoredFields(int index) {
+    return honoredFields_.get(index);
+  }
+  /**
+   * <pre>
+   * The optional GenerateRequest fields this server honours, as paths such
+   * as "sampling.top_p" (sampling, stopping, output and speculative options).
+   * </pre>
+   *
+   * <code>repeated string honored_fields = 10 [json_name = "honoredFields"];</code>
+   * @param index The index of the value to return.
+   * @return The bytes of the honoredFields at the given index.
+   */
+  public com.google.protobuf.ByteString
+      getHonoredFieldsBytes(int index) {
+    return honoredFields_.getByteString(index);
+  }
+
+  public static final int UNSUPPORTED_FIELDS_FIELD_NUMBER = 11;
+  @SuppressWarnings("serial")
+  private java.util.List<dev.tokenwire.v1.UnsupportedField> unsupportedFields_;
+  /**
+   * <pre>
+   * The optional GenerateRequest fields this server does not honour as it is
+   * configured (for example penalties on a TensorRT-LLM release whose sampler
+   * ignores them). A request that sets one to anything but its `allowed`
+   * value is refused with INVALID_ARGUMENT naming the field; nothing is
+   * dropped silently.
+   * </pre>
+   *
+   * <code>repeated .tokenwire.v1.UnsupportedField unsupported_fields = 11 [json_name = "unsupportedFields"];</code>
+   */
+  @java.lang.Override
+  public java.util.List<dev.tokenwire.v1.UnsupportedField> getUnsupportedFieldsList() {
+    return unsupportedFields_;
+  }
+  /**
+   * <pre>
+   * The optional GenerateRequest fields this server does not honour as it is
+   * configured (for example penalties on a TensorRT-LLM release whose sampler
+   * ignores them). A request that sets one to anything but its `allowed`
+   * value is refused with INVALID_ARGUMENT naming the field; nothing is
+   * dropped silently.
+   * </pre>
+   *
+   * <code>repeated .tokenwire.v1.UnsupportedField unsupported_fields = 11 [json_name = "unsupportedFields"];</code>
+   */
+  @java.lang.Override
+  public java.util.List<? extends dev.tokenwire.v1.UnsupportedFieldOrBuilder> 
+      getUnsupportedFieldsOrBuilderList() {
+    return unsupportedFields_;
+  }
+  /**
+   * <pre>
+   * The optional GenerateRequest fields this server does not honour as it is
+   * configured (for example penalties on a TensorRT-LLM release whose sampler
+   * ignores them). A request that sets one to anything but its `allowed`
+   * value is refused with INVALID_ARGUMENT naming the field; nothing is
+   * dropped silently.
+   * </pre>
+   *
+   * <code>repeated .tokenwire.v1.UnsupportedField unsupported_fields = 11 [json_name = "unsupportedFields"];</code>
+   */
+  @java.lang.Override
+  public int getUnsupportedFieldsCount() {
+    return unsupportedFields_.size();
+  }
+  /**
+   * <pre>
+   * The optional GenerateRequest fields this server does not honour as it is
+   * configured (for example penalties on a TensorRT-LLM release whose sampler
+   * ignores them). A request that sets one to anything but its `allowed`
+   * value is refused with INVALID_ARGUMENT naming the field; nothing is
+   * dropped silently.
+   * </pre>
+   *
+   * <code>repeated .tokenwire.v1.UnsupportedField unsupported_fields = 11 [json_name = "unsupportedFields"];</code>
+   */
+  @java.lang.Override
+  public dev.tokenwire.v1.UnsupportedField getUnsupportedFields(int index) {
+    return unsupportedFields_.get(index);
+  }
+  /**
+   * <pre>
+   * The optional GenerateRequest fields this server does not honour as it is
+   * configured (for example penalties on a TensorRT-LLM release whose sampler
+   * ignores them). A request that sets one to anything but its `allowed`
+   * value is refused with INVALID_ARGUMENT naming the field; nothing is
+   * dropped silently.
+   * </pre>
+   *
+   * <code>repeated .tokenwire.v1.UnsupportedField unsupported_fields = 11 [json_name = "unsupportedFields"];</code>
+   */
+  @java.lang.Override
+  public dev.tokenwire.v1.UnsupportedFieldOrBuilder getUnsupportedFieldsOrBuilder(
+      int index) {
+    return unsupportedFields_.get(index);
+  }
+
   private byte memoizedIsInitialized = -1;
   @java.lang.Override
   public final boolean isInitialized() {
@@ -352,6 +493,12 @@ private static final long serialVersionUID = 0L;
     }
     for (int i = 0; i < eosTokenIds_.size(); i++) {
       output.writeUInt32NoTag(eosTokenIds_.getInt(i));
+    }
+    for (int i = 0; i < honoredFields_.size(); i++) {
+      com.google.protobuf.GeneratedMessage.writeString(output, 10, honoredFields_.getRaw(i));
+    }
+    for (int i = 0; i < unsupportedFields_.size(); i++) {
+      output.writeMessage(11, unsupportedFields_.get(i));
     }
     getUnknownFields().writeTo(output);
   }
@@ -401,6 +548,23 @@ private static final long serialVersionUID = 0L;
       }
       eosTokenIdsMemoizedSerializedSize = dataSize;
     }
+    {
+      int dataSize = 0;
+      for (int i = 0; i < honoredFields_.size(); i++) {
+        dataSize += computeStringSizeNoTag(honoredFields_.getRaw(i));
+      }
+      size += dataSize;
+      size += 1 * getHonoredFieldsList().size();
+    }
+
+        {
+          final int count = unsupportedFields_.size();
+          for (int i = 0; i < count; i++) {
+            size += com.google.protobuf.CodedOutputStream
+              .computeMessageSizeNoTag(unsupportedFields_.get(i));
+          }
+          size += 1 * count;
+        }
     return size;
   }
   @java.lang.Override
@@ -446,6 +610,10 @@ private static final long serialVersionUID = 0L;
         != other.getDefaultMaxTokens()) return false;
     if (!getEosTokenIdsList()
         .equals(other.getEosTokenIdsList())) return false;
+    if (!getHonoredFieldsList()
+        .equals(other.getHonoredFieldsList())) return false;
+    if (!getUnsupportedFieldsList()
+        .equals(other.getUnsupportedFieldsList())) return false;
     if (!getUnknownFields().equals(other.getUnknownFields())) return false;
     return true;
   }
@@ -479,6 +647,14 @@ private static final long serialVersionUID = 0L;
     if (getEosTokenIdsCount() > 0) {
       hash = (37 * hash) + EOS_TOKEN_IDS_FIELD_NUMBER;
       hash = (53 * hash) + getEosTokenIdsList().hashCode();
+    }
+    if (getHonoredFieldsCount() > 0) {
+      hash = (37 * hash) + HONORED_FIELDS_FIELD_NUMBER;
+      hash = (53 * hash) + getHonoredFieldsList().hashCode();
+    }
+    if (getUnsupportedFieldsCount() > 0) {
+      hash = (37 * hash) + UNSUPPORTED_FIELDS_FIELD_NUMBER;
+      hash = (53 * hash) + getUnsupportedFieldsList().hashCode();
     }
     hash = (29 * hash) + getUnknownFields().hashCode();
     memoizedHashCode = hash;
@@ -615,6 +791,7 @@ private static final long serialVersionUID = 0L;
       if (com.google.protobuf.GeneratedMessage
               .alwaysUseFieldBuilders) {
         internalGetSpeculativeFieldBuilder();
+        internalGetUnsupportedFieldsFieldBuilder();
       }
     }
     @java.lang.Override
@@ -634,6 +811,15 @@ private static final long serialVersionUID = 0L;
       maxBatchSize_ = 0;
       defaultMaxTokens_ = 0;
       eosTokenIds_ = emptyIntList();
+      honoredFields_ =
+          com.google.protobuf.LazyStringArrayList.emptyList();
+      if (unsupportedFieldsBuilder_ == null) {
+        unsupportedFields_ = java.util.Collections.emptyList();
+      } else {
+        unsupportedFields_ = null;
+        unsupportedFieldsBuilder_.clear();
+      }
+      bitField0_ = (bitField0_ & ~0x00000400);
       return this;
     }
 
@@ -660,9 +846,22 @@ private static final long serialVersionUID = 0L;
     @java.lang.Override
     public dev.tokenwire.v1.GetModelInfoResponse buildPartial() {
       dev.tokenwire.v1.GetModelInfoResponse result = new dev.tokenwire.v1.GetModelInfoResponse(this);
+      buildPartialRepeatedFields(result);
       if (bitField0_ != 0) { buildPartial0(result); }
       onBuilt();
       return result;
+    }
+
+    private void buildPartialRepeatedFields(dev.tokenwire.v1.GetModelInfoResponse result) {
+      if (unsupportedFieldsBuilder_ == null) {
+        if (((bitField0_ & 0x00000400) != 0)) {
+          unsupportedFields_ = java.util.Collections.unmodifiableList(unsupportedFields_);
+          bitField0_ = (bitField0_ & ~0x00000400);
+        }
+        result.unsupportedFields_ = unsupportedFields_;
+      } else {
+        result.unsupportedFields_ = unsupportedFieldsBuilder_.build();
+      }
     }
 
     private void buildPartial0(dev.tokenwire.v1.GetModelInfoResponse result) {
@@ -698,6 +897,10 @@ private static final long serialVersionUID = 0L;
       if (((from_bitField0_ & 0x00000100) != 0)) {
         eosTokenIds_.makeImmutable();
         result.eosTokenIds_ = eosTokenIds_;
+      }
+      if (((from_bitField0_ & 0x00000200) != 0)) {
+        honoredFields_.makeImmutable();
+        result.honoredFields_ = honoredFields_;
       }
       result.bitField0_ |= to_bitField0_;
     }
@@ -752,6 +955,42 @@ private static final long serialVersionUID = 0L;
           eosTokenIds_.addAll(other.eosTokenIds_);
         }
         onChanged();
+      }
+      if (!other.honoredFields_.isEmpty()) {
+        if (honoredFields_.isEmpty()) {
+          honoredFields_ = other.honoredFields_;
+          bitField0_ |= 0x00000200;
+        } else {
+          ensureHonoredFieldsIsMutable();
+          honoredFields_.addAll(other.honoredFields_);
+        }
+        onChanged();
+      }
+      if (unsupportedFieldsBuilder_ == null) {
+        if (!other.unsupportedFields_.isEmpty()) {
+          if (unsupportedFields_.isEmpty()) {
+            unsupportedFields_ = other.unsupportedFields_;
+            bitField0_ = (bitField0_ & ~0x00000400);
+          } else {
+            ensureUnsupportedFieldsIsMutable();
+            unsupportedFields_.addAll(other.unsupportedFields_);
+          }
+          onChanged();
+        }
+      } else {
+        if (!other.unsupportedFields_.isEmpty()) {
+          if (unsupportedFieldsBuilder_.isEmpty()) {
+            unsupportedFieldsBuilder_.dispose();
+            unsupportedFieldsBuilder_ = null;
+            unsupportedFields_ = other.unsupportedFields_;
+            bitField0_ = (bitField0_ & ~0x00000400);
+            unsupportedFieldsBuilder_ = 
+              com.google.protobuf.GeneratedMessage.alwaysUseFieldBuilders ?
+                 internalGetUnsupportedFieldsFieldBuilder() : null;
+          } else {
+            unsupportedFieldsBuilder_.addAllMessages(other.unsupportedFields_);
+          }
+        }
       }
       this.mergeUnknownFields(other.getUnknownFields());
       onChanged();
@@ -837,6 +1076,24 @@ private static final long serialVersionUID = 0L;
               input.popLimit(limit);
               break;
             } // case 74
+            case 82: {
+              ensureHonoredFieldsIsMutable();
+              honoredFields_.add(input.readStringRequireUtf8());
+              break;
+            } // case 82
+            case 90: {
+              dev.tokenwire.v1.UnsupportedField m =
+                  input.readMessage(
+                      dev.tokenwire.v1.UnsupportedField.parser(),
+                      extensionRegistry);
+              if (unsupportedFieldsBuilder_ == null) {
+                ensureUnsupportedFieldsIsMutable();
+                unsupportedFields_.add(m);
+              } else {
+                unsupportedFieldsBuilder_.addMessage(m);
+              }
+              break;
+            } // case 90
             default: {
               if (!super.parseUnknownField(input, extensionRegistry, tag)) {
                 done = true; // was an endgroup tag
@@ -1530,6 +1787,546 @@ private static final long serialVersionUID = 0L;
       bitField0_ = (bitField0_ & ~0x00000100);
       onChanged();
       return this;
+    }
+
+    private com.google.protobuf.LazyStringArrayList honoredFields_ =
+        com.google.protobuf.LazyStringArrayList.emptyList();
+    private void ensureHonoredFieldsIsMutable() {
+      if (!honoredFields_.isModifiable()) {
+        honoredFields_ = new com.google.protobuf.LazyStringArrayList(honoredFields_);
+      }
+      bitField0_ |= 0x00000200;
+    }
+    /**
+     * <pre>
+     * The optional GenerateRequest fields this server honours, as paths such
+     * as "sampling.top_p" (sampling, stopping, output and speculative options).
+     * </pre>
+     *
+     * <code>repeated string honored_fields = 10 [json_name = "honoredFields"];</code>
+     * @return A list containing the honoredFields.
+     */
+    public com.google.protobuf.ProtocolStringList
+        getHonoredFieldsList() {
+      honoredFields_.makeImmutable();
+      return honoredFields_;
+    }
+    /**
+     * <pre>
+     * The optional GenerateRequest fields this server honours, as paths such
+     * as "sampling.top_p" (sampling, stopping, output and speculative options).
+     * </pre>
+     *
+     * <code>repeated string honored_fields = 10 [json_name = "honoredFields"];</code>
+     * @return The count of honoredFields.
+     */
+    public int getHonoredFieldsCount() {
+      return honoredFields_.size();
+    }
+    /**
+     * <pre>
+     * The optional GenerateRequest fields this server honours, as paths such
+     * as "sampling.top_p" (sampling, stopping, output and speculative options).
+     * </pre>
+     *
+     * <code>repeated string honored_fields = 10 [json_name = "honoredFields"];</code>
+     * @param index The index of the element to return.
+     * @return The honoredFields at the given index.
+     */
+    public java.lang.String getHonoredFields(int index) {
+      return honoredFields_.get(index);
+    }
+    /**
+     * <pre>
+     * The optional GenerateRequest fields this server honours, as paths such
+     * as "sampling.top_p" (sampling, stopping, output and speculative options).
+     * </pre>
+     *
+     * <code>repeated string honored_fields = 10 [json_name = "honoredFields"];</code>
+     * @param index The index of the value to return.
+     * @return The bytes of the honoredFields at the given index.
+     */
+    public com.google.protobuf.ByteString
+        getHonoredFieldsBytes(int index) {
+      return honoredFields_.getByteString(index);
+    }
+    /**
+     * <pre>
+     * The optional GenerateRequest fields this server honours, as paths such
+     * as "sampling.top_p" (sampling, stopping, output and speculative options).
+     * </pre>
+     *
+     * <code>repeated string honored_fields = 10 [json_name = "honoredFields"];</code>
+     * @param index The index to set the value at.
+     * @param value The honoredFields to set.
+     * @return This builder for chaining.
+     */
+    public Builder setHonoredFields(
+        int index, java.lang.String value) {
+      if (value == null) { throw new NullPointerException(); }
+      ensureHonoredFieldsIsMutable();
+      honoredFields_.set(index, value);
+      bitField0_ |= 0x00000200;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * The optional GenerateRequest fields this server honours, as paths such
+     * as "sampling.top_p" (sampling, stopping, output and speculative options).
+     * </pre>
+     *
+     * <code>repeated string honored_fields = 10 [json_name = "honoredFields"];</code>
+     * @param value The honoredFields to add.
+     * @return This builder for chaining.
+     */
+    public Builder addHonoredFields(
+        java.lang.String value) {
+      if (value == null) { throw new NullPointerException(); }
+      ensureHonoredFieldsIsMutable();
+      honoredFields_.add(value);
+      bitField0_ |= 0x00000200;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * The optional GenerateRequest fields this server honours, as paths such
+     * as "sampling.top_p" (sampling, stopping, output and speculative options).
+     * </pre>
+     *
+     * <code>repeated string honored_fields = 10 [json_name = "honoredFields"];</code>
+     * @param values The honoredFields to add.
+     * @return This builder for chaining.
+     */
+    public Builder addAllHonoredFields(
+        java.lang.Iterable<java.lang.String> values) {
+      ensureHonoredFieldsIsMutable();
+      com.google.protobuf.AbstractMessageLite.Builder.addAll(
+          values, honoredFields_);
+      bitField0_ |= 0x00000200;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * The optional GenerateRequest fields this server honours, as paths such
+     * as "sampling.top_p" (sampling, stopping, output and speculative options).
+     * </pre>
+     *
+     * <code>repeated string honored_fields = 10 [json_name = "honoredFields"];</code>
+     * @return This builder for chaining.
+     */
+    public Builder clearHonoredFields() {
+      honoredFields_ =
+        com.google.protobuf.LazyStringArrayList.emptyList();
+      bitField0_ = (bitField0_ & ~0x00000200);;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * The optional GenerateRequest fields this server honours, as paths such
+     * as "sampling.top_p" (sampling, stopping, output and speculative options).
+     * </pre>
+     *
+     * <code>repeated string honored_fields = 10 [json_name = "honoredFields"];</code>
+     * @param value The bytes of the honoredFields to add.
+     * @return This builder for chaining.
+     */
+    public Builder addHonoredFieldsBytes(
+        com.google.protobuf.ByteString value) {
+      if (value == null) { throw new NullPointerException(); }
+      checkByteStringIsUtf8(value);
+      ensureHonoredFieldsIsMutable();
+      honoredFields_.add(value);
+      bitField0_ |= 0x00000200;
+      onChanged();
+      return this;
+    }
+
+    private java.util.List<dev.tokenwire.v1.UnsupportedField> unsupportedFields_ =
+      java.util.Collections.emptyList();
+    private void ensureUnsupportedFieldsIsMutable() {
+      if (!((bitField0_ & 0x00000400) != 0)) {
+        unsupportedFields_ = new java.util.ArrayList<dev.tokenwire.v1.UnsupportedField>(unsupportedFields_);
+        bitField0_ |= 0x00000400;
+       }
+    }
+
+    private com.google.protobuf.RepeatedFieldBuilder<
+        dev.tokenwire.v1.UnsupportedField, dev.tokenwire.v1.UnsupportedField.Builder, dev.tokenwire.v1.UnsupportedFieldOrBuilder> unsupportedFieldsBuilder_;
+
+    /**
+     * <pre>
+     * The optional GenerateRequest fields this server does not honour as it is
+     * configured (for example penalties on a TensorRT-LLM release whose sampler
+     * ignores them). A request that sets one to anything but its `allowed`
+     * value is refused with INVALID_ARGUMENT naming the field; nothing is
+     * dropped silently.
+     * </pre>
+     *
+     * <code>repeated .tokenwire.v1.UnsupportedField unsupported_fields = 11 [json_name = "unsupportedFields"];</code>
+     */
+    public java.util.List<dev.tokenwire.v1.UnsupportedField> getUnsupportedFieldsList() {
+      if (unsupportedFieldsBuilder_ == null) {
+        return java.util.Collections.unmodifiableList(unsupportedFields_);
+      } else {
+        return unsupportedFieldsBuilder_.getMessageList();
+      }
+    }
+    /**
+     * <pre>
+     * The optional GenerateRequest fields this server does not honour as it is
+     * configured (for example penalties on a TensorRT-LLM release whose sampler
+     * ignores them). A request that sets one to anything but its `allowed`
+     * value is refused with INVALID_ARGUMENT naming the field; nothing is
+     * dropped silently.
+     * </pre>
+     *
+     * <code>repeated .tokenwire.v1.UnsupportedField unsupported_fields = 11 [json_name = "unsupportedFields"];</code>
+     */
+    public int getUnsupportedFieldsCount() {
+      if (unsupportedFieldsBuilder_ == null) {
+        return unsupportedFields_.size();
+      } else {
+        return unsupportedFieldsBuilder_.getCount();
+      }
+    }
+    /**
+     * <pre>
+     * The optional GenerateRequest fields this server does not honour as it is
+     * configured (for example penalties on a TensorRT-LLM release whose sampler
+     * ignores them). A request that sets one to anything but its `allowed`
+     * value is refused with INVALID_ARGUMENT naming the field; nothing is
+     * dropped silently.
+     * </pre>
+     *
+     * <code>repeated .tokenwire.v1.UnsupportedField unsupported_fields = 11 [json_name = "unsupportedFields"];</code>
+     */
+    public dev.tokenwire.v1.UnsupportedField getUnsupportedFields(int index) {
+      if (unsupportedFieldsBuilder_ == null) {
+        return unsupportedFields_.get(index);
+      } else {
+        return unsupportedFieldsBuilder_.getMessage(index);
+      }
+    }
+    /**
+     * <pre>
+     * The optional GenerateRequest fields this server does not honour as it is
+     * configured (for example penalties on a TensorRT-LLM release whose sampler
+     * ignores them). A request that sets one to anything but its `allowed`
+     * value is refused with INVALID_ARGUMENT naming the field; nothing is
+     * dropped silently.
+     * </pre>
+     *
+     * <code>repeated .tokenwire.v1.UnsupportedField unsupported_fields = 11 [json_name = "unsupportedFields"];</code>
+     */
+    public Builder setUnsupportedFields(
+        int index, dev.tokenwire.v1.UnsupportedField value) {
+      if (unsupportedFieldsBuilder_ == null) {
+        if (value == null) {
+          throw new NullPointerException();
+        }
+        ensureUnsupportedFieldsIsMutable();
+        unsupportedFields_.set(index, value);
+        onChanged();
+      } else {
+        unsupportedFieldsBuilder_.setMessage(index, value);
+      }
+      return this;
+    }
+    /**
+     * <pre>
+     * The optional GenerateRequest fields this server does not honour as it is
+     * configured (for example penalties on a TensorRT-LLM release whose sampler
+     * ignores them). A request that sets one to anything but its `allowed`
+     * value is refused with INVALID_ARGUMENT naming the field; nothing is
+     * dropped silently.
+     * </pre>
+     *
+     * <code>repeated .tokenwire.v1.UnsupportedField unsupported_fields = 11 [json_name = "unsupportedFields"];</code>
+     */
+    public Builder setUnsupportedFields(
+        int index, dev.tokenwire.v1.UnsupportedField.Builder builderForValue) {
+      if (unsupportedFieldsBuilder_ == null) {
+        ensureUnsupportedFieldsIsMutable();
+        unsupportedFields_.set(index, builderForValue.build());
+        onChanged();
+      } else {
+        unsupportedFieldsBuilder_.setMessage(index, builderForValue.build());
+      }
+      return this;
+    }
+    /**
+     * <pre>
+     * The optional GenerateRequest fields this server does not honour as it is
+     * configured (for example penalties on a TensorRT-LLM release whose sampler
+     * ignores them). A request that sets one to anything but its `allowed`
+     * value is refused with INVALID_ARGUMENT naming the field; nothing is
+     * dropped silently.
+     * </pre>
+     *
+     * <code>repeated .tokenwire.v1.UnsupportedField unsupported_fields = 11 [json_name = "unsupportedFields"];</code>
+     */
+    public Builder addUnsupportedFields(dev.tokenwire.v1.UnsupportedField value) {
+      if (unsupportedFieldsBuilder_ == null) {
+        if (value == null) {
+          throw new NullPointerException();
+        }
+        ensureUnsupportedFieldsIsMutable();
+        unsupportedFields_.add(value);
+        onChanged();
+      } else {
+        unsupportedFieldsBuilder_.addMessage(value);
+      }
+      return this;
+    }
+    /**
+     * <pre>
+     * The optional GenerateRequest fields this server does not honour as it is
+     * configured (for example penalties on a TensorRT-LLM release whose sampler
+     * ignores them). A request that sets one to anything but its `allowed`
+     * value is refused with INVALID_ARGUMENT naming the field; nothing is
+     * dropped silently.
+     * </pre>
+     *
+     * <code>repeated .tokenwire.v1.UnsupportedField unsupported_fields = 11 [json_name = "unsupportedFields"];</code>
+     */
+    public Builder addUnsupportedFields(
+        int index, dev.tokenwire.v1.UnsupportedField value) {
+      if (unsupportedFieldsBuilder_ == null) {
+        if (value == null) {
+          throw new NullPointerException();
+        }
+        ensureUnsupportedFieldsIsMutable();
+        unsupportedFields_.add(index, value);
+        onChanged();
+      } else {
+        unsupportedFieldsBuilder_.addMessage(index, value);
+      }
+      return this;
+    }
+    /**
+     * <pre>
+     * The optional GenerateRequest fields this server does not honour as it is
+     * configured (for example penalties on a TensorRT-LLM release whose sampler
+     * ignores them). A request that sets one to anything but its `allowed`
+     * value is refused with INVALID_ARGUMENT naming the field; nothing is
+     * dropped silently.
+     * </pre>
+     *
+     * <code>repeated .tokenwire.v1.UnsupportedField unsupported_fields = 11 [json_name = "unsupportedFields"];</code>
+     */
+    public Builder addUnsupportedFields(
+        dev.tokenwire.v1.UnsupportedField.Builder builderForValue) {
+      if (unsupportedFieldsBuilder_ == null) {
+        ensureUnsupportedFieldsIsMutable();
+        unsupportedFields_.add(builderForValue.build());
+        onChanged();
+      } else {
+        unsupportedFieldsBuilder_.addMessage(builderForValue.build());
+      }
+      return this;
+    }
+    /**
+     * <pre>
+     * The optional GenerateRequest fields this server does not honour as it is
+     * configured (for example penalties on a TensorRT-LLM release whose sampler
+     * ignores them). A request that sets one to anything but its `allowed`
+     * value is refused with INVALID_ARGUMENT naming the field; nothing is
+     * dropped silently.
+     * </pre>
+     *
+     * <code>repeated .tokenwire.v1.UnsupportedField unsupported_fields = 11 [json_name = "unsupportedFields"];</code>
+     */
+    public Builder addUnsupportedFields(
+        int index, dev.tokenwire.v1.UnsupportedField.Builder builderForValue) {
+      if (unsupportedFieldsBuilder_ == null) {
+        ensureUnsupportedFieldsIsMutable();
+        unsupportedFields_.add(index, builderForValue.build());
+        onChanged();
+      } else {
+        unsupportedFieldsBuilder_.addMessage(index, builderForValue.build());
+      }
+      return this;
+    }
+    /**
+     * <pre>
+     * The optional GenerateRequest fields this server does not honour as it is
+     * configured (for example penalties on a TensorRT-LLM release whose sampler
+     * ignores them). A request that sets one to anything but its `allowed`
+     * value is refused with INVALID_ARGUMENT naming the field; nothing is
+     * dropped silently.
+     * </pre>
+     *
+     * <code>repeated .tokenwire.v1.UnsupportedField unsupported_fields = 11 [json_name = "unsupportedFields"];</code>
+     */
+    public Builder addAllUnsupportedFields(
+        java.lang.Iterable<? extends dev.tokenwire.v1.UnsupportedField> values) {
+      if (unsupportedFieldsBuilder_ == null) {
+        ensureUnsupportedFieldsIsMutable();
+        com.google.protobuf.AbstractMessageLite.Builder.addAll(
+            values, unsupportedFields_);
+        onChanged();
+      } else {
+        unsupportedFieldsBuilder_.addAllMessages(values);
+      }
+      return this;
+    }
+    /**
+     * <pre>
+     * The optional GenerateRequest fields this server does not honour as it is
+     * configured (for example penalties on a TensorRT-LLM release whose sampler
+     * ignores them). A request that sets one to anything but its `allowed`
+     * value is refused with INVALID_ARGUMENT naming the field; nothing is
+     * dropped silently.
+     * </pre>
+     *
+     * <code>repeated .tokenwire.v1.UnsupportedField unsupported_fields = 11 [json_name = "unsupportedFields"];</code>
+     */
+    public Builder clearUnsupportedFields() {
+      if (unsupportedFieldsBuilder_ == null) {
+        unsupportedFields_ = java.util.Collections.emptyList();
+        bitField0_ = (bitField0_ & ~0x00000400);
+        onChanged();
+      } else {
+        unsupportedFieldsBuilder_.clear();
+      }
+      return this;
+    }
+    /**
+     * <pre>
+     * The optional GenerateRequest fields this server does not honour as it is
+     * configured (for example penalties on a TensorRT-LLM release whose sampler
+     * ignores them). A request that sets one to anything but its `allowed`
+     * value is refused with INVALID_ARGUMENT naming the field; nothing is
+     * dropped silently.
+     * </pre>
+     *
+     * <code>repeated .tokenwire.v1.UnsupportedField unsupported_fields = 11 [json_name = "unsupportedFields"];</code>
+     */
+    public Builder removeUnsupportedFields(int index) {
+      if (unsupportedFieldsBuilder_ == null) {
+        ensureUnsupportedFieldsIsMutable();
+        unsupportedFields_.remove(index);
+        onChanged();
+      } else {
+        unsupportedFieldsBuilder_.remove(index);
+      }
+      return this;
+    }
+    /**
+     * <pre>
+     * The optional GenerateRequest fields this server does not honour as it is
+     * configured (for example penalties on a TensorRT-LLM release whose sampler
+     * ignores them). A request that sets one to anything but its `allowed`
+     * value is refused with INVALID_ARGUMENT naming the field; nothing is
+     * dropped silently.
+     * </pre>
+     *
+     * <code>repeated .tokenwire.v1.UnsupportedField unsupported_fields = 11 [json_name = "unsupportedFields"];</code>
+     */
+    public dev.tokenwire.v1.UnsupportedField.Builder getUnsupportedFieldsBuilder(
+        int index) {
+      return internalGetUnsupportedFieldsFieldBuilder().getBuilder(index);
+    }
+    /**
+     * <pre>
+     * The optional GenerateRequest fields this server does not honour as it is
+     * configured (for example penalties on a TensorRT-LLM release whose sampler
+     * ignores them). A request that sets one to anything but its `allowed`
+     * value is refused with INVALID_ARGUMENT naming the field; nothing is
+     * dropped silently.
+     * </pre>
+     *
+     * <code>repeated .tokenwire.v1.UnsupportedField unsupported_fields = 11 [json_name = "unsupportedFields"];</code>
+     */
+    public dev.tokenwire.v1.UnsupportedFieldOrBuilder getUnsupportedFieldsOrBuilder(
+        int index) {
+      if (unsupportedFieldsBuilder_ == null) {
+        return unsupportedFields_.get(index);  } else {
+        return unsupportedFieldsBuilder_.getMessageOrBuilder(index);
+      }
+    }
+    /**
+     * <pre>
+     * The optional GenerateRequest fields this server does not honour as it is
+     * configured (for example penalties on a TensorRT-LLM release whose sampler
+     * ignores them). A request that sets one to anything but its `allowed`
+     * value is refused with INVALID_ARGUMENT naming the field; nothing is
+     * dropped silently.
+     * </pre>
+     *
+     * <code>repeated .tokenwire.v1.UnsupportedField unsupported_fields = 11 [json_name = "unsupportedFields"];</code>
+     */
+    public java.util.List<? extends dev.tokenwire.v1.UnsupportedFieldOrBuilder> 
+         getUnsupportedFieldsOrBuilderList() {
+      if (unsupportedFieldsBuilder_ != null) {
+        return unsupportedFieldsBuilder_.getMessageOrBuilderList();
+      } else {
+        return java.util.Collections.unmodifiableList(unsupportedFields_);
+      }
+    }
+    /**
+     * <pre>
+     * The optional GenerateRequest fields this server does not honour as it is
+     * configured (for example penalties on a TensorRT-LLM release whose sampler
+     * ignores them). A request that sets one to anything but its `allowed`
+     * value is refused with INVALID_ARGUMENT naming the field; nothing is
+     * dropped silently.
+     * </pre>
+     *
+     * <code>repeated .tokenwire.v1.UnsupportedField unsupported_fields = 11 [json_name = "unsupportedFields"];</code>
+     */
+    public dev.tokenwire.v1.UnsupportedField.Builder addUnsupportedFieldsBuilder() {
+      return internalGetUnsupportedFieldsFieldBuilder().addBuilder(
+          dev.tokenwire.v1.UnsupportedField.getDefaultInstance());
+    }
+    /**
+     * <pre>
+     * The optional GenerateRequest fields this server does not honour as it is
+     * configured (for example penalties on a TensorRT-LLM release whose sampler
+     * ignores them). A request that sets one to anything but its `allowed`
+     * value is refused with INVALID_ARGUMENT naming the field; nothing is
+     * dropped silently.
+     * </pre>
+     *
+     * <code>repeated .tokenwire.v1.UnsupportedField unsupported_fields = 11 [json_name = "unsupportedFields"];</code>
+     */
+    public dev.tokenwire.v1.UnsupportedField.Builder addUnsupportedFieldsBuilder(
+        int index) {
+      return internalGetUnsupportedFieldsFieldBuilder().addBuilder(
+          index, dev.tokenwire.v1.UnsupportedField.getDefaultInstance());
+    }
+    /**
+     * <pre>
+     * The optional GenerateRequest fields this server does not honour as it is
+     * configured (for example penalties on a TensorRT-LLM release whose sampler
+     * ignores them). A request that sets one to anything but its `allowed`
+     * value is refused with INVALID_ARGUMENT naming the field; nothing is
+     * dropped silently.
+     * </pre>
+     *
+     * <code>repeated .tokenwire.v1.UnsupportedField unsupported_fields = 11 [json_name = "unsupportedFields"];</code>
+     */
+    public java.util.List<dev.tokenwire.v1.UnsupportedField.Builder> 
+         getUnsupportedFieldsBuilderList() {
+      return internalGetUnsupportedFieldsFieldBuilder().getBuilderList();
+    }
+    private com.google.protobuf.RepeatedFieldBuilder<
+        dev.tokenwire.v1.UnsupportedField, dev.tokenwire.v1.UnsupportedField.Builder, dev.tokenwire.v1.UnsupportedFieldOrBuilder> 
+        internalGetUnsupportedFieldsFieldBuilder() {
+      if (unsupportedFieldsBuilder_ == null) {
+        unsupportedFieldsBuilder_ = new com.google.protobuf.RepeatedFieldBuilder<
+            dev.tokenwire.v1.UnsupportedField, dev.tokenwire.v1.UnsupportedField.Builder, dev.tokenwire.v1.UnsupportedFieldOrBuilder>(
+                unsupportedFields_,
+                ((bitField0_ & 0x00000400) != 0),
+                getParentForChildren(),
+                isClean());
+        unsupportedFields_ = null;
+      }
+      return unsupportedFieldsBuilder_;
     }
 
     // @@protoc_insertion_point(builder_scope:tokenwire.v1.GetModelInfoResponse)

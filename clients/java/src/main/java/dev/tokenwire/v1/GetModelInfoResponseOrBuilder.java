@@ -157,4 +157,113 @@ public interface GetModelInfoResponseOrBuilder extends
    * @return The eosTokenIds at the given index.
    */
   int getEosTokenIds(int index);
+
+  /**
+   * <pre>
+   * The optional GenerateRequest fields this server honours, as paths such
+   * as "sampling.top_p" (sampling, stopping, output and speculative options).
+   * </pre>
+   *
+   * <code>repeated string honored_fields = 10 [json_name = "honoredFields"];</code>
+   * @return A list containing the honoredFields.
+   */
+  java.util.List<java.lang.String>
+      getHonoredFieldsList();
+  /**
+   * <pre>
+   * The optional GenerateRequest fields this server honours, as paths such
+   * as "sampling.top_p" (sampling, stopping, output and speculative options).
+   * </pre>
+   *
+   * <code>repeated string honored_fields = 10 [json_name = "honoredFields"];</code>
+   * @return The count of honoredFields.
+   */
+  int getHonoredFieldsCount();
+  /**
+   * <pre>
+   * The optional GenerateRequest fields this server honours, as paths such
+   * as "sampling.top_p" (sampling, stopping, output and speculative options).
+   * </pre>
+   *
+   * <code>repeated string honored_fields = 10 [json_name = "honoredFields"];</code>
+   * @param index The index of the element to return.
+   * @return The honoredFields at the given index.
+   */
+  java.lang.String getHonoredFields(int index);
+  /**
+   * <pre>
+   * The optional GenerateRequest fields this server honours, as paths such
+   * as "sampling.top_p" (sampling, stopping, output and speculative options).
+   * </pre>
+   *
+   * <code>repeated string honored_fields = 10 [json_name = "honoredFields"];</code>
+   * @param index The index of the value to return.
+   * @return The bytes of the honoredFields at the given index.
+   */
+  com.google.protobuf.ByteString
+      getHonoredFieldsBytes(int index);
+
+  /**
+   * <pre>
+   * The optional GenerateRequest fields this server does not honour as it is
+   * configured (for example penalties on a TensorRT-LLM release whose sampler
+   * ignores them). A request that sets one to anything but its `allowed`
+   * value is refused with INVALID_ARGUMENT naming the field; nothing is
+   * dropped silently.
+   * </pre>
+   *
+   * <code>repeated .tokenwire.v1.UnsupportedField unsupported_fields = 11 [json_name = "unsupportedFields"];</code>
+   */
+  java.util.List<dev.tokenwire.v1.UnsupportedField> 
+      getUnsupportedFieldsList();
+  /**
+   * <pre>
+   * The optional GenerateRequest fields this server does not honour as it is
+   * configured (for example penalties on a TensorRT-LLM release whose sampler
+   * ignores them). A request that sets one to anything but its `allowed`
+   * value is refused with INVALID_ARGUMENT naming the field; nothing is
+   * dropped silently.
+   * </pre>
+   *
+   * <code>repeated .tokenwire.v1.UnsupportedField unsupported_fields = 11 [json_name = "unsupportedFields"];</code>
+   */
+  dev.tokenwire.v1.UnsupportedField getUnsupportedFields(int index);
+  /**
+   * <pre>
+   * The optional GenerateRequest fields this server does not honour as it is
+   * configured (for example penalties on a TensorRT-LLM release whose sampler
+   * ignores them). A request that sets one to anything but its `allowed`
+   * value is refused with INVALID_ARGUMENT naming the field; nothing is
+   * dropped silently.
+   * </pre>
+   *
+   * <code>repeated .tokenwire.v1.UnsupportedField unsupported_fields = 11 [json_name = "unsupportedFields"];</code>
+   */
+  int getUnsupportedFieldsCount();
+  /**
+   * <pre>
+   * The optional GenerateRequest fields this server does not honour as it is
+   * configured (for example penalties on a TensorRT-LLM release whose sampler
+   * ignores them). A request that sets one to anything but its `allowed`
+   * value is refused with INVALID_ARGUMENT naming the field; nothing is
+   * dropped silently.
+   * </pre>
+   *
+   * <code>repeated .tokenwire.v1.UnsupportedField unsupported_fields = 11 [json_name = "unsupportedFields"];</code>
+   */
+  java.util.List<? extends dev.tokenwire.v1.UnsupportedFieldOrBuilder> 
+      getUnsupportedFieldsOrBuilderList();
+  /**
+   * <pre>
+   * The optional GenerateRequest fields this server does not honour as it is
+   * configured (for example penalties on a TensorRT-LLM release whose sampler
+   * ignores them). A request that sets one to anything but its `allowed`
+   * value is refused with INVALID_ARGUMENT naming the field; nothing is
+   * dropped silently.
+   * </pre>
+   *
+   * <code>repeated .tokenwire.v1.UnsupportedField unsupported_fields = 11 [json_name = "unsupportedFields"];</code>
+   */
+  dev.tokenwire.v1.UnsupportedFieldOrBuilder getUnsupportedFieldsOrBuilder(
+      int index);
 }

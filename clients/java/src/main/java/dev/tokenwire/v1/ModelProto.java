@@ -37,6 +37,11 @@ public final class ModelProto extends com.google.protobuf.GeneratedFile {
     com.google.protobuf.GeneratedMessage.FieldAccessorTable
       internal_static_tokenwire_v1_GetModelInfoResponse_fieldAccessorTable;
   static final com.google.protobuf.Descriptors.Descriptor
+    internal_static_tokenwire_v1_UnsupportedField_descriptor;
+  static final 
+    com.google.protobuf.GeneratedMessage.FieldAccessorTable
+      internal_static_tokenwire_v1_UnsupportedField_fieldAccessorTable;
+  static final com.google.protobuf.Descriptors.Descriptor
     internal_static_tokenwire_v1_SpeculativeConfig_descriptor;
   static final 
     com.google.protobuf.GeneratedMessage.FieldAccessorTable
@@ -82,7 +87,7 @@ public final class ModelProto extends com.google.protobuf.GeneratedFile {
     java.lang.String[] descriptorData = {
       "\n\030tokenwire/v1/model.proto\022\014tokenwire.v1" +
       "\032\035tokenwire/v1/generation.proto\"\025\n\023GetMo" +
-      "delInfoRequest\"\361\002\n\024GetModelInfoResponse\022" +
+      "delInfoRequest\"\347\003\n\024GetModelInfoResponse\022" +
       "\024\n\005model\030\001 \001(\tR\005model\022\026\n\006engine\030\002 \001(\tR\006e" +
       "ngine\022%\n\016context_length\030\003 \001(\rR\rcontextLe" +
       "ngth\022\035\n\nvocab_size\030\004 \001(\rR\tvocabSize\022*\n\021h" +
@@ -91,35 +96,41 @@ public final class ModelProto extends com.google.protobuf.GeneratedFile {
       "ulativeConfigR\013speculative\022$\n\016max_batch_" +
       "size\030\007 \001(\rR\014maxBatchSize\022,\n\022default_max_" +
       "tokens\030\010 \001(\rR\020defaultMaxTokens\022\"\n\reos_to" +
-      "ken_ids\030\t \003(\rR\013eosTokenIds\"\266\001\n\021Speculati" +
-      "veConfig\022\030\n\007enabled\030\001 \001(\010R\007enabled\022\026\n\006me" +
-      "thod\030\002 \001(\tR\006method\022!\n\014draft_length\030\003 \001(\r" +
-      "R\013draftLength\022+\n\021available_methods\030\004 \003(\t" +
-      "R\020availableMethods\022\037\n\013draft_model\030\005 \001(\tR" +
-      "\ndraftModel\"\020\n\016GetLoadRequest\"\223\001\n\017GetLoa" +
-      "dResponse\022\'\n\017active_requests\030\001 \001(\rR\016acti" +
-      "veRequests\022)\n\020waiting_requests\030\002 \001(\rR\017wa" +
-      "itingRequests\022,\n\022in_flight_requests\030\003 \001(" +
-      "\rR\020inFlightRequests\"Z\n\017TokenizeRequest\022\024" +
-      "\n\004text\030\001 \001(\tH\000R\004text\022(\n\004chat\030\002 \001(\0132\022.tok" +
-      "enwire.v1.ChatH\000R\004chatB\007\n\005input\"X\n\020Token" +
-      "izeResponse\022\033\n\ttoken_ids\030\001 \003(\rR\010tokenIds" +
-      "\022\'\n\017rendered_prompt\030\002 \001(\tR\016renderedPromp" +
-      "t\"`\n\021DetokenizeRequest\022\033\n\ttoken_ids\030\001 \003(" +
-      "\rR\010tokenIds\022.\n\023keep_special_tokens\030\002 \001(\010" +
-      "R\021keepSpecialTokens\"(\n\022DetokenizeRespons" +
-      "e\022\022\n\004text\030\001 \001(\tR\004text2\311\002\n\014ModelService\022U" +
-      "\n\014GetModelInfo\022!.tokenwire.v1.GetModelIn" +
-      "foRequest\032\".tokenwire.v1.GetModelInfoRes" +
-      "ponse\022F\n\007GetLoad\022\034.tokenwire.v1.GetLoadR" +
-      "equest\032\035.tokenwire.v1.GetLoadResponse\022I\n" +
-      "\010Tokenize\022\035.tokenwire.v1.TokenizeRequest" +
-      "\032\036.tokenwire.v1.TokenizeResponse\022O\n\nDeto" +
-      "kenize\022\037.tokenwire.v1.DetokenizeRequest\032" +
-      " .tokenwire.v1.DetokenizeResponseBo\n\020dev" +
-      ".tokenwire.v1B\nModelProtoP\001\242\002\003TXX\252\002\014Toke" +
-      "nwire.V1\312\002\014Tokenwire\\V1\342\002\030Tokenwire\\V1\\G" +
-      "PBMetadata\352\002\rTokenwire::V1b\006proto3"
+      "ken_ids\030\t \003(\rR\013eosTokenIds\022%\n\016honored_fi" +
+      "elds\030\n \003(\tR\rhonoredFields\022M\n\022unsupported" +
+      "_fields\030\013 \003(\0132\036.tokenwire.v1.Unsupported" +
+      "FieldR\021unsupportedFields\"k\n\020UnsupportedF" +
+      "ield\022\024\n\005field\030\001 \001(\tR\005field\022\026\n\006reason\030\002 \001" +
+      "(\tR\006reason\022\035\n\007allowed\030\003 \001(\001H\000R\007allowed\210\001" +
+      "\001B\n\n\010_allowed\"\266\001\n\021SpeculativeConfig\022\030\n\007e" +
+      "nabled\030\001 \001(\010R\007enabled\022\026\n\006method\030\002 \001(\tR\006m" +
+      "ethod\022!\n\014draft_length\030\003 \001(\rR\013draftLength" +
+      "\022+\n\021available_methods\030\004 \003(\tR\020availableMe" +
+      "thods\022\037\n\013draft_model\030\005 \001(\tR\ndraftModel\"\020" +
+      "\n\016GetLoadRequest\"\223\001\n\017GetLoadResponse\022\'\n\017" +
+      "active_requests\030\001 \001(\rR\016activeRequests\022)\n" +
+      "\020waiting_requests\030\002 \001(\rR\017waitingRequests" +
+      "\022,\n\022in_flight_requests\030\003 \001(\rR\020inFlightRe" +
+      "quests\"Z\n\017TokenizeRequest\022\024\n\004text\030\001 \001(\tH" +
+      "\000R\004text\022(\n\004chat\030\002 \001(\0132\022.tokenwire.v1.Cha" +
+      "tH\000R\004chatB\007\n\005input\"X\n\020TokenizeResponse\022\033" +
+      "\n\ttoken_ids\030\001 \003(\rR\010tokenIds\022\'\n\017rendered_" +
+      "prompt\030\002 \001(\tR\016renderedPrompt\"`\n\021Detokeni" +
+      "zeRequest\022\033\n\ttoken_ids\030\001 \003(\rR\010tokenIds\022." +
+      "\n\023keep_special_tokens\030\002 \001(\010R\021keepSpecial" +
+      "Tokens\"(\n\022DetokenizeResponse\022\022\n\004text\030\001 \001" +
+      "(\tR\004text2\311\002\n\014ModelService\022U\n\014GetModelInf" +
+      "o\022!.tokenwire.v1.GetModelInfoRequest\032\".t" +
+      "okenwire.v1.GetModelInfoResponse\022F\n\007GetL" +
+      "oad\022\034.tokenwire.v1.GetLoadRequest\032\035.toke" +
+      "nwire.v1.GetLoadResponse\022I\n\010Tokenize\022\035.t" +
+      "okenwire.v1.TokenizeRequest\032\036.tokenwire." +
+      "v1.TokenizeResponse\022O\n\nDetokenize\022\037.toke" +
+      "nwire.v1.DetokenizeRequest\032 .tokenwire.v" +
+      "1.DetokenizeResponseBo\n\020dev.tokenwire.v1" +
+      "B\nModelProtoP\001\242\002\003TXX\252\002\014Tokenwire.V1\312\002\014To" +
+      "kenwire\\V1\342\002\030Tokenwire\\V1\\GPBMetadata\352\002\r" +
+      "Tokenwire::V1b\006proto3"
     };
     descriptor = com.google.protobuf.Descriptors.FileDescriptor
       .internalBuildGeneratedFileFrom(descriptorData,
@@ -137,45 +148,51 @@ public final class ModelProto extends com.google.protobuf.GeneratedFile {
     internal_static_tokenwire_v1_GetModelInfoResponse_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_tokenwire_v1_GetModelInfoResponse_descriptor,
-        new java.lang.String[] { "Model", "Engine", "ContextLength", "VocabSize", "HasChatTemplate", "Speculative", "MaxBatchSize", "DefaultMaxTokens", "EosTokenIds", });
-    internal_static_tokenwire_v1_SpeculativeConfig_descriptor =
+        new java.lang.String[] { "Model", "Engine", "ContextLength", "VocabSize", "HasChatTemplate", "Speculative", "MaxBatchSize", "DefaultMaxTokens", "EosTokenIds", "HonoredFields", "UnsupportedFields", });
+    internal_static_tokenwire_v1_UnsupportedField_descriptor =
       getDescriptor().getMessageType(2);
+    internal_static_tokenwire_v1_UnsupportedField_fieldAccessorTable = new
+      com.google.protobuf.GeneratedMessage.FieldAccessorTable(
+        internal_static_tokenwire_v1_UnsupportedField_descriptor,
+        new java.lang.String[] { "Field", "Reason", "Allowed", });
+    internal_static_tokenwire_v1_SpeculativeConfig_descriptor =
+      getDescriptor().getMessageType(3);
     internal_static_tokenwire_v1_SpeculativeConfig_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_tokenwire_v1_SpeculativeConfig_descriptor,
         new java.lang.String[] { "Enabled", "Method", "DraftLength", "AvailableMethods", "DraftModel", });
     internal_static_tokenwire_v1_GetLoadRequest_descriptor =
-      getDescriptor().getMessageType(3);
+      getDescriptor().getMessageType(4);
     internal_static_tokenwire_v1_GetLoadRequest_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_tokenwire_v1_GetLoadRequest_descriptor,
         new java.lang.String[] { });
     internal_static_tokenwire_v1_GetLoadResponse_descriptor =
-      getDescriptor().getMessageType(4);
+      getDescriptor().getMessageType(5);
     internal_static_tokenwire_v1_GetLoadResponse_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_tokenwire_v1_GetLoadResponse_descriptor,
         new java.lang.String[] { "ActiveRequests", "WaitingRequests", "InFlightRequests", });
     internal_static_tokenwire_v1_TokenizeRequest_descriptor =
-      getDescriptor().getMessageType(5);
+      getDescriptor().getMessageType(6);
     internal_static_tokenwire_v1_TokenizeRequest_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_tokenwire_v1_TokenizeRequest_descriptor,
         new java.lang.String[] { "Text", "Chat", "Input", });
     internal_static_tokenwire_v1_TokenizeResponse_descriptor =
-      getDescriptor().getMessageType(6);
+      getDescriptor().getMessageType(7);
     internal_static_tokenwire_v1_TokenizeResponse_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_tokenwire_v1_TokenizeResponse_descriptor,
         new java.lang.String[] { "TokenIds", "RenderedPrompt", });
     internal_static_tokenwire_v1_DetokenizeRequest_descriptor =
-      getDescriptor().getMessageType(7);
+      getDescriptor().getMessageType(8);
     internal_static_tokenwire_v1_DetokenizeRequest_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_tokenwire_v1_DetokenizeRequest_descriptor,
         new java.lang.String[] { "TokenIds", "KeepSpecialTokens", });
     internal_static_tokenwire_v1_DetokenizeResponse_descriptor =
-      getDescriptor().getMessageType(8);
+      getDescriptor().getMessageType(9);
     internal_static_tokenwire_v1_DetokenizeResponse_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_tokenwire_v1_DetokenizeResponse_descriptor,

@@ -8,7 +8,9 @@ package dev.tokenwire.v1;
 /**
  * <pre>
  * Sampling parameters. Every field is optional: absent means the engine
- * default, which is never the proto3 zero value.
+ * default, which is never the proto3 zero value. A field this server does
+ * not honour (GetModelInfo.unsupported_fields) is refused with
+ * INVALID_ARGUMENT, never ignored.
  * </pre>
  *
  * Protobuf type {@code tokenwire.v1.SamplingParams}
@@ -592,7 +594,9 @@ private static final long serialVersionUID = 0L;
   /**
    * <pre>
    * Sampling parameters. Every field is optional: absent means the engine
-   * default, which is never the proto3 zero value.
+   * default, which is never the proto3 zero value. A field this server does
+   * not honour (GetModelInfo.unsupported_fields) is refused with
+   * INVALID_ARGUMENT, never ignored.
    * </pre>
    *
    * Protobuf type {@code tokenwire.v1.SamplingParams}

@@ -140,8 +140,8 @@ private static final long serialVersionUID = 0L;
   /**
    * <pre>
    * Methods a generation may choose in GenerateRequest.speculative ("off",
-   * "ngram", "eagle3"); empty when speculation is fixed at start-up and
-   * per-generation choices are ignored.
+   * "ngram", "eagle3"). Where speculation is fixed at start-up (TensorRT-LLM)
+   * this is the one configured method, and other choices are refused.
    * </pre>
    *
    * <code>repeated string available_methods = 4 [json_name = "availableMethods"];</code>
@@ -154,8 +154,8 @@ private static final long serialVersionUID = 0L;
   /**
    * <pre>
    * Methods a generation may choose in GenerateRequest.speculative ("off",
-   * "ngram", "eagle3"); empty when speculation is fixed at start-up and
-   * per-generation choices are ignored.
+   * "ngram", "eagle3"). Where speculation is fixed at start-up (TensorRT-LLM)
+   * this is the one configured method, and other choices are refused.
    * </pre>
    *
    * <code>repeated string available_methods = 4 [json_name = "availableMethods"];</code>
@@ -167,8 +167,8 @@ private static final long serialVersionUID = 0L;
   /**
    * <pre>
    * Methods a generation may choose in GenerateRequest.speculative ("off",
-   * "ngram", "eagle3"); empty when speculation is fixed at start-up and
-   * per-generation choices are ignored.
+   * "ngram", "eagle3"). Where speculation is fixed at start-up (TensorRT-LLM)
+   * this is the one configured method, and other choices are refused.
    * </pre>
    *
    * <code>repeated string available_methods = 4 [json_name = "availableMethods"];</code>
@@ -181,8 +181,8 @@ private static final long serialVersionUID = 0L;
   /**
    * <pre>
    * Methods a generation may choose in GenerateRequest.speculative ("off",
-   * "ngram", "eagle3"); empty when speculation is fixed at start-up and
-   * per-generation choices are ignored.
+   * "ngram", "eagle3"). Where speculation is fixed at start-up (TensorRT-LLM)
+   * this is the one configured method, and other choices are refused.
    * </pre>
    *
    * <code>repeated string available_methods = 4 [json_name = "availableMethods"];</code>
@@ -845,8 +845,8 @@ private static final long serialVersionUID = 0L;
     /**
      * <pre>
      * Methods a generation may choose in GenerateRequest.speculative ("off",
-     * "ngram", "eagle3"); empty when speculation is fixed at start-up and
-     * per-generation choices are ignored.
+     * "ngram", "eagle3"). Where speculation is fixed at start-up (TensorRT-LLM)
+     * this is the one configured method, and other choices are refused.
      * </pre>
      *
      * <code>repeated string available_methods = 4 [json_name = "availableMethods"];</code>
@@ -860,8 +860,8 @@ private static final long serialVersionUID = 0L;
     /**
      * <pre>
      * Methods a generation may choose in GenerateRequest.speculative ("off",
-     * "ngram", "eagle3"); empty when speculation is fixed at start-up and
-     * per-generation choices are ignored.
+     * "ngram", "eagle3"). Where speculation is fixed at start-up (TensorRT-LLM)
+     * this is the one configured method, and other choices are refused.
      * </pre>
      *
      * <code>repeated string available_methods = 4 [json_name = "availableMethods"];</code>
@@ -873,8 +873,8 @@ private static final long serialVersionUID = 0L;
     /**
      * <pre>
      * Methods a generation may choose in GenerateRequest.speculative ("off",
-     * "ngram", "eagle3"); empty when speculation is fixed at start-up and
-     * per-generation choices are ignored.
+     * "ngram", "eagle3"). Where speculation is fixed at start-up (TensorRT-LLM)
+     * this is the one configured method, and other choices are refused.
      * </pre>
      *
      * <code>repeated string available_methods = 4 [json_name = "availableMethods"];</code>
@@ -887,8 +887,8 @@ private static final long serialVersionUID = 0L;
     /**
      * <pre>
      * Methods a generation may choose in GenerateRequest.speculative ("off",
-     * "ngram", "eagle3"); empty when speculation is fixed at start-up and
-     * per-generation choices are ignored.
+     * "ngram", "eagle3"). Where speculation is fixed at start-up (TensorRT-LLM)
+     * this is the one configured method, and other choices are refused.
      * </pre>
      *
      * <code>repeated string available_methods = 4 [json_name = "availableMethods"];</code>
@@ -902,8 +902,8 @@ private static final long serialVersionUID = 0L;
     /**
      * <pre>
      * Methods a generation may choose in GenerateRequest.speculative ("off",
-     * "ngram", "eagle3"); empty when speculation is fixed at start-up and
-     * per-generation choices are ignored.
+     * "ngram", "eagle3"). Where speculation is fixed at start-up (TensorRT-LLM)
+     * this is the one configured method, and other choices are refused.
      * </pre>
      *
      * <code>repeated string available_methods = 4 [json_name = "availableMethods"];</code>
@@ -923,8 +923,8 @@ private static final long serialVersionUID = 0L;
     /**
      * <pre>
      * Methods a generation may choose in GenerateRequest.speculative ("off",
-     * "ngram", "eagle3"); empty when speculation is fixed at start-up and
-     * per-generation choices are ignored.
+     * "ngram", "eagle3"). Where speculation is fixed at start-up (TensorRT-LLM)
+     * this is the one configured method, and other choices are refused.
      * </pre>
      *
      * <code>repeated string available_methods = 4 [json_name = "availableMethods"];</code>
@@ -943,8 +943,8 @@ private static final long serialVersionUID = 0L;
     /**
      * <pre>
      * Methods a generation may choose in GenerateRequest.speculative ("off",
-     * "ngram", "eagle3"); empty when speculation is fixed at start-up and
-     * per-generation choices are ignored.
+     * "ngram", "eagle3"). Where speculation is fixed at start-up (TensorRT-LLM)
+     * this is the one configured method, and other choices are refused.
      * </pre>
      *
      * <code>repeated string available_methods = 4 [json_name = "availableMethods"];</code>
@@ -963,8 +963,8 @@ private static final long serialVersionUID = 0L;
     /**
      * <pre>
      * Methods a generation may choose in GenerateRequest.speculative ("off",
-     * "ngram", "eagle3"); empty when speculation is fixed at start-up and
-     * per-generation choices are ignored.
+     * "ngram", "eagle3"). Where speculation is fixed at start-up (TensorRT-LLM)
+     * this is the one configured method, and other choices are refused.
      * </pre>
      *
      * <code>repeated string available_methods = 4 [json_name = "availableMethods"];</code>
@@ -980,8 +980,8 @@ private static final long serialVersionUID = 0L;
     /**
      * <pre>
      * Methods a generation may choose in GenerateRequest.speculative ("off",
-     * "ngram", "eagle3"); empty when speculation is fixed at start-up and
-     * per-generation choices are ignored.
+     * "ngram", "eagle3"). Where speculation is fixed at start-up (TensorRT-LLM)
+     * this is the one configured method, and other choices are refused.
      * </pre>
      *
      * <code>repeated string available_methods = 4 [json_name = "availableMethods"];</code>

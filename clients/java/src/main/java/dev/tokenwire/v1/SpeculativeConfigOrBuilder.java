@@ -53,8 +53,8 @@ public interface SpeculativeConfigOrBuilder extends
   /**
    * <pre>
    * Methods a generation may choose in GenerateRequest.speculative ("off",
-   * "ngram", "eagle3"); empty when speculation is fixed at start-up and
-   * per-generation choices are ignored.
+   * "ngram", "eagle3"). Where speculation is fixed at start-up (TensorRT-LLM)
+   * this is the one configured method, and other choices are refused.
    * </pre>
    *
    * <code>repeated string available_methods = 4 [json_name = "availableMethods"];</code>
@@ -65,8 +65,8 @@ public interface SpeculativeConfigOrBuilder extends
   /**
    * <pre>
    * Methods a generation may choose in GenerateRequest.speculative ("off",
-   * "ngram", "eagle3"); empty when speculation is fixed at start-up and
-   * per-generation choices are ignored.
+   * "ngram", "eagle3"). Where speculation is fixed at start-up (TensorRT-LLM)
+   * this is the one configured method, and other choices are refused.
    * </pre>
    *
    * <code>repeated string available_methods = 4 [json_name = "availableMethods"];</code>
@@ -76,8 +76,8 @@ public interface SpeculativeConfigOrBuilder extends
   /**
    * <pre>
    * Methods a generation may choose in GenerateRequest.speculative ("off",
-   * "ngram", "eagle3"); empty when speculation is fixed at start-up and
-   * per-generation choices are ignored.
+   * "ngram", "eagle3"). Where speculation is fixed at start-up (TensorRT-LLM)
+   * this is the one configured method, and other choices are refused.
    * </pre>
    *
    * <code>repeated string available_methods = 4 [json_name = "availableMethods"];</code>
@@ -88,8 +88,8 @@ public interface SpeculativeConfigOrBuilder extends
   /**
    * <pre>
    * Methods a generation may choose in GenerateRequest.speculative ("off",
-   * "ngram", "eagle3"); empty when speculation is fixed at start-up and
-   * per-generation choices are ignored.
+   * "ngram", "eagle3"). Where speculation is fixed at start-up (TensorRT-LLM)
+   * this is the one configured method, and other choices are refused.
    * </pre>
    *
    * <code>repeated string available_methods = 4 [json_name = "availableMethods"];</code>
