@@ -152,6 +152,22 @@ async def _finish(task: asyncio.Future[None], within_s: float, what: str) -> Bas
     return task.exception()
 
 
+async def _abort(target: FuzzTarget, request_id: str) -> bool:
+    """Abort ``request_id`` as a client would; whether it cancelled something.
+
+    The id may be one the server refuses (too long, unprintable: the Generate it
+    belongs to is then being refused too, just not yet answered on a slow
+    machine); Abort must refuse it cleanly, with INVALID_ARGUMENT naming the field.
+    """
+    try:
+        return (await target.generation.Abort(pb.AbortRequest(request_id=request_id))).cancelled
+    except aio.AioRpcError as error:
+        _require(not _valid_id(request_id), f"Abort of a valid id failed: {error.code().name}")
+        _require(error.code() is grpc.StatusCode.INVALID_ARGUMENT, f"Abort answered {error.code().name}")
+        check_call_error(error, sent_bytes=len(request_id), where="Abort")
+        return False
+
+
 async def run_generate(target: FuzzTarget, call: GenerateCall) -> None:
     """Run one Generate call as ``call.behaviour`` says and check what came back."""
     request = call.request
@@ -188,7 +204,7 @@ async def _check_generate(
     if not done:  # still running: cancel it as a client would
         request_id = request.request_id or (responses[0].request_id if responses else "")
         if request_id:
-            aborted = (await target.generation.Abort(pb.AbortRequest(request_id=request_id))).cancelled
+            aborted = await _abort(target, request_id)
     error = await _finish(reader, BACKSTOP_S, "Generate")
     code = await stream.code()
     if code is grpc.StatusCode.CANCELLED and call.behaviour is Behaviour.CANCEL_EARLY:

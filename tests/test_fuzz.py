@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import TypeVar
@@ -25,12 +26,12 @@ from grpc import aio
 from grpc_health.v1 import health_pb2
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
-from tokenwire.v1 import generation_pb2_grpc, model_pb2, model_pb2_grpc
+from tokenwire.v1 import generation_pb2, generation_pb2_grpc, model_pb2, model_pb2_grpc
 
 from service.config import ServeConfig
 from tests.conftest import serve_in_thread, stop_live_server
 from tests.fuzz_oracle import FuzzTarget, Tally, check_idle_and_serving, run_generates, run_raw, run_session
-from tests.fuzz_requests import ModelLimits, generate_calls, raw_calls, session_actions
+from tests.fuzz_requests import GenerateCall, ModelLimits, generate_calls, raw_calls, session_actions
 
 CaseT = TypeVar("CaseT")
 
@@ -144,3 +145,17 @@ def test_generate_native(native: Fuzzing) -> None:
 
 def test_session_native(native: Fuzzing) -> None:
     native.run(session_actions(native.limits), lambda actions: run_session(native.target, actions), 100)
+
+
+def test_a_refused_id_is_aborted_cleanly_when_the_server_is_slow_to_refuse(sim: Fuzzing) -> None:
+    """The oracle itself: on a slow machine a huge request is still being refused when the case's
+    patience runs out, and its Abort carries the same invalid id; that Abort must be a clean refusal.
+    (No patience at all makes every call take that path here.)"""
+    impatient = dataclasses.replace(sim.target, patience_s=0.0)
+    request = generation_pb2.GenerateRequest(
+        request_id="," * 10_000,
+        text="Hello",
+        stopping=generation_pb2.StoppingCriteria(max_tokens=2),
+    )
+    sim.loop.run_until_complete(run_generates(impatient, [GenerateCall(request)]))
+    sim.loop.run_until_complete(check_idle_and_serving(sim.target))
