@@ -21,7 +21,8 @@ help:
 	@echo "make lint | format | generate | clients | check-generated | clean"
 	@echo "make bench              front door: tokenwire (sim engine) vs the bare grpc.aio floor"
 	@echo "make bench-speculation  native engine speculation vs none vs llama.cpp (builds llama-cpp-python)"
-	@echo "make bench-engine       native engine through gRPC (fp32, q, eagle3) vs llama.cpp; ~15-20 min"
+	@echo "make bench-engine       native engine through gRPC (fp32, q, eagle3) vs llama.cpp, then prefix-cache"
+	@echo "                        and burst TTFT (bench/prefill_ttft.py); ~20-25 min"
 	@echo "make bench-stalls       how long large inputs stall another client's stream (event-loop gaps)"
 	@echo "make soak               10 min of mixed traffic on the native engine: RSS, leaked slots, INTERNALs"
 
@@ -101,6 +102,7 @@ bench-engine: $(VENV)/.installed
 	bash bench/llamacpp_env.sh
 	$(BIN)/python bench/kernels.py
 	$(BIN)/python bench/engine.py $(ARGS)
+	$(BIN)/python bench/prefill_ttft.py
 
 # Worst gap a stream sees while large inputs arrive (ARGS="--checkout <older checkout>" to compare).
 bench-stalls: $(VENV)/.installed

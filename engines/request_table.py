@@ -44,12 +44,15 @@ class Progress:
     decode_steps: int = 0
     draft_tokens: int = 0
     accepted_draft_tokens: int = 0
+    cached_prompt_tokens: int = 0
+    """Prompt tokens whose keys and values came from a prefix cache instead of a forward pass."""
 
     def stats(self, now: float) -> FinishStats:
         """The stats of a request that ends at ``now``."""
         started = self.started_at if self.started_at is not None else now
         return FinishStats(
             queued_s=started - self.submitted_at,
+            cached_prompt_tokens=self.cached_prompt_tokens,
             draft_tokens=self.draft_tokens,
             accepted_draft_tokens=self.accepted_draft_tokens,
             decode_steps=self.decode_steps,

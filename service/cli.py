@@ -79,6 +79,13 @@ def _positive_int(raw: str) -> int:
     return value
 
 
+def _non_negative_int(raw: str) -> int:
+    value = int(raw)
+    if value < 0:
+        raise ValueError("must be 0 or more")
+    return value
+
+
 def _seconds(raw: str) -> float:
     value = float(raw)
     if not (value >= 0 and value != float("inf")):
@@ -248,6 +255,14 @@ def _add_engine_flags(parser: argparse.ArgumentParser) -> None:
         defaults.kv_cache_mb,
         "native: MiB the KV cache may hold at once; it grows by the page as requests need it and "
         "requests wait when it is full (also caps the context length)",
+    )
+    _add(
+        parser,
+        "--prefix-cache-mb",
+        _non_negative_int,
+        defaults.prefix_cache_mb,
+        "native: MiB for the keys and values of prompt prefixes seen before, reused by later requests "
+        "that start the same way (least recently used blocks make room; 0: off)",
     )
     _add(
         parser,
@@ -442,6 +457,7 @@ def _serve_config(args: argparse.Namespace) -> ServeConfig:
         threads=args.threads,
         weights=args.weights,
         kv_cache_mb=args.kv_cache_mb,
+        prefix_cache_mb=args.prefix_cache_mb,
         speculation=args.speculation,
         draft_length=args.draft_length,
         default_max_tokens=getattr(args, "default_max_tokens", defaults.default_max_tokens),

@@ -54,6 +54,8 @@ class ServeConfig:
     threads: int | None = None
     kv_cache_mb: int = 768
     """native: memory the KV cache may hold at once (requests wait for room beyond it)."""
+    prefix_cache_mb: int = 256
+    """native: memory for cached prompt prefixes (0: no prefix caching)."""
     weights: WeightsName = "q"
     """native: compute from the GGUF's quantized blocks (``q``) or from fp32 weights (``fp32``)."""
     speculation: SpeculationName = "eagle3"

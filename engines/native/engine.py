@@ -34,6 +34,7 @@ from engines.native.eagle3.head import DEFAULT_HEAD, Eagle3Drafter, load_head
 from engines.native.kv_cache import KVCache, position_bytes
 from engines.native.matrices import WeightFormat, kernel_isa, kernels, set_kernel_threads
 from engines.native.model import Transformer
+from engines.native.prefix_cache import PrefixCache
 from engines.native.scheduler import Scheduler, SchedulerConfig
 from engines.native.tokenizer import NativeTokenizer
 from engines.native.weights import ProgressCallback, default_gguf_path, load_weights
@@ -58,6 +59,9 @@ class NativeEngineConfig:
     """Memory the KV cache may hold at once. Each request reserves the positions it can reach
     (prompt plus max_tokens) when admitted and waits while they do not fit; the context length
     is capped to what fits. Pages are touched only as positions are written."""
+    prefix_cache_mb: int = 256
+    """Memory for the keys and values (and EAGLE-3 features) of prompt prefixes seen before,
+    reused by requests that start the same way (``prefix_cache``); 0 turns prefix caching off."""
     weights: WeightFormat = WeightFormat.Q
     """Compute from the GGUF's quantized blocks (Q), or from weights dequantized to fp32 (FP32)."""
     max_batch_size: int = 8
@@ -89,6 +93,8 @@ class NativeEngineConfig:
     def __post_init__(self) -> None:
         if self.kv_cache_mb < 1:
             raise ValueError(f"kv_cache_mb must be at least 1; got {self.kv_cache_mb}")
+        if self.prefix_cache_mb < 0:
+            raise ValueError(f"prefix_cache_mb must not be negative; got {self.prefix_cache_mb}")
         if not 1 <= self.draft_length <= MAX_DRAFT_LENGTH:
             raise ValueError(f"draft_length must be in [1, {MAX_DRAFT_LENGTH}]; got {self.draft_length}")
         if self.speculation is SpeculationMethod.EAGLE3 and self.draft_head is None:
@@ -199,6 +205,11 @@ class NativeEngine:
             )
             draft_model = f"{config.draft_head.stem}@sha256:{digest}"
             _log.info("eagle3_head_loaded", path=str(config.draft_head), sha256=digest)
+        prefix = PrefixCache.for_budget(
+            cache,
+            budget_bytes=config.prefix_cache_mb * 2**20,
+            feature_dim=3 * model_config.dim if drafter is not None else 0,
+        )
         tokenizer = NativeTokenizer(weights.tokenizer)
         scheduler_config = SchedulerConfig(
             max_batch_size=config.max_batch_size,
@@ -217,6 +228,7 @@ class NativeEngine:
             config=scheduler_config,
             publish=self._router.publish,
             eagle3=drafter,
+            prefix_cache=prefix,
         )
         self._tokenizer = tokenizer
         self._info = EngineInfo(

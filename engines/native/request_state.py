@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import torch
+
 from engines.contract import EngineRequest, RequestId, SpeculationParams, TokenId
 from engines.native.sampling import RequestSampler
 from engines.request_table import Progress
@@ -30,8 +32,14 @@ class RequestState:
     slot: int = -1
     """Its KV-cache slot while it is active."""
     prefilled: int = 0
-    """Prompt tokens already run through the model."""
+    """Prompt tokens already run through the model (or copied from the prefix cache)."""
     output: list[TokenId] = field(default_factory=list)
+    cache_checked: bool = False
+    """The prefix cache was asked for its prompt (once, before its first prompt chunk)."""
+    stored: int = 0
+    """Positions ``[0, stored)`` are in the prefix cache (whole blocks, offered as they became final)."""
+    feature_tail: list[torch.Tensor] | None = None
+    """With a drafter that reads features: the feature rows of positions ``stored`` onwards."""
 
     @classmethod
     def submitted(

@@ -29,6 +29,15 @@ head drafted nothing (it stops at the first token it is not confident of).
 Every pass that runs a request whose drafter reads the target's features
 (EAGLE-3), batched or not, also computes them, and the scheduler hands them to
 that drafter.
+
+Prefix caching (``prefix_cache``): before a request's first prompt chunk, the
+longest cached beginning of its prompt (whole blocks, at least one prompt token
+left to run for the first output's logits) is copied into its slot and counts
+as prefilled; an EAGLE-3 request reuses only blocks cached with their features,
+which go to its drafter as if its own prefill had computed them. After every
+step the blocks of its prompt and output whose keys became final enter the
+cache (with their features, for EAGLE-3), so the next turn of a conversation
+finds the answer too.
 """
 
 from __future__ import annotations
@@ -58,6 +67,7 @@ from engines.native.eagle3.drafting import Eagle3Drafting
 from engines.native.eagle3.head import Eagle3Drafter
 from engines.native.kv_cache import KVCache, SlotAllocator
 from engines.native.model import Transformer
+from engines.native.prefix_cache import PrefixCache
 from engines.native.request_state import RequestState
 from engines.native.speculation import Drafter
 from engines.request_table import RequestTable
@@ -107,9 +117,11 @@ class Scheduler:
         config: SchedulerConfig,
         publish: Publish,
         eagle3: Eagle3Drafter | None = None,
+        prefix_cache: PrefixCache | None = None,
     ) -> None:
         self._model = model
         self._cache = cache
+        self._prefix = prefix_cache
         self._eos = eos_token_ids
         self._vocab_size = vocab_size
         self._config = config
@@ -240,11 +252,13 @@ class Scheduler:
         for state in prefilling:
             if budget <= 0:
                 break
-            n_tokens = min(budget, state.prompt_len - state.prefilled)
-            budget -= n_tokens
             if state.progress.started_at is None:
                 state.progress.started_at = time.monotonic()
             try:
+                if not state.cache_checked:
+                    self._reuse_prefix(state)
+                n_tokens = min(budget, state.prompt_len - state.prefilled)
+                budget -= n_tokens
                 step = steps.prefill_chunk(model, cache, state, n_tokens, self._feature_layers(state))
             except Exception as error:
                 self._fail(state, error, updates)
@@ -274,6 +288,60 @@ class Scheduler:
                 shared = self._decode_alone(plain, layers, updates)
             for state, step in shared:
                 self._take(state, step, updates)
+
+    def _reuse_prefix(self, state: RequestState) -> None:
+        """Before the first prompt chunk: copy the longest cached beginning of the prompt into the slot."""
+        state.cache_checked = True
+        prefix = self._prefix
+        if prefix is None:
+            return
+        layers = self._feature_layers(state)
+        if layers is not None and prefix.feature_dim:
+            state.feature_tail = []
+        # At least the prompt's last token runs through the model: its logits give the first output.
+        hit = prefix.lookup(
+            state.request.prompt_token_ids,
+            max_positions=state.prompt_len - 1,
+            need_features=layers is not None,
+        )
+        if not hit.blocks:
+            return
+        features = prefix.load(hit, self._cache, state.slot)
+        state.prefilled = state.stored = hit.tokens
+        state.progress.cached_prompt_tokens = hit.tokens
+        if layers is not None:
+            assert features is not None, "an EAGLE-3 hit carries its features"
+            drafter = self._drafter(state)
+            assert drafter is not None
+            drafter.observe(state, features)
+
+    def _store_final_blocks(self, state: RequestState) -> None:
+        """Offer the blocks whose keys and values just became final to the prefix cache."""
+        prefix = self._prefix
+        if prefix is None:
+            return
+        # Prompt positions are final once prefilled; the newest output token has no keys yet.
+        final = (
+            state.prefilled
+            if state.prefilled < state.prompt_len
+            else state.prompt_len + len(state.output) - 1
+        )
+        aligned = final // prefix.block_tokens * prefix.block_tokens
+        if aligned <= state.stored:
+            return
+        tail = state.feature_tail
+        features = (torch.cat(tail) if len(tail) > 1 else tail[0]) if tail else None
+        try:
+            prefix.store(
+                state.tokens[:aligned], self._cache, state.slot, features=features, features_from=state.stored
+            )
+        except Exception:  # the cache is an optimisation: a request never fails for it
+            _log.exception("prefix_cache_disabled", request_id=state.request_id)
+            self._prefix = None  # a cache that failed once is not trusted again
+            return
+        if features is not None and tail is not None:
+            tail[:] = [features[aligned - state.stored :]]
+        state.stored = aligned
 
     def _decode_alone(
         self, batch: Sequence[RequestState], layers: tuple[int, int, int] | None, updates: list[Update]
@@ -325,6 +393,9 @@ class Scheduler:
         drafter = self._drafter(state)
         if step.features is not None and drafter is not None:
             drafter.observe(state, step.features)
+            if state.feature_tail is not None:
+                state.feature_tail.append(step.features)
+        self._store_final_blocks(state)
         emitted = step.emitted
         if emitted is None:
             return
