@@ -173,6 +173,20 @@ def test_the_least_recently_used_prefix_goes_first() -> None:
     assert prefix.lookup(list(range(100, 117)), max_positions=16, need_features=False).tokens == 16
 
 
+def test_a_reused_prefix_survives_a_flood_of_blocks_nobody_reuses() -> None:
+    cache, prefix = small_cache(), make_prefix(4)
+    system = list(range(500, 532))  # two blocks, reused below
+    fill_from_tokens(cache, 0, system)
+    prefix.store(system, cache, 0)
+    assert prefix.lookup([*system, 1], max_positions=32, need_features=False).tokens == 32
+    for flood in range(10):  # one-off outputs, each two blocks, newer than the system prompt
+        tokens = [10_000 + flood * 100 + i for i in range(32)]
+        fill_from_tokens(cache, 0, tokens)
+        prefix.store(tokens, cache, 0)
+    assert prefix.blocks == prefix.capacity_blocks and prefix.evictions >= 18
+    assert prefix.lookup([*system, 1], max_positions=32, need_features=False).tokens == 32
+
+
 # --- the engine, with and without the cache ---------------------------------------------------------
 
 

@@ -22,8 +22,10 @@ reuse a prefix too.
   while it reads leaves the block as it was.
 - **Bounded.** The blocks live in one anonymous mapping of ``capacity_blocks``
   blocks (pages touched only when written, given back on eviction). When it is
-  full, the least recently used block that no other cached block continues
-  (a leaf of the chains) makes room.
+  full, a block that no other cached block continues (a leaf of the chains)
+  makes room: one never reused first (most are single requests' outputs, and a
+  flood of them must not push out a system prompt that keeps being reused),
+  the least recently used among them.
 - **What is stored.** Every request's prompt and output, block by block as
   their keys and values become final (a prompt chunk or a step completes a
   block), so a conversation's next turn finds its earlier turns and answers.
@@ -56,6 +58,8 @@ class _Block:
     children: int = 0
     """Cached blocks that continue this one; only a block without any may be evicted."""
     last_used: int = 0
+    reused: bool = False
+    """A lookup has handed it out: it is worth more than a block only its writer saw."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +165,7 @@ class PrefixCache:
         self._clock += 1
         for block in found:
             block.last_used = self._clock
+            block.reused = True
         return Hit(tuple(found), size)
 
     def load(self, hit: Hit, cache: KVCache, slot: int) -> torch.Tensor | None:
@@ -241,7 +246,8 @@ class PrefixCache:
         leaves = [b for b in self._blocks.values() if b.children == 0 and b.key != protect]
         if not leaves:
             return None
-        victim = min(leaves, key=lambda b: b.last_used)
+        # Blocks never reused go first (most are one request's output), least recently used first.
+        victim = min(leaves, key=lambda b: (b.reused, b.last_used))
         del self._blocks[victim.key]
         if victim.parent is not None and (parent := self._blocks.get(victim.parent)) is not None:
             parent.children -= 1
