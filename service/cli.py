@@ -266,6 +266,15 @@ def _add_engine_flags(parser: argparse.ArgumentParser) -> None:
     )
     _add(
         parser,
+        "--prefill",
+        str,
+        defaults.prefill,
+        "native: the oldest waiting prompt goes first, one pass per prompt (fcfs), or prompts waiting "
+        "together share one forward pass per iteration (batched; see docs/benchmarks.md)",
+        choices=["batched", "fcfs"],
+    )
+    _add(
+        parser,
         "--weights",
         str,
         defaults.weights,
@@ -458,6 +467,7 @@ def _serve_config(args: argparse.Namespace) -> ServeConfig:
         weights=args.weights,
         kv_cache_mb=args.kv_cache_mb,
         prefix_cache_mb=args.prefix_cache_mb,
+        prefill=args.prefill,
         speculation=args.speculation,
         draft_length=args.draft_length,
         default_max_tokens=getattr(args, "default_max_tokens", defaults.default_max_tokens),

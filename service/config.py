@@ -56,6 +56,8 @@ class ServeConfig:
     """native: memory the KV cache may hold at once (requests wait for room beyond it)."""
     prefix_cache_mb: int = 256
     """native: memory for cached prompt prefixes (0: no prefix caching)."""
+    prefill: Literal["batched", "fcfs"] = "fcfs"
+    """native: prompts go oldest first (``fcfs``) or share one forward pass (``batched``)."""
     weights: WeightsName = "q"
     """native: compute from the GGUF's quantized blocks (``q``) or from fp32 weights (``fp32``)."""
     speculation: SpeculationName = "eagle3"

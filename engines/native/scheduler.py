@@ -98,6 +98,10 @@ class SchedulerConfig:
     """KV-cache positions the active requests may reserve together; None: no limit beyond slots."""
     speculation: SpeculationParams = NO_SPECULATION
     """For requests that do not choose: how they speculate."""
+    batched_prefill: bool = False
+    """Prompts waiting together share one forward pass per iteration (the budget split evenly);
+    False: the oldest prompt takes the budget first, each prompt its own pass (the default: on a
+    CPU the shared pass saves little and delays the first prompts' first tokens)."""
     speculate_max_decoding: int = 1
     """Requests speculate only while at most this many are decoding; beyond that every request
     takes the shared batched step. Speculation trades compute for latency: here one batched step
@@ -248,22 +252,18 @@ class Scheduler:
         prefilling = sorted(
             (s for s in running if s.prefilled < s.prompt_len), key=lambda s: s.progress.submitted_at
         )
-        budget = self._config.prefill_chunk_tokens
-        for state in prefilling:
-            if budget <= 0:
-                break
-            if state.progress.started_at is None:
-                state.progress.started_at = time.monotonic()
+        for n_tokens, group in self._prefill_plan(prefilling, updates):
+            layers = next((f for f in map(self._feature_layers, group) if f is not None), None)
             try:
-                if not state.cache_checked:
-                    self._reuse_prefix(state)
-                n_tokens = min(budget, state.prompt_len - state.prefilled)
-                budget -= n_tokens
-                step = steps.prefill_chunk(model, cache, state, n_tokens, self._feature_layers(state))
+                done = steps.prefill_batch(model, cache, group, n_tokens, layers)
             except Exception as error:
-                self._fail(state, error, updates)
-                continue
-            self._take(state, step, updates)
+                if len(group) == 1:
+                    self._fail(group[0], error, updates)
+                    continue
+                _log.exception("native_shared_prefill_failed", requests=len(group))
+                done = self._prefill_alone(group, n_tokens, layers)
+            for state, step in zip(group, done, strict=True):
+                self._take(state, step, updates)
         plain: list[RequestState] = []
         speculate = len(decoding) <= self._config.speculate_max_decoding
         for state in decoding:
@@ -342,6 +342,59 @@ class Scheduler:
         if features is not None and tail is not None:
             tail[:] = [features[aligned - state.stored :]]
         state.stored = aligned
+
+    def _prefill_plan(
+        self, prefilling: Sequence[RequestState], updates: list[Update]
+    ) -> list[tuple[int, list[RequestState]]]:
+        """This iteration's prompt chunks, as (tokens per row, requests) groups of one forward pass each.
+
+        The token budget is shared: ``fcfs`` gives it to the oldest prompts first, one
+        pass each; ``batched`` splits it evenly (whole blocks of 16) among the waiting
+        prompts and runs the rows of equal length together.
+        """
+        budget = self._config.prefill_chunk_tokens
+        chosen: list[RequestState] = []
+        for state in prefilling:
+            if len(chosen) * 16 >= budget:
+                break
+            if state.progress.started_at is None:
+                state.progress.started_at = time.monotonic()
+            try:
+                if not state.cache_checked:
+                    self._reuse_prefix(state)
+            except Exception as error:
+                self._fail(state, error, updates)
+                continue
+            chosen.append(state)
+        plan: dict[int, list[RequestState]] = {}
+        if self._config.batched_prefill and len(chosen) > 1:
+            share = max(16, budget // len(chosen) // 16 * 16)
+            for state in chosen:
+                plan.setdefault(min(share, state.prompt_len - state.prefilled), []).append(state)
+            return sorted(plan.items(), key=lambda item: -item[0])
+        groups: list[tuple[int, list[RequestState]]] = []
+        for state in chosen:
+            if budget <= 0:
+                break
+            n_tokens = min(budget, state.prompt_len - state.prefilled)
+            budget -= n_tokens
+            groups.append((n_tokens, [state]))
+        return groups
+
+    def _prefill_alone(
+        self,
+        group: Sequence[RequestState],
+        n_tokens: int,
+        layers: tuple[int, int, int] | None,
+    ) -> list[steps.Step]:
+        """The shared prompt pass failed: run each row alone (a failed pass advanced no request)."""
+        done: list[steps.Step] = []
+        for state in group:
+            try:
+                done.append(steps.prefill_chunk(self._model, self._cache, state, n_tokens, layers))
+            except Exception as error:  # ends this request alone, when the caller takes its step
+                done.append(steps.Step(None, failure=error))
+        return done
 
     def _decode_alone(
         self, batch: Sequence[RequestState], layers: tuple[int, int, int] | None, updates: list[Update]

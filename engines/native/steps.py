@@ -83,6 +83,47 @@ def prefill_chunk(
     return Step(_one_token(state, sampled), features)
 
 
+def prefill_batch(
+    model: Transformer,
+    cache: KVCache,
+    batch: Sequence[RequestState],
+    n_tokens: int,
+    feature_layers: Sequence[int] | None,
+) -> list[Step]:
+    """The next ``n_tokens`` prompt tokens of every request of ``batch`` in one shared forward pass.
+
+    Each row is one request's slot at its own position (as in ``decode``); a row whose
+    prompt ends here samples its first output token. A row's own sampling failing ends
+    that request alone (its Step carries the failure).
+    """
+    if len(batch) == 1:
+        return [prefill_chunk(model, cache, batch[0], n_tokens, feature_layers)]
+    starts = [s.prefilled for s in batch]
+    tokens = torch.tensor(
+        [
+            s.request.prompt_token_ids[start : start + n_tokens]
+            for s, start in zip(batch, starts, strict=True)
+        ],
+        dtype=torch.long,
+    )
+    slots = [s.slot for s in batch]
+    rows: Sequence[torch.Tensor | None]
+    if feature_layers is None:
+        logits = model(tokens, slots, starts, cache)
+        rows = [None] * len(batch)
+    else:
+        logits, features = model.forward_with_features(tokens, slots, starts, cache, feature_layers)
+        rows = list(features)
+    result: list[Step] = []
+    for state, row_logits, row in zip(batch, logits, rows, strict=True):
+        state.prefilled += n_tokens
+        if state.prefilled < state.prompt_len:
+            result.append(Step(None, row))
+        else:
+            result.append(_own_step(state, row_logits, row))
+    return result
+
+
 def decode(
     model: Transformer,
     cache: KVCache,
