@@ -106,14 +106,7 @@ def prefill_batch(
         ],
         dtype=torch.long,
     )
-    slots = [s.slot for s in batch]
-    rows: Sequence[torch.Tensor | None]
-    if feature_layers is None:
-        logits = model(tokens, slots, starts, cache)
-        rows = [None] * len(batch)
-    else:
-        logits, features = model.forward_with_features(tokens, slots, starts, cache, feature_layers)
-        rows = list(features)
+    logits, rows = _batch_forward(model, cache, batch, tokens, starts, feature_layers)
     result: list[Step] = []
     for state, row_logits, row in zip(batch, logits, rows, strict=True):
         state.prefilled += n_tokens
@@ -136,14 +129,7 @@ def decode(
     """
     tokens = torch.tensor([[s.output[-1]] for s in batch], dtype=torch.long)
     starts = [s.prompt_len + len(s.output) - 1 for s in batch]
-    slots = [s.slot for s in batch]
-    rows: Sequence[torch.Tensor | None]
-    if feature_layers is None:
-        logits = model(tokens, slots, starts, cache)
-        rows = [None] * len(batch)
-    else:
-        logits, features = model.forward_with_features(tokens, slots, starts, cache, feature_layers)
-        rows = list(features)
+    logits, rows = _batch_forward(model, cache, batch, tokens, starts, feature_layers)
     samplers = [s.sampler for s in batch]
     if all(s.plain_argmax for s in samplers):
         chosen = sample_batch(logits, samplers)
@@ -156,6 +142,22 @@ def decode(
     return [
         _own_step(state, row_logits, row) for state, row_logits, row in zip(batch, logits, rows, strict=True)
     ]
+
+
+def _batch_forward(
+    model: Transformer,
+    cache: KVCache,
+    batch: Sequence[RequestState],
+    tokens: torch.Tensor,
+    starts: Sequence[int],
+    feature_layers: Sequence[int] | None,
+) -> tuple[torch.Tensor, Sequence[torch.Tensor | None]]:
+    """One shared pass, a row per request's slot: each row's last logits and (if asked) its features."""
+    slots = [s.slot for s in batch]
+    if feature_layers is None:
+        return model(tokens, slots, starts, cache), [None] * len(batch)
+    logits, features = model.forward_with_features(tokens, slots, starts, cache, feature_layers)
+    return logits, list(features)
 
 
 def _own_step(state: RequestState, logits: torch.Tensor, features: torch.Tensor | None) -> Step:
