@@ -266,6 +266,14 @@ def _add_engine_flags(parser: argparse.ArgumentParser) -> None:
     )
     _add(
         parser,
+        "--speculate-max-decoding",
+        _positive_int,
+        defaults.speculate_max_decoding,
+        "native: requests speculate while at most this many decode together, their drafts verified in "
+        "one shared pass; beyond it all take the plain batched step",
+    )
+    _add(
+        parser,
         "--prefill",
         str,
         defaults.prefill,
@@ -468,6 +476,7 @@ def _serve_config(args: argparse.Namespace) -> ServeConfig:
         kv_cache_mb=args.kv_cache_mb,
         prefix_cache_mb=args.prefix_cache_mb,
         prefill=args.prefill,
+        speculate_max_decoding=args.speculate_max_decoding,
         speculation=args.speculation,
         draft_length=args.draft_length,
         default_max_tokens=getattr(args, "default_max_tokens", defaults.default_max_tokens),

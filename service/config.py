@@ -56,6 +56,8 @@ class ServeConfig:
     """native: memory the KV cache may hold at once (requests wait for room beyond it)."""
     prefix_cache_mb: int = 256
     """native: memory for cached prompt prefixes (0: no prefix caching)."""
+    speculate_max_decoding: int = 1
+    """native: requests speculate while at most this many decode together (drafts verified in one pass)."""
     prefill: Literal["batched", "fcfs"] = "fcfs"
     """native: prompts go oldest first (``fcfs``) or share one forward pass (``batched``)."""
     weights: WeightsName = "q"

@@ -70,6 +70,7 @@ def _native_config(config: ServeConfig) -> NativeEngineConfig:
             kv_cache_mb=config.kv_cache_mb,
             prefix_cache_mb=config.prefix_cache_mb,
             prefill=config.prefill,
+            speculate_max_decoding=config.speculate_max_decoding,
             speculation=SpeculationMethod(config.speculation),
             draft_length=config.draft_length,
             draft_head=config.draft_model_path if config.draft_model_path is not None else DEFAULT_HEAD,

@@ -84,6 +84,9 @@ class NativeEngineConfig:
     """How requests that do not choose speculate (the shipped EAGLE-3 head by default)."""
     draft_length: int = 4
     """Most draft tokens per step for requests that do not choose."""
+    speculate_max_decoding: int = 1
+    """Requests speculate while at most this many decode together; their drafts are then verified
+    in one shared pass. Beyond it every request takes the plain batched step."""
     draft_head: Path | None = DEFAULT_HEAD
     """EAGLE-3 head weights (with their ``.json`` manifest); None: no EAGLE-3 for any request."""
     coalescing: Coalescing = IMMEDIATE
@@ -99,6 +102,8 @@ class NativeEngineConfig:
     def __post_init__(self) -> None:
         if self.kv_cache_mb < 1:
             raise ValueError(f"kv_cache_mb must be at least 1; got {self.kv_cache_mb}")
+        if self.speculate_max_decoding < 1:
+            raise ValueError(f"speculate_max_decoding must be at least 1; got {self.speculate_max_decoding}")
         if self.prefix_cache_mb < 0:
             raise ValueError(f"prefix_cache_mb must not be negative; got {self.prefix_cache_mb}")
         if not 1 <= self.draft_length <= MAX_DRAFT_LENGTH:
@@ -223,6 +228,7 @@ class NativeEngine:
             context_length=context,
             prefill_chunk_tokens=config.prefill_chunk_tokens,
             batched_prefill=config.prefill == "batched",
+            speculate_max_decoding=config.speculate_max_decoding,
             threads=threads,
             speculation=SpeculationParams(config.speculation, config.draft_length),
             kv_budget_positions=kv_budget_positions,

@@ -21,11 +21,15 @@ Batching the verifications with each other, or with the plain rows, would pad
 every row to the longest draft; on a CPU the padded positions are paid for in
 full, so the separate pass is the rule.
 
-Speculation is for a lone decoding request (``speculate_max_decoding``): as
-soon as more decode together, all of them take the shared batched step, which
-yields more tokens per second in total on this CPU than one verification pass
-per request. EAGLE-3 requests that speculate take their own pass even when the
-head drafted nothing (it stops at the first token it is not confident of).
+Speculation is for a lone decoding request by default (``speculate_max_decoding``):
+as soon as more decode together, all of them take the shared batched step, which
+yields more tokens per second in total on this CPU than verifying their drafts.
+With a higher limit, the drafts of the requests decoding together are verified
+in one shared pass (``steps.verify_batch``, rows padded to the longest draft):
+measured at 4 streams with today's head (~1.4 tokens per step) that gives about
+half the plain step's tokens/s (docs/benchmarks.md), hence the default.
+EAGLE-3 requests that speculate are verified even when the head drafted nothing
+(it stops at the first token it is not confident of).
 Every pass that runs a request whose drafter reads the target's features
 (EAGLE-3), batched or not, also computes them, and the scheduler hands them to
 that drafter.
@@ -266,18 +270,19 @@ class Scheduler:
                 self._take(state, step, updates)
         plain: list[RequestState] = []
         speculate = len(decoding) <= self._config.speculate_max_decoding
+        verifying: list[tuple[RequestState, tuple[TokenId, ...]]] = []
         for state in decoding:
             try:
                 drafter = self._drafter(state) if speculate else None
                 draft = speculation.draft(state, drafter) if drafter is not None else None
-                if drafter is None or draft is None:
-                    plain.append(state)
-                    continue
-                step = steps.verify(model, cache, state, draft, drafter.feature_layers)
             except Exception as error:
                 self._fail(state, error, updates)
                 continue
-            self._take(state, step, updates)
+            if drafter is None or draft is None:
+                plain.append(state)
+            else:
+                verifying.append((state, draft))
+        self._verify(verifying, updates)
         if plain:
             # Drafters that read features need them of the shared step too, for later drafts.
             layers = next((f for f in map(self._feature_layers, plain) if f is not None), None)
@@ -342,6 +347,39 @@ class Scheduler:
         if features is not None and tail is not None:
             tail[:] = [features[aligned - state.stored :]]
         state.stored = aligned
+
+    def _verify(
+        self, verifying: Sequence[tuple[RequestState, tuple[TokenId, ...]]], updates: list[Update]
+    ) -> None:
+        """Verify the drafts: several in one shared pass (rows padded to the longest draft), or one alone.
+
+        A row that would run past its slot's positions, or a shared pass that fails, is
+        verified alone; a request whose own pass fails ends alone.
+        """
+        width = max((len(draft) for _, draft in verifying), default=0) + 1
+        room = [s.prompt_len + len(s.output) - 1 + width <= self._cache.max_seq for s, _ in verifying]
+        fits = [pair for pair, ok in zip(verifying, room, strict=True) if ok]
+        alone = [pair for pair, ok in zip(verifying, room, strict=True) if not ok]
+        if len(fits) == 1:
+            alone, fits = list(verifying), []
+        if fits:
+            group = [s for s, _ in fits]
+            layers = next((f for f in map(self._feature_layers, group) if f is not None), None)
+            try:
+                done = steps.verify_batch(self._model, self._cache, group, [d for _, d in fits], layers)
+            except Exception:
+                _log.exception("native_shared_verification_failed", requests=len(group))
+                alone = list(verifying)
+            else:
+                for state, step in zip(group, done, strict=True):
+                    self._take(state, step, updates)
+        for state, draft in alone:
+            try:
+                step = steps.verify(self._model, self._cache, state, draft, self._feature_layers(state))
+            except Exception as error:
+                self._fail(state, error, updates)
+                continue
+            self._take(state, step, updates)
 
     def _prefill_plan(
         self, prefilling: Sequence[RequestState], updates: list[Update]

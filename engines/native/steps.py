@@ -178,7 +178,54 @@ def verify(
     tokens = torch.tensor([[state.output[-1], *draft]], dtype=torch.long)
     start = state.prompt_len + len(state.output) - 1
     batched_logits, features = _forward(model, cache, state, tokens, start, feature_layers, all_logits=True)
-    logits = batched_logits[0]
+    return _accept(state, draft, batched_logits[0], features)
+
+
+def verify_batch(
+    model: Transformer,
+    cache: KVCache,
+    batch: Sequence[RequestState],
+    drafts: Sequence[Sequence[TokenId]],
+    feature_layers: Sequence[int] | None,
+) -> list[Step]:
+    """Every request's ``[last token, *draft]`` in one shared forward pass, a row per slot.
+
+    Rows are as long as the longest draft: a shorter one is padded with copies of its
+    last token, whose keys land past the row's accepted length, where rejected drafts
+    go too (the next pass overwrites them, the causal mask never reads them) and whose
+    logits are never looked at. Each row's acceptance is its own; one that raises ends
+    that request alone.
+    """
+    width = max(len(d) for d in drafts) + 1
+    rows = []
+    for state, draft in zip(batch, drafts, strict=True):
+        row = [state.output[-1], *draft]
+        rows.append(row + [row[-1]] * (width - len(row)))
+    starts = [s.prompt_len + len(s.output) - 1 for s in batch]
+    tokens = torch.tensor(rows, dtype=torch.long)
+    slots = [s.slot for s in batch]
+    features: Sequence[torch.Tensor | None]
+    if feature_layers is None:
+        logits = model(tokens, slots, starts, cache, all_logits=True)
+        features = [None] * len(batch)
+    else:
+        logits, stacked = model.forward_with_features(
+            tokens, slots, starts, cache, feature_layers, all_logits=True
+        )
+        features = list(stacked)
+    result: list[Step] = []
+    for state, draft, row_logits, row_features in zip(batch, drafts, logits, features, strict=True):
+        try:
+            result.append(_accept(state, draft, row_logits[: len(draft) + 1], row_features))
+        except Exception as error:
+            result.append(Step(None, None, failure=error))
+    return result
+
+
+def _accept(
+    state: RequestState, draft: Sequence[TokenId], logits: torch.Tensor, features: torch.Tensor | None
+) -> Step:
+    """Walk ``[last token, *draft]``'s logits ([k + 1, V]) in order: keep drafts while accepted."""
     progress = state.progress
     progress.decode_steps += 1
     progress.draft_tokens += len(draft)
