@@ -430,6 +430,12 @@ def _build_parser() -> argparse.ArgumentParser:
     train.add_argument("--max-tokens", type=_positive_int, default=None, help="longest generated answer")
     train.add_argument("--seed", type=int, default=None, help="seed for initialisation and batching")
     train.add_argument("--threads", type=_positive_int, default=None, help="CPU threads (default: all)")
+    train.add_argument(
+        "--samples-per-prompt",
+        type=_positive_int,
+        default=None,
+        help="answers per prompt: the greedy one, then sampled ones (default 1)",
+    )
     return parser
 
 
@@ -443,6 +449,7 @@ def _train_draft(args: argparse.Namespace) -> int:
         max_tokens=args.max_tokens,
         seed=args.seed,
         threads=args.threads,
+        samples_per_prompt=args.samples_per_prompt,
     )
     print(json.dumps(record, indent=2))
     return 0

@@ -164,6 +164,7 @@ def train_native_draft(
     max_tokens: int | None = None,
     seed: int | None = None,
     threads: int | None = None,
+    samples_per_prompt: int | None = None,
 ) -> dict[str, object]:
     """``tokenwire train-draft``: train the native engine's EAGLE-3 head; returns the training record.
 
@@ -182,6 +183,7 @@ def train_native_draft(
         max_tokens=max_tokens if max_tokens is not None else base.max_tokens,
         seed=seed if seed is not None else base.seed,
         threads=threads if threads is not None else base.threads,
+        samples_per_prompt=samples_per_prompt if samples_per_prompt is not None else base.samples_per_prompt,
     )
     return train(settings)
 

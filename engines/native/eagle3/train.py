@@ -65,6 +65,8 @@ class TrainSettings:
     output: Path = DEFAULT_HEAD
     max_tokens: int = 160
     """Longest answer generated per prompt."""
+    samples_per_prompt: int = 1
+    """Answers per prompt: the greedy one, then sampled ones (``dataset.answer_sampling``)."""
     concurrency: int = 16
     draft_vocab: int = 4096
     ffn_dim: int = 1024
@@ -243,6 +245,7 @@ def train(settings: TrainSettings) -> dict[str, object]:
             max_tokens=settings.max_tokens,
             concurrency=settings.concurrency,
             threads=settings.threads,
+            samples=settings.samples_per_prompt,
         )
     )
     generated_s = time.monotonic() - started
