@@ -8,6 +8,7 @@ repacking and the arithmetic at once.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 
 import gguf
@@ -215,3 +216,54 @@ def test_calls_from_two_threads_at_once_are_each_correct() -> None:
     finally:
         kernels().set_threads(before)
     assert not errors, errors[:3]
+
+
+def test_the_thread_pool_survives_runs_of_changing_size_concurrent_callers_and_resizes() -> None:
+    """Runs of 2 and of 6 chunks back to back from two threads (one uses the helpers, the
+    other computes alone) while a third keeps resizing the pool: every product stays exact and
+    no call hangs. (A helper back from its last chunk of a small run once compared its stale
+    claim with the next, larger run's size, claimed a chunk that belonged to no run, and counted
+    it into the next run, whose caller then waited forever; seen once in CI.)"""
+    kind = QuantKind.Q4_1
+    cases = []
+    for rows, seed in ((32, 7), (96, 8)):
+        blocks = random_blocks(kind, rows, 64, seed=seed)
+        matrix = QuantizedMatrix.from_blocks(kind, blocks, 64)
+        x = torch.randn(2, 64, generator=torch.Generator().manual_seed(seed))
+        cases.append((matrix, x, x @ reference(kind, blocks, 64).T))
+    before = kernels().threads()
+    stop = threading.Event()
+    failures: list[str] = []
+
+    def multiply(rounds: int) -> None:
+        for i in range(rounds):
+            matrix, x, expected = cases[i % 2]
+            if not torch.allclose(matrix.matmul(x), expected, rtol=1e-4, atol=1e-4):
+                failures.append("wrong product")
+                return
+
+    def resize() -> None:
+        while not stop.is_set():
+            for count in (2, 3, 2):
+                kernels().set_threads(count)
+            time.sleep(0.002)
+
+    kernels().set_threads(2)
+    solo = threading.Thread(target=multiply, args=(20000,), daemon=True)
+    workers = [threading.Thread(target=multiply, args=(3000,), daemon=True) for _ in range(2)]
+    resizer = threading.Thread(target=resize, daemon=True)
+    try:
+        solo.start()
+        solo.join(timeout=120)
+        assert not solo.is_alive(), "a matmul call hung"
+        resizer.start()
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(timeout=120)
+        assert not any(w.is_alive() for w in workers), "a matmul call hung"
+    finally:
+        stop.set()
+        resizer.join(timeout=30)
+        kernels().set_threads(before)
+    assert not failures

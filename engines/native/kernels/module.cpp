@@ -112,10 +112,10 @@ class Pool {
             return;
         }
         job_ = &job;
-        total_ = chunks;
-        done_.store(0, std::memory_order_relaxed);
         const uint64_t gen = ++generation_;
-        work_.store(gen << 32, std::memory_order_seq_cst);  // publishes job_ and total_
+        total_.store((gen << 32) | chunks, std::memory_order_relaxed);
+        done_.store(gen << 32, std::memory_order_relaxed);
+        work_.store(gen << 32, std::memory_order_seq_cst);  // publishes job_, total_ and done_
         if (sleepers_.load() > 0) {
             std::lock_guard<std::mutex> lock(mu_);
             cv_.notify_all();
@@ -123,7 +123,8 @@ class Pool {
         work(gen);
         // Chunks a helper claimed are running now: they end within microseconds unless
         // the helper lost its core, so spin, yielding now and then.
-        for (unsigned spins = 1; done_.load(std::memory_order_acquire) != chunks; ++spins) {
+        const uint64_t finished = (gen << 32) | chunks;
+        for (unsigned spins = 1; done_.load(std::memory_order_acquire) != finished; ++spins) {
             relax();
             if ((spins & 255) == 0) std::this_thread::yield();
         }
@@ -139,14 +140,33 @@ class Pool {
     // Claims and runs chunks of run `gen` until none is left. A claim is a compare-and-swap
     // on (generation, next chunk), so a late helper can never claim a chunk of a later run
     // while holding an earlier one's job; the job stays valid until every claimed chunk is done.
+    //
+    // The run's size is read once, tagged with its generation: a helper that comes back from
+    // its last chunk of run `gen` while the caller is already publishing the next run must
+    // not compare its stale claim word (gen, n) with the next run's larger size. It once
+    // did: its claim then succeeded on the stale word, ran a chunk that was no run's (with
+    // the next or even the previous, finished job) and counted it into the next run, whose
+    // caller then waited forever for its exact total.
     void work(uint64_t gen) {
+        const uint64_t sized = total_.load(std::memory_order_acquire);
+        if ((sized >> 32) != (gen & 0xffffffffu)) return;  // that run is over
+        const auto total = static_cast<uint32_t>(sized);
         uint64_t w = work_.load(std::memory_order_acquire);
-        while ((w >> 32) == gen && static_cast<uint32_t>(w) < total_) {
+        while ((w >> 32) == gen && static_cast<uint32_t>(w) < total) {
             if (work_.compare_exchange_weak(w, w + 1, std::memory_order_acq_rel, std::memory_order_acquire)) {
                 (*job_)(static_cast<uint32_t>(w));
-                done_.fetch_add(1, std::memory_order_release);
+                count_done(gen);
                 w = work_.load(std::memory_order_acquire);
             }
+        }
+    }
+
+    // Counts one finished chunk of run `gen`, and only of that run: a count tagged with the
+    // run's generation cannot be disturbed by a late count meant for another run.
+    void count_done(uint64_t gen) {
+        uint64_t d = done_.load(std::memory_order_relaxed);
+        while ((d >> 32) == (gen & 0xffffffffu) &&
+               !done_.compare_exchange_weak(d, d + 1, std::memory_order_acq_rel, std::memory_order_relaxed)) {
         }
     }
 
@@ -178,10 +198,10 @@ class Pool {
     std::atomic<int> size_{1};
     std::vector<std::thread> helpers_;
     const std::function<void(uint32_t)>* job_ = nullptr;
-    uint32_t total_ = 0;
+    std::atomic<uint64_t> total_{0};  // (generation << 32) | chunks of that run
     uint64_t generation_ = 0;  // the caller's count of runs
     std::atomic<uint64_t> work_{0};  // (generation << 32) | next unclaimed chunk
-    std::atomic<uint32_t> done_{0};
+    std::atomic<uint64_t> done_{0};  // (generation << 32) | chunks of that run finished
     std::atomic<int> sleepers_{0};
     std::atomic<bool> stop_{false};
     std::mutex mu_;
