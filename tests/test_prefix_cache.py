@@ -104,6 +104,23 @@ def test_a_stored_prefix_is_found_and_copied_exactly() -> None:
     assert prefix.lookup([1, *tokens[1:]], max_positions=49, need_features=False).tokens == 0
 
 
+def test_a_chain_extended_piece_by_piece_is_the_one_stored_at_once() -> None:
+    cache, prefix = small_cache(), make_prefix(4)
+    tokens = list(range(300, 364))  # 4 blocks
+    fill_from_tokens(cache, 0, tokens)
+    reached, key = prefix.extend(tokens[:32], cache, 0, start=0, parent=None)
+    assert reached == 32 and key is not None
+    reached, key = prefix.extend(tokens, cache, 0, start=32, parent=key)
+    assert reached == 64 and prefix.blocks == 4
+    assert prefix.store(tokens, cache, 0) == 0  # the same chain: nothing new
+    assert prefix.lookup([*tokens, 0], max_positions=64, need_features=False).tokens == 64
+    # A chain whose last block was evicted cannot be continued.
+    other = list(range(900, 916))
+    fill_from_tokens(cache, 1, other)
+    prefix.store(other, cache, 1)  # evicts the least recently used leaf: the chain's last block
+    assert prefix.extend([*tokens, *range(16)], cache, 0, start=64, parent=key) == (64, None)
+
+
 def test_a_block_is_found_only_after_the_same_whole_prefix() -> None:
     cache, prefix = small_cache(), make_prefix(8)
     fill(cache, 0, 32, seed=2)

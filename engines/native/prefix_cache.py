@@ -201,37 +201,87 @@ class PrefixCache:
         the request computed them. Blocks already cached are kept (and refreshed); a
         block cached without features gains them. Returns the blocks newly entered.
         """
-        size = self.block_tokens
-        if features is not None and (
-            self._features is None or features.shape[0] < len(tokens) - features_from
-        ):
-            features = None
+        self._clock += 1
         entered = 0
         parent: bytes | None = None
-        self._clock += 1
-        for end in range(size, len(tokens) + 1, size):
-            chunk = tuple(tokens[end - size : end])
-            key = _key(parent, chunk)
-            block = self._blocks.get(key)
-            if block is not None and block.tokens != chunk:
-                return entered  # a digest collision: keep the block that is there, enter nothing after
-            if block is None:
-                index = self._allocate(protect=parent)
-                if index is None:
-                    return entered
-                block = _Block(key, parent, chunk, index, has_features=False)
-                self._copy_in(block, cache, slot, end - size)
-                self._blocks[key] = block
-                if parent is not None:
-                    self._blocks[parent].children += 1
-                entered += 1
-            if features is not None and not block.has_features and end - size >= features_from:
-                assert self._features is not None
-                self._features[block.index] = features[end - size - features_from : end - features_from]
-                block.has_features = True
-            block.last_used = self._clock
+        for start in range(0, len(tokens) - self.block_tokens + 1, self.block_tokens):
+            feature_rows = None
+            if features is not None and start >= features_from:
+                feature_rows = features[start - features_from : start - features_from + self.block_tokens]
+            key, new = self._enter(tokens, start, parent, cache, slot, feature_rows)
+            if key is None:
+                break
+            entered += new
             parent = key
         return entered
+
+    def extend(
+        self,
+        tokens: Sequence[int],
+        cache: KVCache,
+        slot: int,
+        *,
+        start: int,
+        parent: bytes | None,
+        features: torch.Tensor | None = None,
+    ) -> tuple[int, bytes | None]:
+        """Enter the whole blocks of ``tokens`` from position ``start`` on, continuing the chain
+        whose last block (ending at ``start``) is ``parent`` (None when ``start`` is 0).
+
+        What a request calls as its positions become final, so the blocks before ``start``
+        are not hashed again. ``features``: the rows of positions ``[start, len(tokens))``, if
+        computed. Returns how far the chain now reaches and its last block's key; it stops
+        early (the key then that of the last block entered or found) when no block can be
+        allocated or a digest collides, and reaches nothing past ``start`` (key None) when
+        ``parent`` was evicted: that chain can no longer be continued.
+        """
+        if parent is not None and parent not in self._blocks:
+            return start, None
+        self._clock += 1
+        size = self.block_tokens
+        reached = start
+        while reached + size <= len(tokens):
+            rows = None
+            if features is not None and features.shape[0] >= reached - start + size:
+                rows = features[reached - start : reached - start + size]
+            key, _ = self._enter(tokens, reached, parent, cache, slot, rows)
+            if key is None:
+                break
+            parent, reached = key, reached + size
+        return reached, parent
+
+    def _enter(
+        self,
+        tokens: Sequence[int],
+        start: int,
+        parent: bytes | None,
+        cache: KVCache,
+        slot: int,
+        features: torch.Tensor | None,
+    ) -> tuple[bytes | None, int]:
+        """The block of ``tokens[start:start + block]`` after ``parent``: found, or entered from
+        ``slot``. Returns its key (None when it cannot be cached) and 1 if it is new."""
+        chunk = tuple(tokens[start : start + self.block_tokens])
+        key = _key(parent, chunk)
+        block = self._blocks.get(key)
+        new = 0
+        if block is not None and block.tokens != chunk:
+            return None, 0  # a digest collision: keep the block that is there
+        if block is None:
+            index = self._allocate(protect=parent)
+            if index is None:
+                return None, 0
+            block = _Block(key, parent, chunk, index, has_features=False)
+            self._copy_in(block, cache, slot, start)
+            self._blocks[key] = block
+            if parent is not None:
+                self._blocks[parent].children += 1
+            new = 1
+        if features is not None and self._features is not None and not block.has_features:
+            self._features[block.index] = features
+            block.has_features = True
+        block.last_used = self._clock
+        return key, new
 
     def _copy_in(self, block: _Block, cache: KVCache, slot: int, start: int) -> None:
         stop = start + self.block_tokens

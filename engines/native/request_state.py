@@ -38,6 +38,8 @@ class RequestState:
     """The prefix cache was asked for its prompt (once, before its first prompt chunk)."""
     stored: int = 0
     """Positions ``[0, stored)`` are in the prefix cache (whole blocks, offered as they became final)."""
+    stored_key: bytes | None = None
+    """The prefix cache's key of the block ending at ``stored`` (None while ``stored`` is 0)."""
     feature_tail: list[torch.Tensor] | None = None
     """With a drafter that reads features: the feature rows of positions ``stored`` onwards."""
 

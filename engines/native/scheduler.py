@@ -46,6 +46,7 @@ finds the answer too.
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -313,6 +314,7 @@ class Scheduler:
             return
         features = prefix.load(hit, self._cache, state.slot)
         state.prefilled = state.stored = hit.tokens
+        state.stored_key = hit.blocks[-1].key
         state.progress.cached_prompt_tokens = hit.tokens
         if layers is not None:
             assert features is not None, "an EAGLE-3 hit carries its features"
@@ -337,16 +339,25 @@ class Scheduler:
         tail = state.feature_tail
         features = (torch.cat(tail) if len(tail) > 1 else tail[0]) if tail else None
         try:
-            prefix.store(
-                state.tokens[:aligned], self._cache, state.slot, features=features, features_from=state.stored
+            reached, key = prefix.extend(
+                state.tokens[:aligned],
+                self._cache,
+                state.slot,
+                start=state.stored,
+                parent=state.stored_key,
+                features=features,
             )
         except Exception:  # the cache is an optimisation: a request never fails for it
             _log.exception("prefix_cache_disabled", request_id=state.request_id)
             self._prefix = None  # a cache that failed once is not trusted again
             return
+        if key is None and state.stored > 0:
+            # Its chain's last block was evicted: nothing after it can be found again.
+            state.stored, state.feature_tail = sys.maxsize, None
+            return
         if features is not None and tail is not None:
-            tail[:] = [features[aligned - state.stored :]]
-        state.stored = aligned
+            tail[:] = [features[reached - state.stored :]]
+        state.stored, state.stored_key = reached, key
 
     def _verify(
         self, verifying: Sequence[tuple[RequestState, tuple[TokenId, ...]]], updates: list[Update]
