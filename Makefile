@@ -22,7 +22,7 @@ help:
 	@echo "make bench              front door: tokenwire (sim engine) vs the bare grpc.aio floor"
 	@echo "make bench-speculation  native engine speculation vs none vs llama.cpp (builds llama-cpp-python)"
 	@echo "make bench-engine       native engine through gRPC (fp32, q, eagle3) vs llama.cpp, then prefix-cache"
-	@echo "                        and burst TTFT (bench/prefill_ttft.py); ~20-25 min"
+	@echo "                        and burst TTFT (bench/prefill_ttft.py), EAGLE-3 at 4 streams; ~25-30 min"
 	@echo "make bench-stalls       how long large inputs stall another client's stream (event-loop gaps)"
 	@echo "make soak               10 min of mixed traffic on the native engine: RSS, leaked slots, INTERNALs"
 
@@ -103,6 +103,7 @@ bench-engine: $(VENV)/.installed
 	$(BIN)/python bench/kernels.py
 	$(BIN)/python bench/engine.py $(ARGS)
 	$(BIN)/python bench/prefill_ttft.py
+	$(BIN)/python bench/shared_verification.py
 
 # Worst gap a stream sees while large inputs arrive (ARGS="--checkout <older checkout>" to compare).
 bench-stalls: $(VENV)/.installed

@@ -1,7 +1,8 @@
 """EAGLE-3 draft length and confidence threshold, re-measured on the quantized engine.
 
 In-process native engines (quantized weights, 2 threads), batch 1, greedy,
-held-out prompts (never trained on), a fixed number of new tokens: end-to-end
+the validation half of the held-out prompts (never trained on; the final
+benchmarks use the other half), a fixed number of new tokens: end-to-end
 tokens/s of every (min_confidence, draft_length) pair against no speculation
 on the same engine, prompt by prompt (every arm runs each prompt before the
 next prompt, so drift hits all arms alike). Every arm's output must equal no
@@ -31,7 +32,7 @@ from engines.contract import (
     StoppingParams,
     TokenId,
 )
-from engines.native.eagle3.dataset import HELDOUT_PROMPTS, read_prompts
+from engines.native.eagle3.dataset import validation_prompts
 from engines.native.engine import NativeEngine, NativeEngineConfig
 
 SECTION = "## EAGLE-3 draft length and confidence on the quantized engine (bench/eagle3_tuning.py)"
@@ -60,7 +61,7 @@ async def timed(
 
 
 async def run(prompts: int, tokens: int) -> str:
-    texts = read_prompts(HELDOUT_PROMPTS)[:prompts]
+    texts = validation_prompts()[:prompts]
     rows: list[str] = []
     for confidence in CONFIDENCES:
         engine = NativeEngine(
@@ -109,7 +110,7 @@ async def run(prompts: int, tokens: int) -> str:
         [
             SECTION,
             "",
-            f"`python bench/eagle3_tuning.py`: {len(texts)} held-out prompts, {tokens} greedy tokens each,",
+            f"`python bench/eagle3_tuning.py`: {len(texts)} validation prompts, {tokens} greedy tokens each,",
             "batch 1, in-process engine, quantized weights, 2 threads; every arm's output equals no",
             "speculation's.",
             "",

@@ -47,7 +47,7 @@ from stream_timing import (
     tokenize_chat,
 )
 
-from engines.native.eagle3.dataset import TRAIN_PROMPTS, read_prompts
+from engines.native.eagle3.dataset import read_prompts, training_prompts
 
 if TYPE_CHECKING:  # verify_cost imports torch: only the benchmark's last step needs it
     from verify_cost import VerifyCost
@@ -105,7 +105,7 @@ def flags_for(config: ServerConfig, has_weights_flag: bool, threads: int) -> tup
 def read_held_out(count: int) -> list[str]:
     """The first ``count`` benchmark prompts; refuses any the EAGLE-3 head was trained on."""
     prompts = read_prompts(PROMPTS)
-    trained = {p.casefold() for p in read_prompts(TRAIN_PROMPTS)}
+    trained = {p.casefold() for p in training_prompts()}
     seen = [p for p in prompts if p.casefold() in trained]
     if seen:
         raise SystemExit(f"{PROMPTS} has prompts the EAGLE-3 head was trained on: {seen}")

@@ -29,7 +29,7 @@ from engines.contract import (
     StoppingParams,
     TokenId,
 )
-from engines.native.eagle3.dataset import HELDOUT_PROMPTS, read_prompts
+from engines.native.eagle3.dataset import benchmark_prompts
 from engines.native.engine import NativeEngine, NativeEngineConfig
 
 SECTION = "## Speculation at 4 streams, drafts verified together (bench/shared_verification.py)"
@@ -69,7 +69,7 @@ async def burst(
 
 
 async def run(reps: int, tokens: int) -> str:
-    prompts = read_prompts(HELDOUT_PROMPTS)
+    prompts = benchmark_prompts()
     lines = [
         SECTION,
         "",

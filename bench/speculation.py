@@ -37,7 +37,7 @@ from engines.contract import (
     StoppingParams,
     TokenId,
 )
-from engines.native.eagle3.dataset import HELDOUT_PROMPTS, read_prompts
+from engines.native.eagle3.dataset import benchmark_prompts
 from engines.native.engine import NativeEngine, NativeEngineConfig
 from engines.native.weights import default_gguf_path
 
@@ -62,7 +62,7 @@ SECTION = "## Speculative decoding (native engine) and llama.cpp"
 
 
 def prompt_groups() -> dict[str, list[str]]:
-    held_out = read_prompts(HELDOUT_PROMPTS)
+    held_out = benchmark_prompts()
     step = max(1, len(held_out) // HELD_OUT_COUNT)
     return {
         "held-out": held_out[::step][:HELD_OUT_COUNT],

@@ -436,6 +436,22 @@ def _build_parser() -> argparse.ArgumentParser:
         default=None,
         help="answers per prompt: the greedy one, then sampled ones (default 1)",
     )
+    train.add_argument(
+        "--follow-up-samples",
+        type=_non_negative_int,
+        default=None,
+        help="answers per two-turn conversation built on each greedy answer (default 0: none)",
+    )
+    train.add_argument(
+        "--concurrency", type=_positive_int, default=None, help="requests answered at once while generating"
+    )
+    train.add_argument("--batch-tokens", type=_positive_int, default=None, help="tokens per training batch")
+    train.add_argument(
+        "--stage",
+        choices=("generate", "features", "train"),
+        default=None,
+        help="the last stage to run (default: train)",
+    )
     return parser
 
 
@@ -450,6 +466,10 @@ def _train_draft(args: argparse.Namespace) -> int:
         seed=args.seed,
         threads=args.threads,
         samples_per_prompt=args.samples_per_prompt,
+        follow_up_samples=args.follow_up_samples,
+        concurrency=args.concurrency,
+        batch_tokens=args.batch_tokens,
+        stage=args.stage,
     )
     print(json.dumps(record, indent=2))
     return 0

@@ -154,37 +154,20 @@ def _sim_config(config: ServeConfig) -> SimEngineConfig:
     return sim
 
 
-def train_native_draft(
-    work_dir: Path | None,
-    *,
-    output: Path | None = None,
-    epochs: int | None = None,
-    draft_vocab: int | None = None,
-    unroll: int | None = None,
-    max_tokens: int | None = None,
-    seed: int | None = None,
-    threads: int | None = None,
-    samples_per_prompt: int | None = None,
-) -> dict[str, object]:
+def train_native_draft(work_dir: Path | None, **overrides: object) -> dict[str, object]:
     """``tokenwire train-draft``: train the native engine's EAGLE-3 head; returns the training record.
 
-    Arguments left None keep ``TrainSettings``' defaults.
+    ``overrides`` name ``TrainSettings`` fields; those given as None keep its defaults.
     """
     # The trainer belongs to the native engine and pulls in torch: imported only here.
     from engines.native.eagle3.train import TrainSettings, default_work_dir, train
 
     base = TrainSettings(work_dir=work_dir or default_work_dir())
-    settings = dataclasses.replace(
-        base,
-        output=output if output is not None else base.output,
-        epochs=epochs if epochs is not None else base.epochs,
-        draft_vocab=draft_vocab if draft_vocab is not None else base.draft_vocab,
-        unroll=unroll if unroll is not None else base.unroll,
-        max_tokens=max_tokens if max_tokens is not None else base.max_tokens,
-        seed=seed if seed is not None else base.seed,
-        threads=threads if threads is not None else base.threads,
-        samples_per_prompt=samples_per_prompt if samples_per_prompt is not None else base.samples_per_prompt,
-    )
+    unknown = set(overrides) - set(TrainSettings.__dataclass_fields__)
+    if unknown:
+        raise TypeError(f"not training settings: {sorted(unknown)}")
+    given = {name: value for name, value in overrides.items() if value is not None}
+    settings = dataclasses.replace(base, **given)  # type: ignore[arg-type]  # names checked above
     return train(settings)
 
 

@@ -4,13 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
+import pytest
+
 from engines.native.eagle3.dataset import (
+    FOLLOW_UPS,
     SAMPLED_TEMPERATURE,
     answer_sampling,
+    benchmark_prompts,
+    follow_ups,
     generate_sequences,
+    read_prompts,
     read_sequences,
+    training_prompts,
+    validation_prompts,
 )
 
 PROMPTS = ["Name a colour.", "Say something about the sea."]
@@ -49,3 +58,65 @@ def test_sampled_answers_are_added_resumably(tmp_path: Path) -> None:
     legacy.write_text(json.dumps({"text": PROMPTS[0], "prompt": [1], "answer": [2]}) + "\n")
     asyncio.run(generate_sequences(PROMPTS[:1], legacy, max_tokens=6, concurrency=1, threads=2, samples=1))
     assert len(records(legacy)) == 1
+
+
+def test_follow_ups_build_on_greedy_single_turn_answers_only() -> None:
+    def decode(ids: Sequence[int]) -> str:
+        return " ".join(f"t{i}" for i in ids)
+
+    records: list[dict[str, object]] = [
+        {"text": "a", "sample": 0, "answer": [1, 2]},
+        {"text": "a", "sample": 1, "answer": [3]},  # sampled: not built on
+        {"text": "b", "answer": [4]},  # legacy record: answer 0
+        {"text": "c", "sample": 0, "turns": ["c", "x", "y"], "answer": [5]},  # already two turns
+        {"text": "d", "sample": 0, "answer": []},  # nothing to follow up
+    ]
+    conversations = follow_ups(records, decode)
+    assert [c[:2] for c in conversations] == [("a", "t1 t2"), ("b", "t4")]
+    assert all(c[2] in FOLLOW_UPS for c in conversations)
+    assert follow_ups(records, decode) == conversations  # the follow-up depends on the prompt alone
+
+
+def test_a_conversation_is_answered_as_its_last_turn_and_resumed(tmp_path: Path) -> None:
+    out = tmp_path / "sequences.jsonl"
+    turns = ("Name a colour.", "Blue.", "Name another one.")
+
+    def generate() -> None:
+        asyncio.run(
+            generate_sequences([PROMPTS[0], turns], out, max_tokens=6, concurrency=2, threads=2, samples=1)
+        )
+
+    generate()
+    first = records(out)
+    by_turns: dict[tuple[str, ...], dict[str, object]] = {}
+    for record in first:
+        listed = record.get("turns", [record["text"]])
+        assert isinstance(listed, list)
+        by_turns[tuple(str(t) for t in listed)] = record
+    assert set(by_turns) == {(PROMPTS[0],), turns}
+    single, multi = by_turns[(PROMPTS[0],)], by_turns[turns]
+    assert "turns" not in single
+    # The two-turn prompt holds the single-turn one's user message, then the rest of the chat.
+    assert isinstance(multi["prompt"], list) and isinstance(single["prompt"], list)
+    assert len(multi["prompt"]) > len(single["prompt"])
+    generate()
+    assert records(out) == first
+    assert answer_sampling(turns, 1) != answer_sampling(turns[0], 1)
+
+
+def test_prompt_files_in_jsonl_may_hold_newlines(tmp_path: Path) -> None:
+    path = tmp_path / "prompts.jsonl"
+    path.write_text(json.dumps("Fix this:\ndef f(:\n  pass") + "\n\n" + json.dumps("Hi") + "\n")
+    assert read_prompts(path) == ["Fix this:\ndef f(:\n  pass", "Hi"]
+    assert read_prompts(tmp_path / "missing.jsonl") == []
+    path.write_text(json.dumps(["not", "a", "string"]) + "\n")
+    with pytest.raises(ValueError, match="JSON string"):
+        read_prompts(path)
+
+
+def test_held_out_prompts_split_into_validation_and_test_and_are_never_trained_on() -> None:
+    train = set(training_prompts())
+    validation, final = validation_prompts(), benchmark_prompts()
+    assert validation and final
+    assert not set(validation) & set(final)
+    assert not (set(validation) | set(final)) & train

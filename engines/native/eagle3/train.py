@@ -1,17 +1,22 @@
 """Train the EAGLE-3 head for SmolLM2-135M-Instruct on this CPU: ``tokenwire train-draft``.
 
-Three resumable stages in a work directory (``--work-dir``):
+Three resumable stages in a work directory (``--work-dir``); ``--stage`` stops after one:
 
-1. ``train_sequences.jsonl``: the target's greedy answers to ``data/train_prompts.txt``
-   (``dataset.generate_sequences``).
-2. ``features.pt``: one target forward over every whole sequence, keeping the
-   hidden states of the three feature layers (fp16) and the target's argmax at
-   every position (what a greedy draft must guess).
-3. training: the draft vocabulary is the ``draft_vocab`` most frequent of those
-   argmax tokens; the output layer starts from the target's (tied) embedding
-   rows for them; AdamW with warm-up and cosine decay; each batch is unrolled
-   ``unroll`` steps (training-time test), step j's loss weighted ``0.8 ** j``.
-   A few sequences are held out to report per-step accuracy.
+1. generate: ``train_sequences.jsonl``, the target's own answers to the training prompts
+   (``dataset.training_prompts``): ``samples_per_prompt`` per prompt (greedy, then
+   sampled), then ``follow_up_samples`` per two-turn conversation built on its greedy
+   answers (``dataset.follow_ups``); and ``validation_sequences.jsonl``, greedy answers to
+   the validation half of the held-out prompts (never trained on).
+2. features: one target forward over every whole sequence, keeping at every position the
+   hidden states of the three feature layers (fp16) and the target's argmax (what a
+   greedy draft must guess), in shards on disk (``features.FeatureStore``).
+3. train: the draft vocabulary is the ``draft_vocab`` most frequent of those argmax
+   tokens; the output layer starts from the target's (tied) embedding rows for them;
+   AdamW with warm-up and cosine decay; each batch is unrolled ``unroll`` steps
+   (training-time test), step j's loss weighted ``0.8 ** j``; the shared system message
+   carries no loss. Validation accuracy per step after each epoch. A checkpoint every
+   ``checkpoint_seconds`` and at each epoch's end lets an interrupted run resume with
+   exactly the batches it would have used.
 
 The result is written in fp16 as safetensors plus a JSON manifest (config,
 sha256 of the weights file, the training record) that the engine verifies
@@ -26,23 +31,28 @@ import json
 import math
 import random
 import time
-from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
+import numpy as np
 import structlog
 import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
 
 from engines.native.eagle3.dataset import (
-    TRAIN_PROMPTS,
+    Conversation,
     TrainingSequence,
+    follow_ups,
     generate_sequences,
-    read_prompts,
+    read_records,
     read_sequences,
+    training_prompts,
+    validation_prompts,
 )
+from engines.native.eagle3.features import FeatureStore, extract_features
 from engines.native.eagle3.head import (
     DEFAULT_HEAD,
     Eagle3Config,
@@ -52,6 +62,11 @@ from engines.native.eagle3.head import (
 )
 
 _log = structlog.get_logger(__name__)
+
+SEQUENCES_FILE = "train_sequences.jsonl"
+VALIDATION_FILE = "validation_sequences.jsonl"
+_NOT_IN_FINGERPRINT = ("stage", "checkpoint_seconds", "run_steps", "threads", "concurrency")
+"""Settings that do not change what training computes: a checkpoint survives them."""
 
 IGNORE = -100
 """Label of positions without a target (padding, end of sequence, out of the draft vocabulary)."""
@@ -67,7 +82,10 @@ class TrainSettings:
     """Longest answer generated per prompt."""
     samples_per_prompt: int = 1
     """Answers per prompt: the greedy one, then sampled ones (``dataset.answer_sampling``)."""
+    follow_up_samples: int = 0
+    """Answers per two-turn conversation (``dataset.follow_ups``); 0: no multi-turn data."""
     concurrency: int = 16
+    """Requests the engine answers at once while generating."""
     draft_vocab: int = 4096
     ffn_dim: int = 1024
     unroll: int = 4
@@ -75,58 +93,14 @@ class TrainSettings:
     batch_tokens: int = 1024
     learning_rate: float = 1e-3
     warmup_steps: int = 30
-    validation_sequences: int = 24
     seed: int = 0
     threads: int | None = None
-
-
-@dataclass(slots=True)
-class Features:
-    """Per sequence: tokens [L], target argmax [L] and features [L, 3 dim] (fp16)."""
-
-    tokens: list[torch.Tensor] = field(default_factory=list)
-    argmax: list[torch.Tensor] = field(default_factory=list)
-    hidden: list[torch.Tensor] = field(default_factory=list)
-
-
-def extract_features(
-    sequences: Sequence[TrainingSequence], layers: tuple[int, int, int], threads: int | None
-) -> Features:
-    """Run the target once over each whole sequence (its answer included)."""
-    from engines.native.kv_cache import KVCache
-    from engines.native.model import Transformer
-    from engines.native.weights import default_gguf_path, load_weights
-
-    if threads is not None:
-        torch.set_num_threads(threads)
-    weights = load_weights(default_gguf_path(), None, None)
-    config = weights.config
-    longest = max(len(s.tokens) for s in sequences)
-    result = Features()
-    with torch.inference_mode():
-        model = Transformer.from_weights(config, weights.state_dict, max_seq=longest)
-        cache = KVCache(
-            n_layers=config.n_layers,
-            max_slots=1,
-            n_kv_heads=config.n_kv_heads,
-            max_seq=longest,
-            head_dim=config.head_dim,
-        )
-        started = time.monotonic()
-        for index, sequence in enumerate(sequences):
-            tokens = torch.tensor([sequence.tokens], dtype=torch.long)
-            logits, hidden = model.forward_with_features(tokens, [0], [0], cache, layers, all_logits=True)
-            result.tokens.append(tokens[0].clone())
-            result.argmax.append(logits[0].argmax(-1))
-            result.hidden.append(hidden[0].to(torch.float16))
-            if (index + 1) % 100 == 0:
-                _log.info(
-                    "draft_features_progress",
-                    done=index + 1,
-                    total=len(sequences),
-                    seconds=round(time.monotonic() - started, 1),
-                )
-    return result
+    stage: Literal["generate", "features", "train"] = "train"
+    """The last stage to run (each resumes where an earlier run stopped)."""
+    checkpoint_seconds: float = 600.0
+    """Training saves a checkpoint this often (and after each epoch); a new run resumes from it."""
+    run_steps: int | None = None
+    """Stop (with a checkpoint) after this many optimizer steps in this run; None: run to the end."""
 
 
 def init_from_target(head: Eagle3Head, state: dict[str, torch.Tensor], d2t: torch.Tensor, layer: int) -> None:
@@ -158,14 +132,13 @@ def init_from_target(head: Eagle3Head, state: dict[str, torch.Tensor], d2t: torc
         head.fc.weight[:, 2 * c.dim :].add_(torch.eye(c.dim))
 
 
-def choose_draft_vocab(features: Features, size: int, target_vocab: int) -> tuple[torch.Tensor, float]:
+def choose_draft_vocab(features: FeatureStore, size: int, target_vocab: int) -> tuple[torch.Tensor, float]:
     """The ``size`` most frequent target predictions (sorted ids) and the share of predictions they cover."""
-    counts: Counter[int] = Counter()
-    for argmax in features.argmax:
-        counts.update(argmax.tolist())
-    chosen = sorted(token for token, _ in counts.most_common(min(size, target_vocab)))
-    covered = sum(counts[t] for t in chosen) / max(1, sum(counts.values()))
-    return torch.tensor(chosen, dtype=torch.long), covered
+    counts = features.argmax_counts(target_vocab)
+    ranked = np.argsort(-counts, kind="stable")[: min(size, target_vocab)]
+    chosen = np.sort(ranked)
+    covered = float(counts[chosen].sum()) / max(1, int(counts.sum()))
+    return torch.from_numpy(chosen.astype(np.int64)), covered
 
 
 def _batches(lengths: Sequence[int], batch_tokens: int, rng: random.Random) -> list[list[int]]:
@@ -185,19 +158,24 @@ def _batches(lengths: Sequence[int], batch_tokens: int, rng: random.Random) -> l
 
 
 def _collate(
-    features: Features, indices: Sequence[int], t2d: torch.Tensor, unroll: int
+    features: FeatureStore, indices: Sequence[int], t2d: torch.Tensor, unroll: int, loss_from: int = 0
 ) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
-    """Padded features [B, L, 3d], tokens [B, L + unroll] and per-step labels [B, L]."""
-    length = max(len(features.tokens[i]) for i in indices)
-    dim3 = features.hidden[indices[0]].shape[-1]
-    hidden = torch.zeros(len(indices), length, dim3)
+    """Padded features [B, L, 3d], tokens [B, L + unroll] and per-step labels [B, L].
+
+    Predictions of the first ``loss_from`` tokens (the chat template's system message,
+    the same in every sequence) carry no label.
+    """
+    lengths = [features.length(i) for i in indices]
+    length = max(lengths)
+    hidden = torch.zeros(len(indices), length, features.feature_width())
     tokens = torch.zeros(len(indices), length + unroll, dtype=torch.long)
     argmax = torch.full((len(indices), length + unroll), IGNORE, dtype=torch.long)
-    for row, i in enumerate(indices):
-        n = len(features.tokens[i])
-        hidden[row, :n] = features.hidden[i].float()
-        tokens[row, :n] = features.tokens[i]
-        argmax[row, :n] = t2d[features.argmax[i]]
+    for row, (i, n) in enumerate(zip(indices, lengths, strict=True)):
+        hidden[row, :n] = features.hidden(i)
+        tokens[row, :n] = features.tokens(i)
+        argmax[row, :n] = t2d[features.argmax(i)]
+    # argmax[p] is the target's choice of token p + 1.
+    argmax[:, : max(0, loss_from - 1)] = IGNORE
     # Step j (1-based) at position p predicts the target's choice at position p + j.
     labels = [argmax[:, j : j + length] for j in range(1, unroll + 1)]
     return hidden, tokens, labels
@@ -227,29 +205,87 @@ def default_work_dir() -> Path:
     return default_cache_dir() / "eagle3"
 
 
+def shared_prefix_length(sequences: Sequence[TrainingSequence]) -> int:
+    """Tokens every prompt starts with (the chat template's system message)."""
+    if not sequences:
+        return 0
+    first = sequences[0].prompt
+    length = len(first)
+    for sequence in sequences[1:]:
+        prompt = sequence.prompt
+        length = min(length, len(prompt))
+        while length and prompt[:length] != first[:length]:
+            length -= 1
+    return length
+
+
+def generate_data(settings: TrainSettings) -> None:
+    """Stage 1: answers to the training prompts, then the multi-turn follow-ups, then validation."""
+    work = settings.work_dir
+    prompts = training_prompts()
+    sequences_path = work / SEQUENCES_FILE
+
+    def run(items: Sequence[str | Conversation], path: Path, samples: int) -> None:
+        asyncio.run(
+            generate_sequences(
+                items,
+                path,
+                max_tokens=settings.max_tokens,
+                concurrency=settings.concurrency,
+                threads=settings.threads,
+                samples=samples,
+            )
+        )
+
+    run(prompts, sequences_path, settings.samples_per_prompt)
+    if settings.follow_up_samples:
+        from engines.native.tokenizer import NativeTokenizer
+        from engines.native.weights import default_gguf_path, load_weights
+
+        tokenizer = NativeTokenizer(load_weights(default_gguf_path(), None, None).tokenizer)
+        wanted = set(prompts)
+        records = [r for r in read_records(sequences_path) if r.get("text") in wanted]
+        conversations = follow_ups(records, tokenizer.decode)
+        run(conversations, sequences_path, settings.follow_up_samples)
+    run(validation_prompts(), work / VALIDATION_FILE, 1)
+
+
+def _fingerprint(settings: TrainSettings, sequences: int, d2t: torch.Tensor) -> str:
+    relevant = {k: v for k, v in _settings_dict(settings).items() if k not in _NOT_IN_FINGERPRINT}
+    described = json.dumps(
+        {"settings": relevant, "sequences": sequences, "d2t": d2t.tolist()}, sort_keys=True
+    )
+    return hashlib.sha256(described.encode()).hexdigest()
+
+
 def train(settings: TrainSettings) -> dict[str, object]:
-    """Run (or resume) the three stages and write the head; returns the training record."""
+    """Run (or resume) the stages up to ``settings.stage``; write the head after training.
+
+    Returns the training record (empty when it stops before training).
+    """
+    settings.work_dir.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    generate_data(settings)
+    if settings.stage == "generate":
+        return {}
+    return train_from_data(settings, generated_s=time.monotonic() - started)
+
+
+def train_from_data(settings: TrainSettings, *, generated_s: float = 0.0) -> dict[str, object]:
+    """Stages 2 and 3 over the sequences already in the work directory."""
     torch.manual_seed(settings.seed)
-    rng = random.Random(settings.seed)
     if settings.threads is not None:
         torch.set_num_threads(settings.threads)
     work = settings.work_dir
-    work.mkdir(parents=True, exist_ok=True)
-    sequences_path = work / "train_sequences.jsonl"
-    started = time.monotonic()
-    prompts = read_prompts(TRAIN_PROMPTS)
-    asyncio.run(
-        generate_sequences(
-            prompts,
-            sequences_path,
-            max_tokens=settings.max_tokens,
-            concurrency=settings.concurrency,
-            threads=settings.threads,
-            samples=settings.samples_per_prompt,
-        )
-    )
-    generated_s = time.monotonic() - started
-    sequences = read_sequences(sequences_path)
+    started = time.monotonic() - generated_s
+    sequences = read_sequences(work / SEQUENCES_FILE)
+    validation = read_sequences(work / VALIDATION_FILE)
+    layers = default_feature_layers(_target_layers())
+    features = extract_features(sequences, work / "features", layers, settings.threads)
+    valid_features = extract_features(validation, work / "features-validation", layers, settings.threads)
+    features_s = time.monotonic() - started - generated_s
+    if settings.stage == "features":
+        return {}
 
     from engines.native.matrices import dense_state_dict
     from engines.native.weights import default_gguf_path, load_weights
@@ -258,20 +294,6 @@ def train(settings: TrainSettings) -> dict[str, object]:
     target = weights.config
     state = dense_state_dict(weights.state_dict)
     embeddings = state["tok_embeddings.weight"]
-    layers = default_feature_layers(target.n_layers)
-    features_path = work / "features.pt"
-    # Features are kept in sequence order; sequences appended since the last run are added.
-    features = Features(**torch.load(features_path)) if features_path.exists() else Features()
-    if len(features.tokens) < len(sequences):
-        more = extract_features(sequences[len(features.tokens) :], layers, settings.threads)
-        features.tokens += more.tokens
-        features.argmax += more.argmax
-        features.hidden += more.hidden
-        torch.save(
-            {"tokens": features.tokens, "argmax": features.argmax, "hidden": features.hidden}, features_path
-        )
-    features_s = time.monotonic() - started - generated_s
-
     d2t, coverage = choose_draft_vocab(features, settings.draft_vocab, target.vocab_size)
     t2d = torch.full((target.vocab_size + 1,), IGNORE, dtype=torch.long)
     t2d[d2t] = torch.arange(len(d2t))
@@ -287,15 +309,13 @@ def train(settings: TrainSettings) -> dict[str, object]:
         norm_eps=target.norm_eps,
         rope_theta=target.rope_theta,
     )
-    longest = max(len(t) for t in features.tokens) + settings.unroll
+    lengths = features.lengths()
+    longest = max(lengths + valid_features.lengths()) + settings.unroll
     head = Eagle3Head(config, max_seq=longest)
     init_from_target(head, state, d2t, target.n_layers - 1)
+    loss_from = shared_prefix_length(sequences)
 
-    indices = list(range(len(features.tokens)))
-    rng.shuffle(indices)
-    held_out, train_ids = indices[: settings.validation_sequences], indices[settings.validation_sequences :]
-    lengths = [len(features.tokens[i]) for i in train_ids]
-    plan = [[train_ids[j] for j in b] for b in _batches(lengths, settings.batch_tokens, rng)]
+    plan = _batches(lengths, settings.batch_tokens, random.Random(settings.seed))
     total_steps = settings.epochs * len(plan)
     optimizer = torch.optim.AdamW(head.parameters(), lr=settings.learning_rate, weight_decay=0.0)
 
@@ -306,24 +326,74 @@ def train(settings: TrainSettings) -> dict[str, object]:
         return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress))
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_at)
+    fingerprint = _fingerprint(settings, len(sequences), d2t)
+    checkpoint_path = work / "train-checkpoint.pt"
+    step = 0
+    history: list[dict[str, object]] = []
+    trained_s = 0.0
+    if checkpoint_path.exists():
+        saved = torch.load(checkpoint_path, weights_only=False)
+        if saved.get("fingerprint") == fingerprint:
+            head.load_state_dict(saved["head"])
+            optimizer.load_state_dict(saved["optimizer"])
+            scheduler.load_state_dict(saved["scheduler"])
+            step, history, trained_s = int(saved["step"]), list(saved["history"]), float(saved["seconds"])
+            _log.info("draft_train_resumed", step=step, of=total_steps)
+        else:
+            _log.info("draft_train_checkpoint_ignored", reason="settings or data changed")
     train_tokens = sum(lengths)
     _log.info(
         "draft_train_start",
-        sequences=len(train_ids),
+        sequences=len(lengths),
         tokens=train_tokens,
         batches=len(plan),
         epochs=settings.epochs,
         draft_vocab=len(d2t),
         coverage=round(coverage, 4),
+        loss_from=loss_from,
     )
-    history: list[dict[str, object]] = []
-    step = 0
-    train_started = time.monotonic()
-    for epoch in range(settings.epochs):
-        rng.shuffle(plan)
-        running = 0.0
-        for number, batch_ids in enumerate(plan):
-            loss, _ = _unrolled_loss(head, embeddings, _collate(features, batch_ids, t2d, settings.unroll))
+
+    def save_checkpoint() -> None:
+        scratch = checkpoint_path.with_suffix(".tmp")
+        torch.save(
+            {
+                "fingerprint": fingerprint,
+                "head": head.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "step": step,
+                "history": history,
+                "seconds": trained_s + time.monotonic() - session_started,
+            },
+            scratch,
+        )
+        scratch.replace(checkpoint_path)
+
+    session_started = time.monotonic()
+    last_saved = session_started
+    first_step = step
+    valid_ids = list(range(len(valid_features)))
+    answers_from = {i: len(validation[i].prompt) for i in valid_ids}
+
+    def paused() -> bool:
+        return settings.run_steps is not None and step - first_step >= settings.run_steps
+
+    while step < total_steps:
+        if paused():
+            save_checkpoint()
+            _log.info("draft_train_paused", step=step, of=total_steps)
+            return {}
+        epoch, number = divmod(step, len(plan))
+        # Each epoch's order comes from the seed and the epoch alone, so a resumed run
+        # continues with exactly the batches an uninterrupted one would have used.
+        order = list(plan)
+        random.Random(settings.seed * 1_000_003 + epoch).shuffle(order)
+        running, counted = 0.0, 0
+        for batch_ids in order[number:]:
+            if paused():
+                break
+            batch = _collate(features, batch_ids, t2d, settings.unroll, loss_from)
+            loss, _ = _unrolled_loss(head, embeddings, batch)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()  # type: ignore[no-untyped-call]  # torch leaves Tensor.backward unannotated
             torch.nn.utils.clip_grad_norm_(head.parameters(), 1.0)
@@ -331,26 +401,38 @@ def train(settings: TrainSettings) -> dict[str, object]:
             scheduler.step()
             step += 1
             running += float(loss.detach())
-            if (number + 1) % 25 == 0:
+            counted += 1
+            if step % 50 == 0:
                 _log.info(
                     "draft_train_progress",
                     epoch=epoch + 1,
-                    batch=number + 1,
-                    of=len(plan),
-                    loss=round(running / 25, 4),
-                    seconds=round(time.monotonic() - train_started),
+                    step=step,
+                    of=total_steps,
+                    loss=round(running / counted, 4),
+                    seconds=round(trained_s + time.monotonic() - session_started),
                 )
-                running = 0.0
-        answers_from = {i: len(sequences[i].prompt) for i in held_out}
-        accuracy = evaluate(head, embeddings, features, held_out, t2d, settings.unroll, answers_from)
+                running, counted = 0.0, 0
+            if time.monotonic() - last_saved >= settings.checkpoint_seconds:
+                save_checkpoint()
+                last_saved = time.monotonic()
+        if step < (epoch + 1) * len(plan):  # paused inside the epoch: the loop's top saves
+            continue
+        accuracy = evaluate(head, embeddings, valid_features, valid_ids, t2d, settings.unroll, answers_from)
         history.append({"epoch": epoch + 1, "validation_step_accuracy": accuracy})
         _log.info("draft_train_epoch", epoch=epoch + 1, validation_step_accuracy=accuracy)
-    train_s = time.monotonic() - train_started
+        save_checkpoint()
+        last_saved = time.monotonic()
+    train_s = trained_s + time.monotonic() - session_started
+    records = read_records(work / SEQUENCES_FILE)
     record: dict[str, object] = {
-        "prompts": len(prompts),
+        "prompts": len(training_prompts()),
         "sequences": len(sequences),
+        "multi_turn_sequences": sum(1 for r in records if "turns" in r),
+        "sampled_sequences": sum(1 for r in records if int(str(r.get("sample", 0))) > 0),
         "train_tokens": train_tokens,
-        "validation_sequences": len(held_out),
+        "generated_answer_tokens": sum(len(s.answer) for s in sequences),
+        "loss_from_position": loss_from,
+        "validation": {"prompts": len(validation_prompts()), "sequences": len(validation)},
         "draft_vocab_coverage": round(coverage, 4),
         "optimizer_steps": step,
         "history": history,
@@ -361,10 +443,16 @@ def train(settings: TrainSettings) -> dict[str, object]:
     return record
 
 
+def _target_layers() -> int:
+    from engines.native.weights import default_gguf_path, load_weights
+
+    return load_weights(default_gguf_path(), None, None).config.n_layers
+
+
 def evaluate(
     head: Eagle3Head,
     embeddings: torch.Tensor,
-    features: Features,
+    features: FeatureStore,
     ids: Sequence[int],
     t2d: torch.Tensor,
     unroll: int,
@@ -372,8 +460,7 @@ def evaluate(
 ) -> list[float]:
     """Per unrolled step: the share of answer tokens whose draft argmax is the target's choice.
 
-    Only predictions of answer tokens count (``answers_from``: each sequence's prompt length):
-    the prompts share a system message the head learns by heart, which would flatter it.
+    Only predictions of answer tokens count (``answers_from``: each sequence's prompt length).
     """
     totals = [[0, 0] for _ in range(unroll)]
     with torch.no_grad():
