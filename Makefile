@@ -77,10 +77,20 @@ format: $(RPC_PROTOS)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# promtool (Prometheus' exposition checker) from Debian's prometheus package, unpacked
+# here: nothing is installed system-wide and no daemon starts.
+PROMTOOL := .deps/bin/promtool
+$(PROMTOOL):
+	rm -rf .deps/prometheus-deb && mkdir -p .deps/prometheus-deb .deps/bin
+	cd .deps/prometheus-deb && apt-get download prometheus
+	dpkg-deb -x .deps/prometheus-deb/prometheus_*.deb .deps/prometheus-deb/root
+	cp .deps/prometheus-deb/root/usr/bin/promtool $@
+	rm -rf .deps/prometheus-deb
+
 # A hard cap on the whole suite (it takes ~8 min on 2 cores): SIGINT first, so
 # pytest still prints its summary and the slowest tests, then SIGKILL.
 PYTEST_CAP_S ?= 2700
-pytest: $(VENV)/.installed
+pytest: $(VENV)/.installed $(PROMTOOL)
 	@date -u +"pytest starts %H:%M:%S"
 	timeout --signal=INT --kill-after=60 $(PYTEST_CAP_S) $(BIN)/pytest -q
 

@@ -222,6 +222,10 @@ class EngineLoad:
     """Requests holding a batch slot (prefilling or decoding)."""
     waiting_requests: int
     """Requests submitted but not yet given a slot."""
+    kv_cache_bytes_used: int = 0
+    """KV-cache memory reserved by the requests holding slots (0 where the engine does not say)."""
+    kv_cache_bytes_capacity: int = 0
+    """The KV cache's memory budget (0 where the engine does not say)."""
 
 
 class EngineError(Exception):

@@ -86,6 +86,13 @@ def _non_negative_int(raw: str) -> int:
     return value
 
 
+def _optional_port(raw: str) -> int:
+    value = int(raw)
+    if not 0 <= value <= 65535:
+        raise ValueError("must be a port number in [0, 65535]")
+    return value
+
+
 def _seconds(raw: str) -> float:
     value = float(raw)
     if not (value >= 0 and value != float("inf")):
@@ -323,6 +330,13 @@ def _build_parser() -> argparse.ArgumentParser:
     _add(serve, "--default-max-tokens", _positive_int, defaults.default_max_tokens, "max_tokens when unset")
     _add(
         serve,
+        "--metrics-port",
+        _optional_port,
+        defaults.metrics_port,
+        "serve Prometheus metrics on this port at /metrics, on the same host (default: off; 0: a free port)",
+    )
+    _add(
+        serve,
         "--grace-period",
         _seconds,
         defaults.grace_period_s,
@@ -508,6 +522,7 @@ def _serve_config(args: argparse.Namespace) -> ServeConfig:
         draft_length=args.draft_length,
         default_max_tokens=getattr(args, "default_max_tokens", defaults.default_max_tokens),
         grace_period_s=getattr(args, "grace_period", defaults.grace_period_s),
+        metrics_port=getattr(args, "metrics_port", defaults.metrics_port),
         stall_timeout_s=getattr(args, "stall_timeout", defaults.stall_timeout_s),
         log_format=getattr(args, "log_format", defaults.log_format),
         log_level=getattr(args, "log_level", defaults.log_level),

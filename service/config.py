@@ -91,6 +91,8 @@ class ServeConfig:
     stall_timeout_s: float = 30.0
     """Seconds a stream's reader may take nothing while output is pending before its generations
     are cancelled and it gets RESOURCE_EXHAUSTED; 0: never."""
+    metrics_port: int | None = None
+    """Serve Prometheus metrics at ``http://<host>:<port>/metrics`` (None: no metrics; 0: a free port)."""
     log_format: LogFormat = "auto"
     log_level: str = "info"
     tls_cert: Path | None = None

@@ -11,26 +11,19 @@ reached, after the ones before it were handled).
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeAlias, TypeVar, cast
+from typing import Any, TypeVar
 
 import grpc
 from google.protobuf.message import DecodeError
 from grpc import aio
 
 from service.errors import FieldViolation, InvalidArgument, abort, clip
+from service.handlers import Call, Context, Stream, rewrap
 
 RequestT = TypeVar("RequestT")
 ResponseT = TypeVar("ResponseT")
-Context: TypeAlias = aio.ServicerContext[Any, Any]
-# grpc.aio calls these behaviours with aio contexts and async iterators; types-grpcio's
-# RpcMethodHandler declares the sync ones, hence the casts where they are read.
-UnaryUnary: TypeAlias = Callable[[Any, Context], Awaitable[Any]]
-UnaryStream: TypeAlias = Callable[[Any, Context], AsyncIterator[Any]]
-StreamUnary: TypeAlias = Callable[[AsyncIterator[Any], Context], Awaitable[Any]]
-StreamStream: TypeAlias = Callable[[AsyncIterator[Any], Context], AsyncIterator[Any]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,67 +50,54 @@ def _never_raising(deserialize: Callable[[bytes], Any] | None) -> Callable[[byte
     return decode
 
 
-def _guarded(handler: grpc.RpcMethodHandler[Any, Any]) -> grpc.RpcMethodHandler[Any, Any]:
-    request_deserializer = _never_raising(handler.request_deserializer)
-    serializer = handler.response_serializer
+async def _checked(requests: AsyncIterator[Any], context: Context) -> AsyncIterator[Any]:
+    async for request in requests:
+        if isinstance(request, Undecodable):
+            await abort(context, request.error())
+        yield request
 
-    async def checked(requests: AsyncIterator[Any], context: Context) -> AsyncIterator[Any]:
-        async for request in requests:
-            if isinstance(request, Undecodable):
-                await abort(context, request.error())
-            yield request
 
-    if handler.unary_unary is not None:
-        unary_unary = cast(UnaryUnary, handler.unary_unary)
+def _guard_call(behaviour: Call, requests_stream: bool) -> Call:
+    if requests_stream:
 
-        async def uu(request: Any, context: Context) -> Any:
-            if isinstance(request, Undecodable):
-                await abort(context, request.error())
-            return await unary_unary(request, context)
+        async def streamed(requests: AsyncIterator[Any], context: Context) -> Any:
+            return await behaviour(_checked(requests, context), context)
 
-        return grpc.unary_unary_rpc_method_handler(uu, request_deserializer, serializer)
-    if handler.unary_stream is not None:
-        if not inspect.isasyncgenfunction(handler.unary_stream):
-            # A coroutine that writes its responses with context.write (grpc_health's Watch).
-            writer = cast(UnaryUnary, handler.unary_stream)
+        return streamed
 
-            async def us_writer(request: Any, context: Context) -> Any:
-                if isinstance(request, Undecodable):
-                    await abort(context, request.error())
-                return await writer(request, context)
+    async def unary(request: Any, context: Context) -> Any:
+        if isinstance(request, Undecodable):
+            await abort(context, request.error())
+        return await behaviour(request, context)
 
-            return grpc.unary_stream_rpc_method_handler(us_writer, request_deserializer, serializer)
-        unary_stream = cast(UnaryStream, handler.unary_stream)
+    return unary
 
-        async def us(request: Any, context: Context) -> AsyncIterator[Any]:
-            if isinstance(request, Undecodable):
-                await abort(context, request.error())
-            async for response in unary_stream(request, context):
+
+def _guard_stream(behaviour: Stream, requests_stream: bool) -> Stream:
+    if requests_stream:
+
+        async def streamed(requests: AsyncIterator[Any], context: Context) -> AsyncIterator[Any]:
+            async for response in behaviour(_checked(requests, context), context):
                 yield response
 
-        return grpc.unary_stream_rpc_method_handler(us, request_deserializer, serializer)
-    if handler.stream_unary is not None:
-        stream_unary = cast(StreamUnary, handler.stream_unary)
+        return streamed
 
-        async def su(requests: AsyncIterator[Any], context: Context) -> Any:
-            return await stream_unary(checked(requests, context), context)
-
-        return grpc.stream_unary_rpc_method_handler(su, request_deserializer, serializer)
-    assert handler.stream_stream is not None
-    if not inspect.isasyncgenfunction(handler.stream_stream):
-        stream_writer = cast(StreamUnary, handler.stream_stream)
-
-        async def ss_writer(requests: AsyncIterator[Any], context: Context) -> Any:
-            return await stream_writer(checked(requests, context), context)
-
-        return grpc.stream_stream_rpc_method_handler(ss_writer, request_deserializer, serializer)
-    stream_stream = cast(StreamStream, handler.stream_stream)
-
-    async def ss(requests: AsyncIterator[Any], context: Context) -> AsyncIterator[Any]:
-        async for response in stream_stream(checked(requests, context), context):
+    async def unary(request: Any, context: Context) -> AsyncIterator[Any]:
+        if isinstance(request, Undecodable):
+            await abort(context, request.error())
+        async for response in behaviour(request, context):
             yield response
 
-    return grpc.stream_stream_rpc_method_handler(ss, request_deserializer, serializer)
+    return unary
+
+
+def _guarded(handler: grpc.RpcMethodHandler[Any, Any]) -> grpc.RpcMethodHandler[Any, Any]:
+    return rewrap(
+        handler,
+        wrap_call=_guard_call,
+        wrap_stream=_guard_stream,
+        deserializer=_never_raising(handler.request_deserializer),
+    )
 
 
 class DecodeGuardInterceptor(aio.ServerInterceptor):

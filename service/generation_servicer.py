@@ -15,7 +15,7 @@ from tokenwire.v1 import generation_pb2, generation_pb2_grpc
 
 from engines.contract import RequestId
 from service import errors
-from service.generation import STALLED_RETRY_AFTER_S, Finished, PreparedGeneration
+from service.generation import STALLED_RETRY_AFTER_S, Delta, Finished, PreparedGeneration
 from service.registry import CancelCause, Ticket
 from service.rejections import log_failure, rejected
 from service.runtime import Phase, Runtime
@@ -69,8 +69,9 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
             prepared = await self.prepare(request, in_session=False)
             ticket = self.runtime.runner.claim(prepared)
         except errors.ServiceError as error:
-            rejected(error, rpc="Generate")
+            rejected(error, rpc="Generate", metrics=self.runtime.metrics)
             await errors.abort(context, error)
+        self.runtime.metrics.admitted("Generate")
         request_id = prepared.engine_request.request_id
         peer = context.peer()
         with (
@@ -90,7 +91,7 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
             except errors.ReaderStalled as error:
                 await errors.abort(context, error)
             except Exception as error:
-                log_failure(error, rpc="Generate")
+                log_failure(error, rpc="Generate", metrics=self.runtime.metrics)
                 await errors.abort(context, error)
             finally:
                 watch.close()
@@ -105,14 +106,28 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
     ) -> AsyncGenerator[ResponseT, None]:
         """One generation's events as ``response_type`` messages (Generate's or Session's)."""
         request_id = prepared.engine_request.request_id
-        model = self.runtime.engine.info.model_name
+        info = self.runtime.engine.info
+        model = info.model_name
+        speculation = prepared.engine_request.speculation
+        method = speculation.method.value if speculation is not None else (info.speculative.method or "off")
+        meter = self.runtime.metrics.generation(method)
         log.info("generation_started", prompt_tokens=len(prepared.engine_request.prompt_token_ids))
         async with contextlib.aclosing(self.runtime.runner.run(prepared, ticket, arrival)) as events:
             async for event in events:
                 response = response_type(request_id=request_id)
                 fill(response, event, prepared, model)
-                if isinstance(event, Finished):
+                if isinstance(event, Delta):
+                    meter.delta(len(event.token_ids), time.monotonic())
+                elif isinstance(event, Finished):
                     _log_finished(event)
+                    meter.finished(
+                        reason=event.reason.value,
+                        prompt_tokens=event.prompt_tokens,
+                        completion_tokens=event.completion_tokens,
+                        stats=event.stats,
+                        time_to_first_token_s=event.time_to_first_token_s,
+                        total_s=event.total_s,
+                    )
                 yield response
 
     async def Session(
@@ -131,7 +146,7 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
         try:
             request_id = request_id_of(request.request_id, required=True)
         except errors.ServiceError as error:
-            rejected(error, rpc="Abort")
+            rejected(error, rpc="Abort", metrics=self.runtime.metrics)
             await errors.abort(context, error)
         cancelled = self.runtime.registry.cancel(request_id, CancelCause.CANCELLED)
         log.info("abort", request_id=request_id, cancelled=cancelled)
@@ -240,12 +255,12 @@ class _Session:
             # Checked first, alone, so that a bad id is never echoed back or logged.
             request_id = request_id_of(request.request_id, required=True)
         except errors.ServiceError as error:
-            rejected(error, rpc="Session")
+            rejected(error, rpc="Session", metrics=self._runtime.metrics)
             await self._send_error("", error)
             return
         if request_id in self._tasks:
             duplicate = errors.AlreadyExists(f"request_id {request_id!r} is already in flight on this stream")
-            rejected(duplicate, rpc="Session")
+            rejected(duplicate, rpc="Session", metrics=self._runtime.metrics)
             await self._send_error(request_id, duplicate)
             return
         if self._watch is not None and self._watch.stalled:
@@ -259,9 +274,10 @@ class _Session:
             prepared = await self._servicer.prepare(request, in_session=True)
             ticket = self._runtime.runner.claim(prepared)
         except errors.ServiceError as error:
-            rejected(error, rpc="Session")
+            rejected(error, rpc="Session", metrics=self._runtime.metrics)
             await self._send_error(request_id, error)
             return
+        self._runtime.metrics.admitted("Session")
         task = asyncio.create_task(self._run(prepared, ticket, arrival))
         self._tasks[request_id] = task
         self._tickets[request_id] = ticket
@@ -284,5 +300,5 @@ class _Session:
         except errors.ReaderStalled as error:
             await self._send_error(request_id, error)
         except Exception as error:
-            log_failure(error, rpc="Session")
+            log_failure(error, rpc="Session", metrics=self._runtime.metrics)
             await self._send_error(request_id, error)

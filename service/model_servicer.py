@@ -77,7 +77,7 @@ class ModelServicer(model_pb2_grpc.ModelServiceServicer):
                 input_bytes(request), tokenize_request, request, self._runtime.engine.tokenizer, limits
             )
         except errors.ServiceError as error:
-            rejected(error, rpc="Tokenize")
+            rejected(error, rpc="Tokenize", metrics=self._runtime.metrics)
             await errors.abort(context, error)
         return model_pb2.TokenizeResponse(token_ids=prompt.token_ids, rendered_prompt=prompt.rendered)
 
@@ -97,6 +97,6 @@ class ModelServicer(model_pb2_grpc.ModelServiceServicer):
                 skip_special_tokens=not request.keep_special_tokens,
             )
         except errors.ServiceError as error:
-            rejected(error, rpc="Detokenize")
+            rejected(error, rpc="Detokenize", metrics=self._runtime.metrics)
             await errors.abort(context, error)
         return model_pb2.DetokenizeResponse(text=text)

@@ -14,6 +14,7 @@ import structlog
 from engines.contract import EngineOverloaded
 from service.errors import InvalidArgument, ServiceError, clip
 from service.logs import RateLimiter
+from service.metrics import MetricsSink
 
 log = structlog.get_logger(__name__)
 
@@ -22,8 +23,9 @@ WINDOW_S = 10.0
 _limiter = RateLimiter(burst=BURST, window_s=WINDOW_S)
 
 
-def rejected(error: ServiceError, *, rpc: str) -> None:
-    """Log a refused call at info, rate-limited per (rpc, reason)."""
+def rejected(error: ServiceError, *, rpc: str, metrics: MetricsSink) -> None:
+    """Count a refused call, and log it at info, rate-limited per (rpc, reason)."""
+    metrics.rejected(rpc, error.reason)
     held_back = _limiter.allow(f"{rpc}:{error.reason}")
     if held_back is None:
         return
@@ -38,11 +40,12 @@ def rejected(error: ServiceError, *, rpc: str) -> None:
     log.info("request_rejected", **fields)
 
 
-def log_failure(error: BaseException, *, rpc: str = "") -> None:
+def log_failure(error: BaseException, *, rpc: str, metrics: MetricsSink) -> None:
     """A call ended by ``error`` after it was accepted: a rejection, or a failure with its traceback."""
     if isinstance(error, ServiceError):
-        rejected(error, rpc=rpc or "generation")
+        rejected(error, rpc=rpc, metrics=metrics)
     elif isinstance(error, EngineOverloaded):
+        metrics.rejected(rpc, "ENGINE_QUEUE_FULL")
         held_back = _limiter.allow(f"{rpc}:ENGINE_QUEUE_FULL")
         if held_back is not None:
             log.info("request_rejected", rpc=rpc, code="RESOURCE_EXHAUSTED", reason="ENGINE_QUEUE_FULL")

@@ -10,6 +10,7 @@ from engines.contract import Engine, EngineInfo, SpeculationMethod
 from service.drain import OpenStreams
 from service.errors import Unavailable
 from service.generation import GenerationRunner
+from service.metrics import MetricsSink, NoMetrics, Snapshot
 from service.offload import Offload
 from service.registry import RequestRegistry
 from service.validation import Limits
@@ -34,9 +35,10 @@ class RuntimeSettings:
 class Runtime:
     """Owned by the event loop; servicers call ``require_serving`` before using the engine."""
 
-    def __init__(self, engine: Engine, settings: RuntimeSettings) -> None:
+    def __init__(self, engine: Engine, settings: RuntimeSettings, metrics: MetricsSink | None = None) -> None:
         self.engine = engine
         self.settings = settings
+        self.metrics: MetricsSink = metrics if metrics is not None else NoMetrics()
         self.registry = RequestRegistry(engine.cancel)
         self.runner = GenerationRunner(engine, self.registry)
         self.offload = Offload()
@@ -61,6 +63,20 @@ class Runtime:
         )
         if self.phase is Phase.LOADING:  # a drain that began while loading stays a drain
             self.phase = Phase.SERVING
+
+    def snapshot(self) -> Snapshot:
+        """The metrics' gauges now (call on the event loop)."""
+        serving = self.phase is Phase.SERVING
+        load = self.engine.load() if serving else None
+        return Snapshot(
+            in_flight=len(self.registry),
+            waiting=load.waiting_requests if load is not None else 0,
+            active=load.active_requests if load is not None else 0,
+            slots=self.engine.info.max_batch_size if serving else 0,
+            kv_cache_bytes_used=load.kv_cache_bytes_used if load is not None else 0,
+            kv_cache_bytes_capacity=load.kv_cache_bytes_capacity if load is not None else 0,
+            serving=serving,
+        )
 
     def draining(self) -> Unavailable:
         """What new work is refused with while the server drains."""

@@ -25,6 +25,8 @@ from service.config import ServeConfig
 from service.decoding import DecodeGuardInterceptor
 from service.drain import drain
 from service.generation_servicer import GenerationServicer
+from service.metrics import Metrics
+from service.metrics_interceptor import MetricsInterceptor
 from service.model_servicer import ModelServicer
 from service.reflection import enable_reflection
 from service.runtime import Phase, Runtime, RuntimeSettings
@@ -52,16 +54,21 @@ class TokenwireServer:
         self._engine = engine
         self._security = load_listener_security(config)
         self._policy = load_policy(config, os.environ if environ is None else environ)
+        self.metrics = Metrics() if config.metrics_port is not None else None
         self.runtime = Runtime(
             engine,
             RuntimeSettings(
                 default_max_tokens=config.default_max_tokens,
                 stall_timeout_s=config.stall_timeout_s or None,
             ),
+            self.metrics,
         )
-        # Token checks first: a refused caller's bytes are never decoded.
+        # Calls are counted first (refused ones too); token checks next: a refused caller's
+        # bytes are never decoded.
+        counted = [MetricsInterceptor(self.metrics)] if self.metrics is not None else []
         auth = [TokenAuthInterceptor(self._policy)] if self._policy is not None else []
-        self._server = aio.server(interceptors=[*auth, DecodeGuardInterceptor()])
+        self._server = aio.server(interceptors=[*counted, *auth, DecodeGuardInterceptor()])
+        self.metrics_port: int | None = None
         self._health = health.aio.HealthServicer()
         self._loading: asyncio.Task[None] | None = None
         self.port = 0
@@ -84,6 +91,10 @@ class TokenwireServer:
         if self.port == 0:
             raise OSError(f"could not bind {address}")
         await self._server.start()
+        if self.metrics is not None and self._config.metrics_port is not None:
+            self.metrics.watch(self.runtime.snapshot, asyncio.get_running_loop())
+            self.metrics_port = self.metrics.serve(self._config.host, self._config.metrics_port)
+            log.info("metrics_listening", host=self._config.host, port=self.metrics_port, path="/metrics")
         log.info(
             "server_listening",
             host=self._config.host,
@@ -154,4 +165,6 @@ class TokenwireServer:
         await self._server.stop(FINAL_GRACE_S)
         await self._engine.shutdown()
         self.runtime.offload.shutdown()
+        if self.metrics is not None:
+            self.metrics.close()
         log.info("server_stopped")

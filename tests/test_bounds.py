@@ -19,6 +19,7 @@ from tokenwire.v1 import generation_pb2, model_pb2
 
 from engines.native.tokenizer import NativeTokenizer
 from service import errors
+from service.metrics import Metrics, NoMetrics
 from service.offload import Offload, PrepareQueueFull
 from service.rejections import BURST, log_failure, rejected
 from service.validation import MAX_CHAT_MESSAGES
@@ -156,11 +157,17 @@ async def test_the_offload_queue_is_bounded() -> None:
 
 def test_rejections_are_logged_once_each_and_rate_limited() -> None:
     error = errors.InvalidArgument([errors.FieldViolation("text", "must not be empty")])
+    metrics = Metrics(process_collectors=False)
     with structlog.testing.capture_logs() as logs:
         for _ in range(BURST + 15):
-            rejected(error, rpc="TestRejections")
+            rejected(error, rpc="TestRejections", metrics=metrics)
     assert len(logs) == BURST
     assert logs[0]["log_level"] == "info" and logs[0]["first_violation"] == "text"
+    # The logs are rate-limited; the count is not.
+    counted = metrics.registry.get_sample_value(
+        "tokenwire_requests_rejected_total", {"rpc": "TestRejections", "reason": "INVALID_ARGUMENT"}
+    )
+    assert counted == BURST + 15
 
 
 def test_internal_failures_are_logged_with_their_traceback() -> None:
@@ -169,7 +176,7 @@ def test_internal_failures_are_logged_with_their_traceback() -> None:
     except RuntimeError as error:
         failure = error
     with structlog.testing.capture_logs() as logs:
-        log_failure(failure, rpc="Generate")
+        log_failure(failure, rpc="Generate", metrics=NoMetrics())
     assert logs[0]["log_level"] == "error" and logs[0]["exc_info"] is failure
 
 

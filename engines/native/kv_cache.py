@@ -152,6 +152,7 @@ class SlotAllocator:
         self._budget = budget_positions
         self._page = page_positions
         self._reserved: dict[int, int] = {}
+        self._reserved_total = 0  # sum of _reserved: one int, safe to read from another thread
 
     @property
     def free_count(self) -> int:
@@ -160,8 +161,12 @@ class SlotAllocator:
 
     @property
     def reserved_positions(self) -> int:
-        """Positions reserved by the slots in use."""
-        return sum(self._reserved.values())
+        """Positions reserved by the slots in use (any thread may read it)."""
+        return self._reserved_total
+
+    @property
+    def budget_positions(self) -> int | None:
+        return self._budget
 
     def take(self, positions: int = 0) -> int | None:
         """Reserve a slot able to reach ``positions``; None when no slot or not enough budget is free."""
@@ -176,9 +181,10 @@ class SlotAllocator:
         self._free.sort()
         slot = self._free.pop(0)
         self._reserved[slot] = needed
+        self._reserved_total += needed
         return slot
 
     def give_back(self, slot: int) -> None:
         """Return ``slot`` for reuse. Its stale contents are masked, never read."""
-        self._reserved.pop(slot, None)
+        self._reserved_total -= self._reserved.pop(slot, 0)
         self._free.append(slot)

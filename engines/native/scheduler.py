@@ -46,6 +46,7 @@ finds the answer too.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import threading
 import time
@@ -175,9 +176,17 @@ class Scheduler:
             self._cond.notify()
 
     def load(self) -> EngineLoad:
-        """Requests holding slots and requests waiting for one."""
+        """Requests holding slots and requests waiting for one, and the KV memory they reserve."""
+        per_position = self._cache.position_bytes()
+        budget = self._slots.budget_positions
+        capacity = budget if budget is not None else self._config.max_batch_size * self._cache.max_seq
         with self._cond:
-            return self._table.load()
+            load = self._table.load()
+        return dataclasses.replace(
+            load,
+            kv_cache_bytes_used=self._slots.reserved_positions * per_position,
+            kv_cache_bytes_capacity=capacity * per_position,
+        )
 
     # Everything below runs on the worker thread.
 

@@ -1,0 +1,348 @@
+"""Prometheus metrics: what a dashboard and an alert need, served on ``--metrics-port``.
+
+One ``Metrics`` per server, each with its own registry (two servers in one
+process never mix their counts). Every label takes values from a fixed set
+(method names of this server, gRPC status codes, rejection reasons, finish
+reasons, speculation methods), never from what a caller sends, so the number
+of series is bounded whatever the traffic.
+
+Counters and histograms are updated on the event loop as events happen (each
+update is a lock and an add). Gauges that describe the engine (queue depth,
+slots, KV memory) are read when Prometheus scrapes: the scrape runs on the
+HTTP server's thread, which asks the event loop for one snapshot (the engine
+and the registry are the loop's), so a scrape never races the servicers.
+
+Without ``--metrics-port`` the server uses ``NoMetrics``: the same calls, doing
+nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Protocol
+from wsgiref.simple_server import WSGIServer
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    start_http_server,
+)
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.gc_collector import GCCollector
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
+from prometheus_client.registry import Collector
+
+from engines.contract import FinishStats
+
+# Buckets, in base units. Latencies span a 1,000 tokens/s engine (1 ms per token)
+# to a loaded CPU one (seconds per step).
+_LATENCY_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+_TOKEN_GAP_S = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
+_DURATION_S = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
+_TOKENS = tuple(float(2**k) for k in range(0, 18))  # 1 .. 131072
+_EVENT_TOKENS = (1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 12.0, 16.0, 32.0, 64.0, 128.0, 256.0)
+
+SNAPSHOT_TIMEOUT_S = 2.0
+"""How long a scrape waits for the event loop's snapshot before leaving the gauges out."""
+
+PER_TOKEN_OBSERVATIONS = 64
+"""Most per-token latency observations one event adds (a lagging reader's event can hold 256)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """The gauges' values, taken on the event loop."""
+
+    in_flight: int
+    waiting: int
+    active: int
+    slots: int
+    kv_cache_bytes_used: int
+    kv_cache_bytes_capacity: int
+    serving: bool
+
+
+class GenerationMeter(Protocol):
+    """Times one generation's events (made by ``MetricsSink.generation``)."""
+
+    def delta(self, tokens: int, now: float) -> None: ...
+
+    def finished(
+        self,
+        *,
+        reason: str,
+        prompt_tokens: int,
+        completion_tokens: int,
+        stats: FinishStats,
+        time_to_first_token_s: float | None,
+        total_s: float,
+    ) -> None: ...
+
+
+class MetricsSink(Protocol):
+    """What the servicers report; ``Metrics`` records it, ``NoMetrics`` drops it."""
+
+    def rpc(self, method: str, code: str) -> None: ...
+
+    def admitted(self, rpc: str) -> None: ...
+
+    def rejected(self, rpc: str, reason: str) -> None: ...
+
+    def generation(self, method: str) -> GenerationMeter: ...
+
+
+class _NoMeter:
+    def delta(self, tokens: int, now: float) -> None:
+        pass
+
+    def finished(
+        self,
+        *,
+        reason: str,
+        prompt_tokens: int,
+        completion_tokens: int,
+        stats: FinishStats,
+        time_to_first_token_s: float | None,
+        total_s: float,
+    ) -> None:
+        pass
+
+
+_NO_METER = _NoMeter()
+
+
+class NoMetrics:
+    """Metrics off: every report is dropped at the cost of a call."""
+
+    def rpc(self, method: str, code: str) -> None:
+        pass
+
+    def admitted(self, rpc: str) -> None:
+        pass
+
+    def rejected(self, rpc: str, reason: str) -> None:
+        pass
+
+    def generation(self, method: str) -> GenerationMeter:
+        return _NO_METER
+
+
+class _Meter:
+    __slots__ = ("_last", "_method", "_metrics")
+
+    def __init__(self, metrics: Metrics, method: str) -> None:
+        self._metrics = metrics
+        self._method = method
+        self._last: float | None = None  # the first event's gap is the time to first token
+
+    def delta(self, tokens: int, now: float) -> None:
+        if tokens <= 0:
+            return
+        m = self._metrics
+        m.tokens_per_event.observe(tokens)
+        if self._last is not None:
+            gap = now - self._last
+            m.inter_event_latency.observe(gap)
+            per_token = gap / tokens
+            for _ in range(min(tokens, PER_TOKEN_OBSERVATIONS)):
+                m.time_per_output_token.observe(per_token)
+        self._last = now
+
+    def finished(
+        self,
+        *,
+        reason: str,
+        prompt_tokens: int,
+        completion_tokens: int,
+        stats: FinishStats,
+        time_to_first_token_s: float | None,
+        total_s: float,
+    ) -> None:
+        m = self._metrics
+        m.finished.labels(reason).inc()
+        m.request_duration.observe(total_s)
+        m.queue_duration.observe(stats.queued_s)
+        if time_to_first_token_s is not None:
+            m.time_to_first_token.observe(time_to_first_token_s)
+        m.request_prompt_tokens.observe(prompt_tokens)
+        m.request_completion_tokens.observe(completion_tokens)
+        m.prompt_tokens.inc(prompt_tokens)
+        m.completion_tokens.inc(completion_tokens)
+        m.cached_prompt_tokens.inc(stats.cached_prompt_tokens)
+        m.decode_steps.inc(stats.decode_steps)
+        if stats.draft_tokens:
+            m.draft_tokens.labels(self._method).inc(stats.draft_tokens)
+            m.accepted_draft_tokens.labels(self._method).inc(stats.accepted_draft_tokens)
+
+
+class _Gauges(Collector):
+    """Engine and server gauges, from one snapshot per scrape."""
+
+    def __init__(self, snapshot: Callable[[], Snapshot | None]) -> None:
+        self._snapshot = snapshot
+
+    def collect(self) -> Iterable[Metric]:
+        taken = self._snapshot()
+        if taken is None:
+            return
+        for name, doc, value in (
+            (
+                "tokenwire_generations_in_flight",
+                "Generations accepted and not yet finished.",
+                taken.in_flight,
+            ),
+            ("tokenwire_engine_queue_depth", "Requests waiting for an engine slot.", taken.waiting),
+            ("tokenwire_engine_active_slots", "Engine slots holding a request.", taken.active),
+            ("tokenwire_engine_slots", "Engine slots (the most requests batched at once).", taken.slots),
+            ("tokenwire_kv_cache_used_bytes", "KV-cache memory held by requests.", taken.kv_cache_bytes_used),
+            ("tokenwire_kv_cache_capacity_bytes", "KV-cache memory budget.", taken.kv_cache_bytes_capacity),
+            (
+                "tokenwire_serving",
+                "1 when the model is loaded and the server accepts work.",
+                int(taken.serving),
+            ),
+        ):
+            yield GaugeMetricFamily(name, doc, value=value)
+
+    def describe(self) -> Iterable[Metric]:
+        return []
+
+
+class Metrics:
+    """The server's metrics in their own registry (``registry``), served by ``serve``."""
+
+    def __init__(self, *, process_collectors: bool = True) -> None:
+        r = self.registry = CollectorRegistry()
+        if process_collectors:
+            ProcessCollector(registry=r)
+            PlatformCollector(registry=r)
+            GCCollector(registry=r)
+
+        def counter(name: str, doc: str, *labels: str) -> Counter:
+            return Counter(name, doc, labels, registry=r)
+
+        def histogram(name: str, doc: str, buckets: tuple[float, ...]) -> Histogram:
+            return Histogram(name, doc, buckets=buckets, registry=r)
+
+        self.rpcs = counter("tokenwire_rpcs", "RPCs finished, by method and status code.", "method", "code")
+        self.admitted_total = counter(
+            "tokenwire_generations_admitted", "Generations accepted (validated, id claimed).", "rpc"
+        )
+        self.rejected_total = counter(
+            "tokenwire_requests_rejected", "Calls or generations refused, by reason.", "rpc", "reason"
+        )
+        self.finished = counter(
+            "tokenwire_generations_finished", "Generations that sent their final event, by reason.", "reason"
+        )
+        self.time_to_first_token = histogram(
+            "tokenwire_time_to_first_token_seconds",
+            "From a generation's arrival to its first token.",
+            _LATENCY_S,
+        )
+        self.inter_event_latency = histogram(
+            "tokenwire_inter_event_latency_seconds",
+            "Between two consecutive token-carrying events of a generation.",
+            _TOKEN_GAP_S,
+        )
+        self.time_per_output_token = histogram(
+            "tokenwire_time_per_output_token_seconds",
+            "An event's gap divided among its tokens (observed once per token).",
+            _TOKEN_GAP_S,
+        )
+        self.request_duration = histogram(
+            "tokenwire_request_duration_seconds",
+            "From a generation's arrival to its final event.",
+            _DURATION_S,
+        )
+        self.queue_duration = histogram(
+            "tokenwire_queue_duration_seconds",
+            "From submission to the engine until its prompt's forward pass began.",
+            _LATENCY_S,
+        )
+        self.request_prompt_tokens = histogram(
+            "tokenwire_request_prompt_tokens", "Prompt tokens per generation.", _TOKENS
+        )
+        self.request_completion_tokens = histogram(
+            "tokenwire_request_completion_tokens", "Completion tokens per generation.", _TOKENS
+        )
+        self.tokens_per_event = histogram(
+            "tokenwire_tokens_per_event", "Tokens carried by one delta event.", _EVENT_TOKENS
+        )
+        self.prompt_tokens = counter("tokenwire_prompt_tokens", "Prompt tokens of finished generations.")
+        self.completion_tokens = counter("tokenwire_completion_tokens", "Tokens generated.")
+        self.cached_prompt_tokens = counter(
+            "tokenwire_prompt_tokens_cached", "Prompt tokens served from the prefix cache."
+        )
+        self.decode_steps = counter(
+            "tokenwire_decode_steps", "Target-model forward passes that produced tokens."
+        )
+        self.draft_tokens = counter(
+            "tokenwire_speculative_draft_tokens", "Draft tokens proposed, by speculation method.", "method"
+        )
+        self.accepted_draft_tokens = counter(
+            "tokenwire_speculative_accepted_tokens", "Draft tokens accepted, by speculation method.", "method"
+        )
+        self._snapshot: Callable[[], Snapshot] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._server: WSGIServer | None = None
+        r.register(_Gauges(self._take_snapshot))
+
+    # --- what the servicers report ----------------------------------------------------
+
+    def rpc(self, method: str, code: str) -> None:
+        self.rpcs.labels(method, code).inc()
+
+    def admitted(self, rpc: str) -> None:
+        self.admitted_total.labels(rpc).inc()
+
+    def rejected(self, rpc: str, reason: str) -> None:
+        self.rejected_total.labels(rpc, reason).inc()
+
+    def generation(self, method: str) -> GenerationMeter:
+        return _Meter(self, method)
+
+    # --- gauges and the endpoint ----------------------------------------------------------
+
+    def watch(self, snapshot: Callable[[], Snapshot], loop: asyncio.AbstractEventLoop) -> None:
+        """Take gauge values from ``snapshot``, run on ``loop`` (the servicers' loop)."""
+        self._snapshot = snapshot
+        self._loop = loop
+
+    def _take_snapshot(self) -> Snapshot | None:
+        snapshot, loop = self._snapshot, self._loop
+        if snapshot is None or loop is None or loop.is_closed():
+            return None
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:  # asked on the loop itself (a test calling generate_latest)
+            return snapshot()
+
+        async def take() -> Snapshot:
+            return snapshot()
+
+        future = asyncio.run_coroutine_threadsafe(take(), loop)
+        try:
+            return future.result(SNAPSHOT_TIMEOUT_S)
+        except (concurrent.futures.TimeoutError, RuntimeError):
+            future.cancel()
+            return None
+
+    def serve(self, host: str, port: int) -> int:
+        """Serve ``/metrics`` over HTTP on its own thread; returns the bound port."""
+        server, _ = start_http_server(port, addr=host, registry=self.registry)
+        self._server = server
+        return int(server.server_port)
+
+    def close(self) -> None:
+        server = self._server
+        self._server = None
+        if server is not None:
+            server.shutdown()
+            server.server_close()

@@ -1,0 +1,102 @@
+"""Counts every RPC by method and final status code (``tokenwire_rpcs_total``).
+
+The outermost interceptor, so that calls refused by the ones inside it (a
+missing token, undecodable bytes) are counted too. It wraps each method's
+behaviour and reads the code the call ended with: the one an abort set, OK for
+a normal end, CANCELLED when the caller went away, UNKNOWN for anything else.
+A method this server does not have is counted once as ``method="unknown"``,
+UNIMPLEMENTED: the label never takes a caller's string.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
+
+import grpc
+from grpc import aio
+
+from service.handlers import Call, Context, Stream, rewrap
+from service.metrics import MetricsSink
+
+RequestT = TypeVar("RequestT")
+ResponseT = TypeVar("ResponseT")
+
+UNKNOWN_METHOD = "unknown"
+
+
+def _ended(context: Context, error: BaseException | None) -> str:
+    if error is None:
+        code = context.code()
+        return "OK" if code is None else _name(code)
+    if isinstance(error, asyncio.CancelledError | GeneratorExit):
+        return "CANCELLED"
+    if isinstance(error, aio.AbortError):
+        code = context.code()
+        return "UNKNOWN" if code is None else _name(code)
+    return "UNKNOWN"
+
+
+def _name(code: object) -> str:
+    if isinstance(code, grpc.StatusCode):
+        return code.name
+    # grpc.aio keeps the integer value of a code set with set_code.
+    for status in grpc.StatusCode:
+        if status.value[0] == code:
+            return status.name
+    return "UNKNOWN"
+
+
+def _counted(
+    handler: grpc.RpcMethodHandler[Any, Any], method: str, sink: MetricsSink
+) -> grpc.RpcMethodHandler[Any, Any]:
+    def wrap_call(behaviour: Call, requests_stream: bool) -> Call:
+        async def counted(request: Any, context: Context) -> Any:
+            error: BaseException | None = None
+            try:
+                return await behaviour(request, context)
+            except BaseException as raised:
+                error = raised
+                raise
+            finally:
+                sink.rpc(method, _ended(context, error))
+
+        return counted
+
+    def wrap_stream(behaviour: Stream, requests_stream: bool) -> Stream:
+        async def counted(request: Any, context: Context) -> AsyncIterator[Any]:
+            error: BaseException | None = None
+            try:
+                async for response in behaviour(request, context):
+                    yield response
+            except BaseException as raised:
+                error = raised
+                raise
+            finally:
+                sink.rpc(method, _ended(context, error))
+
+        return counted
+
+    return rewrap(handler, wrap_call=wrap_call, wrap_stream=wrap_stream)
+
+
+class MetricsInterceptor(aio.ServerInterceptor):
+    """Counts each call of a known method once, with the status it ended with."""
+
+    def __init__(self, sink: MetricsSink) -> None:
+        self._sink = sink
+
+    async def intercept_service(
+        self,
+        continuation: Callable[
+            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[RequestT, ResponseT] | None]
+        ],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[RequestT, ResponseT] | None:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            self._sink.rpc(UNKNOWN_METHOD, "UNIMPLEMENTED")
+            return None
+        method = handler_call_details.method
+        return _counted(handler, method, self._sink)
