@@ -93,6 +93,13 @@ def _optional_port(raw: str) -> int:
     return value
 
 
+def _otlp_endpoint(raw: str) -> str:
+    scheme, _, rest = raw.partition("://")
+    if scheme not in ("http", "https") or not rest or any(c.isspace() for c in raw) or len(raw) > 512:
+        raise ValueError("must be http://host:port or https://host:port")
+    return raw
+
+
 def _seconds(raw: str) -> float:
     value = float(raw)
     if not (value >= 0 and value != float("inf")):
@@ -330,6 +337,14 @@ def _build_parser() -> argparse.ArgumentParser:
     _add(serve, "--default-max-tokens", _positive_int, defaults.default_max_tokens, "max_tokens when unset")
     _add(
         serve,
+        "--otlp-endpoint",
+        _otlp_endpoint,
+        defaults.otlp_endpoint,
+        "export OpenTelemetry traces to this OTLP/gRPC collector (http://host:4317, or https:// for TLS); "
+        "a caller's traceparent becomes the parent of each RPC's span (default: no tracing)",
+    )
+    _add(
+        serve,
         "--metrics-port",
         _optional_port,
         defaults.metrics_port,
@@ -523,6 +538,7 @@ def _serve_config(args: argparse.Namespace) -> ServeConfig:
         default_max_tokens=getattr(args, "default_max_tokens", defaults.default_max_tokens),
         grace_period_s=getattr(args, "grace_period", defaults.grace_period_s),
         metrics_port=getattr(args, "metrics_port", defaults.metrics_port),
+        otlp_endpoint=getattr(args, "otlp_endpoint", defaults.otlp_endpoint),
         stall_timeout_s=getattr(args, "stall_timeout", defaults.stall_timeout_s),
         log_format=getattr(args, "log_format", defaults.log_format),
         log_level=getattr(args, "log_level", defaults.log_level),

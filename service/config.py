@@ -91,6 +91,9 @@ class ServeConfig:
     stall_timeout_s: float = 30.0
     """Seconds a stream's reader may take nothing while output is pending before its generations
     are cancelled and it gets RESOURCE_EXHAUSTED; 0: never."""
+    otlp_endpoint: str | None = None
+    """Export OpenTelemetry traces to this OTLP/gRPC collector (``http://host:4317``; ``https://`` for TLS);
+    None: no tracing."""
     metrics_port: int | None = None
     """Serve Prometheus metrics at ``http://<host>:<port>/metrics`` (None: no metrics; 0: a free port)."""
     log_format: LogFormat = "auto"

@@ -11,16 +11,15 @@ reached, after the ones before it were handled).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import grpc
 from google.protobuf.message import DecodeError
-from grpc import aio
 
 from service.errors import FieldViolation, InvalidArgument, abort, clip
-from service.handlers import Call, Context, Stream, rewrap
+from service.handlers import Call, Context, Stream, WrappingInterceptor, rewrap
 
 RequestT = TypeVar("RequestT")
 ResponseT = TypeVar("ResponseT")
@@ -100,15 +99,8 @@ def _guarded(handler: grpc.RpcMethodHandler[Any, Any]) -> grpc.RpcMethodHandler[
     )
 
 
-class DecodeGuardInterceptor(aio.ServerInterceptor):
+class DecodeGuardInterceptor(WrappingInterceptor):
     """Wraps every method so that undecodable request bytes end the call INVALID_ARGUMENT."""
 
-    async def intercept_service(
-        self,
-        continuation: Callable[
-            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[RequestT, ResponseT] | None]
-        ],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[RequestT, ResponseT] | None:
-        handler = await continuation(handler_call_details)
-        return None if handler is None else _guarded(handler)
+    def wrap(self, handler: grpc.RpcMethodHandler[Any, Any], method: str) -> grpc.RpcMethodHandler[Any, Any]:
+        return _guarded(handler)

@@ -20,6 +20,7 @@ from service.registry import CancelCause, Ticket
 from service.rejections import log_failure, rejected
 from service.runtime import Phase, Runtime
 from service.stall import StallWatch
+from service.tracing import GenerationSpan
 from service.validation import input_bytes, prepare_generation, request_id_of
 from service.wire_events import fill
 
@@ -40,6 +41,18 @@ def _log_finished(event: Finished) -> None:
         ttft_ms=None if event.time_to_first_token_s is None else round(event.time_to_first_token_s * 1e3, 1),
         total_ms=round(event.total_s * 1e3, 1),
     )
+
+
+def _span_attributes(event: Finished, method: str) -> dict[str, str | int | float]:
+    attributes: dict[str, str | int | float] = {
+        "tokenwire.finish_reason": event.reason.value,
+        "tokenwire.completion_tokens": event.completion_tokens,
+        "tokenwire.speculative.method": method,
+        "tokenwire.total_seconds": event.total_s,
+    }
+    if event.time_to_first_token_s is not None:
+        attributes["tokenwire.time_to_first_token_seconds"] = event.time_to_first_token_s
+    return attributes
 
 
 class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
@@ -111,24 +124,37 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
         speculation = prepared.engine_request.speculation
         method = speculation.method.value if speculation is not None else (info.speculative.method or "off")
         meter = self.runtime.metrics.generation(method)
-        log.info("generation_started", prompt_tokens=len(prepared.engine_request.prompt_token_ids))
-        async with contextlib.aclosing(self.runtime.runner.run(prepared, ticket, arrival)) as events:
-            async for event in events:
-                response = response_type(request_id=request_id)
-                fill(response, event, prepared, model)
-                if isinstance(event, Delta):
-                    meter.delta(len(event.token_ids), time.monotonic())
-                elif isinstance(event, Finished):
-                    _log_finished(event)
-                    meter.finished(
-                        reason=event.reason.value,
-                        prompt_tokens=event.prompt_tokens,
-                        completion_tokens=event.completion_tokens,
-                        stats=event.stats,
-                        time_to_first_token_s=event.time_to_first_token_s,
-                        total_s=event.total_s,
-                    )
-                yield response
+        prompt_tokens = len(prepared.engine_request.prompt_token_ids)
+        tracer = self.runtime.tracer
+        span = GenerationSpan(tracer, request_id, prompt_tokens, arrival) if tracer is not None else None
+        log.info("generation_started", prompt_tokens=prompt_tokens)
+        try:
+            async with contextlib.aclosing(self.runtime.runner.run(prepared, ticket, arrival)) as events:
+                async for event in events:
+                    response = response_type(request_id=request_id)
+                    fill(response, event, prepared, model)
+                    if isinstance(event, Delta):
+                        now = time.monotonic()
+                        meter.delta(len(event.token_ids), now)
+                        if span is not None and event.token_ids:
+                            span.first_token(now)
+                    elif isinstance(event, Finished):
+                        _log_finished(event)
+                        meter.finished(
+                            reason=event.reason.value,
+                            prompt_tokens=event.prompt_tokens,
+                            completion_tokens=event.completion_tokens,
+                            stats=event.stats,
+                            time_to_first_token_s=event.time_to_first_token_s,
+                            total_s=event.total_s,
+                        )
+                        if span is not None:
+                            span.finished(_span_attributes(event, method), event.stats, time.monotonic())
+                            span = None
+                    yield response
+        finally:
+            if span is not None:
+                span.abandon(time.monotonic())
 
     async def Session(
         self, request_iterator: AsyncIterator[generation_pb2.SessionRequest], context: SessionContext

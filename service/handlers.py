@@ -11,9 +11,10 @@ for behaviours awaited once (``wrap_call``), one for async generators
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, TypeAlias, cast
+from typing import Any, TypeAlias, TypeVar, cast
 
 import grpc
 from grpc import aio
@@ -56,3 +57,48 @@ def rewrap(
     if inspect.isasyncgenfunction(behaviour):
         return build(wrap_stream(cast(Stream, behaviour), requests_stream), decode, encode)
     return build(wrap_call(cast(Call, behaviour), requests_stream), decode, encode)
+
+
+def final_code(context: Context, error: BaseException | None) -> grpc.StatusCode:
+    """The status a call ended with: an abort's code, OK for a normal end, CANCELLED when the
+    caller went away, UNKNOWN for anything else."""
+    if isinstance(error, asyncio.CancelledError | GeneratorExit):
+        return grpc.StatusCode.CANCELLED
+    if error is not None and not isinstance(error, aio.AbortError):
+        return grpc.StatusCode.UNKNOWN
+    code = context.code()
+    if code is None:
+        return grpc.StatusCode.UNKNOWN if error is not None else grpc.StatusCode.OK
+    if isinstance(code, grpc.StatusCode):
+        return code
+    for status in grpc.StatusCode:  # grpc.aio may keep the integer value of a code
+        if status.value[0] == code:
+            return status
+    return grpc.StatusCode.UNKNOWN
+
+
+RequestT = TypeVar("RequestT")
+ResponseT = TypeVar("ResponseT")
+
+
+class WrappingInterceptor(aio.ServerInterceptor):
+    """An interceptor that rebuilds each known method's handler (``wrap``)."""
+
+    def wrap(self, handler: grpc.RpcMethodHandler[Any, Any], method: str) -> grpc.RpcMethodHandler[Any, Any]:
+        raise NotImplementedError
+
+    def unknown_method(self) -> None:
+        """Called for a method the server does not have (grpc answers UNIMPLEMENTED)."""
+
+    async def intercept_service(
+        self,
+        continuation: Callable[
+            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[RequestT, ResponseT] | None]
+        ],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[RequestT, ResponseT] | None:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            self.unknown_method()
+            return None
+        return self.wrap(handler, handler_call_details.method)

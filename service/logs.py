@@ -9,6 +9,8 @@ from typing import Literal
 
 import structlog
 
+from service.tracing import add_trace_ids
+
 LogFormat = Literal["auto", "json", "console"]
 
 
@@ -20,6 +22,7 @@ def configure(log_format: LogFormat = "auto", level: str = "info") -> None:
     )
     shared: list[structlog.typing.Processor] = [
         structlog.contextvars.merge_contextvars,
+        add_trace_ids,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]

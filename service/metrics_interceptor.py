@@ -10,14 +10,12 @@ UNIMPLEMENTED: the label never takes a caller's string.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any, TypeVar
 
 import grpc
-from grpc import aio
 
-from service.handlers import Call, Context, Stream, rewrap
+from service.handlers import Call, Context, Stream, WrappingInterceptor, final_code, rewrap
 from service.metrics import MetricsSink
 
 RequestT = TypeVar("RequestT")
@@ -27,25 +25,7 @@ UNKNOWN_METHOD = "unknown"
 
 
 def _ended(context: Context, error: BaseException | None) -> str:
-    if error is None:
-        code = context.code()
-        return "OK" if code is None else _name(code)
-    if isinstance(error, asyncio.CancelledError | GeneratorExit):
-        return "CANCELLED"
-    if isinstance(error, aio.AbortError):
-        code = context.code()
-        return "UNKNOWN" if code is None else _name(code)
-    return "UNKNOWN"
-
-
-def _name(code: object) -> str:
-    if isinstance(code, grpc.StatusCode):
-        return code.name
-    # grpc.aio keeps the integer value of a code set with set_code.
-    for status in grpc.StatusCode:
-        if status.value[0] == code:
-            return status.name
-    return "UNKNOWN"
+    return final_code(context, error).name
 
 
 def _counted(
@@ -81,22 +61,14 @@ def _counted(
     return rewrap(handler, wrap_call=wrap_call, wrap_stream=wrap_stream)
 
 
-class MetricsInterceptor(aio.ServerInterceptor):
+class MetricsInterceptor(WrappingInterceptor):
     """Counts each call of a known method once, with the status it ended with."""
 
     def __init__(self, sink: MetricsSink) -> None:
         self._sink = sink
 
-    async def intercept_service(
-        self,
-        continuation: Callable[
-            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[RequestT, ResponseT] | None]
-        ],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[RequestT, ResponseT] | None:
-        handler = await continuation(handler_call_details)
-        if handler is None:
-            self._sink.rpc(UNKNOWN_METHOD, "UNIMPLEMENTED")
-            return None
-        method = handler_call_details.method
+    def wrap(self, handler: grpc.RpcMethodHandler[Any, Any], method: str) -> grpc.RpcMethodHandler[Any, Any]:
         return _counted(handler, method, self._sink)
+
+    def unknown_method(self) -> None:
+        self._sink.rpc(UNKNOWN_METHOD, "UNIMPLEMENTED")

@@ -6,6 +6,8 @@ import enum
 from dataclasses import dataclass
 from typing import assert_never
 
+from opentelemetry.trace import Tracer
+
 from engines.contract import Engine, EngineInfo, SpeculationMethod
 from service.drain import OpenStreams
 from service.errors import Unavailable
@@ -35,10 +37,18 @@ class RuntimeSettings:
 class Runtime:
     """Owned by the event loop; servicers call ``require_serving`` before using the engine."""
 
-    def __init__(self, engine: Engine, settings: RuntimeSettings, metrics: MetricsSink | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        settings: RuntimeSettings,
+        metrics: MetricsSink | None = None,
+        tracer: Tracer | None = None,
+    ) -> None:
         self.engine = engine
         self.settings = settings
         self.metrics: MetricsSink = metrics if metrics is not None else NoMetrics()
+        self.tracer = tracer
+        """Spans for each generation; None: tracing is off."""
         self.registry = RequestRegistry(engine.cancel)
         self.runner = GenerationRunner(engine, self.registry)
         self.offload = Offload()

@@ -11,6 +11,7 @@ then gRPC and the engine stop.
 from __future__ import annotations
 
 import asyncio
+import importlib.metadata
 import os
 from collections.abc import Mapping
 
@@ -31,6 +32,7 @@ from service.model_servicer import ModelServicer
 from service.reflection import enable_reflection
 from service.runtime import Phase, Runtime, RuntimeSettings
 from service.tls import listener_risks, load_listener_security
+from service.tracing import Tracing, TracingInterceptor
 
 log = structlog.get_logger(__name__)
 
@@ -45,16 +47,35 @@ SERVICE_NAMES = (
 )
 
 
+def _version() -> str:
+    try:
+        return importlib.metadata.version("tokenwire")
+    except importlib.metadata.PackageNotFoundError:
+        return ""
+
+
 class TokenwireServer:
     def __init__(
-        self, config: ServeConfig, engine: Engine, *, environ: Mapping[str, str] | None = None
+        self,
+        config: ServeConfig,
+        engine: Engine,
+        *,
+        environ: Mapping[str, str] | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
-        """Raises ``ConfigError`` for unusable TLS or token settings (``environ``: --auth-tokens-env's)."""
+        """Raises ``ConfigError`` for unusable TLS or token settings (``environ``: --auth-tokens-env's).
+
+        ``tracing``: spans go there (a test's in-memory exporter); by default to
+        ``config.otlp_endpoint``, or nowhere.
+        """
         self._config = config
         self._engine = engine
         self._security = load_listener_security(config)
         self._policy = load_policy(config, os.environ if environ is None else environ)
         self.metrics = Metrics() if config.metrics_port is not None else None
+        if tracing is None and config.otlp_endpoint is not None:
+            tracing = Tracing.to_otlp(config.otlp_endpoint, service_version=_version())
+        self.tracing = tracing
         self.runtime = Runtime(
             engine,
             RuntimeSettings(
@@ -62,12 +83,14 @@ class TokenwireServer:
                 stall_timeout_s=config.stall_timeout_s or None,
             ),
             self.metrics,
+            tracing.tracer if tracing is not None else None,
         )
         # Calls are counted first (refused ones too); token checks next: a refused caller's
         # bytes are never decoded.
         counted = [MetricsInterceptor(self.metrics)] if self.metrics is not None else []
+        traced = [TracingInterceptor(tracing)] if tracing is not None else []
         auth = [TokenAuthInterceptor(self._policy)] if self._policy is not None else []
-        self._server = aio.server(interceptors=[*counted, *auth, DecodeGuardInterceptor()])
+        self._server = aio.server(interceptors=[*counted, *traced, *auth, DecodeGuardInterceptor()])
         self.metrics_port: int | None = None
         self._health = health.aio.HealthServicer()
         self._loading: asyncio.Task[None] | None = None
@@ -167,4 +190,6 @@ class TokenwireServer:
         self.runtime.offload.shutdown()
         if self.metrics is not None:
             self.metrics.close()
+        if self.tracing is not None:
+            await asyncio.to_thread(self.tracing.shutdown)  # exports what is pending
         log.info("server_stopped")

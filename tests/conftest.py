@@ -20,6 +20,7 @@ from tokenwire.v1 import generation_pb2_grpc, model_pb2_grpc
 from service.config import ServeConfig
 from service.engine_choice import build_engine
 from service.server import TokenwireServer
+from service.tracing import Tracing
 from tests.stubs import GenerationStub, ModelStub
 from tests.tls_certs import TOKEN_ALL, TOKEN_MODEL_ONLY, TestPki, make_test_pki
 
@@ -33,13 +34,18 @@ class LiveServer:
     loop: asyncio.AbstractEventLoop
 
 
-def serve_in_thread(config: ServeConfig, *, wait_ready: bool = True) -> tuple[LiveServer, threading.Thread]:
-    """Start a server on its own thread and loop; returns once it listens (and, by default, serves)."""
+def serve_in_thread(
+    config: ServeConfig, *, wait_ready: bool = True, tracing: Tracing | None = None
+) -> tuple[LiveServer, threading.Thread]:
+    """Start a server on its own thread and loop; returns once it listens (and, by default, serves).
+
+    ``tracing``: where the server's spans go (default: as ``config`` says).
+    """
     started: concurrent.futures.Future[LiveServer] = concurrent.futures.Future()
     loop = asyncio.new_event_loop()
 
     async def boot() -> None:
-        server = TokenwireServer(config, build_engine(config))
+        server = TokenwireServer(config, build_engine(config), tracing=tracing)
         port = await server.start()
         if wait_ready:
             await server.wait_ready()
