@@ -34,6 +34,7 @@ from tokenwire.v1 import generation_pb2, model_pb2
 from service.config import ConfigError, OpenServiceName, ServeConfig
 from service.errors import PermissionDenied, ServiceError, Unauthenticated, abort
 from service.logs import RateLimiter
+from service.orca import ORCA_SERVICE
 from service.reflection import V1_SERVICE, V1ALPHA_SERVICE
 
 log = structlog.get_logger(__name__)
@@ -69,6 +70,7 @@ SERVICE_RIGHTS: Mapping[str, Right] = {
     health.SERVICE_NAME: Right.HEALTH,
     V1_SERVICE: Right.REFLECTION,
     V1ALPHA_SERVICE: Right.REFLECTION,
+    ORCA_SERVICE: Right.MODEL,  # the same load figures as ModelService.GetLoad
 }
 """The right each served service needs; a service not listed needs a valid token and no right."""
 _OPEN_RIGHTS: Mapping[OpenServiceName, Right] = {"health": Right.HEALTH, "reflection": Right.REFLECTION}

@@ -84,7 +84,7 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
         except errors.ServiceError as error:
             rejected(error, rpc="Generate", metrics=self.runtime.metrics)
             await errors.abort(context, error)
-        self.runtime.metrics.admitted("Generate")
+        self.runtime.admitted("Generate")
         request_id = prepared.engine_request.request_id
         peer = context.peer()
         with (
@@ -303,7 +303,7 @@ class _Session:
             rejected(error, rpc="Session", metrics=self._runtime.metrics)
             await self._send_error(request_id, error)
             return
-        self._runtime.metrics.admitted("Session")
+        self._runtime.admitted("Session")
         task = asyncio.create_task(self._run(prepared, ticket, arrival))
         self._tasks[request_id] = task
         self._tickets[request_id] = ticket

@@ -2,14 +2,39 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+
 from grpc import aio
 from tokenwire.v1 import model_pb2, model_pb2_grpc
 
 from engines.contract import OPTIONAL_REQUEST_FIELDS
 from service import errors
+from service.orca import LoadFigures, clamp_interval
 from service.rejections import rejected
 from service.runtime import Runtime
 from service.validation import detokenize_ids, input_bytes, tokenize_request
+
+
+def _load_message(figures: LoadFigures) -> model_pb2.GetLoadResponse:
+    return model_pb2.GetLoadResponse(
+        active_requests=figures.active,
+        waiting_requests=figures.waiting,
+        in_flight_requests=figures.in_flight,
+        slots=figures.slots,
+        kv_cache_utilization=figures.kv_cache_utilization,
+        cpu_utilization=figures.cpu_utilization,
+        requests_per_second=figures.requests_per_second,
+    )
+
+
+def _interval(request: model_pb2.WatchLoadRequest) -> float:
+    if not request.HasField("interval"):
+        return clamp_interval(0.0)
+    interval = request.interval
+    if interval.seconds < 0 or interval.nanos < 0 or interval.nanos > 999_999_999:
+        raise errors.InvalidArgument([errors.FieldViolation("interval", "must be a positive duration")])
+    return clamp_interval(interval.seconds + interval.nanos / 1e9)
 
 
 class ModelServicer(model_pb2_grpc.ModelServiceServicer):
@@ -59,12 +84,26 @@ class ModelServicer(model_pb2_grpc.ModelServiceServicer):
             self._runtime.require_serving()
         except errors.ServiceError as error:
             await errors.abort(context, error)
-        load = self._runtime.engine.load()
-        return model_pb2.GetLoadResponse(
-            active_requests=load.active_requests,
-            waiting_requests=load.waiting_requests,
-            in_flight_requests=len(self._runtime.registry),
-        )
+        return _load_message(self._runtime.load.figures())
+
+    async def WatchLoad(
+        self,
+        request: model_pb2.WatchLoadRequest,
+        context: aio.ServicerContext[model_pb2.WatchLoadRequest, model_pb2.WatchLoadResponse],
+    ) -> AsyncIterator[model_pb2.WatchLoadResponse]:
+        try:
+            self._runtime.require_serving()
+            interval = _interval(request)
+        except errors.ServiceError as error:
+            rejected(error, rpc="WatchLoad", metrics=self._runtime.metrics)
+            await errors.abort(context, error)
+        closing = self._runtime.streams.closing
+        while not closing.is_set():
+            yield model_pb2.WatchLoadResponse(load=_load_message(self._runtime.load.figures()))
+            try:
+                await asyncio.wait_for(closing.wait(), interval)
+            except TimeoutError:
+                continue
 
     async def Tokenize(
         self,

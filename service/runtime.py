@@ -14,6 +14,7 @@ from service.errors import Unavailable
 from service.generation import GenerationRunner
 from service.metrics import MetricsSink, NoMetrics, Snapshot
 from service.offload import Offload
+from service.orca import LoadTracker
 from service.registry import RequestRegistry
 from service.validation import Limits
 
@@ -49,6 +50,7 @@ class Runtime:
         self.metrics: MetricsSink = metrics if metrics is not None else NoMetrics()
         self.tracer = tracer
         """Spans for each generation; None: tracing is off."""
+        self.load = LoadTracker(self.snapshot)
         self.registry = RequestRegistry(engine.cancel)
         self.runner = GenerationRunner(engine, self.registry)
         self.offload = Offload()
@@ -73,6 +75,11 @@ class Runtime:
         )
         if self.phase is Phase.LOADING:  # a drain that began while loading stays a drain
             self.phase = Phase.SERVING
+
+    def admitted(self, rpc: str) -> None:
+        """A generation was accepted on ``rpc``: counted for the metrics and the load reports."""
+        self.metrics.admitted(rpc)
+        self.load.admitted()
 
     def snapshot(self) -> Snapshot:
         """The metrics' gauges now (call on the event loop)."""

@@ -29,6 +29,7 @@ from service.generation_servicer import GenerationServicer
 from service.metrics import Metrics
 from service.metrics_interceptor import MetricsInterceptor
 from service.model_servicer import ModelServicer
+from service.orca import OrcaService, OrcaTrailerInterceptor
 from service.reflection import enable_reflection
 from service.runtime import Phase, Runtime, RuntimeSettings
 from service.tls import listener_risks, load_listener_security
@@ -90,7 +91,9 @@ class TokenwireServer:
         counted = [MetricsInterceptor(self.metrics)] if self.metrics is not None else []
         traced = [TracingInterceptor(tracing)] if tracing is not None else []
         auth = [TokenAuthInterceptor(self._policy)] if self._policy is not None else []
-        self._server = aio.server(interceptors=[*counted, *traced, *auth, DecodeGuardInterceptor()])
+        # Inside auth: a refused caller learns nothing about the load.
+        orca = OrcaTrailerInterceptor(self.runtime.load.figures)
+        self._server = aio.server(interceptors=[*counted, *traced, *auth, orca, DecodeGuardInterceptor()])
         self.metrics_port: int | None = None
         self._health = health.aio.HealthServicer()
         self._loading: asyncio.Task[None] | None = None
@@ -103,6 +106,8 @@ class TokenwireServer:
         )
         model_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(self.runtime), self._server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
+        orca = OrcaService(self.runtime.load.figures, self.runtime.streams.closing)
+        self._server.add_generic_rpc_handlers((orca.handler(),))
         enable_reflection(self._server, (*SERVICE_NAMES, health.SERVICE_NAME))
         await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
         address = f"{self._config.host}:{self._config.port}"

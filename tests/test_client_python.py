@@ -375,6 +375,13 @@ class ScriptedModel(model_pb2_grpc.ModelServiceServicer):
     ) -> model_pb2.GetLoadResponse:
         return model_pb2.GetLoadResponse()
 
+    async def WatchLoad(
+        self,
+        request: model_pb2.WatchLoadRequest,
+        context: aio.ServicerContext[model_pb2.WatchLoadRequest, model_pb2.WatchLoadResponse],
+    ) -> AsyncIterator[model_pb2.WatchLoadResponse]:
+        yield model_pb2.WatchLoadResponse()
+
     async def Tokenize(
         self,
         request: model_pb2.TokenizeRequest,

@@ -595,7 +595,7 @@ pub struct SpeculativeConfig {
 pub struct GetLoadRequest {
 }
 /// The engine's current occupancy.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+#[derive(Clone, Copy, PartialEq, ::prost::Message)]
 pub struct GetLoadResponse {
     /// Generations holding a batch slot (processing the prompt or decoding).
     #[prost(uint32, tag="1")]
@@ -606,6 +606,34 @@ pub struct GetLoadResponse {
     /// Generations in flight on this server, from arrival to final event.
     #[prost(uint32, tag="3")]
     pub in_flight_requests: u32,
+    /// Batch slots in all (the most generations the engine runs at once).
+    #[prost(uint32, tag="4")]
+    pub slots: u32,
+    /// KV-cache memory reserved by generations, as a share of its budget (0 to
+    /// 1; 0 where the engine does not report it).
+    #[prost(double, tag="5")]
+    pub kv_cache_utilization: f64,
+    /// CPU time this server process used per second of wall time, divided by
+    /// the CPUs it may run on (0 to 1), over the last few seconds.
+    #[prost(double, tag="6")]
+    pub cpu_utilization: f64,
+    /// Generations admitted per second over the last 10 seconds.
+    #[prost(double, tag="7")]
+    pub requests_per_second: f64,
+}
+/// Request for WatchLoad.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct WatchLoadRequest {
+    /// Time between two messages; unset: 1 second. Clamped to \[0.1 s, 60 s\].
+    #[prost(message, optional, tag="1")]
+    pub interval: ::core::option::Option<::prost_types::Duration>,
+}
+/// One load message of WatchLoad.
+#[derive(Clone, Copy, PartialEq, ::prost::Message)]
+pub struct WatchLoadResponse {
+    /// The figures GetLoad would return now.
+    #[prost(message, optional, tag="1")]
+    pub load: ::core::option::Option<GetLoadResponse>,
 }
 /// Request for Tokenize.
 #[derive(Clone, PartialEq, ::prost::Message)]

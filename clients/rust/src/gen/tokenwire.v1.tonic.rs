@@ -300,6 +300,30 @@ pub mod model_service_client {
                 .insert(GrpcMethod::new("tokenwire.v1.ModelService", "GetLoad"));
             self.inner.unary(req, path, codec).await
         }
+        pub async fn watch_load(
+            &mut self,
+            request: impl tonic::IntoRequest<super::WatchLoadRequest>,
+        ) -> std::result::Result<
+            tonic::Response<tonic::codec::Streaming<super::WatchLoadResponse>>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/tokenwire.v1.ModelService/WatchLoad",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("tokenwire.v1.ModelService", "WatchLoad"));
+            self.inner.server_streaming(req, path, codec).await
+        }
         pub async fn tokenize(
             &mut self,
             request: impl tonic::IntoRequest<super::TokenizeRequest>,

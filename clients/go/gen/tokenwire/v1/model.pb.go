@@ -9,6 +9,7 @@ package tokenwirev1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -398,8 +399,18 @@ type GetLoadResponse struct {
 	WaitingRequests uint32 `protobuf:"varint,2,opt,name=waiting_requests,json=waitingRequests,proto3" json:"waiting_requests,omitempty"`
 	// Generations in flight on this server, from arrival to final event.
 	InFlightRequests uint32 `protobuf:"varint,3,opt,name=in_flight_requests,json=inFlightRequests,proto3" json:"in_flight_requests,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// Batch slots in all (the most generations the engine runs at once).
+	Slots uint32 `protobuf:"varint,4,opt,name=slots,proto3" json:"slots,omitempty"`
+	// KV-cache memory reserved by generations, as a share of its budget (0 to
+	// 1; 0 where the engine does not report it).
+	KvCacheUtilization float64 `protobuf:"fixed64,5,opt,name=kv_cache_utilization,json=kvCacheUtilization,proto3" json:"kv_cache_utilization,omitempty"`
+	// CPU time this server process used per second of wall time, divided by
+	// the CPUs it may run on (0 to 1), over the last few seconds.
+	CpuUtilization float64 `protobuf:"fixed64,6,opt,name=cpu_utilization,json=cpuUtilization,proto3" json:"cpu_utilization,omitempty"`
+	// Generations admitted per second over the last 10 seconds.
+	RequestsPerSecond float64 `protobuf:"fixed64,7,opt,name=requests_per_second,json=requestsPerSecond,proto3" json:"requests_per_second,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *GetLoadResponse) Reset() {
@@ -453,6 +464,126 @@ func (x *GetLoadResponse) GetInFlightRequests() uint32 {
 	return 0
 }
 
+func (x *GetLoadResponse) GetSlots() uint32 {
+	if x != nil {
+		return x.Slots
+	}
+	return 0
+}
+
+func (x *GetLoadResponse) GetKvCacheUtilization() float64 {
+	if x != nil {
+		return x.KvCacheUtilization
+	}
+	return 0
+}
+
+func (x *GetLoadResponse) GetCpuUtilization() float64 {
+	if x != nil {
+		return x.CpuUtilization
+	}
+	return 0
+}
+
+func (x *GetLoadResponse) GetRequestsPerSecond() float64 {
+	if x != nil {
+		return x.RequestsPerSecond
+	}
+	return 0
+}
+
+// Request for WatchLoad.
+type WatchLoadRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Time between two messages; unset: 1 second. Clamped to [0.1 s, 60 s].
+	Interval      *durationpb.Duration `protobuf:"bytes,1,opt,name=interval,proto3" json:"interval,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchLoadRequest) Reset() {
+	*x = WatchLoadRequest{}
+	mi := &file_tokenwire_v1_model_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchLoadRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchLoadRequest) ProtoMessage() {}
+
+func (x *WatchLoadRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tokenwire_v1_model_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchLoadRequest.ProtoReflect.Descriptor instead.
+func (*WatchLoadRequest) Descriptor() ([]byte, []int) {
+	return file_tokenwire_v1_model_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *WatchLoadRequest) GetInterval() *durationpb.Duration {
+	if x != nil {
+		return x.Interval
+	}
+	return nil
+}
+
+// One load message of WatchLoad.
+type WatchLoadResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The figures GetLoad would return now.
+	Load          *GetLoadResponse `protobuf:"bytes,1,opt,name=load,proto3" json:"load,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchLoadResponse) Reset() {
+	*x = WatchLoadResponse{}
+	mi := &file_tokenwire_v1_model_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchLoadResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchLoadResponse) ProtoMessage() {}
+
+func (x *WatchLoadResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tokenwire_v1_model_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchLoadResponse.ProtoReflect.Descriptor instead.
+func (*WatchLoadResponse) Descriptor() ([]byte, []int) {
+	return file_tokenwire_v1_model_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *WatchLoadResponse) GetLoad() *GetLoadResponse {
+	if x != nil {
+		return x.Load
+	}
+	return nil
+}
+
 // Request for Tokenize.
 type TokenizeRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -469,7 +600,7 @@ type TokenizeRequest struct {
 
 func (x *TokenizeRequest) Reset() {
 	*x = TokenizeRequest{}
-	mi := &file_tokenwire_v1_model_proto_msgTypes[6]
+	mi := &file_tokenwire_v1_model_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -481,7 +612,7 @@ func (x *TokenizeRequest) String() string {
 func (*TokenizeRequest) ProtoMessage() {}
 
 func (x *TokenizeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenwire_v1_model_proto_msgTypes[6]
+	mi := &file_tokenwire_v1_model_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -494,7 +625,7 @@ func (x *TokenizeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TokenizeRequest.ProtoReflect.Descriptor instead.
 func (*TokenizeRequest) Descriptor() ([]byte, []int) {
-	return file_tokenwire_v1_model_proto_rawDescGZIP(), []int{6}
+	return file_tokenwire_v1_model_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *TokenizeRequest) GetInput() isTokenizeRequest_Input {
@@ -554,7 +685,7 @@ type TokenizeResponse struct {
 
 func (x *TokenizeResponse) Reset() {
 	*x = TokenizeResponse{}
-	mi := &file_tokenwire_v1_model_proto_msgTypes[7]
+	mi := &file_tokenwire_v1_model_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -566,7 +697,7 @@ func (x *TokenizeResponse) String() string {
 func (*TokenizeResponse) ProtoMessage() {}
 
 func (x *TokenizeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenwire_v1_model_proto_msgTypes[7]
+	mi := &file_tokenwire_v1_model_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -579,7 +710,7 @@ func (x *TokenizeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TokenizeResponse.ProtoReflect.Descriptor instead.
 func (*TokenizeResponse) Descriptor() ([]byte, []int) {
-	return file_tokenwire_v1_model_proto_rawDescGZIP(), []int{7}
+	return file_tokenwire_v1_model_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *TokenizeResponse) GetTokenIds() []uint32 {
@@ -610,7 +741,7 @@ type DetokenizeRequest struct {
 
 func (x *DetokenizeRequest) Reset() {
 	*x = DetokenizeRequest{}
-	mi := &file_tokenwire_v1_model_proto_msgTypes[8]
+	mi := &file_tokenwire_v1_model_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -622,7 +753,7 @@ func (x *DetokenizeRequest) String() string {
 func (*DetokenizeRequest) ProtoMessage() {}
 
 func (x *DetokenizeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenwire_v1_model_proto_msgTypes[8]
+	mi := &file_tokenwire_v1_model_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -635,7 +766,7 @@ func (x *DetokenizeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DetokenizeRequest.ProtoReflect.Descriptor instead.
 func (*DetokenizeRequest) Descriptor() ([]byte, []int) {
-	return file_tokenwire_v1_model_proto_rawDescGZIP(), []int{8}
+	return file_tokenwire_v1_model_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *DetokenizeRequest) GetTokenIds() []uint32 {
@@ -663,7 +794,7 @@ type DetokenizeResponse struct {
 
 func (x *DetokenizeResponse) Reset() {
 	*x = DetokenizeResponse{}
-	mi := &file_tokenwire_v1_model_proto_msgTypes[9]
+	mi := &file_tokenwire_v1_model_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -675,7 +806,7 @@ func (x *DetokenizeResponse) String() string {
 func (*DetokenizeResponse) ProtoMessage() {}
 
 func (x *DetokenizeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenwire_v1_model_proto_msgTypes[9]
+	mi := &file_tokenwire_v1_model_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -688,7 +819,7 @@ func (x *DetokenizeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DetokenizeResponse.ProtoReflect.Descriptor instead.
 func (*DetokenizeResponse) Descriptor() ([]byte, []int) {
-	return file_tokenwire_v1_model_proto_rawDescGZIP(), []int{9}
+	return file_tokenwire_v1_model_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *DetokenizeResponse) GetText() string {
@@ -702,7 +833,7 @@ var File_tokenwire_v1_model_proto protoreflect.FileDescriptor
 
 const file_tokenwire_v1_model_proto_rawDesc = "" +
 	"\n" +
-	"\x18tokenwire/v1/model.proto\x12\ftokenwire.v1\x1a\x1dtokenwire/v1/generation.proto\"\x15\n" +
+	"\x18tokenwire/v1/model.proto\x12\ftokenwire.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1dtokenwire/v1/generation.proto\"\x15\n" +
 	"\x13GetModelInfoRequest\"\xe7\x03\n" +
 	"\x14GetModelInfoResponse\x12\x14\n" +
 	"\x05model\x18\x01 \x01(\tR\x05model\x12\x16\n" +
@@ -731,11 +862,19 @@ const file_tokenwire_v1_model_proto_rawDesc = "" +
 	"\x11available_methods\x18\x04 \x03(\tR\x10availableMethods\x12\x1f\n" +
 	"\vdraft_model\x18\x05 \x01(\tR\n" +
 	"draftModel\"\x10\n" +
-	"\x0eGetLoadRequest\"\x93\x01\n" +
+	"\x0eGetLoadRequest\"\xb4\x02\n" +
 	"\x0fGetLoadResponse\x12'\n" +
 	"\x0factive_requests\x18\x01 \x01(\rR\x0eactiveRequests\x12)\n" +
 	"\x10waiting_requests\x18\x02 \x01(\rR\x0fwaitingRequests\x12,\n" +
-	"\x12in_flight_requests\x18\x03 \x01(\rR\x10inFlightRequests\"Z\n" +
+	"\x12in_flight_requests\x18\x03 \x01(\rR\x10inFlightRequests\x12\x14\n" +
+	"\x05slots\x18\x04 \x01(\rR\x05slots\x120\n" +
+	"\x14kv_cache_utilization\x18\x05 \x01(\x01R\x12kvCacheUtilization\x12'\n" +
+	"\x0fcpu_utilization\x18\x06 \x01(\x01R\x0ecpuUtilization\x12.\n" +
+	"\x13requests_per_second\x18\a \x01(\x01R\x11requestsPerSecond\"I\n" +
+	"\x10WatchLoadRequest\x125\n" +
+	"\binterval\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\binterval\"F\n" +
+	"\x11WatchLoadResponse\x121\n" +
+	"\x04load\x18\x01 \x01(\v2\x1d.tokenwire.v1.GetLoadResponseR\x04load\"Z\n" +
 	"\x0fTokenizeRequest\x12\x14\n" +
 	"\x04text\x18\x01 \x01(\tH\x00R\x04text\x12(\n" +
 	"\x04chat\x18\x02 \x01(\v2\x12.tokenwire.v1.ChatH\x00R\x04chatB\a\n" +
@@ -747,10 +886,11 @@ const file_tokenwire_v1_model_proto_rawDesc = "" +
 	"\ttoken_ids\x18\x01 \x03(\rR\btokenIds\x12.\n" +
 	"\x13keep_special_tokens\x18\x02 \x01(\bR\x11keepSpecialTokens\"(\n" +
 	"\x12DetokenizeResponse\x12\x12\n" +
-	"\x04text\x18\x01 \x01(\tR\x04text2\xc9\x02\n" +
+	"\x04text\x18\x01 \x01(\tR\x04text2\x99\x03\n" +
 	"\fModelService\x12U\n" +
 	"\fGetModelInfo\x12!.tokenwire.v1.GetModelInfoRequest\x1a\".tokenwire.v1.GetModelInfoResponse\x12F\n" +
-	"\aGetLoad\x12\x1c.tokenwire.v1.GetLoadRequest\x1a\x1d.tokenwire.v1.GetLoadResponse\x12I\n" +
+	"\aGetLoad\x12\x1c.tokenwire.v1.GetLoadRequest\x1a\x1d.tokenwire.v1.GetLoadResponse\x12N\n" +
+	"\tWatchLoad\x12\x1e.tokenwire.v1.WatchLoadRequest\x1a\x1f.tokenwire.v1.WatchLoadResponse0\x01\x12I\n" +
 	"\bTokenize\x12\x1d.tokenwire.v1.TokenizeRequest\x1a\x1e.tokenwire.v1.TokenizeResponse\x12O\n" +
 	"\n" +
 	"Detokenize\x12\x1f.tokenwire.v1.DetokenizeRequest\x1a .tokenwire.v1.DetokenizeResponseb\x06proto3"
@@ -767,7 +907,7 @@ func file_tokenwire_v1_model_proto_rawDescGZIP() []byte {
 	return file_tokenwire_v1_model_proto_rawDescData
 }
 
-var file_tokenwire_v1_model_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_tokenwire_v1_model_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_tokenwire_v1_model_proto_goTypes = []any{
 	(*GetModelInfoRequest)(nil),  // 0: tokenwire.v1.GetModelInfoRequest
 	(*GetModelInfoResponse)(nil), // 1: tokenwire.v1.GetModelInfoResponse
@@ -775,29 +915,36 @@ var file_tokenwire_v1_model_proto_goTypes = []any{
 	(*SpeculativeConfig)(nil),    // 3: tokenwire.v1.SpeculativeConfig
 	(*GetLoadRequest)(nil),       // 4: tokenwire.v1.GetLoadRequest
 	(*GetLoadResponse)(nil),      // 5: tokenwire.v1.GetLoadResponse
-	(*TokenizeRequest)(nil),      // 6: tokenwire.v1.TokenizeRequest
-	(*TokenizeResponse)(nil),     // 7: tokenwire.v1.TokenizeResponse
-	(*DetokenizeRequest)(nil),    // 8: tokenwire.v1.DetokenizeRequest
-	(*DetokenizeResponse)(nil),   // 9: tokenwire.v1.DetokenizeResponse
-	(*Chat)(nil),                 // 10: tokenwire.v1.Chat
+	(*WatchLoadRequest)(nil),     // 6: tokenwire.v1.WatchLoadRequest
+	(*WatchLoadResponse)(nil),    // 7: tokenwire.v1.WatchLoadResponse
+	(*TokenizeRequest)(nil),      // 8: tokenwire.v1.TokenizeRequest
+	(*TokenizeResponse)(nil),     // 9: tokenwire.v1.TokenizeResponse
+	(*DetokenizeRequest)(nil),    // 10: tokenwire.v1.DetokenizeRequest
+	(*DetokenizeResponse)(nil),   // 11: tokenwire.v1.DetokenizeResponse
+	(*durationpb.Duration)(nil),  // 12: google.protobuf.Duration
+	(*Chat)(nil),                 // 13: tokenwire.v1.Chat
 }
 var file_tokenwire_v1_model_proto_depIdxs = []int32{
 	3,  // 0: tokenwire.v1.GetModelInfoResponse.speculative:type_name -> tokenwire.v1.SpeculativeConfig
 	2,  // 1: tokenwire.v1.GetModelInfoResponse.unsupported_fields:type_name -> tokenwire.v1.UnsupportedField
-	10, // 2: tokenwire.v1.TokenizeRequest.chat:type_name -> tokenwire.v1.Chat
-	0,  // 3: tokenwire.v1.ModelService.GetModelInfo:input_type -> tokenwire.v1.GetModelInfoRequest
-	4,  // 4: tokenwire.v1.ModelService.GetLoad:input_type -> tokenwire.v1.GetLoadRequest
-	6,  // 5: tokenwire.v1.ModelService.Tokenize:input_type -> tokenwire.v1.TokenizeRequest
-	8,  // 6: tokenwire.v1.ModelService.Detokenize:input_type -> tokenwire.v1.DetokenizeRequest
-	1,  // 7: tokenwire.v1.ModelService.GetModelInfo:output_type -> tokenwire.v1.GetModelInfoResponse
-	5,  // 8: tokenwire.v1.ModelService.GetLoad:output_type -> tokenwire.v1.GetLoadResponse
-	7,  // 9: tokenwire.v1.ModelService.Tokenize:output_type -> tokenwire.v1.TokenizeResponse
-	9,  // 10: tokenwire.v1.ModelService.Detokenize:output_type -> tokenwire.v1.DetokenizeResponse
-	7,  // [7:11] is the sub-list for method output_type
-	3,  // [3:7] is the sub-list for method input_type
-	3,  // [3:3] is the sub-list for extension type_name
-	3,  // [3:3] is the sub-list for extension extendee
-	0,  // [0:3] is the sub-list for field type_name
+	12, // 2: tokenwire.v1.WatchLoadRequest.interval:type_name -> google.protobuf.Duration
+	5,  // 3: tokenwire.v1.WatchLoadResponse.load:type_name -> tokenwire.v1.GetLoadResponse
+	13, // 4: tokenwire.v1.TokenizeRequest.chat:type_name -> tokenwire.v1.Chat
+	0,  // 5: tokenwire.v1.ModelService.GetModelInfo:input_type -> tokenwire.v1.GetModelInfoRequest
+	4,  // 6: tokenwire.v1.ModelService.GetLoad:input_type -> tokenwire.v1.GetLoadRequest
+	6,  // 7: tokenwire.v1.ModelService.WatchLoad:input_type -> tokenwire.v1.WatchLoadRequest
+	8,  // 8: tokenwire.v1.ModelService.Tokenize:input_type -> tokenwire.v1.TokenizeRequest
+	10, // 9: tokenwire.v1.ModelService.Detokenize:input_type -> tokenwire.v1.DetokenizeRequest
+	1,  // 10: tokenwire.v1.ModelService.GetModelInfo:output_type -> tokenwire.v1.GetModelInfoResponse
+	5,  // 11: tokenwire.v1.ModelService.GetLoad:output_type -> tokenwire.v1.GetLoadResponse
+	7,  // 12: tokenwire.v1.ModelService.WatchLoad:output_type -> tokenwire.v1.WatchLoadResponse
+	9,  // 13: tokenwire.v1.ModelService.Tokenize:output_type -> tokenwire.v1.TokenizeResponse
+	11, // 14: tokenwire.v1.ModelService.Detokenize:output_type -> tokenwire.v1.DetokenizeResponse
+	10, // [10:15] is the sub-list for method output_type
+	5,  // [5:10] is the sub-list for method input_type
+	5,  // [5:5] is the sub-list for extension type_name
+	5,  // [5:5] is the sub-list for extension extendee
+	0,  // [0:5] is the sub-list for field type_name
 }
 
 func init() { file_tokenwire_v1_model_proto_init() }
@@ -807,7 +954,7 @@ func file_tokenwire_v1_model_proto_init() {
 	}
 	file_tokenwire_v1_generation_proto_init()
 	file_tokenwire_v1_model_proto_msgTypes[2].OneofWrappers = []any{}
-	file_tokenwire_v1_model_proto_msgTypes[6].OneofWrappers = []any{
+	file_tokenwire_v1_model_proto_msgTypes[8].OneofWrappers = []any{
 		(*TokenizeRequest_Text)(nil),
 		(*TokenizeRequest_Chat)(nil),
 	}
@@ -817,7 +964,7 @@ func file_tokenwire_v1_model_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tokenwire_v1_model_proto_rawDesc), len(file_tokenwire_v1_model_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   10,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

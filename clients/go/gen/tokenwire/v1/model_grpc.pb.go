@@ -21,6 +21,7 @@ const _ = grpc.SupportPackageIsVersion9
 const (
 	ModelService_GetModelInfo_FullMethodName = "/tokenwire.v1.ModelService/GetModelInfo"
 	ModelService_GetLoad_FullMethodName      = "/tokenwire.v1.ModelService/GetLoad"
+	ModelService_WatchLoad_FullMethodName    = "/tokenwire.v1.ModelService/WatchLoad"
 	ModelService_Tokenize_FullMethodName     = "/tokenwire.v1.ModelService/Tokenize"
 	ModelService_Detokenize_FullMethodName   = "/tokenwire.v1.ModelService/Detokenize"
 )
@@ -35,6 +36,12 @@ type ModelServiceClient interface {
 	GetModelInfo(ctx context.Context, in *GetModelInfoRequest, opts ...grpc.CallOption) (*GetModelInfoResponse, error)
 	// Reports the engine's current occupancy.
 	GetLoad(ctx context.Context, in *GetLoadRequest, opts ...grpc.CallOption) (*GetLoadResponse, error)
+	// Streams the same load figures as GetLoad, one message at once and then
+	// one per interval, until the caller cancels or the server drains. The
+	// same numbers are offered in the xDS standard form too:
+	// xds.service.orca.v3.OpenRcaService/StreamCoreMetrics on this server, and
+	// an `endpoint-load-metrics-bin` trailer (an OrcaLoadReport) on each call.
+	WatchLoad(ctx context.Context, in *WatchLoadRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchLoadResponse], error)
 	// Tokenizes text or a chat conversation exactly as a generation request
 	// would.
 	Tokenize(ctx context.Context, in *TokenizeRequest, opts ...grpc.CallOption) (*TokenizeResponse, error)
@@ -70,6 +77,25 @@ func (c *modelServiceClient) GetLoad(ctx context.Context, in *GetLoadRequest, op
 	return out, nil
 }
 
+func (c *modelServiceClient) WatchLoad(ctx context.Context, in *WatchLoadRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchLoadResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &ModelService_ServiceDesc.Streams[0], ModelService_WatchLoad_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[WatchLoadRequest, WatchLoadResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type ModelService_WatchLoadClient = grpc.ServerStreamingClient[WatchLoadResponse]
+
 func (c *modelServiceClient) Tokenize(ctx context.Context, in *TokenizeRequest, opts ...grpc.CallOption) (*TokenizeResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(TokenizeResponse)
@@ -100,6 +126,12 @@ type ModelServiceServer interface {
 	GetModelInfo(context.Context, *GetModelInfoRequest) (*GetModelInfoResponse, error)
 	// Reports the engine's current occupancy.
 	GetLoad(context.Context, *GetLoadRequest) (*GetLoadResponse, error)
+	// Streams the same load figures as GetLoad, one message at once and then
+	// one per interval, until the caller cancels or the server drains. The
+	// same numbers are offered in the xDS standard form too:
+	// xds.service.orca.v3.OpenRcaService/StreamCoreMetrics on this server, and
+	// an `endpoint-load-metrics-bin` trailer (an OrcaLoadReport) on each call.
+	WatchLoad(*WatchLoadRequest, grpc.ServerStreamingServer[WatchLoadResponse]) error
 	// Tokenizes text or a chat conversation exactly as a generation request
 	// would.
 	Tokenize(context.Context, *TokenizeRequest) (*TokenizeResponse, error)
@@ -120,6 +152,9 @@ func (UnimplementedModelServiceServer) GetModelInfo(context.Context, *GetModelIn
 }
 func (UnimplementedModelServiceServer) GetLoad(context.Context, *GetLoadRequest) (*GetLoadResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetLoad not implemented")
+}
+func (UnimplementedModelServiceServer) WatchLoad(*WatchLoadRequest, grpc.ServerStreamingServer[WatchLoadResponse]) error {
+	return status.Error(codes.Unimplemented, "method WatchLoad not implemented")
 }
 func (UnimplementedModelServiceServer) Tokenize(context.Context, *TokenizeRequest) (*TokenizeResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Tokenize not implemented")
@@ -184,6 +219,17 @@ func _ModelService_GetLoad_Handler(srv interface{}, ctx context.Context, dec fun
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ModelService_WatchLoad_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchLoadRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(ModelServiceServer).WatchLoad(m, &grpc.GenericServerStream[WatchLoadRequest, WatchLoadResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type ModelService_WatchLoadServer = grpc.ServerStreamingServer[WatchLoadResponse]
+
 func _ModelService_Tokenize_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(TokenizeRequest)
 	if err := dec(in); err != nil {
@@ -244,6 +290,12 @@ var ModelService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _ModelService_Detokenize_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "WatchLoad",
+			Handler:       _ModelService_WatchLoad_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "tokenwire/v1/model.proto",
 }

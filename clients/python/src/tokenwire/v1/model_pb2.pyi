@@ -5,6 +5,7 @@ isort:skip_file
 
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
+from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import message as _message
 from google.protobuf.internal import containers as _containers
 from tokenwire.v1 import generation_pb2 as _generation_pb2
@@ -223,26 +224,94 @@ class GetLoadResponse(_message.Message):
     ACTIVE_REQUESTS_FIELD_NUMBER: _builtins.int
     WAITING_REQUESTS_FIELD_NUMBER: _builtins.int
     IN_FLIGHT_REQUESTS_FIELD_NUMBER: _builtins.int
+    SLOTS_FIELD_NUMBER: _builtins.int
+    KV_CACHE_UTILIZATION_FIELD_NUMBER: _builtins.int
+    CPU_UTILIZATION_FIELD_NUMBER: _builtins.int
+    REQUESTS_PER_SECOND_FIELD_NUMBER: _builtins.int
     active_requests: _builtins.int
     """Generations holding a batch slot (processing the prompt or decoding)."""
     waiting_requests: _builtins.int
     """Generations accepted but waiting for a slot."""
     in_flight_requests: _builtins.int
     """Generations in flight on this server, from arrival to final event."""
+    slots: _builtins.int
+    """Batch slots in all (the most generations the engine runs at once)."""
+    kv_cache_utilization: _builtins.float
+    """KV-cache memory reserved by generations, as a share of its budget (0 to
+    1; 0 where the engine does not report it).
+    """
+    cpu_utilization: _builtins.float
+    """CPU time this server process used per second of wall time, divided by
+    the CPUs it may run on (0 to 1), over the last few seconds.
+    """
+    requests_per_second: _builtins.float
+    """Generations admitted per second over the last 10 seconds."""
     def __init__(
         self,
         *,
         active_requests: _builtins.int = ...,
         waiting_requests: _builtins.int = ...,
         in_flight_requests: _builtins.int = ...,
+        slots: _builtins.int = ...,
+        kv_cache_utilization: _builtins.float = ...,
+        cpu_utilization: _builtins.float = ...,
+        requests_per_second: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["active_requests", b"active_requests", "in_flight_requests", b"in_flight_requests", "waiting_requests", b"waiting_requests"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["active_requests", b"active_requests", "cpu_utilization", b"cpu_utilization", "in_flight_requests", b"in_flight_requests", "kv_cache_utilization", b"kv_cache_utilization", "requests_per_second", b"requests_per_second", "slots", b"slots", "waiting_requests", b"waiting_requests"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetLoadResponse: _TypeAlias = GetLoadResponse  # noqa: Y015
+
+@_typing.final
+class WatchLoadRequest(_message.Message):
+    """Request for WatchLoad."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INTERVAL_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def interval(self) -> _duration_pb2.Duration:
+        """Time between two messages; unset: 1 second. Clamped to [0.1 s, 60 s]."""
+
+    def __init__(
+        self,
+        *,
+        interval: _duration_pb2.Duration | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["interval", b"interval"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["interval", b"interval"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WatchLoadRequest: _TypeAlias = WatchLoadRequest  # noqa: Y015
+
+@_typing.final
+class WatchLoadResponse(_message.Message):
+    """One load message of WatchLoad."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LOAD_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def load(self) -> Global___GetLoadResponse:
+        """The figures GetLoad would return now."""
+
+    def __init__(
+        self,
+        *,
+        load: Global___GetLoadResponse | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["load", b"load"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["load", b"load"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WatchLoadResponse: _TypeAlias = WatchLoadResponse  # noqa: Y015
 
 @_typing.final
 class TokenizeRequest(_message.Message):

@@ -45,6 +45,11 @@ class ModelServiceStub:
                 request_serializer=tokenwire_dot_v1_dot_model__pb2.GetLoadRequest.SerializeToString,
                 response_deserializer=tokenwire_dot_v1_dot_model__pb2.GetLoadResponse.FromString,
                 _registered_method=True)
+        self.WatchLoad = channel.unary_stream(
+                '/tokenwire.v1.ModelService/WatchLoad',
+                request_serializer=tokenwire_dot_v1_dot_model__pb2.WatchLoadRequest.SerializeToString,
+                response_deserializer=tokenwire_dot_v1_dot_model__pb2.WatchLoadResponse.FromString,
+                _registered_method=True)
         self.Tokenize = channel.unary_unary(
                 '/tokenwire.v1.ModelService/Tokenize',
                 request_serializer=tokenwire_dot_v1_dot_model__pb2.TokenizeRequest.SerializeToString,
@@ -70,6 +75,17 @@ class ModelServiceServicer:
 
     def GetLoad(self, request, context):
         """Reports the engine's current occupancy.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchLoad(self, request, context):
+        """Streams the same load figures as GetLoad, one message at once and then
+        one per interval, until the caller cancels or the server drains. The
+        same numbers are offered in the xDS standard form too:
+        xds.service.orca.v3.OpenRcaService/StreamCoreMetrics on this server, and
+        an `endpoint-load-metrics-bin` trailer (an OrcaLoadReport) on each call.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -102,6 +118,11 @@ def add_ModelServiceServicer_to_server(servicer, server):
                     servicer.GetLoad,
                     request_deserializer=tokenwire_dot_v1_dot_model__pb2.GetLoadRequest.FromString,
                     response_serializer=tokenwire_dot_v1_dot_model__pb2.GetLoadResponse.SerializeToString,
+            ),
+            'WatchLoad': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchLoad,
+                    request_deserializer=tokenwire_dot_v1_dot_model__pb2.WatchLoadRequest.FromString,
+                    response_serializer=tokenwire_dot_v1_dot_model__pb2.WatchLoadResponse.SerializeToString,
             ),
             'Tokenize': grpc.unary_unary_rpc_method_handler(
                     servicer.Tokenize,
@@ -169,6 +190,33 @@ class ModelService:
             '/tokenwire.v1.ModelService/GetLoad',
             tokenwire_dot_v1_dot_model__pb2.GetLoadRequest.SerializeToString,
             tokenwire_dot_v1_dot_model__pb2.GetLoadResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchLoad(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/tokenwire.v1.ModelService/WatchLoad',
+            tokenwire_dot_v1_dot_model__pb2.WatchLoadRequest.SerializeToString,
+            tokenwire_dot_v1_dot_model__pb2.WatchLoadResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -37,6 +37,13 @@ class ModelServiceStub:
     """Describes the model and engine behind this server."""
     GetLoad: _grpc.UnaryUnaryMultiCallable[_model_pb2.GetLoadRequest, _model_pb2.GetLoadResponse]
     """Reports the engine's current occupancy."""
+    WatchLoad: _grpc.UnaryStreamMultiCallable[_model_pb2.WatchLoadRequest, _model_pb2.WatchLoadResponse]
+    """Streams the same load figures as GetLoad, one message at once and then
+    one per interval, until the caller cancels or the server drains. The
+    same numbers are offered in the xDS standard form too:
+    xds.service.orca.v3.OpenRcaService/StreamCoreMetrics on this server, and
+    an `endpoint-load-metrics-bin` trailer (an OrcaLoadReport) on each call.
+    """
     Tokenize: _grpc.UnaryUnaryMultiCallable[_model_pb2.TokenizeRequest, _model_pb2.TokenizeResponse]
     """Tokenizes text or a chat conversation exactly as a generation request
     would.
@@ -53,6 +60,13 @@ class ModelServiceAsyncStub(ModelServiceStub):
     """Describes the model and engine behind this server."""
     GetLoad: _aio.UnaryUnaryMultiCallable[_model_pb2.GetLoadRequest, _model_pb2.GetLoadResponse]  # type: ignore[assignment]
     """Reports the engine's current occupancy."""
+    WatchLoad: _aio.UnaryStreamMultiCallable[_model_pb2.WatchLoadRequest, _model_pb2.WatchLoadResponse]  # type: ignore[assignment]
+    """Streams the same load figures as GetLoad, one message at once and then
+    one per interval, until the caller cancels or the server drains. The
+    same numbers are offered in the xDS standard form too:
+    xds.service.orca.v3.OpenRcaService/StreamCoreMetrics on this server, and
+    an `endpoint-load-metrics-bin` trailer (an OrcaLoadReport) on each call.
+    """
     Tokenize: _aio.UnaryUnaryMultiCallable[_model_pb2.TokenizeRequest, _model_pb2.TokenizeResponse]  # type: ignore[assignment]
     """Tokenizes text or a chat conversation exactly as a generation request
     would.
@@ -78,6 +92,19 @@ class ModelServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_model_pb2.GetLoadResponse, _abc.Awaitable[_model_pb2.GetLoadResponse]]:
         """Reports the engine's current occupancy."""
+
+    @_abc_1.abstractmethod
+    def WatchLoad(
+        self,
+        request: _model_pb2.WatchLoadRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_model_pb2.WatchLoadResponse], _abc.AsyncIterator[_model_pb2.WatchLoadResponse]]:
+        """Streams the same load figures as GetLoad, one message at once and then
+        one per interval, until the caller cancels or the server drains. The
+        same numbers are offered in the xDS standard form too:
+        xds.service.orca.v3.OpenRcaService/StreamCoreMetrics on this server, and
+        an `endpoint-load-metrics-bin` trailer (an OrcaLoadReport) on each call.
+        """
 
     @_abc_1.abstractmethod
     def Tokenize(

@@ -4,6 +4,8 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { Duration } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_duration } from "@bufbuild/protobuf/wkt";
 import type { Chat } from "./generation_pb.js";
 import { file_tokenwire_v1_generation } from "./generation_pb.js";
 import type { Message } from "@bufbuild/protobuf";
@@ -12,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file tokenwire/v1/model.proto.
  */
 export const file_tokenwire_v1_model: GenFile = /*@__PURE__*/
-  fileDesc("Chh0b2tlbndpcmUvdjEvbW9kZWwucHJvdG8SDHRva2Vud2lyZS52MSIVChNHZXRNb2RlbEluZm9SZXF1ZXN0ItECChRHZXRNb2RlbEluZm9SZXNwb25zZRINCgVtb2RlbBgBIAEoCRIOCgZlbmdpbmUYAiABKAkSFgoOY29udGV4dF9sZW5ndGgYAyABKA0SEgoKdm9jYWJfc2l6ZRgEIAEoDRIZChFoYXNfY2hhdF90ZW1wbGF0ZRgFIAEoCBI0CgtzcGVjdWxhdGl2ZRgGIAEoCzIfLnRva2Vud2lyZS52MS5TcGVjdWxhdGl2ZUNvbmZpZxIWCg5tYXhfYmF0Y2hfc2l6ZRgHIAEoDRIaChJkZWZhdWx0X21heF90b2tlbnMYCCABKA0SFQoNZW9zX3Rva2VuX2lkcxgJIAMoDRIWCg5ob25vcmVkX2ZpZWxkcxgKIAMoCRI6ChJ1bnN1cHBvcnRlZF9maWVsZHMYCyADKAsyHi50b2tlbndpcmUudjEuVW5zdXBwb3J0ZWRGaWVsZCJTChBVbnN1cHBvcnRlZEZpZWxkEg0KBWZpZWxkGAEgASgJEg4KBnJlYXNvbhgCIAEoCRIUCgdhbGxvd2VkGAMgASgBSACIAQFCCgoIX2FsbG93ZWQiegoRU3BlY3VsYXRpdmVDb25maWcSDwoHZW5hYmxlZBgBIAEoCBIOCgZtZXRob2QYAiABKAkSFAoMZHJhZnRfbGVuZ3RoGAMgASgNEhkKEWF2YWlsYWJsZV9tZXRob2RzGAQgAygJEhMKC2RyYWZ0X21vZGVsGAUgASgJIhAKDkdldExvYWRSZXF1ZXN0ImAKD0dldExvYWRSZXNwb25zZRIXCg9hY3RpdmVfcmVxdWVzdHMYASABKA0SGAoQd2FpdGluZ19yZXF1ZXN0cxgCIAEoDRIaChJpbl9mbGlnaHRfcmVxdWVzdHMYAyABKA0iTgoPVG9rZW5pemVSZXF1ZXN0Eg4KBHRleHQYASABKAlIABIiCgRjaGF0GAIgASgLMhIudG9rZW53aXJlLnYxLkNoYXRIAEIHCgVpbnB1dCI+ChBUb2tlbml6ZVJlc3BvbnNlEhEKCXRva2VuX2lkcxgBIAMoDRIXCg9yZW5kZXJlZF9wcm9tcHQYAiABKAkiQwoRRGV0b2tlbml6ZVJlcXVlc3QSEQoJdG9rZW5faWRzGAEgAygNEhsKE2tlZXBfc3BlY2lhbF90b2tlbnMYAiABKAgiIgoSRGV0b2tlbml6ZVJlc3BvbnNlEgwKBHRleHQYASABKAkyyQIKDE1vZGVsU2VydmljZRJVCgxHZXRNb2RlbEluZm8SIS50b2tlbndpcmUudjEuR2V0TW9kZWxJbmZvUmVxdWVzdBoiLnRva2Vud2lyZS52MS5HZXRNb2RlbEluZm9SZXNwb25zZRJGCgdHZXRMb2FkEhwudG9rZW53aXJlLnYxLkdldExvYWRSZXF1ZXN0Gh0udG9rZW53aXJlLnYxLkdldExvYWRSZXNwb25zZRJJCghUb2tlbml6ZRIdLnRva2Vud2lyZS52MS5Ub2tlbml6ZVJlcXVlc3QaHi50b2tlbndpcmUudjEuVG9rZW5pemVSZXNwb25zZRJPCgpEZXRva2VuaXplEh8udG9rZW53aXJlLnYxLkRldG9rZW5pemVSZXF1ZXN0GiAudG9rZW53aXJlLnYxLkRldG9rZW5pemVSZXNwb25zZWIGcHJvdG8z", [file_tokenwire_v1_generation]);
+  fileDesc("Chh0b2tlbndpcmUvdjEvbW9kZWwucHJvdG8SDHRva2Vud2lyZS52MSIVChNHZXRNb2RlbEluZm9SZXF1ZXN0ItECChRHZXRNb2RlbEluZm9SZXNwb25zZRINCgVtb2RlbBgBIAEoCRIOCgZlbmdpbmUYAiABKAkSFgoOY29udGV4dF9sZW5ndGgYAyABKA0SEgoKdm9jYWJfc2l6ZRgEIAEoDRIZChFoYXNfY2hhdF90ZW1wbGF0ZRgFIAEoCBI0CgtzcGVjdWxhdGl2ZRgGIAEoCzIfLnRva2Vud2lyZS52MS5TcGVjdWxhdGl2ZUNvbmZpZxIWCg5tYXhfYmF0Y2hfc2l6ZRgHIAEoDRIaChJkZWZhdWx0X21heF90b2tlbnMYCCABKA0SFQoNZW9zX3Rva2VuX2lkcxgJIAMoDRIWCg5ob25vcmVkX2ZpZWxkcxgKIAMoCRI6ChJ1bnN1cHBvcnRlZF9maWVsZHMYCyADKAsyHi50b2tlbndpcmUudjEuVW5zdXBwb3J0ZWRGaWVsZCJTChBVbnN1cHBvcnRlZEZpZWxkEg0KBWZpZWxkGAEgASgJEg4KBnJlYXNvbhgCIAEoCRIUCgdhbGxvd2VkGAMgASgBSACIAQFCCgoIX2FsbG93ZWQiegoRU3BlY3VsYXRpdmVDb25maWcSDwoHZW5hYmxlZBgBIAEoCBIOCgZtZXRob2QYAiABKAkSFAoMZHJhZnRfbGVuZ3RoGAMgASgNEhkKEWF2YWlsYWJsZV9tZXRob2RzGAQgAygJEhMKC2RyYWZ0X21vZGVsGAUgASgJIhAKDkdldExvYWRSZXF1ZXN0IsMBCg9HZXRMb2FkUmVzcG9uc2USFwoPYWN0aXZlX3JlcXVlc3RzGAEgASgNEhgKEHdhaXRpbmdfcmVxdWVzdHMYAiABKA0SGgoSaW5fZmxpZ2h0X3JlcXVlc3RzGAMgASgNEg0KBXNsb3RzGAQgASgNEhwKFGt2X2NhY2hlX3V0aWxpemF0aW9uGAUgASgBEhcKD2NwdV91dGlsaXphdGlvbhgGIAEoARIbChNyZXF1ZXN0c19wZXJfc2Vjb25kGAcgASgBIj8KEFdhdGNoTG9hZFJlcXVlc3QSKwoIaW50ZXJ2YWwYASABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iQAoRV2F0Y2hMb2FkUmVzcG9uc2USKwoEbG9hZBgBIAEoCzIdLnRva2Vud2lyZS52MS5HZXRMb2FkUmVzcG9uc2UiTgoPVG9rZW5pemVSZXF1ZXN0Eg4KBHRleHQYASABKAlIABIiCgRjaGF0GAIgASgLMhIudG9rZW53aXJlLnYxLkNoYXRIAEIHCgVpbnB1dCI+ChBUb2tlbml6ZVJlc3BvbnNlEhEKCXRva2VuX2lkcxgBIAMoDRIXCg9yZW5kZXJlZF9wcm9tcHQYAiABKAkiQwoRRGV0b2tlbml6ZVJlcXVlc3QSEQoJdG9rZW5faWRzGAEgAygNEhsKE2tlZXBfc3BlY2lhbF90b2tlbnMYAiABKAgiIgoSRGV0b2tlbml6ZVJlc3BvbnNlEgwKBHRleHQYASABKAkymQMKDE1vZGVsU2VydmljZRJVCgxHZXRNb2RlbEluZm8SIS50b2tlbndpcmUudjEuR2V0TW9kZWxJbmZvUmVxdWVzdBoiLnRva2Vud2lyZS52MS5HZXRNb2RlbEluZm9SZXNwb25zZRJGCgdHZXRMb2FkEhwudG9rZW53aXJlLnYxLkdldExvYWRSZXF1ZXN0Gh0udG9rZW53aXJlLnYxLkdldExvYWRSZXNwb25zZRJOCglXYXRjaExvYWQSHi50b2tlbndpcmUudjEuV2F0Y2hMb2FkUmVxdWVzdBofLnRva2Vud2lyZS52MS5XYXRjaExvYWRSZXNwb25zZTABEkkKCFRva2VuaXplEh0udG9rZW53aXJlLnYxLlRva2VuaXplUmVxdWVzdBoeLnRva2Vud2lyZS52MS5Ub2tlbml6ZVJlc3BvbnNlEk8KCkRldG9rZW5pemUSHy50b2tlbndpcmUudjEuRGV0b2tlbml6ZVJlcXVlc3QaIC50b2tlbndpcmUudjEuRGV0b2tlbml6ZVJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_duration, file_tokenwire_v1_generation]);
 
 /**
  * Request for GetModelInfo.
@@ -257,6 +259,36 @@ export type GetLoadResponse = Message<"tokenwire.v1.GetLoadResponse"> & {
    * @generated from field: uint32 in_flight_requests = 3;
    */
   inFlightRequests: number;
+
+  /**
+   * Batch slots in all (the most generations the engine runs at once).
+   *
+   * @generated from field: uint32 slots = 4;
+   */
+  slots: number;
+
+  /**
+   * KV-cache memory reserved by generations, as a share of its budget (0 to
+   * 1; 0 where the engine does not report it).
+   *
+   * @generated from field: double kv_cache_utilization = 5;
+   */
+  kvCacheUtilization: number;
+
+  /**
+   * CPU time this server process used per second of wall time, divided by
+   * the CPUs it may run on (0 to 1), over the last few seconds.
+   *
+   * @generated from field: double cpu_utilization = 6;
+   */
+  cpuUtilization: number;
+
+  /**
+   * Generations admitted per second over the last 10 seconds.
+   *
+   * @generated from field: double requests_per_second = 7;
+   */
+  requestsPerSecond: number;
 };
 
 /**
@@ -265,6 +297,48 @@ export type GetLoadResponse = Message<"tokenwire.v1.GetLoadResponse"> & {
  */
 export const GetLoadResponseSchema: GenMessage<GetLoadResponse> = /*@__PURE__*/
   messageDesc(file_tokenwire_v1_model, 5);
+
+/**
+ * Request for WatchLoad.
+ *
+ * @generated from message tokenwire.v1.WatchLoadRequest
+ */
+export type WatchLoadRequest = Message<"tokenwire.v1.WatchLoadRequest"> & {
+  /**
+   * Time between two messages; unset: 1 second. Clamped to [0.1 s, 60 s].
+   *
+   * @generated from field: google.protobuf.Duration interval = 1;
+   */
+  interval?: Duration | undefined;
+};
+
+/**
+ * Describes the message tokenwire.v1.WatchLoadRequest.
+ * Use `create(WatchLoadRequestSchema)` to create a new message.
+ */
+export const WatchLoadRequestSchema: GenMessage<WatchLoadRequest> = /*@__PURE__*/
+  messageDesc(file_tokenwire_v1_model, 6);
+
+/**
+ * One load message of WatchLoad.
+ *
+ * @generated from message tokenwire.v1.WatchLoadResponse
+ */
+export type WatchLoadResponse = Message<"tokenwire.v1.WatchLoadResponse"> & {
+  /**
+   * The figures GetLoad would return now.
+   *
+   * @generated from field: tokenwire.v1.GetLoadResponse load = 1;
+   */
+  load?: GetLoadResponse | undefined;
+};
+
+/**
+ * Describes the message tokenwire.v1.WatchLoadResponse.
+ * Use `create(WatchLoadResponseSchema)` to create a new message.
+ */
+export const WatchLoadResponseSchema: GenMessage<WatchLoadResponse> = /*@__PURE__*/
+  messageDesc(file_tokenwire_v1_model, 7);
 
 /**
  * Request for Tokenize.
@@ -302,7 +376,7 @@ export type TokenizeRequest = Message<"tokenwire.v1.TokenizeRequest"> & {
  * Use `create(TokenizeRequestSchema)` to create a new message.
  */
 export const TokenizeRequestSchema: GenMessage<TokenizeRequest> = /*@__PURE__*/
-  messageDesc(file_tokenwire_v1_model, 6);
+  messageDesc(file_tokenwire_v1_model, 8);
 
 /**
  * Result of Tokenize.
@@ -330,7 +404,7 @@ export type TokenizeResponse = Message<"tokenwire.v1.TokenizeResponse"> & {
  * Use `create(TokenizeResponseSchema)` to create a new message.
  */
 export const TokenizeResponseSchema: GenMessage<TokenizeResponse> = /*@__PURE__*/
-  messageDesc(file_tokenwire_v1_model, 7);
+  messageDesc(file_tokenwire_v1_model, 9);
 
 /**
  * Request for Detokenize.
@@ -359,7 +433,7 @@ export type DetokenizeRequest = Message<"tokenwire.v1.DetokenizeRequest"> & {
  * Use `create(DetokenizeRequestSchema)` to create a new message.
  */
 export const DetokenizeRequestSchema: GenMessage<DetokenizeRequest> = /*@__PURE__*/
-  messageDesc(file_tokenwire_v1_model, 8);
+  messageDesc(file_tokenwire_v1_model, 10);
 
 /**
  * Result of Detokenize.
@@ -380,7 +454,7 @@ export type DetokenizeResponse = Message<"tokenwire.v1.DetokenizeResponse"> & {
  * Use `create(DetokenizeResponseSchema)` to create a new message.
  */
 export const DetokenizeResponseSchema: GenMessage<DetokenizeResponse> = /*@__PURE__*/
-  messageDesc(file_tokenwire_v1_model, 9);
+  messageDesc(file_tokenwire_v1_model, 11);
 
 /**
  * Facts about the served model and engine, and the model's tokenizer.
@@ -407,6 +481,20 @@ export const ModelService: GenService<{
     methodKind: "unary";
     input: typeof GetLoadRequestSchema;
     output: typeof GetLoadResponseSchema;
+  },
+  /**
+   * Streams the same load figures as GetLoad, one message at once and then
+   * one per interval, until the caller cancels or the server drains. The
+   * same numbers are offered in the xDS standard form too:
+   * xds.service.orca.v3.OpenRcaService/StreamCoreMetrics on this server, and
+   * an `endpoint-load-metrics-bin` trailer (an OrcaLoadReport) on each call.
+   *
+   * @generated from rpc tokenwire.v1.ModelService.WatchLoad
+   */
+  watchLoad: {
+    methodKind: "server_streaming";
+    input: typeof WatchLoadRequestSchema;
+    output: typeof WatchLoadResponseSchema;
   },
   /**
    * Tokenizes text or a chat conversation exactly as a generation request

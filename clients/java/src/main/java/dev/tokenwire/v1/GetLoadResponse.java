@@ -97,6 +97,68 @@ private static final long serialVersionUID = 0L;
     return inFlightRequests_;
   }
 
+  public static final int SLOTS_FIELD_NUMBER = 4;
+  private int slots_ = 0;
+  /**
+   * <pre>
+   * Batch slots in all (the most generations the engine runs at once).
+   * </pre>
+   *
+   * <code>uint32 slots = 4 [json_name = "slots"];</code>
+   * @return The slots.
+   */
+  @java.lang.Override
+  public int getSlots() {
+    return slots_;
+  }
+
+  public static final int KV_CACHE_UTILIZATION_FIELD_NUMBER = 5;
+  private double kvCacheUtilization_ = 0D;
+  /**
+   * <pre>
+   * KV-cache memory reserved by generations, as a share of its budget (0 to
+   * 1; 0 where the engine does not report it).
+   * </pre>
+   *
+   * <code>double kv_cache_utilization = 5 [json_name = "kvCacheUtilization"];</code>
+   * @return The kvCacheUtilization.
+   */
+  @java.lang.Override
+  public double getKvCacheUtilization() {
+    return kvCacheUtilization_;
+  }
+
+  public static final int CPU_UTILIZATION_FIELD_NUMBER = 6;
+  private double cpuUtilization_ = 0D;
+  /**
+   * <pre>
+   * CPU time this server process used per second of wall time, divided by
+   * the CPUs it may run on (0 to 1), over the last few seconds.
+   * </pre>
+   *
+   * <code>double cpu_utilization = 6 [json_name = "cpuUtilization"];</code>
+   * @return The cpuUtilization.
+   */
+  @java.lang.Override
+  public double getCpuUtilization() {
+    return cpuUtilization_;
+  }
+
+  public static final int REQUESTS_PER_SECOND_FIELD_NUMBER = 7;
+  private double requestsPerSecond_ = 0D;
+  /**
+   * <pre>
+   * Generations admitted per second over the last 10 seconds.
+   * </pre>
+   *
+   * <code>double requests_per_second = 7 [json_name = "requestsPerSecond"];</code>
+   * @return The requestsPerSecond.
+   */
+  @java.lang.Override
+  public double getRequestsPerSecond() {
+    return requestsPerSecond_;
+  }
+
   private byte memoizedIsInitialized = -1;
   @java.lang.Override
   public final boolean isInitialized() {
@@ -120,6 +182,18 @@ private static final long serialVersionUID = 0L;
     if (inFlightRequests_ != 0) {
       output.writeUInt32(3, inFlightRequests_);
     }
+    if (slots_ != 0) {
+      output.writeUInt32(4, slots_);
+    }
+    if (java.lang.Double.doubleToRawLongBits(kvCacheUtilization_) != 0) {
+      output.writeDouble(5, kvCacheUtilization_);
+    }
+    if (java.lang.Double.doubleToRawLongBits(cpuUtilization_) != 0) {
+      output.writeDouble(6, cpuUtilization_);
+    }
+    if (java.lang.Double.doubleToRawLongBits(requestsPerSecond_) != 0) {
+      output.writeDouble(7, requestsPerSecond_);
+    }
     getUnknownFields().writeTo(output);
   }
   private int computeSerializedSize_0() {
@@ -135,6 +209,22 @@ private static final long serialVersionUID = 0L;
     if (inFlightRequests_ != 0) {
       size += com.google.protobuf.CodedOutputStream
         .computeUInt32Size(3, inFlightRequests_);
+    }
+    if (slots_ != 0) {
+      size += com.google.protobuf.CodedOutputStream
+        .computeUInt32Size(4, slots_);
+    }
+    if (java.lang.Double.doubleToRawLongBits(kvCacheUtilization_) != 0) {
+      size += com.google.protobuf.CodedOutputStream
+        .computeDoubleSize(5, kvCacheUtilization_);
+    }
+    if (java.lang.Double.doubleToRawLongBits(cpuUtilization_) != 0) {
+      size += com.google.protobuf.CodedOutputStream
+        .computeDoubleSize(6, cpuUtilization_);
+    }
+    if (java.lang.Double.doubleToRawLongBits(requestsPerSecond_) != 0) {
+      size += com.google.protobuf.CodedOutputStream
+        .computeDoubleSize(7, requestsPerSecond_);
     }
     return size;
   }
@@ -166,6 +256,17 @@ private static final long serialVersionUID = 0L;
         != other.getWaitingRequests()) return false;
     if (getInFlightRequests()
         != other.getInFlightRequests()) return false;
+    if (getSlots()
+        != other.getSlots()) return false;
+    if (java.lang.Double.doubleToLongBits(getKvCacheUtilization())
+        != java.lang.Double.doubleToLongBits(
+            other.getKvCacheUtilization())) return false;
+    if (java.lang.Double.doubleToLongBits(getCpuUtilization())
+        != java.lang.Double.doubleToLongBits(
+            other.getCpuUtilization())) return false;
+    if (java.lang.Double.doubleToLongBits(getRequestsPerSecond())
+        != java.lang.Double.doubleToLongBits(
+            other.getRequestsPerSecond())) return false;
     if (!getUnknownFields().equals(other.getUnknownFields())) return false;
     return true;
   }
@@ -183,6 +284,17 @@ private static final long serialVersionUID = 0L;
     hash = (53 * hash) + getWaitingRequests();
     hash = (37 * hash) + IN_FLIGHT_REQUESTS_FIELD_NUMBER;
     hash = (53 * hash) + getInFlightRequests();
+    hash = (37 * hash) + SLOTS_FIELD_NUMBER;
+    hash = (53 * hash) + getSlots();
+    hash = (37 * hash) + KV_CACHE_UTILIZATION_FIELD_NUMBER;
+    hash = (53 * hash) + com.google.protobuf.Internal.hashLong(
+        java.lang.Double.doubleToLongBits(getKvCacheUtilization()));
+    hash = (37 * hash) + CPU_UTILIZATION_FIELD_NUMBER;
+    hash = (53 * hash) + com.google.protobuf.Internal.hashLong(
+        java.lang.Double.doubleToLongBits(getCpuUtilization()));
+    hash = (37 * hash) + REQUESTS_PER_SECOND_FIELD_NUMBER;
+    hash = (53 * hash) + com.google.protobuf.Internal.hashLong(
+        java.lang.Double.doubleToLongBits(getRequestsPerSecond()));
     hash = (29 * hash) + getUnknownFields().hashCode();
     memoizedHashCode = hash;
     return hash;
@@ -321,6 +433,10 @@ private static final long serialVersionUID = 0L;
       activeRequests_ = 0;
       waitingRequests_ = 0;
       inFlightRequests_ = 0;
+      slots_ = 0;
+      kvCacheUtilization_ = 0D;
+      cpuUtilization_ = 0D;
+      requestsPerSecond_ = 0D;
       return this;
     }
 
@@ -363,6 +479,18 @@ private static final long serialVersionUID = 0L;
       if (((from_bitField0_ & 0x00000004) != 0)) {
         result.inFlightRequests_ = inFlightRequests_;
       }
+      if (((from_bitField0_ & 0x00000008) != 0)) {
+        result.slots_ = slots_;
+      }
+      if (((from_bitField0_ & 0x00000010) != 0)) {
+        result.kvCacheUtilization_ = kvCacheUtilization_;
+      }
+      if (((from_bitField0_ & 0x00000020) != 0)) {
+        result.cpuUtilization_ = cpuUtilization_;
+      }
+      if (((from_bitField0_ & 0x00000040) != 0)) {
+        result.requestsPerSecond_ = requestsPerSecond_;
+      }
     }
 
     @java.lang.Override
@@ -385,6 +513,18 @@ private static final long serialVersionUID = 0L;
       }
       if (other.getInFlightRequests() != 0) {
         setInFlightRequests(other.getInFlightRequests());
+      }
+      if (other.getSlots() != 0) {
+        setSlots(other.getSlots());
+      }
+      if (java.lang.Double.doubleToRawLongBits(other.getKvCacheUtilization()) != 0) {
+        setKvCacheUtilization(other.getKvCacheUtilization());
+      }
+      if (java.lang.Double.doubleToRawLongBits(other.getCpuUtilization()) != 0) {
+        setCpuUtilization(other.getCpuUtilization());
+      }
+      if (java.lang.Double.doubleToRawLongBits(other.getRequestsPerSecond()) != 0) {
+        setRequestsPerSecond(other.getRequestsPerSecond());
       }
       this.mergeUnknownFields(other.getUnknownFields());
       onChanged();
@@ -427,6 +567,26 @@ private static final long serialVersionUID = 0L;
               bitField0_ |= 0x00000004;
               break;
             } // case 24
+            case 32: {
+              slots_ = input.readUInt32();
+              bitField0_ |= 0x00000008;
+              break;
+            } // case 32
+            case 41: {
+              kvCacheUtilization_ = input.readDouble();
+              bitField0_ |= 0x00000010;
+              break;
+            } // case 41
+            case 49: {
+              cpuUtilization_ = input.readDouble();
+              bitField0_ |= 0x00000020;
+              break;
+            } // case 49
+            case 57: {
+              requestsPerSecond_ = input.readDouble();
+              bitField0_ |= 0x00000040;
+              break;
+            } // case 57
             default: {
               if (!super.parseUnknownField(input, extensionRegistry, tag)) {
                 done = true; // was an endgroup tag
@@ -572,6 +732,188 @@ private static final long serialVersionUID = 0L;
     public Builder clearInFlightRequests() {
       bitField0_ = (bitField0_ & ~0x00000004);
       inFlightRequests_ = 0;
+      onChanged();
+      return this;
+    }
+
+    private int slots_ ;
+    /**
+     * <pre>
+     * Batch slots in all (the most generations the engine runs at once).
+     * </pre>
+     *
+     * <code>uint32 slots = 4 [json_name = "slots"];</code>
+     * @return The slots.
+     */
+    @java.lang.Override
+    public int getSlots() {
+      return slots_;
+    }
+    /**
+     * <pre>
+     * Batch slots in all (the most generations the engine runs at once).
+     * </pre>
+     *
+     * <code>uint32 slots = 4 [json_name = "slots"];</code>
+     * @param value The slots to set.
+     * @return This builder for chaining.
+     */
+    public Builder setSlots(int value) {
+
+      slots_ = value;
+      bitField0_ |= 0x00000008;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * Batch slots in all (the most generations the engine runs at once).
+     * </pre>
+     *
+     * <code>uint32 slots = 4 [json_name = "slots"];</code>
+     * @return This builder for chaining.
+     */
+    public Builder clearSlots() {
+      bitField0_ = (bitField0_ & ~0x00000008);
+      slots_ = 0;
+      onChanged();
+      return this;
+    }
+
+    private double kvCacheUtilization_ ;
+    /**
+     * <pre>
+     * KV-cache memory reserved by generations, as a share of its budget (0 to
+     * 1; 0 where the engine does not report it).
+     * </pre>
+     *
+     * <code>double kv_cache_utilization = 5 [json_name = "kvCacheUtilization"];</code>
+     * @return The kvCacheUtilization.
+     */
+    @java.lang.Override
+    public double getKvCacheUtilization() {
+      return kvCacheUtilization_;
+    }
+    /**
+     * <pre>
+     * KV-cache memory reserved by generations, as a share of its budget (0 to
+     * 1; 0 where the engine does not report it).
+     * </pre>
+     *
+     * <code>double kv_cache_utilization = 5 [json_name = "kvCacheUtilization"];</code>
+     * @param value The kvCacheUtilization to set.
+     * @return This builder for chaining.
+     */
+    public Builder setKvCacheUtilization(double value) {
+
+      kvCacheUtilization_ = value;
+      bitField0_ |= 0x00000010;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * KV-cache memory reserved by generations, as a share of its budget (0 to
+     * 1; 0 where the engine does not report it).
+     * </pre>
+     *
+     * <code>double kv_cache_utilization = 5 [json_name = "kvCacheUtilization"];</code>
+     * @return This builder for chaining.
+     */
+    public Builder clearKvCacheUtilization() {
+      bitField0_ = (bitField0_ & ~0x00000010);
+      kvCacheUtilization_ = 0D;
+      onChanged();
+      return this;
+    }
+
+    private double cpuUtilization_ ;
+    /**
+     * <pre>
+     * CPU time this server process used per second of wall time, divided by
+     * the CPUs it may run on (0 to 1), over the last few seconds.
+     * </pre>
+     *
+     * <code>double cpu_utilization = 6 [json_name = "cpuUtilization"];</code>
+     * @return The cpuUtilization.
+     */
+    @java.lang.Override
+    public double getCpuUtilization() {
+      return cpuUtilization_;
+    }
+    /**
+     * <pre>
+     * CPU time this server process used per second of wall time, divided by
+     * the CPUs it may run on (0 to 1), over the last few seconds.
+     * </pre>
+     *
+     * <code>double cpu_utilization = 6 [json_name = "cpuUtilization"];</code>
+     * @param value The cpuUtilization to set.
+     * @return This builder for chaining.
+     */
+    public Builder setCpuUtilization(double value) {
+
+      cpuUtilization_ = value;
+      bitField0_ |= 0x00000020;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * CPU time this server process used per second of wall time, divided by
+     * the CPUs it may run on (0 to 1), over the last few seconds.
+     * </pre>
+     *
+     * <code>double cpu_utilization = 6 [json_name = "cpuUtilization"];</code>
+     * @return This builder for chaining.
+     */
+    public Builder clearCpuUtilization() {
+      bitField0_ = (bitField0_ & ~0x00000020);
+      cpuUtilization_ = 0D;
+      onChanged();
+      return this;
+    }
+
+    private double requestsPerSecond_ ;
+    /**
+     * <pre>
+     * Generations admitted per second over the last 10 seconds.
+     * </pre>
+     *
+     * <code>double requests_per_second = 7 [json_name = "requestsPerSecond"];</code>
+     * @return The requestsPerSecond.
+     */
+    @java.lang.Override
+    public double getRequestsPerSecond() {
+      return requestsPerSecond_;
+    }
+    /**
+     * <pre>
+     * Generations admitted per second over the last 10 seconds.
+     * </pre>
+     *
+     * <code>double requests_per_second = 7 [json_name = "requestsPerSecond"];</code>
+     * @param value The requestsPerSecond to set.
+     * @return This builder for chaining.
+     */
+    public Builder setRequestsPerSecond(double value) {
+
+      requestsPerSecond_ = value;
+      bitField0_ |= 0x00000040;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * Generations admitted per second over the last 10 seconds.
+     * </pre>
+     *
+     * <code>double requests_per_second = 7 [json_name = "requestsPerSecond"];</code>
+     * @return This builder for chaining.
+     */
+    public Builder clearRequestsPerSecond() {
+      bitField0_ = (bitField0_ & ~0x00000040);
+      requestsPerSecond_ = 0D;
       onChanged();
       return this;
     }

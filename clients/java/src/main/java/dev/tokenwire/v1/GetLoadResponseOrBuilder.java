@@ -39,4 +39,46 @@ public interface GetLoadResponseOrBuilder extends
    * @return The inFlightRequests.
    */
   int getInFlightRequests();
+
+  /**
+   * <pre>
+   * Batch slots in all (the most generations the engine runs at once).
+   * </pre>
+   *
+   * <code>uint32 slots = 4 [json_name = "slots"];</code>
+   * @return The slots.
+   */
+  int getSlots();
+
+  /**
+   * <pre>
+   * KV-cache memory reserved by generations, as a share of its budget (0 to
+   * 1; 0 where the engine does not report it).
+   * </pre>
+   *
+   * <code>double kv_cache_utilization = 5 [json_name = "kvCacheUtilization"];</code>
+   * @return The kvCacheUtilization.
+   */
+  double getKvCacheUtilization();
+
+  /**
+   * <pre>
+   * CPU time this server process used per second of wall time, divided by
+   * the CPUs it may run on (0 to 1), over the last few seconds.
+   * </pre>
+   *
+   * <code>double cpu_utilization = 6 [json_name = "cpuUtilization"];</code>
+   * @return The cpuUtilization.
+   */
+  double getCpuUtilization();
+
+  /**
+   * <pre>
+   * Generations admitted per second over the last 10 seconds.
+   * </pre>
+   *
+   * <code>double requests_per_second = 7 [json_name = "requestsPerSecond"];</code>
+   * @return The requestsPerSecond.
+   */
+  double getRequestsPerSecond();
 }

@@ -57,6 +57,16 @@ public final class ModelProto extends com.google.protobuf.GeneratedFile {
     com.google.protobuf.GeneratedMessage.FieldAccessorTable
       internal_static_tokenwire_v1_GetLoadResponse_fieldAccessorTable;
   static final com.google.protobuf.Descriptors.Descriptor
+    internal_static_tokenwire_v1_WatchLoadRequest_descriptor;
+  static final 
+    com.google.protobuf.GeneratedMessage.FieldAccessorTable
+      internal_static_tokenwire_v1_WatchLoadRequest_fieldAccessorTable;
+  static final com.google.protobuf.Descriptors.Descriptor
+    internal_static_tokenwire_v1_WatchLoadResponse_descriptor;
+  static final 
+    com.google.protobuf.GeneratedMessage.FieldAccessorTable
+      internal_static_tokenwire_v1_WatchLoadResponse_fieldAccessorTable;
+  static final com.google.protobuf.Descriptors.Descriptor
     internal_static_tokenwire_v1_TokenizeRequest_descriptor;
   static final 
     com.google.protobuf.GeneratedMessage.FieldAccessorTable
@@ -86,55 +96,67 @@ public final class ModelProto extends com.google.protobuf.GeneratedFile {
   static {
     java.lang.String[] descriptorData = {
       "\n\030tokenwire/v1/model.proto\022\014tokenwire.v1" +
-      "\032\035tokenwire/v1/generation.proto\"\025\n\023GetMo" +
-      "delInfoRequest\"\347\003\n\024GetModelInfoResponse\022" +
-      "\024\n\005model\030\001 \001(\tR\005model\022\026\n\006engine\030\002 \001(\tR\006e" +
-      "ngine\022%\n\016context_length\030\003 \001(\rR\rcontextLe" +
-      "ngth\022\035\n\nvocab_size\030\004 \001(\rR\tvocabSize\022*\n\021h" +
-      "as_chat_template\030\005 \001(\010R\017hasChatTemplate\022" +
-      "A\n\013speculative\030\006 \001(\0132\037.tokenwire.v1.Spec" +
-      "ulativeConfigR\013speculative\022$\n\016max_batch_" +
-      "size\030\007 \001(\rR\014maxBatchSize\022,\n\022default_max_" +
-      "tokens\030\010 \001(\rR\020defaultMaxTokens\022\"\n\reos_to" +
-      "ken_ids\030\t \003(\rR\013eosTokenIds\022%\n\016honored_fi" +
-      "elds\030\n \003(\tR\rhonoredFields\022M\n\022unsupported" +
-      "_fields\030\013 \003(\0132\036.tokenwire.v1.Unsupported" +
-      "FieldR\021unsupportedFields\"k\n\020UnsupportedF" +
-      "ield\022\024\n\005field\030\001 \001(\tR\005field\022\026\n\006reason\030\002 \001" +
-      "(\tR\006reason\022\035\n\007allowed\030\003 \001(\001H\000R\007allowed\210\001" +
-      "\001B\n\n\010_allowed\"\266\001\n\021SpeculativeConfig\022\030\n\007e" +
-      "nabled\030\001 \001(\010R\007enabled\022\026\n\006method\030\002 \001(\tR\006m" +
-      "ethod\022!\n\014draft_length\030\003 \001(\rR\013draftLength" +
-      "\022+\n\021available_methods\030\004 \003(\tR\020availableMe" +
-      "thods\022\037\n\013draft_model\030\005 \001(\tR\ndraftModel\"\020" +
-      "\n\016GetLoadRequest\"\223\001\n\017GetLoadResponse\022\'\n\017" +
-      "active_requests\030\001 \001(\rR\016activeRequests\022)\n" +
-      "\020waiting_requests\030\002 \001(\rR\017waitingRequests" +
-      "\022,\n\022in_flight_requests\030\003 \001(\rR\020inFlightRe" +
-      "quests\"Z\n\017TokenizeRequest\022\024\n\004text\030\001 \001(\tH" +
-      "\000R\004text\022(\n\004chat\030\002 \001(\0132\022.tokenwire.v1.Cha" +
-      "tH\000R\004chatB\007\n\005input\"X\n\020TokenizeResponse\022\033" +
-      "\n\ttoken_ids\030\001 \003(\rR\010tokenIds\022\'\n\017rendered_" +
-      "prompt\030\002 \001(\tR\016renderedPrompt\"`\n\021Detokeni" +
-      "zeRequest\022\033\n\ttoken_ids\030\001 \003(\rR\010tokenIds\022." +
-      "\n\023keep_special_tokens\030\002 \001(\010R\021keepSpecial" +
-      "Tokens\"(\n\022DetokenizeResponse\022\022\n\004text\030\001 \001" +
-      "(\tR\004text2\311\002\n\014ModelService\022U\n\014GetModelInf" +
-      "o\022!.tokenwire.v1.GetModelInfoRequest\032\".t" +
-      "okenwire.v1.GetModelInfoResponse\022F\n\007GetL" +
-      "oad\022\034.tokenwire.v1.GetLoadRequest\032\035.toke" +
-      "nwire.v1.GetLoadResponse\022I\n\010Tokenize\022\035.t" +
-      "okenwire.v1.TokenizeRequest\032\036.tokenwire." +
-      "v1.TokenizeResponse\022O\n\nDetokenize\022\037.toke" +
-      "nwire.v1.DetokenizeRequest\032 .tokenwire.v" +
-      "1.DetokenizeResponseBo\n\020dev.tokenwire.v1" +
-      "B\nModelProtoP\001\242\002\003TXX\252\002\014Tokenwire.V1\312\002\014To" +
-      "kenwire\\V1\342\002\030Tokenwire\\V1\\GPBMetadata\352\002\r" +
-      "Tokenwire::V1b\006proto3"
+      "\032\036google/protobuf/duration.proto\032\035tokenw" +
+      "ire/v1/generation.proto\"\025\n\023GetModelInfoR" +
+      "equest\"\347\003\n\024GetModelInfoResponse\022\024\n\005model" +
+      "\030\001 \001(\tR\005model\022\026\n\006engine\030\002 \001(\tR\006engine\022%\n" +
+      "\016context_length\030\003 \001(\rR\rcontextLength\022\035\n\n" +
+      "vocab_size\030\004 \001(\rR\tvocabSize\022*\n\021has_chat_" +
+      "template\030\005 \001(\010R\017hasChatTemplate\022A\n\013specu" +
+      "lative\030\006 \001(\0132\037.tokenwire.v1.SpeculativeC" +
+      "onfigR\013speculative\022$\n\016max_batch_size\030\007 \001" +
+      "(\rR\014maxBatchSize\022,\n\022default_max_tokens\030\010" +
+      " \001(\rR\020defaultMaxTokens\022\"\n\reos_token_ids\030" +
+      "\t \003(\rR\013eosTokenIds\022%\n\016honored_fields\030\n \003" +
+      "(\tR\rhonoredFields\022M\n\022unsupported_fields\030" +
+      "\013 \003(\0132\036.tokenwire.v1.UnsupportedFieldR\021u" +
+      "nsupportedFields\"k\n\020UnsupportedField\022\024\n\005" +
+      "field\030\001 \001(\tR\005field\022\026\n\006reason\030\002 \001(\tR\006reas" +
+      "on\022\035\n\007allowed\030\003 \001(\001H\000R\007allowed\210\001\001B\n\n\010_al" +
+      "lowed\"\266\001\n\021SpeculativeConfig\022\030\n\007enabled\030\001" +
+      " \001(\010R\007enabled\022\026\n\006method\030\002 \001(\tR\006method\022!\n" +
+      "\014draft_length\030\003 \001(\rR\013draftLength\022+\n\021avai" +
+      "lable_methods\030\004 \003(\tR\020availableMethods\022\037\n" +
+      "\013draft_model\030\005 \001(\tR\ndraftModel\"\020\n\016GetLoa" +
+      "dRequest\"\264\002\n\017GetLoadResponse\022\'\n\017active_r" +
+      "equests\030\001 \001(\rR\016activeRequests\022)\n\020waiting" +
+      "_requests\030\002 \001(\rR\017waitingRequests\022,\n\022in_f" +
+      "light_requests\030\003 \001(\rR\020inFlightRequests\022\024" +
+      "\n\005slots\030\004 \001(\rR\005slots\0220\n\024kv_cache_utiliza" +
+      "tion\030\005 \001(\001R\022kvCacheUtilization\022\'\n\017cpu_ut" +
+      "ilization\030\006 \001(\001R\016cpuUtilization\022.\n\023reque" +
+      "sts_per_second\030\007 \001(\001R\021requestsPerSecond\"" +
+      "I\n\020WatchLoadRequest\0225\n\010interval\030\001 \001(\0132\031." +
+      "google.protobuf.DurationR\010interval\"F\n\021Wa" +
+      "tchLoadResponse\0221\n\004load\030\001 \001(\0132\035.tokenwir" +
+      "e.v1.GetLoadResponseR\004load\"Z\n\017TokenizeRe" +
+      "quest\022\024\n\004text\030\001 \001(\tH\000R\004text\022(\n\004chat\030\002 \001(" +
+      "\0132\022.tokenwire.v1.ChatH\000R\004chatB\007\n\005input\"X" +
+      "\n\020TokenizeResponse\022\033\n\ttoken_ids\030\001 \003(\rR\010t" +
+      "okenIds\022\'\n\017rendered_prompt\030\002 \001(\tR\016render" +
+      "edPrompt\"`\n\021DetokenizeRequest\022\033\n\ttoken_i" +
+      "ds\030\001 \003(\rR\010tokenIds\022.\n\023keep_special_token" +
+      "s\030\002 \001(\010R\021keepSpecialTokens\"(\n\022Detokenize" +
+      "Response\022\022\n\004text\030\001 \001(\tR\004text2\231\003\n\014ModelSe" +
+      "rvice\022U\n\014GetModelInfo\022!.tokenwire.v1.Get" +
+      "ModelInfoRequest\032\".tokenwire.v1.GetModel" +
+      "InfoResponse\022F\n\007GetLoad\022\034.tokenwire.v1.G" +
+      "etLoadRequest\032\035.tokenwire.v1.GetLoadResp" +
+      "onse\022N\n\tWatchLoad\022\036.tokenwire.v1.WatchLo" +
+      "adRequest\032\037.tokenwire.v1.WatchLoadRespon" +
+      "se0\001\022I\n\010Tokenize\022\035.tokenwire.v1.Tokenize" +
+      "Request\032\036.tokenwire.v1.TokenizeResponse\022" +
+      "O\n\nDetokenize\022\037.tokenwire.v1.DetokenizeR" +
+      "equest\032 .tokenwire.v1.DetokenizeResponse" +
+      "Bo\n\020dev.tokenwire.v1B\nModelProtoP\001\242\002\003TXX" +
+      "\252\002\014Tokenwire.V1\312\002\014Tokenwire\\V1\342\002\030Tokenwi" +
+      "re\\V1\\GPBMetadata\352\002\rTokenwire::V1b\006proto" +
+      "3"
     };
     descriptor = com.google.protobuf.Descriptors.FileDescriptor
       .internalBuildGeneratedFileFrom(descriptorData,
         new com.google.protobuf.Descriptors.FileDescriptor[] {
+          com.google.protobuf.DurationProto.getDescriptor(),
           dev.tokenwire.v1.GenerationProto.getDescriptor(),
         });
     internal_static_tokenwire_v1_GetModelInfoRequest_descriptor =
@@ -172,32 +194,45 @@ public final class ModelProto extends com.google.protobuf.GeneratedFile {
     internal_static_tokenwire_v1_GetLoadResponse_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_tokenwire_v1_GetLoadResponse_descriptor,
-        new java.lang.String[] { "ActiveRequests", "WaitingRequests", "InFlightRequests", });
-    internal_static_tokenwire_v1_TokenizeRequest_descriptor =
+        new java.lang.String[] { "ActiveRequests", "WaitingRequests", "InFlightRequests", "Slots", "KvCacheUtilization", "CpuUtilization", "RequestsPerSecond", });
+    internal_static_tokenwire_v1_WatchLoadRequest_descriptor =
       getDescriptor().getMessageType(6);
+    internal_static_tokenwire_v1_WatchLoadRequest_fieldAccessorTable = new
+      com.google.protobuf.GeneratedMessage.FieldAccessorTable(
+        internal_static_tokenwire_v1_WatchLoadRequest_descriptor,
+        new java.lang.String[] { "Interval", });
+    internal_static_tokenwire_v1_WatchLoadResponse_descriptor =
+      getDescriptor().getMessageType(7);
+    internal_static_tokenwire_v1_WatchLoadResponse_fieldAccessorTable = new
+      com.google.protobuf.GeneratedMessage.FieldAccessorTable(
+        internal_static_tokenwire_v1_WatchLoadResponse_descriptor,
+        new java.lang.String[] { "Load", });
+    internal_static_tokenwire_v1_TokenizeRequest_descriptor =
+      getDescriptor().getMessageType(8);
     internal_static_tokenwire_v1_TokenizeRequest_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_tokenwire_v1_TokenizeRequest_descriptor,
         new java.lang.String[] { "Text", "Chat", "Input", });
     internal_static_tokenwire_v1_TokenizeResponse_descriptor =
-      getDescriptor().getMessageType(7);
+      getDescriptor().getMessageType(9);
     internal_static_tokenwire_v1_TokenizeResponse_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_tokenwire_v1_TokenizeResponse_descriptor,
         new java.lang.String[] { "TokenIds", "RenderedPrompt", });
     internal_static_tokenwire_v1_DetokenizeRequest_descriptor =
-      getDescriptor().getMessageType(8);
+      getDescriptor().getMessageType(10);
     internal_static_tokenwire_v1_DetokenizeRequest_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_tokenwire_v1_DetokenizeRequest_descriptor,
         new java.lang.String[] { "TokenIds", "KeepSpecialTokens", });
     internal_static_tokenwire_v1_DetokenizeResponse_descriptor =
-      getDescriptor().getMessageType(9);
+      getDescriptor().getMessageType(11);
     internal_static_tokenwire_v1_DetokenizeResponse_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_tokenwire_v1_DetokenizeResponse_descriptor,
         new java.lang.String[] { "Text", });
     descriptor.resolveAllFeaturesImmutable();
+    com.google.protobuf.DurationProto.getDescriptor();
     dev.tokenwire.v1.GenerationProto.getDescriptor();
   }
 

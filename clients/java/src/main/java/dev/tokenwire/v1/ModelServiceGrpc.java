@@ -77,6 +77,37 @@ public final class ModelServiceGrpc {
     return getGetLoadMethod;
   }
 
+  private static volatile io.grpc.MethodDescriptor<dev.tokenwire.v1.WatchLoadRequest,
+      dev.tokenwire.v1.WatchLoadResponse> getWatchLoadMethod;
+
+  @io.grpc.stub.annotations.RpcMethod(
+      fullMethodName = SERVICE_NAME + '/' + "WatchLoad",
+      requestType = dev.tokenwire.v1.WatchLoadRequest.class,
+      responseType = dev.tokenwire.v1.WatchLoadResponse.class,
+      methodType = io.grpc.MethodDescriptor.MethodType.SERVER_STREAMING)
+  public static io.grpc.MethodDescriptor<dev.tokenwire.v1.WatchLoadRequest,
+      dev.tokenwire.v1.WatchLoadResponse> getWatchLoadMethod() {
+    io.grpc.MethodDescriptor<dev.tokenwire.v1.WatchLoadRequest, dev.tokenwire.v1.WatchLoadResponse> getWatchLoadMethod;
+    if ((getWatchLoadMethod = ModelServiceGrpc.getWatchLoadMethod) == null) {
+      synchronized (ModelServiceGrpc.class) {
+        if ((getWatchLoadMethod = ModelServiceGrpc.getWatchLoadMethod) == null) {
+          ModelServiceGrpc.getWatchLoadMethod = getWatchLoadMethod =
+              io.grpc.MethodDescriptor.<dev.tokenwire.v1.WatchLoadRequest, dev.tokenwire.v1.WatchLoadResponse>newBuilder()
+              .setType(io.grpc.MethodDescriptor.MethodType.SERVER_STREAMING)
+              .setFullMethodName(generateFullMethodName(SERVICE_NAME, "WatchLoad"))
+              .setSampledToLocalTracing(true)
+              .setRequestMarshaller(io.grpc.protobuf.ProtoUtils.marshaller(
+                  dev.tokenwire.v1.WatchLoadRequest.getDefaultInstance()))
+              .setResponseMarshaller(io.grpc.protobuf.ProtoUtils.marshaller(
+                  dev.tokenwire.v1.WatchLoadResponse.getDefaultInstance()))
+              .setSchemaDescriptor(new ModelServiceMethodDescriptorSupplier("WatchLoad"))
+              .build();
+        }
+      }
+    }
+    return getWatchLoadMethod;
+  }
+
   private static volatile io.grpc.MethodDescriptor<dev.tokenwire.v1.TokenizeRequest,
       dev.tokenwire.v1.TokenizeResponse> getTokenizeMethod;
 
@@ -227,6 +258,20 @@ public final class ModelServiceGrpc {
 
     /**
      * <pre>
+     * Streams the same load figures as GetLoad, one message at once and then
+     * one per interval, until the caller cancels or the server drains. The
+     * same numbers are offered in the xDS standard form too:
+     * xds.service.orca.v3.OpenRcaService/StreamCoreMetrics on this server, and
+     * an `endpoint-load-metrics-bin` trailer (an OrcaLoadReport) on each call.
+     * </pre>
+     */
+    default void watchLoad(dev.tokenwire.v1.WatchLoadRequest request,
+        io.grpc.stub.StreamObserver<dev.tokenwire.v1.WatchLoadResponse> responseObserver) {
+      io.grpc.stub.ServerCalls.asyncUnimplementedUnaryCall(getWatchLoadMethod(), responseObserver);
+    }
+
+    /**
+     * <pre>
      * Tokenizes text or a chat conversation exactly as a generation request
      * would.
      * </pre>
@@ -304,6 +349,21 @@ public final class ModelServiceGrpc {
 
     /**
      * <pre>
+     * Streams the same load figures as GetLoad, one message at once and then
+     * one per interval, until the caller cancels or the server drains. The
+     * same numbers are offered in the xDS standard form too:
+     * xds.service.orca.v3.OpenRcaService/StreamCoreMetrics on this server, and
+     * an `endpoint-load-metrics-bin` trailer (an OrcaLoadReport) on each call.
+     * </pre>
+     */
+    public void watchLoad(dev.tokenwire.v1.WatchLoadRequest request,
+        io.grpc.stub.StreamObserver<dev.tokenwire.v1.WatchLoadResponse> responseObserver) {
+      io.grpc.stub.ClientCalls.asyncServerStreamingCall(
+          getChannel().newCall(getWatchLoadMethod(), getCallOptions()), request, responseObserver);
+    }
+
+    /**
+     * <pre>
      * Tokenizes text or a chat conversation exactly as a generation request
      * would.
      * </pre>
@@ -367,6 +427,22 @@ public final class ModelServiceGrpc {
 
     /**
      * <pre>
+     * Streams the same load figures as GetLoad, one message at once and then
+     * one per interval, until the caller cancels or the server drains. The
+     * same numbers are offered in the xDS standard form too:
+     * xds.service.orca.v3.OpenRcaService/StreamCoreMetrics on this server, and
+     * an `endpoint-load-metrics-bin` trailer (an OrcaLoadReport) on each call.
+     * </pre>
+     */
+    @io.grpc.ExperimentalApi("https://github.com/grpc/grpc-java/issues/10918")
+    public io.grpc.stub.BlockingClientCall<?, dev.tokenwire.v1.WatchLoadResponse>
+        watchLoad(dev.tokenwire.v1.WatchLoadRequest request) {
+      return io.grpc.stub.ClientCalls.blockingV2ServerStreamingCall(
+          getChannel(), getWatchLoadMethod(), getCallOptions(), request);
+    }
+
+    /**
+     * <pre>
      * Tokenizes text or a chat conversation exactly as a generation request
      * would.
      * </pre>
@@ -424,6 +500,21 @@ public final class ModelServiceGrpc {
     public dev.tokenwire.v1.GetLoadResponse getLoad(dev.tokenwire.v1.GetLoadRequest request) {
       return io.grpc.stub.ClientCalls.blockingUnaryCall(
           getChannel(), getGetLoadMethod(), getCallOptions(), request);
+    }
+
+    /**
+     * <pre>
+     * Streams the same load figures as GetLoad, one message at once and then
+     * one per interval, until the caller cancels or the server drains. The
+     * same numbers are offered in the xDS standard form too:
+     * xds.service.orca.v3.OpenRcaService/StreamCoreMetrics on this server, and
+     * an `endpoint-load-metrics-bin` trailer (an OrcaLoadReport) on each call.
+     * </pre>
+     */
+    public java.util.Iterator<dev.tokenwire.v1.WatchLoadResponse> watchLoad(
+        dev.tokenwire.v1.WatchLoadRequest request) {
+      return io.grpc.stub.ClientCalls.blockingServerStreamingCall(
+          getChannel(), getWatchLoadMethod(), getCallOptions(), request);
     }
 
     /**
@@ -515,8 +606,9 @@ public final class ModelServiceGrpc {
 
   private static final int METHODID_GET_MODEL_INFO = 0;
   private static final int METHODID_GET_LOAD = 1;
-  private static final int METHODID_TOKENIZE = 2;
-  private static final int METHODID_DETOKENIZE = 3;
+  private static final int METHODID_WATCH_LOAD = 2;
+  private static final int METHODID_TOKENIZE = 3;
+  private static final int METHODID_DETOKENIZE = 4;
 
   private static final class MethodHandlers<Req, Resp> implements
       io.grpc.stub.ServerCalls.UnaryMethod<Req, Resp>,
@@ -542,6 +634,10 @@ public final class ModelServiceGrpc {
         case METHODID_GET_LOAD:
           serviceImpl.getLoad((dev.tokenwire.v1.GetLoadRequest) request,
               (io.grpc.stub.StreamObserver<dev.tokenwire.v1.GetLoadResponse>) responseObserver);
+          break;
+        case METHODID_WATCH_LOAD:
+          serviceImpl.watchLoad((dev.tokenwire.v1.WatchLoadRequest) request,
+              (io.grpc.stub.StreamObserver<dev.tokenwire.v1.WatchLoadResponse>) responseObserver);
           break;
         case METHODID_TOKENIZE:
           serviceImpl.tokenize((dev.tokenwire.v1.TokenizeRequest) request,
@@ -583,6 +679,13 @@ public final class ModelServiceGrpc {
               dev.tokenwire.v1.GetLoadRequest,
               dev.tokenwire.v1.GetLoadResponse>(
                 service, METHODID_GET_LOAD)))
+        .addMethod(
+          getWatchLoadMethod(),
+          io.grpc.stub.ServerCalls.asyncServerStreamingCall(
+            new MethodHandlers<
+              dev.tokenwire.v1.WatchLoadRequest,
+              dev.tokenwire.v1.WatchLoadResponse>(
+                service, METHODID_WATCH_LOAD)))
         .addMethod(
           getTokenizeMethod(),
           io.grpc.stub.ServerCalls.asyncUnaryCall(
@@ -647,6 +750,7 @@ public final class ModelServiceGrpc {
               .setSchemaDescriptor(new ModelServiceFileDescriptorSupplier())
               .addMethod(getGetModelInfoMethod())
               .addMethod(getGetLoadMethod())
+              .addMethod(getWatchLoadMethod())
               .addMethod(getTokenizeMethod())
               .addMethod(getDetokenizeMethod())
               .build();
