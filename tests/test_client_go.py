@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from tests.client_examples import (
     CLIENTS,
     check_secure_stream_example,
@@ -26,3 +28,17 @@ def test_stream_example_over_mtls_with_token(secure_live_server: SecureLiveServe
     """CA + client certificate + the all-rights token: Paris; no token: UNAUTHENTICATED;
     the model-only token: PERMISSION_DENIED."""
     check_secure_stream_example([str(BIN / "stream")], secure_live_server)
+
+
+def test_orca_example_reads_both_load_reports_through_grpc_gos_orca_package(live_server: LiveServer) -> None:
+    """grpc-go's orca package, from a balancer of the example's own: the per-call report of a
+    GetLoad and a Generate (from the endpoint-load-metrics-bin trailer) and out-of-band reports."""
+    lines = [json.loads(line) for line in run_example([str(BIN / "orca")], live_server).splitlines()]
+    sources = [line["source"] for line in lines]
+    assert sources.count("per_call") == 2 and sources.count("out_of_band") >= 2
+    for line in lines:
+        assert set(line["named_metrics"]) == {"queue_depth", "active_slots", "in_flight"}
+        assert set(line["utilization"]) == {"kv_cache", "slots"}
+        assert 0 <= line["cpu_utilization"] <= 1
+    # The Generate's report is the second per-call one: by then a generation had been admitted.
+    assert [line for line in lines if line["source"] == "per_call"][1]["rps_fractional"] > 0
