@@ -13,7 +13,7 @@ RPC_PROTOS := .deps/googleapis/google/rpc/status.proto
 CLIENT_LANGS := typescript go java rust
 
 .PHONY: help venv generate generate-python check-generated clients lint format test pytest serve clean \
-	bench bench-speculation bench-engine bench-stalls soak
+	bench bench-speculation bench-engine bench-stalls soak dashboard
 
 help:
 	@echo "make serve   set everything up, then serve the embedded model on 127.0.0.1:50051"
@@ -24,6 +24,7 @@ help:
 	@echo "make bench-engine       native engine through gRPC (fp32, q, eagle3) vs llama.cpp, then prefix-cache"
 	@echo "                        and burst TTFT (bench/prefill_ttft.py), EAGLE-3 at 4 streams; ~25-30 min"
 	@echo "make bench-stalls       how long large inputs stall another client's stream (event-loop gaps)"
+	@echo "make dashboard          deploy/grafana's panels drawn from a real Prometheus scrape (docs/img/dashboard.png)"
 	@echo "make soak               10 min of mixed traffic on the native engine: RSS, leaked slots, INTERNALs"
 
 $(BIN)/python:
@@ -77,14 +78,16 @@ format: $(RPC_PROTOS)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-# promtool (Prometheus' exposition checker) from Debian's prometheus package, unpacked
-# here: nothing is installed system-wide and no daemon starts.
+# promtool (Prometheus' exposition checker) and the Prometheus server (make dashboard),
+# from Debian's prometheus package, unpacked here: nothing is installed system-wide
+# and no daemon starts.
 PROMTOOL := .deps/bin/promtool
-$(PROMTOOL):
+PROMETHEUS := .deps/bin/prometheus
+$(PROMTOOL) $(PROMETHEUS) &:
 	rm -rf .deps/prometheus-deb && mkdir -p .deps/prometheus-deb .deps/bin
 	cd .deps/prometheus-deb && apt-get download prometheus
 	dpkg-deb -x .deps/prometheus-deb/prometheus_*.deb .deps/prometheus-deb/root
-	cp .deps/prometheus-deb/root/usr/bin/promtool $@
+	cp .deps/prometheus-deb/root/usr/bin/promtool .deps/prometheus-deb/root/usr/bin/prometheus .deps/bin/
 	rm -rf .deps/prometheus-deb
 
 # A hard cap on the whole suite (it takes ~8 min on 2 cores): SIGINT first, so
@@ -114,6 +117,10 @@ bench-engine: $(VENV)/.installed
 	$(BIN)/python bench/engine.py $(ARGS)
 	$(BIN)/python bench/prefill_ttft.py
 	$(BIN)/python bench/shared_verification.py
+
+# The Grafana dashboard's panels from a real Prometheus scrape of the embedded model (docs/img/dashboard.png).
+dashboard: $(VENV)/.installed $(PROMETHEUS)
+	$(BIN)/python bench/dashboard.py
 
 # Worst gap a stream sees while large inputs arrive (ARGS="--checkout <older checkout>" to compare).
 bench-stalls: $(VENV)/.installed

@@ -27,7 +27,7 @@ from grpc_health.v1 import health_pb2
 from report_file import machine, replace_section
 
 from service.loadgen.report import format_comparison, format_table, load_levels
-from service.loadgen.stats import compare
+from service.loadgen.stats import LevelResult, compare
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "frontdoor"
@@ -150,6 +150,22 @@ def run_one(
     return out / "loadgen.json"
 
 
+def metrics_cost(on: list[LevelResult], off: list[LevelResult]) -> str:
+    """Server CPU per token with metrics on / off, level by level (the goal: <= 1.05x)."""
+    lines = ["server CPU per token, metrics on / off:"]
+    by_level = {level.concurrency: level for level in off}
+    for level in on:
+        base = by_level.get(level.concurrency)
+        if base is None or not level.server_cpu_us_per_token or not base.server_cpu_us_per_token:
+            continue
+        ratio = level.server_cpu_us_per_token / base.server_cpu_us_per_token
+        lines.append(
+            f"  c={level.concurrency:<5} {level.server_cpu_us_per_token:.1f} µs / "
+            f"{base.server_cpu_us_per_token:.1f} µs = {ratio:.2f}x"
+        )
+    return "\n".join(lines)
+
+
 def write(out: Path, parts: list[str], duration: float, processes: int) -> None:
     section = "\n".join(
         [
@@ -185,7 +201,11 @@ def main() -> None:
         floor = run_one("floor", shape, args.duration, args.processes, None)
         extra = tuple(args.serve_args.split())
         tokenwire = run_one("tokenwire", shape, args.duration, args.processes, floor, extra)
+        # The same with Prometheus metrics on (ORCA trailers are on in both).
+        with_metrics = (*extra, "--metrics-port", "0")
+        metered = run_one("tokenwire", shape, args.duration, args.processes, floor, with_metrics, "-metrics")
         floor_levels, tokenwire_levels = load_levels(floor), load_levels(tokenwire)
+        metered_levels = load_levels(metered)
         parts += [
             f"### {shape.name} shape (concurrency {shape.concurrency})",
             "",
@@ -203,6 +223,13 @@ def main() -> None:
             "",
             "```",
             format_comparison(compare(tokenwire_levels, floor_levels)),
+            "```",
+            "",
+            "tokenwire with `--metrics-port` (Prometheus metrics on), against the floor and metrics off:",
+            "",
+            "```",
+            format_comparison(compare(metered_levels, floor_levels)),
+            metrics_cost(metered_levels, tokenwire_levels),
             "```",
             "",
         ]

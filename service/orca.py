@@ -17,8 +17,9 @@ generations admitted per second; ``utilization`` and ``named_metrics`` carry
 the rest under fixed names (``kv_cache``, ``slots``; ``queue_depth``,
 ``active_slots``, ``in_flight``).
 
-The xds-protos package ships no type information: its messages are used only
-here, behind functions with plain typed signatures.
+The two ORCA messages come from ``service.orca_messages`` (defined there by
+their wire format); they are used only here, behind functions with plain typed
+signatures.
 """
 
 from __future__ import annotations
@@ -32,11 +33,10 @@ from typing import Any
 
 import grpc
 from grpc import aio
-from xds.data.orca.v3 import orca_load_report_pb2  # type: ignore[import-untyped]  # no stubs ship with xds-protos
-from xds.service.orca.v3 import orca_pb2  # type: ignore[import-untyped]  # as above
 
 from service.handlers import Call, Context, Stream, WrappingInterceptor, rewrap
 from service.metrics import Snapshot
+from service.orca_messages import OrcaLoadReport, OrcaLoadReportRequest
 
 ORCA_TRAILER = "endpoint-load-metrics-bin"
 ORCA_SERVICE = "xds.service.orca.v3.OpenRcaService"
@@ -141,7 +141,7 @@ class LoadTracker:
 
 def orca_report(figures: LoadFigures) -> bytes:
     """``figures`` as a serialized ``xds.data.orca.v3.OrcaLoadReport``."""
-    report: Any = orca_load_report_pb2.OrcaLoadReport(
+    report: Any = OrcaLoadReport(
         cpu_utilization=figures.cpu_utilization,
         application_utilization=max(figures.slot_utilization, figures.kv_cache_utilization),
         rps_fractional=figures.requests_per_second,
@@ -158,7 +158,7 @@ def orca_report(figures: LoadFigures) -> bytes:
 def requested_interval(request: bytes) -> float:
     """The report interval an ``OrcaLoadReportRequest`` asks for, clamped; raises ``ValueError``
     when the bytes are not one."""
-    message: Any = orca_pb2.OrcaLoadReportRequest()
+    message: Any = OrcaLoadReportRequest()
     try:
         message.ParseFromString(request)
     except Exception as error:  # protobuf's DecodeError; the module is untyped
@@ -173,7 +173,7 @@ def clamp_interval(seconds: float) -> float:
 
 
 class OrcaService:
-    """``OpenRcaService`` as a generic handler (xds-protos has no gRPC service code for Python)."""
+    """``OpenRcaService`` as a generic handler (the request is parsed in the behaviour)."""
 
     def __init__(self, figures: Callable[[], LoadFigures], closing: asyncio.Event) -> None:
         self._figures = figures

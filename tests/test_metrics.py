@@ -7,6 +7,8 @@ so the module's tests share one server without depending on their order.
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 import shutil
 import subprocess
 import time
@@ -242,3 +244,24 @@ async def test_the_exposition_passes_promtool(metered: LiveServer, stub: Generat
         check_metrics, "# HELP x_count_things things\n# TYPE x_count_things counter\nx_count_things 1\n"
     )
     assert bad.returncode != 0
+
+
+async def test_every_metric_the_dashboard_queries_is_exposed(
+    metered: LiveServer, stub: GenerationStub
+) -> None:
+    # Labelled series exist once something was counted: a drafting generation and a refusal.
+    await drain(stub.Generate(request(6)))
+    bad = request(4)
+    bad.sampling.temperature = -1.0
+    with pytest.raises(grpc.aio.AioRpcError):
+        await drain(stub.Generate(bad))
+    dashboard = json.loads((ROOT / "deploy" / "grafana" / "tokenwire.json").read_text())
+    queried = {
+        name
+        for panel in dashboard["panels"]
+        for target in panel["targets"]
+        for name in re.findall(r"\btokenwire_[a-z_]+", target["expr"])
+    }
+    assert len(queried) >= 10
+    exposed = {name for name, _ in await scrape(metered)}
+    assert queried <= exposed, queried - exposed

@@ -18,10 +18,9 @@ import pytest
 from google.protobuf.duration_pb2 import Duration
 from grpc import aio
 from tokenwire.v1 import generation_pb2, model_pb2
-from xds.data.orca.v3 import orca_load_report_pb2  # type: ignore[import-untyped]  # no stubs ship with xds-protos
-from xds.service.orca.v3 import orca_pb2  # type: ignore[import-untyped]  # as above
 
 from service.orca import ORCA_METHOD, ORCA_SERVICE, ORCA_TRAILER
+from service.orca_messages import OrcaLoadReport, OrcaLoadReportRequest
 from tests.conftest import TEST_BATCH_SIZE, LiveServer, serve_in_thread, server_config, stop_live_server
 from tests.stubs import GenerationStub, ModelStub
 
@@ -38,7 +37,7 @@ def request(max_tokens: int) -> generation_pb2.GenerateRequest:
 
 
 def oob_request(interval_s: float) -> bytes:
-    message = orca_pb2.OrcaLoadReportRequest()
+    message = OrcaLoadReportRequest()
     message.report_interval.FromTimedelta(datetime.timedelta(seconds=interval_s))
     encoded: bytes = message.SerializeToString()
     return encoded
@@ -67,7 +66,7 @@ def grpcurl_trailer(address: str, method: str, body: str) -> Any:
     for line in trailers.splitlines():
         key, _, value = line.partition(": ")
         if key == ORCA_TRAILER:
-            report = orca_load_report_pb2.OrcaLoadReport()
+            report = OrcaLoadReport()
             report.ParseFromString(base64.b64decode(value))
             return report
     return None
@@ -103,7 +102,7 @@ async def test_the_out_of_band_stream_follows_the_load(
         reports = aiter(stream)
 
         async def next_report() -> Any:
-            report = orca_load_report_pb2.OrcaLoadReport()
+            report = OrcaLoadReport()
             report.ParseFromString(await anext(reports))
             return report
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -25,6 +26,7 @@ from tokenwire.v1 import generation_pb2, generation_pb2_grpc
 from service.engine_choice import build_engine
 from service.server import TokenwireServer
 from service.tracing import Tracing, add_trace_ids
+from tests.client_examples import CLIENTS, run_example
 from tests.conftest import LiveServer, serve_in_thread, server_config, stop_live_server
 from tests.stubs import GenerationStub
 
@@ -229,3 +231,20 @@ async def test_spans_reach_an_otlp_receiver() -> None:
 async def test_tracing_is_off_without_an_endpoint() -> None:
     server = TokenwireServer(server_config(), build_engine(replace(server_config(), engine="sim")))
     assert server.tracing is None and server.runtime.tracer is None
+
+
+@pytest.mark.parametrize("client", ["python", "go"])
+async def test_a_client_examples_traceparent_parents_the_server_span(
+    client: str, traced: LiveServer, exporter: InMemorySpanExporter
+) -> None:
+    """The stream examples send TOKENWIRE_TRACEPARENT as ``traceparent`` metadata."""
+    exporter.clear()
+    command = {
+        "python": [sys.executable, str(CLIENTS / "python" / "examples" / "stream.py")],
+        "go": [str(CLIENTS / "go" / ".bin" / "stream")],
+    }[client]
+    output = await asyncio.to_thread(run_example, command, traced, env={"TOKENWIRE_TRACEPARENT": TRACEPARENT})
+    assert "Paris" in output
+    server = only(by_name(await spans_once(exporter, GENERATE), GENERATE))
+    assert format(server.context.trace_id, "032x") == TRACE_ID
+    assert server.parent is not None and format(server.parent.span_id, "016x") == PARENT_ID

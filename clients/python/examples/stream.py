@@ -10,6 +10,9 @@ For a server with TLS and token auth, also set:
   TOKENWIRE_CLIENT_CERT   client certificate (PEM) for mTLS, with
   TOKENWIRE_CLIENT_KEY    its private key (PEM)
   TOKENWIRE_TOKEN      bearer token, sent as ``authorization: Bearer <token>``
+To continue a trace, set TOKENWIRE_TRACEPARENT to a W3C traceparent: it is sent as
+``traceparent`` metadata with the call (an OpenTelemetry app would fill the metadata
+with ``opentelemetry.propagate.inject(carrier)`` instead).
 A failed call prints ``error: <CODE>: <message>`` to stderr and exits 1.
 """
 
@@ -37,7 +40,10 @@ async def main(prompt: str) -> int:
     token = os.environ.get("TOKENWIRE_TOKEN") or None
     async with AsyncClient(target, tls=tls_from_environment(), token=token) as client:
         try:
-            async for event in client.generate([user(prompt)], temperature=0.0, max_tokens=32):
+            traceparent = os.environ.get("TOKENWIRE_TRACEPARENT")
+            metadata = (("traceparent", traceparent),) if traceparent else ()
+            stream = client.generate([user(prompt)], temperature=0.0, max_tokens=32, metadata=metadata)
+            async for event in stream:
                 if isinstance(event, Delta):
                     print(event.text, end="", flush=True)
                 elif isinstance(event, Finished):

@@ -10,6 +10,11 @@
 // client certificate for mTLS) and TOKENWIRE_TOKEN (a bearer token). A
 // failed call is reported on stderr as "stream: <CODE>: <message>" (for
 // example UNAUTHENTICATED) with exit status 1.
+//
+// To continue a trace, set TOKENWIRE_TRACEPARENT to a W3C traceparent: it goes
+// out as the call's "traceparent" metadata, and the server's span is its
+// child. (An OpenTelemetry app would use the otelgrpc client handler, or
+// otel.GetTextMapPropagator().Inject into the outgoing metadata, instead.)
 package main
 
 import (
@@ -23,6 +28,7 @@ import (
 
 	pb "github.com/tokenwire/tokenwire/clients/go/gen/tokenwire/v1"
 	"github.com/tokenwire/tokenwire/clients/go/tokenwire"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 )
 
@@ -42,6 +48,9 @@ func main() {
 
 	// The gRPC deadline for the whole call.
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	if traceparent := os.Getenv("TOKENWIRE_TRACEPARENT"); traceparent != "" {
+		ctx = metadata.AppendToOutgoingContext(ctx, "traceparent", traceparent)
+	}
 	defer cancel()
 
 	req := tokenwire.ChatRequest(

@@ -211,9 +211,14 @@ class AsyncClient:
         *,
         request_id: str | None = None,
         timeout: Timeout = UNSET,
+        metadata: Sequence[tuple[str, str]] = (),
         **options: Unpack[GenerateOptions],
     ) -> GenerateStream:
         """Stream one generation: ``async for event in client.generate(...)``.
+
+        ``metadata`` goes with this call only, after the client's own: e.g. the
+        caller's W3C ``traceparent``, which the server's span then continues
+        (``opentelemetry.propagate.inject`` fills a dict with it).
 
         Yields one ``Started``, ``Delta`` events, then one ``Finished``; raises a
         ``TokenwireError`` subclass if the call fails. ``timeout`` is the gRPC
@@ -222,7 +227,8 @@ class AsyncClient:
         Leaving the loop early (or ``await stream.cancel()``, or ``async with``)
         cancels the call and frees the engine slot.
         """
-        return GenerateStream(self, build_request(prompt, request_id, options), self._deadline(timeout))
+        request = build_request(prompt, request_id, options)
+        return GenerateStream(self, request, self._deadline(timeout), (*self._metadata, *metadata))
 
     async def complete(
         self,
@@ -291,10 +297,15 @@ class GenerateStream:
     """
 
     def __init__(
-        self, client: AsyncClient, request: generation_pb2.GenerateRequest, deadline: float | None
+        self,
+        client: AsyncClient,
+        request: generation_pb2.GenerateRequest,
+        deadline: float | None,
+        metadata: tuple[tuple[str, str], ...] | None = None,
     ) -> None:
         self._client = client
         self._request = request
+        self._metadata = client.metadata if metadata is None else metadata
         self._deadline = deadline
         self._call: (
             aio.UnaryStreamCall[generation_pb2.GenerateRequest, generation_pb2.GenerateResponse] | None
@@ -327,7 +338,7 @@ class GenerateStream:
                 self._attempts += 1
                 timeout = self._client._remaining(self._deadline, self._request_id)
                 self._call = self._client._gen_stub.Generate(
-                    self._request, timeout=timeout, metadata=self._client.metadata
+                    self._request, timeout=timeout, metadata=self._metadata
                 )
             try:
                 response = await self._call.read()

@@ -120,12 +120,15 @@ class Client:
         *,
         request_id: str | None = None,
         timeout: Timeout = UNSET,
+        metadata: Sequence[tuple[str, str]] = (),
         **options: Unpack[GenerateOptions],
     ) -> SyncGenerateStream:
         """``for event in client.generate(...)``: see ``AsyncClient.generate``."""
 
         async def make() -> GenerateStream:
-            return self._async.generate(prompt, request_id=request_id, timeout=timeout, **options)
+            return self._async.generate(
+                prompt, request_id=request_id, timeout=timeout, metadata=metadata, **options
+            )
 
         return SyncGenerateStream(self._loop, self._loop.run(make()))
 
