@@ -233,17 +233,20 @@ async def test_tracing_is_off_without_an_endpoint() -> None:
     assert server.tracing is None and server.runtime.tracer is None
 
 
-@pytest.mark.parametrize("client", ["python", "go"])
+@pytest.mark.parametrize("client", ["python", "go", "typescript"])
 async def test_a_client_examples_traceparent_parents_the_server_span(
     client: str, traced: LiveServer, exporter: InMemorySpanExporter
 ) -> None:
-    """The stream examples send TOKENWIRE_TRACEPARENT as ``traceparent`` metadata."""
+    """The stream examples send TOKENWIRE_TRACEPARENT as ``traceparent`` metadata (the Go and
+    TypeScript ones as built by their clients' ci.sh, as tests/test_client_*.py run them)."""
     exporter.clear()
-    command = {
-        "python": [sys.executable, str(CLIENTS / "python" / "examples" / "stream.py")],
-        "go": [str(CLIENTS / "go" / ".bin" / "stream")],
+    command, cwd = {
+        "python": ([sys.executable, str(CLIENTS / "python" / "examples" / "stream.py")], None),
+        "go": ([str(CLIENTS / "go" / ".bin" / "stream")], None),
+        "typescript": (["node", "dist/examples/stream.js"], CLIENTS / "typescript"),
     }[client]
-    output = await asyncio.to_thread(run_example, command, traced, env={"TOKENWIRE_TRACEPARENT": TRACEPARENT})
+    env = {"TOKENWIRE_TRACEPARENT": TRACEPARENT}
+    output = await asyncio.to_thread(run_example, command, traced, cwd=cwd, env=env)
     assert "Paris" in output
     server = only(by_name(await spans_once(exporter, GENERATE), GENERATE))
     assert format(server.context.trace_id, "032x") == TRACE_ID

@@ -2,10 +2,17 @@
 //   TOKENWIRE_TARGET=127.0.0.1:50051 node dist/examples/stream.js "What is the capital of France?"
 // TLS and auth from the environment: TOKENWIRE_TLS_CA (CA file; turns TLS on),
 // TOKENWIRE_CLIENT_CERT + TOKENWIRE_CLIENT_KEY (client certificate, mTLS),
-// TOKENWIRE_TOKEN (bearer token).
+// TOKENWIRE_TOKEN (bearer token). TOKENWIRE_TRACEPARENT (a W3C traceparent) is sent as the
+// call's traceparent header, so the server's span continues that trace (an OpenTelemetry
+// app would fill the headers with propagation.inject instead).
 import { ConnectError } from "@connectrpc/connect";
 
 import { TokenwireClient, chatPrompt, finishReasonName, optionsFromEnvironment, statusCodeName } from "../src/index.js";
+
+function traceHeaders(): Record<string, string> {
+  const traceparent = process.env.TOKENWIRE_TRACEPARENT;
+  return traceparent ? { traceparent } : {};
+}
 
 const prompt = process.argv.slice(2).join(" ") || "What is the capital of France?";
 
@@ -18,7 +25,7 @@ try {
       sampling: { temperature: 0 },
       stopping: { maxTokens: 32 },
     },
-    { timeoutMs: 60_000 },
+    { timeoutMs: 60_000, headers: traceHeaders() },
   );
   for await (const event of events) {
     switch (event.case) {
