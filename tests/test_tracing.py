@@ -233,18 +233,28 @@ async def test_tracing_is_off_without_an_endpoint() -> None:
     assert server.tracing is None and server.runtime.tracer is None
 
 
-@pytest.mark.parametrize("client", ["python", "go", "typescript"])
+def java_example(main_class: str) -> list[str]:
+    java = CLIENTS / "java"
+    dependencies = (java / "target" / "classpath.txt").read_text().strip()
+    return ["java", "-cp", f"{java / 'target' / 'classes'}:{dependencies}", main_class]
+
+
+@pytest.mark.parametrize("client", ["python", "go", "typescript", "rust", "java"])
 async def test_a_client_examples_traceparent_parents_the_server_span(
     client: str, traced: LiveServer, exporter: InMemorySpanExporter
 ) -> None:
-    """The stream examples send TOKENWIRE_TRACEPARENT as ``traceparent`` metadata (the Go and
-    TypeScript ones as built by their clients' ci.sh, as tests/test_client_*.py run them)."""
+    """Every client's stream example sends TOKENWIRE_TRACEPARENT as ``traceparent`` metadata (as
+    built by its client's ci.sh, run as tests/test_client_*.py run them)."""
     exporter.clear()
-    command, cwd = {
-        "python": ([sys.executable, str(CLIENTS / "python" / "examples" / "stream.py")], None),
-        "go": ([str(CLIENTS / "go" / ".bin" / "stream")], None),
-        "typescript": (["node", "dist/examples/stream.js"], CLIENTS / "typescript"),
-    }[client]
+    examples = {
+        "python": lambda: [sys.executable, str(CLIENTS / "python" / "examples" / "stream.py")],
+        "go": lambda: [str(CLIENTS / "go" / ".bin" / "stream")],
+        "typescript": lambda: ["node", "dist/examples/stream.js"],
+        "rust": lambda: [str(CLIENTS / "rust" / "target" / "debug" / "examples" / "stream")],
+        "java": lambda: java_example("dev.tokenwire.examples.StreamExample"),
+    }
+    command = examples[client]()
+    cwd = CLIENTS / "typescript" if client == "typescript" else None
     env = {"TOKENWIRE_TRACEPARENT": TRACEPARENT}
     output = await asyncio.to_thread(run_example, command, traced, cwd=cwd, env=env)
     assert "Paris" in output

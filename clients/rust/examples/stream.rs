@@ -9,7 +9,8 @@
 //! `TOKENWIRE_CLIENT_KEY` (a client certificate for mTLS) and `TOKENWIRE_TOKEN`
 //! (a bearer token). A failed call is reported on stderr as
 //! `stream: <CODE>: <message>` (for example `UNAUTHENTICATED`) with exit
-//! status 1.
+//! status 1. `TOKENWIRE_TRACEPARENT` (a W3C traceparent) is sent with the call as
+//! `traceparent` metadata, so the server's span continues that trace.
 
 use std::error::Error;
 use std::io::Write as _;
@@ -36,9 +37,13 @@ async fn run() -> Result<(), Box<dyn Error>> {
         prompt = "What is the capital of France?".into();
     }
 
-    let client = Client::connect_with(&target, &ConnectOptions::from_env())
+    let mut client = Client::connect_with(&target, &ConnectOptions::from_env())
         .await?
         .with_deadline(Duration::from_secs(60));
+    // To continue a trace: the W3C traceparent goes with the call as metadata.
+    if let Ok(traceparent) = std::env::var("TOKENWIRE_TRACEPARENT") {
+        client = client.with_metadata("traceparent", &traceparent)?;
+    }
     let req = request::chat_user(prompt).greedy().max_tokens(32);
     let mut generation = client.generate(req).await?;
 

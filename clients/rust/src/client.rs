@@ -1,5 +1,6 @@
 use std::time::Duration;
 
+use tonic::metadata::{AsciiMetadataKey, AsciiMetadataValue, MetadataMap};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 use tonic::{Request, Status, Streaming};
@@ -29,6 +30,7 @@ pub struct Client {
     generation: GenerationServiceClient<AuthChannel>,
     model: ModelServiceClient<AuthChannel>,
     deadline: Option<Duration>,
+    metadata: MetadataMap,
 }
 
 impl Client {
@@ -66,6 +68,7 @@ impl Client {
             generation: GenerationServiceClient::with_interceptor(channel.clone(), auth.clone()),
             model: ModelServiceClient::with_interceptor(channel, auth),
             deadline: None,
+            metadata: MetadataMap::new(),
         }
     }
 
@@ -82,10 +85,30 @@ impl Client {
         }
     }
 
+    /// A client whose unary and Generate calls (not Session streams, yet) also
+    /// carry this ASCII metadata entry, e.g. the
+    /// caller's W3C `traceparent`, which tokenwire's span for the call then
+    /// continues (an OpenTelemetry app would inject its propagator's fields).
+    /// Fails on a key or value gRPC does not allow.
+    pub fn with_metadata(&self, key: &str, value: &str) -> Result<Self, Status> {
+        let key = AsciiMetadataKey::from_bytes(key.as_bytes())
+            .map_err(|_| Status::invalid_argument(format!("invalid metadata key {key:?}")))?;
+        let value = AsciiMetadataValue::try_from(value)
+            .map_err(|_| Status::invalid_argument("invalid metadata value"))?;
+        let mut client = self.clone();
+        client.metadata.insert(key, value);
+        Ok(client)
+    }
+
     fn request<T>(&self, message: T) -> Request<T> {
         let mut request = Request::new(message);
         if let Some(deadline) = self.deadline {
             request.set_timeout(deadline);
+        }
+        for entry in self.metadata.iter() {
+            if let tonic::metadata::KeyAndValueRef::Ascii(key, value) = entry {
+                request.metadata_mut().insert(key.clone(), value.clone());
+            }
         }
         request
     }

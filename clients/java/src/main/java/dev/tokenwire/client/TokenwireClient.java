@@ -12,11 +12,14 @@ import dev.tokenwire.v1.ModelServiceGrpc;
 import dev.tokenwire.v1.TokenizeRequest;
 import dev.tokenwire.v1.TokenizeResponse;
 import io.grpc.Channel;
+import io.grpc.ClientInterceptors;
 import io.grpc.Context;
 import io.grpc.Grpc;
 import io.grpc.ManagedChannel;
 import io.grpc.ManagedChannelBuilder;
+import io.grpc.Metadata;
 import io.grpc.stub.AbstractStub;
+import io.grpc.stub.MetadataUtils;
 import java.io.UncheckedIOException;
 import java.time.Duration;
 import java.util.Iterator;
@@ -92,6 +95,21 @@ public final class TokenwireClient implements AutoCloseable {
    */
   public TokenwireClient withTimeout(Duration timeout) {
     return new TokenwireClient(channel, null, Objects.requireNonNull(timeout, "timeout"));
+  }
+
+  /**
+   * The same client (same connection) with one more ASCII header on every call it starts, e.g. the
+   * caller's W3C {@code traceparent}, which tokenwire's span for the call then continues (an
+   * OpenTelemetry app would use its gRPC instrumentation instead). Closing the returned client does
+   * not close the channel.
+   *
+   * @throws IllegalArgumentException for a key gRPC does not allow
+   */
+  public TokenwireClient withMetadata(String key, String value) {
+    Metadata headers = new Metadata();
+    headers.put(Metadata.Key.of(key, Metadata.ASCII_STRING_MARSHALLER), Objects.requireNonNull(value, "value"));
+    Channel intercepted = ClientInterceptors.intercept(channel, MetadataUtils.newAttachHeadersInterceptor(headers));
+    return new TokenwireClient(intercepted, null, timeout);
   }
 
   /**

@@ -20,11 +20,17 @@ import java.time.Duration;
 public final class StreamExample {
   private StreamExample() {}
 
+  /** With TOKENWIRE_TRACEPARENT set, the call carries it as traceparent metadata (continuing that trace). */
+  private static TokenwireClient traced(TokenwireClient client) {
+    String traceparent = System.getenv("TOKENWIRE_TRACEPARENT");
+    return traceparent == null || traceparent.isBlank() ? client : client.withMetadata("traceparent", traceparent);
+  }
+
   public static void main(String[] args) {
     String prompt = args.length > 0 ? String.join(" ", args) : "What is the capital of France?";
     PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
     try (TokenwireClient client = TokenwireClient.fromEnvironment();
-        GenerationStream stream = client.withTimeout(Duration.ofSeconds(60)).generate(Requests.chat(prompt)
+        GenerationStream stream = traced(client.withTimeout(Duration.ofSeconds(60))).generate(Requests.chat(prompt)
             .setSampling(Requests.greedy())
             .setStopping(Requests.maxTokens(32))
             .build())) {
