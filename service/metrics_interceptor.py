@@ -24,10 +24,6 @@ ResponseT = TypeVar("ResponseT")
 UNKNOWN_METHOD = "unknown"
 
 
-def _ended(context: Context, error: BaseException | None) -> str:
-    return final_code(context, error).name
-
-
 def _counted(
     handler: grpc.RpcMethodHandler[Any, Any], method: str, sink: MetricsSink
 ) -> grpc.RpcMethodHandler[Any, Any]:
@@ -40,7 +36,7 @@ def _counted(
                 error = raised
                 raise
             finally:
-                sink.rpc(method, _ended(context, error))
+                sink.rpc(method, final_code(context, error).name)
 
         return counted
 
@@ -54,7 +50,7 @@ def _counted(
                 error = raised
                 raise
             finally:
-                sink.rpc(method, _ended(context, error))
+                sink.rpc(method, final_code(context, error).name)
 
         return counted
 

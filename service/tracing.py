@@ -81,11 +81,6 @@ def caller_context(metadata: Any) -> otel_context.Context:
     return _PROPAGATOR.extract(carrier) if carrier else otel_context.Context()
 
 
-def inject(carrier: MutableMapping[str, str]) -> None:
-    """Write the current span's traceparent (and tracestate) into ``carrier``."""
-    _PROPAGATOR.inject(carrier)
-
-
 def _traced(
     handler: grpc.RpcMethodHandler[Any, Any], method: str, tracer: trace.Tracer
 ) -> grpc.RpcMethodHandler[Any, Any]:
