@@ -258,6 +258,14 @@ class Tokenizer(Protocol):
         tokenizes to at least ``n / max_token_bytes`` tokens, so size checks need no tokenizing."""
         ...
 
+    @property
+    def byte_pieces(self) -> Sequence[bytes] | None:
+        """Each id's bytes, when ``decode(ids)`` is exactly the UTF-8 decoding (invalid bytes as
+        U+FFFD) of the concatenation of its ids' pieces, special tokens being b"" (byte-level BPE,
+        checked: ``engines.byte_level``); None for any other tokenizer. Incremental
+        detokenization then needs no ``decode`` calls."""
+        ...
+
     def encode(self, text: str, *, add_special_tokens: bool = True) -> list[TokenId]:
         """Token ids of ``text``; ``add_special_tokens`` adds BOS where the model wants it."""
         ...

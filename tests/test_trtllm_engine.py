@@ -240,6 +240,9 @@ async def test_start_applies_env_before_import_and_builds_the_llm(
     assert info.vocab_size == 49152 and info.max_batch_size == 4
     assert (info.speculative.method, info.speculative.draft_length) == ("eagle3", MAX_DRAFT_LEN)
     assert engine.tokenizer.eos_token_ids == {TokenId(2), TokenId(0)}  # tokenizer + generation_config.json
+    # Byte-level BPE, checked against transformers' decode: detokenization needs no decode calls.
+    pieces = engine.tokenizer.byte_pieces
+    assert pieces is not None and len(pieces) == info.vocab_size
 
 
 def engine_model_name(engine: TrtLlmEngine) -> str:

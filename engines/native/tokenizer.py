@@ -11,6 +11,7 @@ import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors
 
+from engines.byte_level import byte_pieces
 from engines.contract import ChatMessage, TokenId
 
 # GGUF token_type values (llama.cpp's llama_token_type).
@@ -110,6 +111,16 @@ class NativeTokenizer:
                 for i in range(self.vocab_size)
             ),
         )
+        rust = self._tokenizer
+        self._byte_pieces = byte_pieces(
+            [rust.id_to_token(i) for i in range(self.vocab_size)],
+            self._special_ids,
+            lambda ids: str(rust.decode(ids, skip_special_tokens=True)),
+            lambda ids: [
+                str(text) for text in rust.decode_batch([[i] for i in ids], skip_special_tokens=True)
+            ],
+            lambda text: list(rust.encode(text, add_special_tokens=False).ids),
+        )
         self._template: jinja2.Template | None = None
         self._template_error: str | None = None
         if data.chat_template:
@@ -152,6 +163,11 @@ class NativeTokenizer:
     def max_token_bytes(self) -> int:
         """The longest token's text in UTF-8 bytes (measured once, when the tokenizer is built)."""
         return self._max_token_bytes
+
+    @property
+    def byte_pieces(self) -> Sequence[bytes] | None:
+        """Each id's bytes (``engines.byte_level``), verified when the tokenizer was built."""
+        return self._byte_pieces
 
     def encode(self, text: str, *, add_special_tokens: bool = True) -> list[TokenId]:
         """Token ids of ``text``. Special-token text such as ``<|im_start|>`` maps to its id."""

@@ -9,10 +9,11 @@ from __future__ import annotations
 import functools
 import importlib
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
 
+from engines.byte_level import byte_pieces
 from engines.contract import ChatMessage, TokenId
 
 
@@ -29,6 +30,14 @@ class HfTokenizer(Protocol):
 
     def get_vocab(self) -> dict[str, int]: ...
 
+    @property
+    def all_special_ids(self) -> list[int]: ...
+
+    @property
+    def added_tokens_decoder(self) -> Mapping[int, AddedToken]: ...
+
+    def batch_decode(self, sequences: list[list[int]], *, skip_special_tokens: bool) -> list[str]: ...
+
     def encode(self, text: str, *, add_special_tokens: bool) -> list[int]: ...
 
     def decode(self, token_ids: list[int], *, skip_special_tokens: bool) -> str: ...
@@ -36,6 +45,18 @@ class HfTokenizer(Protocol):
     def apply_chat_template(
         self, conversation: list[dict[str, str]], *, tokenize: bool, add_generation_prompt: bool
     ) -> str: ...
+
+
+class AddedToken(Protocol):
+    """The part of ``tokenizers.AddedToken`` we use."""
+
+    @property
+    def special(self) -> bool: ...
+
+
+def special_added_ids(tokenizer: HfTokenizer) -> list[int]:
+    """Added tokens marked special: ``decode(skip_special_tokens=True)`` skips them too."""
+    return [index for index, token in tokenizer.added_tokens_decoder.items() if token.special]
 
 
 class TrtLlmTokenizer:
@@ -49,6 +70,20 @@ class TrtLlmTokenizer:
         if self._end_id is not None:
             ids.add(self._end_id)
         self._eos = frozenset(ids)
+        # Checked here, off the event loop (a 200k vocabulary takes seconds), once.
+        vocab: list[str | None] = [None] * len(tokenizer)
+        for token, index in tokenizer.get_vocab().items():
+            if 0 <= index < len(vocab):
+                vocab[index] = token
+        self._byte_pieces = byte_pieces(
+            vocab,
+            {*tokenizer.all_special_ids, *special_added_ids(tokenizer)},
+            lambda ids: str(tokenizer.decode(ids, skip_special_tokens=True)),
+            lambda ids: [
+                str(t) for t in tokenizer.batch_decode([[i] for i in ids], skip_special_tokens=True)
+            ],
+            lambda text: [int(i) for i in tokenizer.encode(text, add_special_tokens=False)],
+        )
 
     @property
     def vocab_size(self) -> int:
@@ -78,6 +113,12 @@ class TrtLlmTokenizer:
         a SentencePiece piece is its text (with "▁" for a space): never shorter than the text.
         """
         return max(1, *(len(token.encode("utf-8")) for token in self._tokenizer.get_vocab()))
+
+    @property
+    def byte_pieces(self) -> Sequence[bytes] | None:
+        """Each id's bytes for a byte-level BPE vocabulary that decodes exactly so (``engines.byte_level``):
+        Llama 3 and 4, Qwen, GPT-2 style. None otherwise (SentencePiece, cleanup of spaces)."""
+        return self._byte_pieces
 
     def encode(self, text: str, *, add_special_tokens: bool = True) -> list[TokenId]:
         """Token ids of ``text``; ``add_special_tokens`` adds BOS where the model wants it."""
