@@ -128,13 +128,17 @@ class FinishStats:
     chunk counts: it yields the first token)."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class EngineOutput:
     """New tokens of one request since its previous output (never cumulative).
 
     Several tokens may arrive at once (speculation, or a consumer that read
     slowly and had its pending tokens coalesced). The last output of a request
     has ``finish_reason`` and ``stats`` set.
+
+    A value: never change one once made. Not frozen, on purpose: an engine makes one for
+    every request at every step, and a frozen dataclass costs 3.4x as much to build
+    (1.26 vs 0.37 µs, measured on the Intel machine, 2026-11-30).
     """
 
     token_ids: tuple[TokenId, ...] = ()

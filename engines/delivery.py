@@ -61,46 +61,67 @@ IMMEDIATE = Coalescing()
 class Mailbox:
     """One request's outputs not yet read, merged into one. Touched only on its reader's loop."""
 
-    __slots__ = ("_coalescing", "_error", "_final", "_logprobs", "_ready", "_timer", "_token_ids")
+    __slots__ = (
+        "_delay_s",
+        "_error",
+        "_final",
+        "_hold",
+        "_logprobs",
+        "_ready",
+        "_timer",
+        "_token_ids",
+        "_waiter",
+    )
 
     def __init__(self, coalescing: Coalescing = IMMEDIATE) -> None:
         self._token_ids: list[TokenId] = []
         self._logprobs: list[TokenLogprob] = []
         self._final: EngineOutput | None = None
         self._error: EngineError | None = None
-        self._ready = asyncio.Event()
-        self._coalescing = coalescing
+        # An asyncio.Event, pared down: the one reader's future, made only when it has to wait.
+        self._ready = False
+        self._waiter: asyncio.Future[None] | None = None
+        # put runs for every request at every engine step: the policy is read once, here.
+        self._hold = coalescing.min_tokens if coalescing.holds else 0
+        self._delay_s = coalescing.max_delay_s
         self._timer: asyncio.TimerHandle | None = None
 
     def put(self, update: EngineOutput | EngineError) -> None:
         """Add an output (its tokens join those still pending) or the error that ends the request."""
         if isinstance(update, EngineError):
             self._error = update
-        else:
-            self._token_ids.extend(update.token_ids)
+            self._wake()
+            return
+        self._token_ids.extend(update.token_ids)
+        if update.logprobs:
             self._logprobs.extend(update.logprobs)
-            if update.finish_reason is not None:
-                self._final = update
-        policy = self._coalescing
-        if (
-            not policy.holds
-            or self._error is not None
-            or self._final is not None
-            or len(self._token_ids) >= policy.min_tokens
-        ):
-            self._ready.set()
-        elif self._timer is None and self._token_ids:
-            self._timer = asyncio.get_running_loop().call_later(policy.max_delay_s, self._ready.set)
+        if update.finish_reason is not None:
+            self._final = update
+        if not self._hold or self._final is not None or len(self._token_ids) >= self._hold:
+            self._wake()
+        elif self._timer is None and self._token_ids and self._error is None:
+            self._timer = asyncio.get_running_loop().call_later(self._delay_s, self._wake)
 
     def fail(self, error: EngineError) -> None:
         """End the request with ``error`` whatever state the mailbox is in (cannot raise)."""
         self._error = error
-        self._ready.set()
+        self._wake()
+
+    def _wake(self) -> None:
+        self._ready = True
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     async def wait(self) -> None:
         """Return once something was put since the last ``wait`` returned."""
-        await self._ready.wait()
-        self._ready.clear()
+        if not self._ready:
+            waiter = self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await waiter
+            finally:
+                self._waiter = None
+        self._ready = False
 
     def take(self) -> EngineOutput | None:
         """Everything pending as one output, or None when nothing is; raises the request's error."""
@@ -109,13 +130,13 @@ class Mailbox:
         final = self._final
         if not self._token_ids and final is None:
             return None
-        output = EngineOutput(
-            token_ids=tuple(self._token_ids),
-            logprobs=tuple(self._logprobs),
-            finish_reason=None if final is None else final.finish_reason,
-            stop_token_id=None if final is None else final.stop_token_id,
-            stats=None if final is None else final.stats,
-        )
+        logprobs = tuple(self._logprobs) if self._logprobs else ()
+        if final is None:
+            output = EngineOutput(tuple(self._token_ids), logprobs)
+        else:
+            output = EngineOutput(
+                tuple(self._token_ids), logprobs, final.finish_reason, final.stop_token_id, final.stats
+            )
         self._token_ids, self._logprobs, self._final = [], [], None
         if self._timer is not None:
             self._timer.cancel()

@@ -9,7 +9,7 @@ the stream is closed, finished or dropped, iterated or not.
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Coroutine
 from typing import Any
 
 from engines.contract import EngineOutput
@@ -29,13 +29,19 @@ class ClosingOutputStream(AsyncGenerator[EngineOutput, None], abc.ABC):
     def _close(self) -> None:
         """Idempotent: release the request, cancelling it in the engine unless it finished."""
 
-    async def asend(self, value: None) -> EngineOutput:
-        """Next output (``__anext__`` calls this)."""
-        return await self._inner.asend(value)
+    # The inner generator's own awaitables, handed out as they are: a coroutine of ours around
+    # each would cost every output two more frames.
+    def __anext__(self) -> Coroutine[Any, Any, EngineOutput]:
+        """Next output."""
+        return self._inner.__anext__()
 
-    async def athrow(self, typ: Any, val: Any = None, tb: Any = None) -> EngineOutput:
+    def asend(self, value: None) -> Coroutine[Any, Any, EngineOutput]:
+        """Next output (as ``__anext__``)."""
+        return self._inner.asend(value)
+
+    def athrow(self, typ: Any, val: Any = None, tb: Any = None) -> Coroutine[Any, Any, EngineOutput]:
         """Raise inside the stream (as for any async generator)."""
-        return await self._inner.athrow(typ, val, tb)
+        return self._inner.athrow(typ, val, tb)
 
     async def aclose(self) -> None:
         """Stop reading; cancels the request if it has not finished."""

@@ -21,7 +21,7 @@ import enum
 import hashlib
 import hmac
 import string
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -220,7 +220,7 @@ def _service_of(method: str) -> str:
     return method.lstrip("/").partition("/")[0]
 
 
-def _refusing_handler(
+def refusing_handler(
     handler: grpc.RpcMethodHandler[RequestT, ResponseT] | None, error: ServiceError
 ) -> grpc.RpcMethodHandler[RequestT, ResponseT]:
     """A handler of ``handler``'s kind that ends the call with ``error``.
@@ -255,24 +255,19 @@ def _refusing_handler(
             return grpc.stream_stream_rpc_method_handler(refuse_stream)
 
 
-class TokenAuthInterceptor(aio.ServerInterceptor):
-    """Ends every call the policy refuses, before any servicer sees it."""
+class TokenAuth:
+    """Decides, from a call's metadata, whether the policy refuses it; logs refusals, rate-limited."""
 
     def __init__(self, policy: TokenPolicy) -> None:
         self._policy = policy
         self._log_limit = RateLimiter()
 
-    async def intercept_service(
-        self,
-        continuation: Callable[
-            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[RequestT, ResponseT] | None]
-        ],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[RequestT, ResponseT] | None:
-        right = SERVICE_RIGHTS.get(_service_of(handler_call_details.method))
-        error = self._policy.authorize(handler_call_details.invocation_metadata, right)
+    def refusal(self, details: grpc.HandlerCallDetails) -> ServiceError | None:
+        """The error that ends the call, or None when the policy lets it through."""
+        right = SERVICE_RIGHTS.get(_service_of(details.method))
+        error = self._policy.authorize(details.invocation_metadata, right)
         if error is None:
-            return await continuation(handler_call_details)
+            return None
         held_back = self._log_limit.allow(error.message)
         if held_back is not None:
             # The method path is the caller's string: only the known service's right is logged.
@@ -283,4 +278,4 @@ class TokenAuthInterceptor(aio.ServerInterceptor):
                 right=right.value if right is not None else None,
                 held_back=held_back,
             )
-        return _refusing_handler(await continuation(handler_call_details), error)
+        return error

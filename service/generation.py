@@ -68,8 +68,11 @@ class Started:
     prompt_tokens: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Delta:
+    """A value, never changed once made; not frozen because one is made per event (as
+    ``EngineOutput``, whose docstring has the measurement)."""
+
     token_ids: tuple[TokenId, ...]
     text: str
     logprobs: tuple[TokenLogprob, ...]
@@ -199,7 +202,10 @@ class GenerationRunner:
         state = _TextState(self._engine, prepared)
         first_token_at: float | None = None
         async for merged in outputs:
-            for output in _pieces(merged, MAX_EVENT_TOKENS):
+            pieces = (
+                (merged,) if len(merged.token_ids) <= MAX_EVENT_TOKENS else _pieces(merged, MAX_EVENT_TOKENS)
+            )
+            for output in pieces:
                 if output.token_ids and state.matched_stop is None:
                     if first_token_at is None:
                         first_token_at = time.monotonic()
@@ -241,9 +247,6 @@ def _pieces(output: EngineOutput, limit: int) -> Iterator[EngineOutput]:
     here bounds every event whatever the engine merged.
     """
     ids = output.token_ids
-    if len(ids) <= limit:
-        yield output
-        return
     for start in range(0, len(ids), limit):
         end = start + limit
         if end < len(ids):

@@ -22,7 +22,7 @@ from service.runtime import Phase, Runtime
 from service.stall import StallWatch
 from service.tracing import GenerationSpan
 from service.validation import input_bytes, prepare_generation, request_id_of
-from service.wire_events import fill
+from service.wire_events import fill, fill_delta
 
 log = structlog.get_logger(__name__)
 
@@ -132,13 +132,17 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
             async with contextlib.aclosing(self.runtime.runner.run(prepared, ticket, arrival)) as events:
                 async for event in events:
                     response = response_type(request_id=request_id)
-                    fill(response, event, prepared, model)
                     if isinstance(event, Delta):
-                        now = time.monotonic()
-                        meter.delta(len(event.token_ids), now)
-                        if span is not None and event.token_ids:
-                            span.first_token(now)
-                    elif isinstance(event, Finished):
+                        fill_delta(response, event, prepared)
+                        if event.token_ids:
+                            now = time.monotonic()
+                            meter.delta(len(event.token_ids), now)
+                            if span is not None:
+                                span.first_token(now)
+                        yield response
+                        continue
+                    fill(response, event, prepared, model)
+                    if isinstance(event, Finished):
                         _log_finished(event)
                         meter.finished(
                             reason=event.reason.value,

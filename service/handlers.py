@@ -1,4 +1,4 @@
-"""Rebuilding a grpc.aio method handler with its behaviour wrapped: what our interceptors share.
+"""Rebuilding a grpc.aio method handler with its behaviour wrapped (``service.interceptor``).
 
 A handler holds one of four behaviours (unary or streaming request, unary or
 streaming response). grpc.aio tells how to drive a streaming-response behaviour
@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, TypeAlias, TypeVar, cast
+from typing import Any, TypeAlias, cast
 
 import grpc
 from grpc import aio
@@ -75,30 +75,3 @@ def final_code(context: Context, error: BaseException | None) -> grpc.StatusCode
         if status.value[0] == code:
             return status
     return grpc.StatusCode.UNKNOWN
-
-
-RequestT = TypeVar("RequestT")
-ResponseT = TypeVar("ResponseT")
-
-
-class WrappingInterceptor(aio.ServerInterceptor):
-    """An interceptor that rebuilds each known method's handler (``wrap``)."""
-
-    def wrap(self, handler: grpc.RpcMethodHandler[Any, Any], method: str) -> grpc.RpcMethodHandler[Any, Any]:
-        raise NotImplementedError
-
-    def unknown_method(self) -> None:
-        """Called for a method the server does not have (grpc answers UNIMPLEMENTED)."""
-
-    async def intercept_service(
-        self,
-        continuation: Callable[
-            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[RequestT, ResponseT] | None]
-        ],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[RequestT, ResponseT] | None:
-        handler = await continuation(handler_call_details)
-        if handler is None:
-            self.unknown_method()
-            return None
-        return self.wrap(handler, handler_call_details.method)

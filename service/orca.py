@@ -34,7 +34,6 @@ from typing import Any
 import grpc
 from grpc import aio
 
-from service.handlers import Call, Context, Stream, WrappingInterceptor, rewrap
 from service.metrics import Snapshot
 from service.orca_messages import OrcaLoadReport, OrcaLoadReportRequest
 
@@ -201,38 +200,3 @@ class OrcaService:
                 await asyncio.wait_for(self._closing.wait(), interval)
             except TimeoutError:
                 continue
-
-
-class OrcaTrailerInterceptor(WrappingInterceptor):
-    """Adds the ORCA trailer to every tokenwire.v1 call that ends OK (errors keep their own trailers)."""
-
-    PREFIX = "/tokenwire.v1."
-
-    def __init__(self, figures: Callable[[], LoadFigures]) -> None:
-        self._figures = figures
-
-    def wrap(self, handler: grpc.RpcMethodHandler[Any, Any], method: str) -> grpc.RpcMethodHandler[Any, Any]:
-        if not method.startswith(self.PREFIX):
-            return handler
-        figures = self._figures
-
-        def report(context: Context) -> None:
-            context.set_trailing_metadata(((ORCA_TRAILER, orca_report(figures())),))
-
-        def wrap_call(behaviour: Call, requests_stream: bool) -> Call:
-            async def reported(request: Any, context: Context) -> Any:
-                result = await behaviour(request, context)
-                report(context)
-                return result
-
-            return reported
-
-        def wrap_stream(behaviour: Stream, requests_stream: bool) -> Stream:
-            async def reported(request: Any, context: Context) -> AsyncIterator[Any]:
-                async for response in behaviour(request, context):
-                    yield response
-                report(context)
-
-            return reported
-
-        return rewrap(handler, wrap_call=wrap_call, wrap_stream=wrap_stream)

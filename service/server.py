@@ -21,19 +21,18 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from tokenwire.v1 import generation_pb2, generation_pb2_grpc, model_pb2, model_pb2_grpc
 
 from engines.contract import Engine
-from service.auth import TokenAuthInterceptor, load_policy
+from service.auth import TokenAuth, load_policy
 from service.config import ServeConfig
-from service.decoding import DecodeGuardInterceptor
 from service.drain import drain
 from service.generation_servicer import GenerationServicer
+from service.interceptor import CallInterceptor
 from service.metrics import Metrics
-from service.metrics_interceptor import MetricsInterceptor
 from service.model_servicer import ModelServicer
-from service.orca import OrcaService, OrcaTrailerInterceptor
+from service.orca import OrcaService
 from service.reflection import enable_reflection
 from service.runtime import Phase, Runtime, RuntimeSettings
 from service.tls import listener_risks, load_listener_security
-from service.tracing import Tracing, TracingInterceptor
+from service.tracing import Tracing
 
 log = structlog.get_logger(__name__)
 
@@ -88,12 +87,13 @@ class TokenwireServer:
         )
         # Calls are counted first (refused ones too); token checks next: a refused caller's
         # bytes are never decoded.
-        counted = [MetricsInterceptor(self.metrics)] if self.metrics is not None else []
-        traced = [TracingInterceptor(tracing)] if tracing is not None else []
-        auth = [TokenAuthInterceptor(self._policy)] if self._policy is not None else []
-        # Inside auth: a refused caller learns nothing about the load.
-        orca = OrcaTrailerInterceptor(self.runtime.load.figures)
-        self._server = aio.server(interceptors=[*counted, *traced, *auth, orca, DecodeGuardInterceptor()])
+        self.interceptor = CallInterceptor(
+            metrics=self.metrics,
+            tracer=tracing.tracer if tracing is not None else None,
+            auth=TokenAuth(self._policy) if self._policy is not None else None,
+            figures=self.runtime.load.figures,
+        )
+        self._server = aio.server(interceptors=[self.interceptor])
         self.metrics_port: int | None = None
         self._health = health.aio.HealthServicer()
         self._loading: asyncio.Task[None] | None = None

@@ -10,7 +10,7 @@ under that three spans rebuilt from the generation's own clock when it ends:
 the first token) and ``decode`` (until the last). Spans are exported in batches
 off the event loop by the SDK's exporter thread.
 
-Off (the default), no span is ever made: no interceptor is installed and the
+Off (the default), no span is ever made: ``service.interceptor`` starts none and the
 servicers skip every tracing call. Log lines written while a span is current
 carry its ``trace_id`` and ``span_id`` either way (``add_trace_ids``), so logs
 join traces in the collector's backend.
@@ -22,7 +22,7 @@ two servers in one process, or a test with an in-memory exporter, never mix.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Mapping, MutableMapping
+from collections.abc import Mapping, MutableMapping
 from typing import Any, TypeVar
 
 import grpc
@@ -35,7 +35,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from engines.contract import FinishStats
-from service.handlers import Call, Context, Stream, WrappingInterceptor, final_code, rewrap
+from service.handlers import Context
 
 RequestT = TypeVar("RequestT")
 ResponseT = TypeVar("ResponseT")
@@ -81,81 +81,23 @@ def caller_context(metadata: Any) -> otel_context.Context:
     return _PROPAGATOR.extract(carrier) if carrier else otel_context.Context()
 
 
-def _traced(
-    handler: grpc.RpcMethodHandler[Any, Any], method: str, tracer: trace.Tracer
-) -> grpc.RpcMethodHandler[Any, Any]:
+def start_server_span(tracer: trace.Tracer, method: str, context: Context) -> trace.Span:
+    """The SERVER span of a call of ``method`` (``/pkg.Service/Method``), the caller's span its parent."""
     service, _, name = method.lstrip("/").rpartition("/")
-    attributes = {"rpc.system": "grpc", "rpc.service": service, "rpc.method": name}
-
-    def start(context: Context) -> trace.Span:
-        parent = caller_context(context.invocation_metadata())
-        return tracer.start_span(
-            method.lstrip("/"), context=parent, kind=SpanKind.SERVER, attributes=attributes
-        )
-
-    def end(span: trace.Span, context: Context, error: BaseException | None) -> None:
-        code = final_code(context, error)
-        span.set_attribute("rpc.grpc.status_code", code.value[0])
-        if code is not grpc.StatusCode.OK:
-            span.set_status(Status(StatusCode.ERROR, code.name))
-        span.end()
-
-    def wrap_call(behaviour: Call, requests_stream: bool) -> Call:
-        async def traced(request: Any, context: Context) -> Any:
-            span = start(context)
-            token = otel_context.attach(trace.set_span_in_context(span))
-            error: BaseException | None = None
-            try:
-                return await behaviour(request, context)
-            except BaseException as raised:
-                error = raised
-                raise
-            finally:
-                otel_context.detach(token)
-                end(span, context, error)
-
-        return traced
-
-    def wrap_stream(behaviour: Stream, requests_stream: bool) -> Stream:
-        async def traced(request: Any, context: Context) -> AsyncIterator[Any]:
-            span = start(context)
-            # An async generator resumes in whatever context its consumer runs in: the span
-            # is attached around each step, never across a yield.
-            with_span = trace.set_span_in_context(span)
-            error: BaseException | None = None
-            token = otel_context.attach(with_span)
-            try:
-                responses = behaviour(request, context)
-                while True:
-                    try:
-                        response = await anext(responses)
-                    except StopAsyncIteration:
-                        break
-                    otel_context.detach(token)
-                    try:
-                        yield response
-                    finally:
-                        token = otel_context.attach(with_span)
-            except BaseException as raised:
-                error = raised
-                raise
-            finally:
-                otel_context.detach(token)
-                end(span, context, error)
-
-        return traced
-
-    return rewrap(handler, wrap_call=wrap_call, wrap_stream=wrap_stream)
+    return tracer.start_span(
+        method.lstrip("/"),
+        context=caller_context(context.invocation_metadata()),
+        kind=SpanKind.SERVER,
+        attributes={"rpc.system": "grpc", "rpc.service": service, "rpc.method": name},
+    )
 
 
-class TracingInterceptor(WrappingInterceptor):
-    """A SERVER span around every call of a known method, parented by the caller's traceparent."""
-
-    def __init__(self, tracing: Tracing) -> None:
-        self._tracer = tracing.tracer
-
-    def wrap(self, handler: grpc.RpcMethodHandler[Any, Any], method: str) -> grpc.RpcMethodHandler[Any, Any]:
-        return _traced(handler, method, self._tracer)
+def end_server_span(span: trace.Span, code: grpc.StatusCode) -> None:
+    """End a call's span with the status ``code`` the call ended with."""
+    span.set_attribute("rpc.grpc.status_code", code.value[0])
+    if code is not grpc.StatusCode.OK:
+        span.set_status(Status(StatusCode.ERROR, code.name))
+    span.end()
 
 
 class GenerationSpan:

@@ -26,8 +26,14 @@ def duration(seconds: float) -> duration_pb2.Duration:
     return duration_pb2.Duration(seconds=whole, nanos=nanos)
 
 
-def _fill_delta(message: generation_pb2.Delta, event: Delta, prepared: PreparedGeneration) -> None:
-    """Write ``event`` straight into the response's delta (no intermediate message to copy)."""
+def fill_delta(
+    response: generation_pb2.GenerateResponse | generation_pb2.SessionResponse,
+    event: Delta,
+    prepared: PreparedGeneration,
+) -> None:
+    """Set ``response``'s delta from ``event`` (what ``fill`` does for a delta; most events are one)."""
+    message = response.delta
+    message.SetInParent()  # an empty delta (nothing requested) is still a delta
     if prepared.include_token_ids:
         message.token_ids.extend(event.token_ids)
     if prepared.include_text:
@@ -79,8 +85,7 @@ def fill(
             response.started.prompt_tokens = event.prompt_tokens
             response.started.model = model
         case Delta():
-            response.delta.SetInParent()  # an empty delta (nothing requested) is still a delta
-            _fill_delta(response.delta, event, prepared)
+            fill_delta(response, event, prepared)
         case Finished():
             response.finished.CopyFrom(_finished(event))
         case _:

@@ -6,6 +6,7 @@ TLS clients connect to ``localhost:<port>``, the name the server certificate car
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
@@ -23,6 +24,7 @@ from grpc import aio
 from grpc_health.v1 import health_pb2
 from grpc_reflection.v1alpha import reflection_pb2
 from grpc_status import rpc_status
+from prometheus_client.parser import text_string_to_metric_families
 from tokenwire.v1 import generation_pb2, generation_pb2_grpc, model_pb2, model_pb2_grpc
 
 from service.auth import MAX_TOKEN_BYTES, Right, TokenPolicy, load_policy, parse_entries
@@ -31,6 +33,7 @@ from service.tls import listener_risks
 from tests.client_examples import secure_env
 from tests.conftest import LiveServer, SecureLiveServer, serve_in_thread, stop_live_server, write_tokens_file
 from tests.streams import collect
+from tests.test_metrics import scrape_text
 from tests.tls_certs import TOKEN_ALL, TOKEN_MODEL_ONLY, TestPki, make_test_pki
 
 SHA_ONLY_TOKEN = "tw-test-hashed-5d1e0c7b"
@@ -532,3 +535,24 @@ def test_the_generate_command_speaks_tls_and_sends_the_token(secure_live_server:
         done = subprocess.run(command, capture_output=True, text=True, timeout=180, check=False, env=env)
         assert done.returncode == code, done.stderr
         assert ("Paris" in done.stdout) if code == 0 else ("UNAUTHENTICATED" in done.stderr)
+
+
+async def test_a_refused_call_of_an_unknown_method_is_counted_without_its_name(tokens_file: Path) -> None:
+    """With token auth and metrics both on, a caller without a token calling made-up methods must
+    not mint a ``method`` label per name: the refusal is counted as ``method="unknown"``."""
+    for live in running(sim_config(auth_tokens_file=tokens_file, metrics_port=0)):
+        async with aio.insecure_channel(live.address) as channel:
+            for n in range(3):
+                made_up: aio.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(f"/evil.Svc/Name{n}")
+                with pytest.raises(grpc.aio.AioRpcError) as error:
+                    await made_up(b"")
+                assert error.value.code() is grpc.StatusCode.UNAUTHENTICATED
+        text = await asyncio.to_thread(scrape_text, live)
+        assert "evil" not in text and "Name0" not in text
+        samples = {
+            (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+        }
+        counted = (("code", "UNAUTHENTICATED"), ("method", "unknown"))
+        assert samples.get(("tokenwire_rpcs_total", counted)) == 3

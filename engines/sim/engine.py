@@ -99,6 +99,7 @@ class SimEngine:
         self._passage_length = 0
         self._ring: tuple[TokenId, ...] = ()
         """The passage, extended so that any step's tokens are one slice."""
+        self._draft_length = self._config.draft_length  # read for every request at every step
         self._router = OutputRouter(self._config.coalescing)
         self._pacer = Pacer()
         self._thread: threading.Thread | None = None
@@ -258,46 +259,45 @@ class SimEngine:
         )
 
     def _step(self, sequence: _Sequence, now: float) -> EngineOutput:
-        """Under the lock: one step of ``sequence``; releases it when the step ends it."""
-        size = min(next(sequence.steps), sequence.limit - sequence.emitted)
-        tokens = self._ring[sequence.position : sequence.position + size]
-        stopping = sequence.request.stopping
+        """Under the lock: one step of ``sequence``; releases it when the step ends it.
+
+        Runs for every request at every step: attributes are read once each.
+        """
+        before = sequence.emitted
+        size = min(next(sequence.steps), sequence.limit - before)
+        position = sequence.position
+        tokens = self._ring[position : position + size]
         kept, reason, stop_token = size, None, None
-        if sequence.ends and sequence.emitted + size > stopping.min_tokens:
-            # Like a sampler that bans them, stop tokens before min_tokens do not stop.
-            first = max(stopping.min_tokens - sequence.emitted, 0)
-            for index in range(first, size):
-                token = tokens[index]
-                if token in sequence.ends:
-                    kept = index
-                    if token in self._eos and not stopping.ignore_eos:
-                        reason = FinishReason.END_OF_SEQUENCE
-                    else:
-                        reason, stop_token = FinishReason.STOP_TOKEN, token
-                    break
+        if sequence.ends:
+            stopping = sequence.request.stopping
+            if before + size > stopping.min_tokens:
+                # Like a sampler that bans them, stop tokens before min_tokens do not stop.
+                for index in range(max(stopping.min_tokens - before, 0), size):
+                    token = tokens[index]
+                    if token in sequence.ends:
+                        kept = index
+                        if token in self._eos and not stopping.ignore_eos:
+                            reason = FinishReason.END_OF_SEQUENCE
+                        else:
+                            reason, stop_token = FinishReason.STOP_TOKEN, token
+                        break
         used = kept if reason is None else kept + 1  # the stop token was generated, not emitted
         progress = sequence.progress
         progress.decode_steps += 1
-        progress.draft_tokens += self._config.draft_length
+        progress.draft_tokens += self._draft_length
         progress.accepted_draft_tokens += used - 1
-        sequence.emitted += kept
-        sequence.position = (sequence.position + used) % self._passage_length
-        emitted = tokens[:kept]
-        logprobs = (
-            _certain_logprobs(emitted, sequence.request.top_logprobs) if sequence.request.logprobs else ()
-        )
-        if reason is None and sequence.emitted >= sequence.limit:
-            reason = FinishReason.LENGTH
+        emitted = sequence.emitted = before + kept
+        sequence.position = (position + used) % self._passage_length
+        if kept < size:
+            tokens = tokens[:kept]
+        request = sequence.request
+        logprobs = _certain_logprobs(tokens, request.top_logprobs) if request.logprobs else ()
         if reason is None:
-            return EngineOutput(token_ids=emitted, logprobs=logprobs)
+            if emitted < sequence.limit:
+                return EngineOutput(tokens, logprobs)
+            reason = FinishReason.LENGTH
         self._table.release(sequence, now)
-        return EngineOutput(
-            token_ids=emitted,
-            logprobs=logprobs,
-            finish_reason=reason,
-            stop_token_id=stop_token,
-            stats=progress.stats(now),
-        )
+        return EngineOutput(tokens, logprobs, reason, stop_token, progress.stats(now))
 
     def _cancel_everything(self) -> None:
         now = time.monotonic()
