@@ -15,7 +15,9 @@ door" section). Not a test: timings are noisy; compare within one run.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -166,13 +168,41 @@ def metrics_cost(on: list[LevelResult], off: list[LevelResult]) -> str:
     return "\n".join(lines)
 
 
-def write(out: Path, parts: list[str], duration: float, processes: int) -> None:
+def median_levels(runs: list[list[LevelResult]]) -> list[LevelResult]:
+    """The first run's levels, each with the median server CPU per token over ``runs``."""
+    merged = []
+    for level in runs[0]:
+        values = [
+            other.server_cpu_us_per_token
+            for run in runs
+            for other in run
+            if other.concurrency == level.concurrency and other.server_cpu_us_per_token is not None
+        ]
+        median = statistics.median(values) if values else None
+        merged.append(dataclasses.replace(level, server_cpu_us_per_token=median))
+    return merged
+
+
+def each_run(ours: list[list[LevelResult]], floors: list[list[LevelResult]]) -> str:
+    """Every repetition's CPU-per-token ratio against the floor of the same repetition."""
+    lines = ["each repetition, tokenwire / floor of the same repetition:"]
+    for index, level in enumerate(ours[0]):
+        ratios = []
+        for mine, floor in zip(ours, floors, strict=True):
+            a, b = mine[index].server_cpu_us_per_token, floor[index].server_cpu_us_per_token
+            ratios.append(f"{a / b:.2f}x" if a and b else "-")
+        lines.append(f"  c={level.concurrency:<5} " + "  ".join(ratios))
+    return "\n".join(lines)
+
+
+def write(out: Path, parts: list[str], duration: float, processes: int, repeat: int) -> None:
     section = "\n".join(
         [
             SECTION,
             "",
             f"Measured {time.strftime('%Y-%m-%d')} on {machine()}; `make bench` "
-            f"(`.venv/bin/python bench/frontdoor.py --duration {duration} --processes {processes}`). "
+            f"(`.venv/bin/python bench/frontdoor.py --duration {duration} --processes {processes} "
+            f"--repeat {repeat}`). "
             "Server and load clients share the machine. Charts: bench/results/frontdoor/*/.",
             "",
             *parts,
@@ -187,6 +217,7 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=10.0, help="measured seconds per concurrency level")
     parser.add_argument("--processes", type=int, default=2, help="load client processes")
     parser.add_argument("--shapes", default="latency,throughput", help="which shapes to run")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of the three servers, in rotation")
     parser.add_argument(
         "--serve-args",
         default="",
@@ -198,43 +229,60 @@ def main() -> None:
     for shape in SHAPES:
         if shape.name not in args.shapes.split(","):
             continue
-        floor = run_one("floor", shape, args.duration, args.processes, None)
         extra = tuple(args.serve_args.split())
-        tokenwire = run_one("tokenwire", shape, args.duration, args.processes, floor, extra)
         # The same with Prometheus metrics on (ORCA trailers are on in both).
         with_metrics = (*extra, "--metrics-port", "0")
-        metered = run_one("tokenwire", shape, args.duration, args.processes, floor, with_metrics, "-metrics")
-        floor_levels, tokenwire_levels = load_levels(floor), load_levels(tokenwire)
-        metered_levels = load_levels(metered)
+        floors, plains, metereds = [], [], []
+        for repetition in range(args.repeat):
+            tag = f"-{repetition + 1}" if repetition else ""
+            floor = run_one("floor", shape, args.duration, args.processes, None, label=tag)
+            plain = run_one("tokenwire", shape, args.duration, args.processes, floor, extra, tag)
+            metered = run_one(
+                "tokenwire", shape, args.duration, args.processes, floor, with_metrics, "-metrics" + tag
+            )
+            floors.append(load_levels(floor))
+            plains.append(load_levels(plain))
+            metereds.append(load_levels(metered))
+        floor_levels, tokenwire_levels, metered_levels = (
+            median_levels(floors),
+            median_levels(plains),
+            median_levels(metereds),
+        )
+        runs = f"median of {args.repeat} runs" if args.repeat > 1 else "one run"
         parts += [
             f"### {shape.name} shape (concurrency {shape.concurrency})",
             "",
-            "The floor:",
+            "The floor (first run):",
             "",
             "```",
-            format_table(floor_levels),
+            format_table(floors[0]),
             "```",
             "",
-            "tokenwire, sim engine:",
+            "tokenwire, sim engine (first run):",
             "",
             "```",
-            format_table(tokenwire_levels),
+            format_table(plains[0]),
             "```",
+            "",
+            f"Server CPU per token, {runs}:",
             "",
             "```",
             format_comparison(compare(tokenwire_levels, floor_levels)),
+            each_run(plains, floors),
             "```",
             "",
-            "tokenwire with `--metrics-port` (Prometheus metrics on), against the floor and metrics off:",
+            f"tokenwire with `--metrics-port` (Prometheus metrics on), {runs}, against the floor and "
+            "metrics off:",
             "",
             "```",
             format_comparison(compare(metered_levels, floor_levels)),
+            each_run(metereds, floors),
             metrics_cost(metered_levels, tokenwire_levels),
             "```",
             "",
         ]
     print("\n".join(parts))
-    write(args.out, parts, args.duration, args.processes)
+    write(args.out, parts, args.duration, args.processes, args.repeat)
 
 
 if __name__ == "__main__":

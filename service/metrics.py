@@ -172,23 +172,32 @@ class LoopHistogram:
 
 
 class _Meter:
-    __slots__ = ("_last", "_method", "_metrics")
+    __slots__ = ("_gaps", "_last", "_method", "_metrics", "_per_token", "_sizes")
 
     def __init__(self, metrics: Metrics, method: str) -> None:
         self._metrics = metrics
         self._method = method
         self._last: float | None = None  # the first event's gap is the time to first token
+        self._sizes = metrics.tokens_per_event
+        self._gaps = metrics.inter_event_latency
+        self._per_token = metrics.time_per_output_token
 
     def delta(self, tokens: int, now: float) -> None:
+        # Every event of every stream comes here: LoopHistogram.observe, written out inline.
         if tokens <= 0:
             return
-        m = self._metrics
-        m.tokens_per_event.observe(tokens)
-        if self._last is not None:
-            gap = now - self._last
-            m.inter_event_latency.observe(gap)
-            m.time_per_output_token.observe(gap / tokens, tokens)
-        self._last = now
+        sizes = self._sizes
+        sizes.counts[bisect.bisect_left(sizes.upper, tokens)] += 1
+        sizes.sum += tokens
+        last, self._last = self._last, now
+        if last is not None:
+            gap = now - last
+            gaps = self._gaps
+            gaps.counts[bisect.bisect_left(gaps.upper, gap)] += 1
+            gaps.sum += gap
+            per_token = self._per_token
+            per_token.counts[bisect.bisect_left(per_token.upper, gap / tokens)] += tokens
+            per_token.sum += gap
 
     def finished(
         self,

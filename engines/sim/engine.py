@@ -237,7 +237,7 @@ class SimEngine:
                 except Exception as error:  # a bug here must fail the batch, not hang its readers
                     _log.exception("sim_engine_step_failed")
                     updates.extend(table.fail_active(EngineError(f"simulation failed: {error}"), now))
-                admitted, ended = table.admit(now, lambda s: s.limit > 0)
+                admitted, ended = table.admit(now, _may_generate)
                 for sequence in admitted:
                     sequence.progress.started_at = now
                 updates.extend(ended)
@@ -305,6 +305,10 @@ class SimEngine:
             updates = self._table.cancel_all(now)
             if updates:
                 self._router.publish(updates)
+
+
+def _may_generate(sequence: _Sequence) -> bool:
+    return sequence.limit > 0
 
 
 def _certain_logprobs(tokens: tuple[TokenId, ...], top: int) -> tuple[TokenLogprob, ...]:
