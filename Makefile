@@ -117,6 +117,7 @@ bench-engine: $(VENV)/.installed
 	$(BIN)/python bench/engine.py $(ARGS)
 	$(BIN)/python bench/prefill_ttft.py
 	$(BIN)/python bench/shared_verification.py
+	$(BIN)/python bench/structured_output.py
 
 # The Grafana dashboard's panels from a real Prometheus scrape of the embedded model (docs/img/dashboard.png).
 dashboard: $(VENV)/.installed $(PROMETHEUS)

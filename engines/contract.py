@@ -34,6 +34,9 @@ class SamplingParams:
     repetition_penalty: float | None = None
     presence_penalty: float | None = None
     frequency_penalty: float | None = None
+    logit_bias: tuple[tuple[TokenId, float], ...] = ()
+    """(token, bias) pairs, bias in [-100, 100], added to the logits after the penalties; -100 bans
+    the token outright."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +71,32 @@ class SpeculationParams:
     """Most draft tokens proposed per step (at least 1; ignored when ``method`` is OFF)."""
 
 
+class StructuredOutputKind(enum.Enum):
+    """The kinds of format a request may constrain its output to."""
+
+    JSON_SCHEMA = "json_schema"
+    JSON_OBJECT = "json_object"
+    REGEX = "regex"
+    GRAMMAR_LARK = "grammar_lark"
+    GRAMMAR_GBNF = "grammar_gbnf"
+    CHOICE = "choice"
+
+
+@dataclass(frozen=True, slots=True)
+class StructuredOutput:
+    """A format the output must follow."""
+
+    kind: StructuredOutputKind
+    text: str = ""
+    """The JSON Schema, regex or grammar text; empty for JSON_OBJECT and CHOICE."""
+    choices: tuple[str, ...] = ()
+    """For CHOICE: the allowed outputs."""
+
+
+class InvalidStructuredOutput(ValueError):
+    """A structured-output format that does not compile; the message is the compiler's reason."""
+
+
 @dataclass(frozen=True, slots=True)
 class EngineRequest:
     """One generation, fully validated: the engine may trust every field."""
@@ -82,6 +111,9 @@ class EngineRequest:
     """With ``logprobs``: also report this many most likely candidates per position."""
     speculation: SpeculationParams | None = None
     """Speculative decoding for this request; None: the engine's default."""
+    structured_output: StructuredOutput | None = None
+    """The format the output must follow (one of ``EngineInfo.structured_output_kinds``, already
+    accepted by ``Engine.compile_structured_output``); None: free text."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +140,8 @@ class FinishReason(enum.Enum):
     """``max_tokens`` reached, or the context window is full."""
     STOP_TOKEN = "stop_token"
     CANCELLED = "cancelled"
+    STRUCTURED_OUTPUT_COMPLETE = "structured_output_complete"
+    """The request's format allows nothing more."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,6 +228,7 @@ OPTIONAL_REQUEST_FIELDS = (
     "sampling.repetition_penalty",
     "sampling.presence_penalty",
     "sampling.frequency_penalty",
+    "sampling.logit_bias",
     "stopping.min_tokens",
     "stopping.stop",
     "stopping.stop_token_ids",
@@ -216,6 +251,8 @@ class EngineInfo:
     speculative: SpeculativeConfig = field(default_factory=SpeculativeConfig)
     unsupported_fields: tuple[UnsupportedField, ...] = ()
     """Request fields this engine, as configured, does not honour; every other field is honoured."""
+    structured_output_kinds: tuple[StructuredOutputKind, ...] = ()
+    """The structured-output formats it can follow (none: it refuses structured output)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -317,6 +354,13 @@ class Engine(Protocol):
         or cancelling the task that iterates it) cancels the request and
         frees its slot.
         """
+        ...
+
+    def compile_structured_output(self, spec: StructuredOutput) -> None:
+        """Compile ``spec`` for this engine, or find it compiled; raises ``InvalidStructuredOutput``
+        with the compiler's reason. CPU-heavy on a cache miss: the service calls it off the event
+        loop, before it accepts a request that carries ``spec``. Only called for kinds in
+        ``info.structured_output_kinds``."""
         ...
 
     def cancel(self, request_id: RequestId) -> None:

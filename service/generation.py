@@ -48,6 +48,8 @@ class PreparedGeneration:
     """A validated request: what the engine runs plus what the service does around it."""
 
     engine_request: EngineRequest
+    samples: int = 1
+    """How many samples of the prompt (GenerateRequest.n)."""
     stop_strings: tuple[str, ...] = ()
     include_token_ids: bool = True
     include_text: bool = True
@@ -61,6 +63,7 @@ class EndReason(enum.Enum):
     STOP_TOKEN = "stop_token"
     CANCELLED = "cancelled"
     DEADLINE = "deadline"
+    STRUCTURED_OUTPUT_COMPLETE = "structured_output_complete"
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +101,7 @@ _ENGINE_REASONS = {
     FinishReason.LENGTH: EndReason.LENGTH,
     FinishReason.STOP_TOKEN: EndReason.STOP_TOKEN,
     FinishReason.CANCELLED: EndReason.CANCELLED,
+    FinishReason.STRUCTURED_OUTPUT_COMPLETE: EndReason.STRUCTURED_OUTPUT_COMPLETE,
 }
 
 

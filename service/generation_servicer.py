@@ -64,7 +64,7 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
     ) -> PreparedGeneration:
         """Validate and tokenize ``request``; large inputs are tokenized off the event loop."""
         _, limits = self.runtime.require_serving()
-        return await self.runtime.offload.run(
+        prepared = await self.runtime.offload.run(
             input_bytes(request),
             prepare_generation,
             request,
@@ -73,6 +73,10 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
             assigned_id=self.runtime.registry.new_id(),
             require_id=in_session,
         )
+        spec = prepared.engine_request.structured_output
+        if spec is not None:
+            await self.runtime.formats.check(spec)
+        return prepared
 
     async def Generate(
         self, request: generation_pb2.GenerateRequest, context: GenerateContext

@@ -13,7 +13,7 @@ from service import errors
 from service.orca import LoadFigures, clamp_interval
 from service.rejections import rejected
 from service.runtime import Runtime
-from service.validation import detokenize_ids, input_bytes, tokenize_request
+from service.validation import KIND_NUMBERS, detokenize_ids, input_bytes, tokenize_request
 
 
 def _load_message(figures: LoadFigures) -> model_pb2.GetLoadResponse:
@@ -73,6 +73,8 @@ class ModelServicer(model_pb2_grpc.ModelServiceServicer):
                 model_pb2.UnsupportedField(field=item.field, reason=item.reason, allowed=item.allowed)
                 for item in info.unsupported_fields
             ],
+            structured_output_kinds=[KIND_NUMBERS[kind] for kind in info.structured_output_kinds],
+            max_samples=limits.max_samples,
         )
 
     async def GetLoad(

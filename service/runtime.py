@@ -16,6 +16,7 @@ from service.metrics import MetricsSink, NoMetrics, Snapshot
 from service.offload import Offload
 from service.orca import LoadTracker
 from service.registry import RequestRegistry
+from service.structured import FormatCompiler
 from service.validation import Limits
 
 
@@ -54,6 +55,7 @@ class Runtime:
         self.registry = RequestRegistry(engine.cancel)
         self.runner = GenerationRunner(engine, self.registry)
         self.offload = Offload()
+        self.formats = FormatCompiler(engine.compile_structured_output)
         self.streams = OpenStreams()
         self.phase = Phase.LOADING
         self._limits: Limits | None = None
@@ -72,6 +74,7 @@ class Runtime:
                 else None
             ),
             unsupported=info.unsupported_fields,
+            structured_output_kinds=frozenset(info.structured_output_kinds),
         )
         if self.phase is Phase.LOADING:  # a drain that began while loading stays a drain
             self.phase = Phase.SERVING

@@ -193,6 +193,7 @@ class TokenwireServer:
         await self._server.stop(FINAL_GRACE_S)
         await self._engine.shutdown()
         self.runtime.offload.shutdown()
+        self.runtime.formats.shutdown()
         if self.metrics is not None:
             self.metrics.close()
         if self.tracing is not None:

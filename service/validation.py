@@ -21,6 +21,8 @@ from engines.contract import (
     SpeculationMethod,
     SpeculationParams,
     StoppingParams,
+    StructuredOutput,
+    StructuredOutputKind,
     TokenId,
     Tokenizer,
     UnsupportedField,
@@ -38,6 +40,24 @@ MAX_DRAFT_LENGTH = 16
 MAX_CHAT_MESSAGES = 4096
 """More messages than this never fit a context window we serve; refused before rendering."""
 MAX_DETOKENIZE_IDS = 65536
+MAX_LOGIT_BIAS_ENTRIES = 300
+MAX_LOGIT_BIAS = 100.0
+MAX_SCHEMA_CHARS = 64 * 1024
+"""JSON schemas and grammars; regexes get ``MAX_REGEX_CHARS``."""
+MAX_REGEX_CHARS = 4 * 1024
+MAX_CHOICES = 256
+MAX_CHOICE_CHARS = 1024
+DEFAULT_MAX_SAMPLES = 16
+
+KIND_NUMBERS = {
+    StructuredOutputKind.JSON_SCHEMA: model_pb2.STRUCTURED_OUTPUT_KIND_JSON_SCHEMA,
+    StructuredOutputKind.JSON_OBJECT: model_pb2.STRUCTURED_OUTPUT_KIND_JSON_OBJECT,
+    StructuredOutputKind.REGEX: model_pb2.STRUCTURED_OUTPUT_KIND_REGEX,
+    StructuredOutputKind.GRAMMAR_LARK: model_pb2.STRUCTURED_OUTPUT_KIND_GRAMMAR_LARK,
+    StructuredOutputKind.GRAMMAR_GBNF: model_pb2.STRUCTURED_OUTPUT_KIND_GRAMMAR_GBNF,
+    StructuredOutputKind.CHOICE: model_pb2.STRUCTURED_OUTPUT_KIND_CHOICE,
+}
+"""GetModelInfo's numbers for the contract's kinds."""
 FALLBACK_DRAFT_LENGTH = 4
 """Draft length for a request that turns speculation on when the server default is off."""
 
@@ -56,6 +76,10 @@ class Limits:
     """Methods a request may choose; None: any."""
     unsupported: tuple[UnsupportedField, ...] = ()
     """Fields the engine would not honour: refused when a request sets them (``EngineInfo``)."""
+    structured_output_kinds: frozenset[StructuredOutputKind] = frozenset()
+    """The formats the engine follows (``EngineInfo``); others are refused."""
+    max_samples: int = 1
+    """The largest ``n`` a request may ask for."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,6 +293,7 @@ def _sampling(params: generation_pb2.SamplingParams, limits: Limits, bad: _Viola
     if params.HasField("frequency_penalty"):
         _check_range(bad, "sampling.frequency_penalty", params.frequency_penalty, -2.0, 2.0)
 
+    logit_bias = _logit_bias(params, limits, bad)
     has = params.HasField
     return SamplingParams(
         temperature=params.temperature if has("temperature") else None,
@@ -279,7 +304,102 @@ def _sampling(params: generation_pb2.SamplingParams, limits: Limits, bad: _Viola
         repetition_penalty=params.repetition_penalty if has("repetition_penalty") else None,
         presence_penalty=params.presence_penalty if has("presence_penalty") else None,
         frequency_penalty=params.frequency_penalty if has("frequency_penalty") else None,
+        logit_bias=logit_bias,
     )
+
+
+def _logit_bias(
+    params: generation_pb2.SamplingParams, limits: Limits, bad: _Violations
+) -> tuple[tuple[TokenId, float], ...]:
+    entries = params.logit_bias
+    if len(entries) > MAX_LOGIT_BIAS_ENTRIES:
+        bad.add("sampling.logit_bias", f"at most {MAX_LOGIT_BIAS_ENTRIES} entries; got {len(entries)}")
+        return ()
+    found: list[tuple[TokenId, float]] = []
+    for token, value in sorted(entries.items()):
+        field = f"sampling.logit_bias[{token}]"
+        if token >= limits.vocab_size:
+            bad.add(field, f"the token id must be below the vocabulary size {limits.vocab_size}")
+        elif not math.isfinite(value) or not -MAX_LOGIT_BIAS <= value <= MAX_LOGIT_BIAS:
+            bad.add(field, f"must be in [{-MAX_LOGIT_BIAS:g}, {MAX_LOGIT_BIAS:g}]; got {value:g}")
+        elif value != 0.0:
+            found.append((TokenId(token), value))
+    return tuple(found)
+
+
+def _text_field(bad: _Violations, field: str, value: str, most: int) -> None:
+    if not value:
+        bad.add(field, "must not be empty")
+    elif len(value) > most:
+        bad.add(field, f"at most {most} characters; got {len(value)}")
+
+
+def _structured_output(
+    request: generation_pb2.GenerateRequest, limits: Limits, bad: _Violations
+) -> StructuredOutput | None:
+    """The request's format, with its sizes checked (whether it compiles is the engine's to say)."""
+    if not request.HasField("structured_output"):
+        return None
+    message = request.structured_output
+    syntaxes = generation_pb2.Grammar.Syntax
+    spec: StructuredOutput
+    match message.WhichOneof("format"):
+        case "json_schema":
+            _text_field(bad, "structured_output.json_schema", message.json_schema, MAX_SCHEMA_CHARS)
+            spec = StructuredOutput(StructuredOutputKind.JSON_SCHEMA, message.json_schema)
+        case "json_object":
+            spec = StructuredOutput(StructuredOutputKind.JSON_OBJECT)
+        case "regex":
+            _text_field(bad, "structured_output.regex", message.regex, MAX_REGEX_CHARS)
+            spec = StructuredOutput(StructuredOutputKind.REGEX, message.regex)
+        case "grammar":
+            grammar = message.grammar
+            _text_field(bad, "structured_output.grammar.text", grammar.text, MAX_SCHEMA_CHARS)
+            match grammar.syntax:
+                case syntaxes.SYNTAX_LARK:
+                    kind = StructuredOutputKind.GRAMMAR_LARK
+                case syntaxes.SYNTAX_GBNF:
+                    kind = StructuredOutputKind.GRAMMAR_GBNF
+                case syntaxes.SYNTAX_UNSPECIFIED:
+                    bad.add("structured_output.grammar.syntax", "is required: SYNTAX_LARK or SYNTAX_GBNF")
+                    return None
+                case other:
+                    bad.add("structured_output.grammar.syntax", f"unknown syntax {other}")
+                    return None
+            spec = StructuredOutput(kind, grammar.text)
+        case "choice":
+            options = message.choice.options
+            if not 1 <= len(options) <= MAX_CHOICES:
+                bad.add("structured_output.choice.options", f"1 to {MAX_CHOICES} options; got {len(options)}")
+                return None
+            for index, option in enumerate(options):
+                _text_field(bad, f"structured_output.choice.options[{index}]", option, MAX_CHOICE_CHARS)
+            spec = StructuredOutput(StructuredOutputKind.CHOICE, choices=tuple(options))
+        case None:
+            bad.add("structured_output", "set one of json_schema, json_object, regex, grammar or choice")
+            return None
+        case other:
+            raise AssertionError(f"unhandled format {other}")
+    if spec.kind not in limits.structured_output_kinds:
+        offered = ", ".join(sorted(k.value for k in limits.structured_output_kinds)) or "none"
+        bad.add(
+            "structured_output", f"{spec.kind.value} is not supported by this engine (supported: {offered})"
+        )
+        return None
+    return spec
+
+
+def _samples(
+    request: generation_pb2.GenerateRequest, sampling: SamplingParams, limits: Limits, bad: _Violations
+) -> int:
+    if not request.HasField("n") or request.n == 0:
+        return 1
+    n = request.n
+    if n > limits.max_samples:
+        bad.add("n", f"must be in [1, {limits.max_samples}] on this server; got {n}")
+    elif n > 1 and sampling.temperature == 0.0:
+        bad.add("n", "n > 1 needs sampling: with temperature 0 every sample would be the same answer")
+    return n
 
 
 def _stopping(
@@ -421,6 +541,8 @@ def prepare_generation(
     elif output.top_logprobs and not output.logprobs:
         bad.add("output.top_logprobs", "requires output.logprobs")
     speculation = _speculation(request.speculative, limits, bad)
+    structured_output = _structured_output(request, limits, bad)
+    samples = _samples(request, sampling, limits, bad)
     _refuse_unsupported(request, limits.unsupported, bad)
     timeout_s: float | None = None
     if request.HasField("timeout"):
@@ -438,7 +560,9 @@ def prepare_generation(
             logprobs=output.logprobs,
             top_logprobs=output.top_logprobs,
             speculation=speculation,
+            structured_output=structured_output,
         ),
+        samples=samples,
         stop_strings=tuple(request.stopping.stop),
         include_token_ids=output.token_ids if output.HasField("token_ids") else True,
         include_text=output.text if output.HasField("text") else True,

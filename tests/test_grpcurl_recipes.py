@@ -76,6 +76,28 @@ def check_generation(output: str) -> None:
     )
 
 
+def _structured_text(output: str) -> tuple[str, object]:
+    events = json_stream(output)
+    assert "started" in events[0] and "finished" in events[-1]
+    text = "".join(str(field(e, "delta", "text") or "") for e in events[1:-1])
+    return text, field(events[-1], "finished", "reason")
+
+
+def check_json_schema(output: str) -> None:
+    text, reason = _structured_text(output)
+    value = json.loads(text)
+    assert isinstance(value, dict) and set(value) == {"name", "age"}, value
+    assert isinstance(value["name"], str) and len(value["name"]) <= 12
+    assert isinstance(value["age"], int) and 0 <= value["age"] <= 120
+    assert reason in ("FINISH_REASON_END_OF_SEQUENCE", "FINISH_REASON_STRUCTURED_OUTPUT_COMPLETE")
+
+
+def check_choice(output: str) -> None:
+    text, reason = _structured_text(output)
+    assert text in ("positive", "negative", "neutral")
+    assert reason == "FINISH_REASON_STRUCTURED_OUTPUT_COMPLETE"
+
+
 def check_list(output: str) -> None:
     assert {"tokenwire.v1.GenerationService", "tokenwire.v1.ModelService"} <= set(output.split())
 
@@ -131,6 +153,8 @@ CHECKS: dict[str, Callable[[str], None]] = {
     "tokenize": check_tokenize,
     "generate": check_generation,
     "session": check_session,
+    "json-schema": check_json_schema,
+    "choice": check_choice,
     "abort": check_abort,
     "bad-request": check_bad_request,
     "buf-model-info": check_model_info,

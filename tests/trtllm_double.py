@@ -212,6 +212,25 @@ class DoubleSamplingParams:
         return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
+# tensorrt_llm/sampling_params.py (1.x), class GuidedDecodingParams: its fields, at most one guide set.
+GUIDED_DECODING_FIELDS: Mapping[str, object] = {
+    "json": None, "regex": None, "grammar": None, "json_object": False, "structural_tag": None,
+}  # fmt: skip
+
+
+class DoubleGuidedDecodingParams:
+    """``llmapi.GuidedDecodingParams``: its real fields, and its check that one guide is set."""
+
+    def __init__(self, **kwargs: object) -> None:
+        unknown = sorted(set(kwargs) - set(GUIDED_DECODING_FIELDS))
+        if unknown:
+            raise TypeError(f"GuidedDecodingParams got unexpected fields {unknown}")
+        self.given = dict(kwargs)
+        set_guides = [name for name, value in kwargs.items() if value not in (None, False)]
+        if len(set_guides) > 1:
+            raise ValueError(f"only one guide can be used for a request, got {set_guides}")
+
+
 class DoubleRequestError(RuntimeError):
     """``tensorrt_llm.executor.utils.RequestError``: one request failed in the executor."""
 
@@ -682,6 +701,7 @@ class _Loader(importlib.abc.Loader):
             "EagleDecodingConfig": DoubleEagleDecodingConfig13 if is_1_3 else DoubleEagleDecodingConfig,
             "Eagle3DecodingConfig": DoubleEagle3DecodingConfig13 if is_1_3 else DoubleEagle3DecodingConfig,
             "RequestError": DoubleRequestError,
+            "GuidedDecodingParams": DoubleGuidedDecodingParams,
         }
         for name, value in names.items():
             setattr(module, name, value)

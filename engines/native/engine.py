@@ -28,6 +28,8 @@ from engines.contract import (
     SpeculationMethod,
     SpeculationParams,
     SpeculativeConfig,
+    StructuredOutput,
+    StructuredOutputKind,
 )
 from engines.delivery import IMMEDIATE, Coalescing, OutputRouter
 from engines.native.eagle3.head import DEFAULT_HEAD, Eagle3Drafter, load_head
@@ -39,6 +41,7 @@ from engines.native.scheduler import Scheduler, SchedulerConfig
 from engines.native.tokenizer import NativeTokenizer
 from engines.native.weights import ProgressCallback, default_gguf_path, load_weights
 from engines.request_table import open_stream
+from engines.structured import Grammars
 
 _log = structlog.get_logger(__name__)
 
@@ -138,6 +141,7 @@ class NativeEngine:
         self._scheduler: Scheduler | None = None
         self._thread: threading.Thread | None = None
         self._router = OutputRouter(self._config.coalescing)
+        self._grammars: Grammars | None = None
 
     @property
     def info(self) -> EngineInfo:
@@ -222,6 +226,11 @@ class NativeEngine:
             feature_dim=3 * model_config.dim if drafter is not None else 0,
         )
         tokenizer = NativeTokenizer(weights.tokenizer)
+        grammars = Grammars.from_tokenizer_json(
+            tokenizer.tokenizer_json,
+            vocab_size=tokenizer.vocab_size,
+            eos_token_ids=sorted(tokenizer.eos_token_ids),
+        )
         scheduler_config = SchedulerConfig(
             max_batch_size=config.max_batch_size,
             max_waiting=config.max_waiting,
@@ -242,7 +251,9 @@ class NativeEngine:
             publish=self._router.publish,
             eagle3=drafter,
             prefix_cache=prefix,
+            grammars=grammars,
         )
+        self._grammars = grammars
         self._tokenizer = tokenizer
         self._info = EngineInfo(
             model_name=config.model_name,
@@ -251,6 +262,7 @@ class NativeEngine:
             vocab_size=model_config.vocab_size,
             max_batch_size=config.max_batch_size,
             speculative=_speculative_config(config, draft_model),
+            structured_output_kinds=tuple(StructuredOutputKind),
         )
         _log.info(
             "native_engine_started",
@@ -275,6 +287,12 @@ class NativeEngine:
         """
         scheduler = self._require_scheduler()
         return open_stream(self._router, request, scheduler.submit, self.cancel)
+
+    def compile_structured_output(self, spec: StructuredOutput) -> None:
+        """Compile ``spec`` with llguidance for this tokenizer (cached); raises InvalidStructuredOutput."""
+        if self._grammars is None:
+            raise RuntimeError("NativeEngine.start() has not finished")
+        self._grammars.compile(spec)
 
     def cancel(self, request_id: RequestId) -> None:
         """Cancel a request; a no-op for unknown or finished ids. Never blocks."""

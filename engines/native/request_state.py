@@ -7,13 +7,15 @@ dropped when the request ends. It never leaves the native engine.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import torch
 
 from engines.contract import EngineRequest, RequestId, SpeculationParams, TokenId
-from engines.native.sampling import RequestSampler
+from engines.native.sampling import Constraint, RequestSampler
 from engines.request_table import Progress
+from engines.structured import Grammars
 
 
 @dataclass(slots=True)
@@ -53,6 +55,7 @@ class RequestState:
         context_length: int,
         speculation: SpeculationParams,
         now: float,
+        grammars: Grammars | None = None,
     ) -> RequestState:
         """The state of ``request`` as it is submitted at ``now``; ``speculation`` is the default."""
         stopping = request.stopping
@@ -65,6 +68,7 @@ class RequestState:
             min_tokens=stopping.min_tokens,
             logprobs=request.logprobs,
             top_logprobs=request.top_logprobs,
+            constraint=_constraint(request, grammars),
         )
         return cls(
             request=request,
@@ -87,3 +91,12 @@ class RequestState:
     def tokens(self) -> list[TokenId]:
         """Prompt and output so far."""
         return [*self.request.prompt_token_ids, *self.output]
+
+
+def _constraint(request: EngineRequest, grammars: Grammars | None) -> Constraint | None:
+    spec = request.structured_output
+    if spec is None:
+        return None
+    if grammars is None:
+        raise ValueError("this engine was built without structured output")
+    return Constraint(functools.partial(grammars.matcher, spec), grammars.eos_token_ids)

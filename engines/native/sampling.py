@@ -1,8 +1,16 @@
 """Per-request logits processing and sampling for one batch of rows.
 
 Order per row: repetition penalty (HF) → presence/frequency penalties
-(OpenAI) → min_tokens ban → temperature → [logprobs taken here] → top-k →
-top-p → min-p → draw (or argmax when greedy).
+(OpenAI) → logit bias → min_tokens ban → structured-output mask → temperature
+→ [logprobs taken here] → top-k → top-p → min-p → draw (or argmax when greedy).
+
+The structured-output mask comes from the request's own grammar matcher
+(``Constraint``), advanced by every token the request keeps (``observe``), so
+each position of a speculative verification sees the grammar state its token
+would have had without speculation: a draft the grammar forbids has probability
+0 there and is rejected, and the replacement is drawn under the mask. When the
+bans (min_tokens, a bias of -100) leave nothing the grammar allows, the grammar
+wins: its tokens are drawn without the bans, since the output must stay valid.
 
 Numerics: every documented value must give a distribution, never inf or NaN.
 Processing runs in float64 (a penalty of 1e-40 lifts a logit of 30 to 3e41,
@@ -16,12 +24,13 @@ tokens), the limit of sampling as the temperature goes to 0.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
+import llguidance
 import torch
 
-from engines.contract import SamplingParams, TokenId, TokenLogprob, TopLogprob
+from engines.contract import EngineError, SamplingParams, TokenId, TokenLogprob, TopLogprob
 
 # Engine defaults for fields a request leaves as None.
 DEFAULT_TEMPERATURE = 1.0
@@ -34,6 +43,52 @@ class SampledToken:
 
     token_id: TokenId
     logprob: TokenLogprob | None
+
+
+BAN_BIAS = -100.0
+"""A logit bias this low bans the token outright (-inf), as the API promises."""
+
+
+class Constraint:
+    """One request's structured-output state: its own llguidance matcher, made on first use (so on
+    the worker thread, which also compiles it should the compiled grammar have left the cache)."""
+
+    __slots__ = ("_make", "_matcher", "eos")
+
+    def __init__(self, make: Callable[[], llguidance.LLMatcher], eos: frozenset[int]) -> None:
+        self._make = make
+        self._matcher: llguidance.LLMatcher | None = None
+        self.eos = eos
+        """The tokens by which the grammar says "complete" (the tokenizer's end-of-sequence ids):
+        they end the request, never join its output, even with ``ignore_eos``."""
+
+    def _get(self) -> llguidance.LLMatcher:
+        if self._matcher is None:
+            self._matcher = self._make()
+        return self._matcher
+
+    def forbidden(self, vocab: int) -> torch.Tensor:
+        """Which of ``vocab`` tokens the grammar forbids next, as a bool tensor ``[vocab]``."""
+        # One byte per token of the matcher's vocabulary: 0 (forbidden) or 200 (allowed).
+        mask = torch.frombuffer(bytearray(self._get().compute_logit_bias()), dtype=torch.uint8) == 0
+        if mask.shape[0] < vocab:  # model rows past the tokenizer's vocabulary are never allowed
+            mask = torch.cat([mask, torch.ones(vocab - mask.shape[0], dtype=torch.bool)])
+        return mask[:vocab]
+
+    def allows(self, token_id: int) -> bool:
+        """Whether the grammar allows ``token_id`` next (a few µs: no mask is built)."""
+        return self._get().validate_tokens([token_id]) == 1
+
+    def advance(self, token_id: int) -> None:
+        """The request kept ``token_id``: move the grammar past it."""
+        matcher = self._get()
+        if not matcher.consume_token(token_id):
+            raise EngineError(f"structured output: token {token_id} broke the grammar: {matcher.get_error()}")
+
+    @property
+    def complete(self) -> bool:
+        """The grammar allows nothing more (only end-of-sequence)."""
+        return self._get().is_stopped()
 
 
 class RequestSampler:
@@ -49,6 +104,7 @@ class RequestSampler:
         min_tokens: int,
         logprobs: bool,
         top_logprobs: int,
+        constraint: Constraint | None = None,
     ) -> None:
         self.temperature = DEFAULT_TEMPERATURE if params.temperature is None else params.temperature
         self.top_p = DEFAULT_TOP_P if params.top_p is None else params.top_p
@@ -73,6 +129,18 @@ class RequestSampler:
             self._seen[torch.tensor(list(prompt_token_ids), dtype=torch.long)] = True
         if self.presence_penalty != 0.0 or self.frequency_penalty != 0.0:
             self._counts = torch.zeros(vocab_size, dtype=torch.float64)
+        self._bias: torch.Tensor | None = None
+        self._bias_bans: torch.Tensor | None = None
+        if params.logit_bias:
+            bias = torch.zeros(vocab_size, dtype=torch.float64)
+            bans = [token for token, value in params.logit_bias if value <= BAN_BIAS]
+            for token, value in params.logit_bias:
+                if value > BAN_BIAS:
+                    bias[token] = value
+            self._bias = bias
+            if bans:
+                self._bias_bans = torch.tensor(sorted(bans), dtype=torch.long)
+        self.constraint = constraint
 
     @property
     def greedy(self) -> bool:
@@ -87,11 +155,40 @@ class RequestSampler:
             and not self.logprobs
             and self._seen is None
             and self._counts is None
+            and self._bias is None
+            and self.constraint is None
             and self.generated >= self.min_tokens
         )
 
+    @property
+    def _argmax_suffices(self) -> bool:
+        """Greedy with nothing but the grammar shaping the logits: the raw argmax is the choice
+        whenever the grammar allows it, which is cheap to ask, so no mask need be built."""
+        return (
+            self.greedy
+            and self.constraint is not None
+            and not self.logprobs
+            and self._seen is None
+            and self._counts is None
+            and self._bias is None
+            and self.generated >= self.min_tokens
+        )
+
+    def _grammar_argmax(self, logits: torch.Tensor) -> TokenId | None:
+        """The greedy choice without building the mask, when the raw argmax is allowed."""
+        assert self.constraint is not None
+        token = int(torch.argmax(logits).item())
+        return TokenId(token) if self.constraint.allows(token) else None
+
+    @property
+    def complete(self) -> bool:
+        """The request's structured output allows nothing more."""
+        return self.constraint is not None and self.constraint.complete
+
     def observe(self, token_id: int) -> None:
-        """Record a generated token (for penalties and min_tokens)."""
+        """Record a generated token (for penalties, min_tokens and the grammar)."""
+        if self.constraint is not None:
+            self.constraint.advance(token_id)
         self.generated += 1
         if self._seen is not None:
             self._seen[token_id] = True
@@ -108,14 +205,31 @@ class RequestSampler:
         if self._counts is not None:
             logits = logits - self.frequency_penalty * self._counts
             logits = logits - self.presence_penalty * (self._counts > 0).float()
+        if self._bias is not None:
+            logits = logits + self._bias
+        unbanned = logits
+        if self._bias_bans is not None:
+            logits = logits.index_fill(0, self._bias_bans, float("-inf"))
         if self.generated < self.min_tokens and self._banned.numel():
             logits = logits.index_fill(0, self._banned, float("-inf"))
+        if self.constraint is not None:
+            forbidden = self.constraint.forbidden(logits.shape[-1])
+            masked = logits.masked_fill(forbidden, float("-inf"))
+            banned = logits is not unbanned
+            if banned and not bool(torch.isfinite(masked).any()):
+                # The bans left nothing the grammar allows: the grammar wins.
+                masked = unbanned.masked_fill(forbidden, float("-inf"))
+            if bool(forbidden.all()):
+                raise EngineError("structured output: the grammar allows no token here")
+            logits = masked
         if not self.greedy and self.temperature != 1.0:
             logits = (logits - logits.max()) / self.temperature
         return logits
 
     def choose(self, logits: torch.Tensor) -> SampledToken:
         """Process one row's raw logits [V] and pick the next token."""
+        if self._argmax_suffices and (quick := self._grammar_argmax(logits)) is not None:
+            return SampledToken(quick, None)
         logits = self.process(logits.float())
         logprob: TokenLogprob | None = None
         if self.greedy:
@@ -137,6 +251,8 @@ class RequestSampler:
         renormalized. The emitted token is then distributed exactly as p, whatever
         the draft was.
         """
+        if self._argmax_suffices and (quick := self._grammar_argmax(logits)) is not None:
+            return SampledToken(quick, None), quick == draft
         logits = self.process(logits.float())
         if self.greedy:
             token = int(torch.argmax(logits).item())

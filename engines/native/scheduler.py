@@ -77,6 +77,7 @@ from engines.native.prefix_cache import PrefixCache
 from engines.native.request_state import RequestState
 from engines.native.speculation import Drafter
 from engines.request_table import RequestTable
+from engines.structured import Grammars
 
 _log = structlog.get_logger(__name__)
 
@@ -128,8 +129,10 @@ class Scheduler:
         publish: Publish,
         eagle3: Eagle3Drafter | None = None,
         prefix_cache: PrefixCache | None = None,
+        grammars: Grammars | None = None,
     ) -> None:
         self._model = model
+        self._grammars = grammars
         self._cache = cache
         self._prefix = prefix_cache
         self._eos = eos_token_ids
@@ -164,6 +167,7 @@ class Scheduler:
             context_length=self._config.context_length,
             speculation=self._config.speculation,
             now=time.monotonic(),
+            grammars=self._grammars,
         )
         with self._cond:
             self._table.enqueue(state)

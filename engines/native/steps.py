@@ -306,12 +306,19 @@ class _Emitting:
         if token in state.request.stopping.stop_token_ids:
             self.reason, self.stop_token = FinishReason.STOP_TOKEN, token
             return
+        constraint = state.sampler.constraint
+        if constraint is not None and token in constraint.eos:
+            # Only allowed once the format is complete (with ignore_eos too): the end, not output.
+            self.reason = FinishReason.STRUCTURED_OUTPUT_COMPLETE
+            return
         self.tokens.append(token)
         if sampled.logprob is not None:
             self.logprobs.append(sampled.logprob)
         state.output.append(token)
         state.sampler.observe(token)
-        if len(state.output) >= state.limit:
+        if state.sampler.complete:
+            self.reason = FinishReason.STRUCTURED_OUTPUT_COMPLETE
+        elif len(state.output) >= state.limit:
             self.reason = FinishReason.LENGTH
 
     def done(self) -> Emitted:

@@ -85,6 +85,8 @@ class NativeTokenizer:
     """Implements ``engines.contract.Tokenizer`` for GGUF byte-level BPE models."""
 
     def __init__(self, data: TokenizerData) -> None:
+        self.tokenizer_json = data.tokenizer_json
+        """The Hugging Face ``tokenizer.json`` it was built from (what llguidance reads)."""
         self._tokenizer = Tokenizer.from_str(data.tokenizer_json)
         if data.add_bos_token and data.bos_token_id is not None:
             bos = self._tokenizer.id_to_token(data.bos_token_id)

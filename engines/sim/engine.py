@@ -29,8 +29,10 @@ from engines.contract import (
     EngineOutput,
     EngineRequest,
     FinishReason,
+    InvalidStructuredOutput,
     RequestId,
     SpeculativeConfig,
+    StructuredOutput,
     TokenId,
     Tokenizer,
     TokenLogprob,
@@ -177,6 +179,10 @@ class SimEngine:
         if self._info is None:
             raise RuntimeError("SimEngine.start() has not finished")
         return open_stream(self._router, request, self._submit, self.cancel)
+
+    def compile_structured_output(self, spec: StructuredOutput) -> None:
+        """Never called: the simulation follows no formats (``info.structured_output_kinds`` is empty)."""
+        raise InvalidStructuredOutput(f"the simulation engine does not follow {spec.kind.value} formats")
 
     def cancel(self, request_id: RequestId) -> None:
         """End a request CANCELLED and free its slot now; a no-op for unknown or finished ids."""

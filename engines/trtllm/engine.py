@@ -25,12 +25,15 @@ from engines.contract import (
     EngineLoad,
     EngineOutput,
     EngineRequest,
+    InvalidStructuredOutput,
     RequestId,
+    StructuredOutput,
 )
 from engines.output_stream import ClosingOutputStream
-from engines.trtllm import capabilities
+from engines.structured import CheckedFormats
+from engines.trtllm import capabilities, guided
 from engines.trtllm.llm_build import TrtLlmConfigError, TrtLlmModules, import_tensorrt_llm, llm_kwargs
-from engines.trtllm.requests import CompletionView, OutputTracker, sampling_kwargs
+from engines.trtllm.requests import CompletionView, OutputTracker, embedding_bias, sampling_kwargs
 from engines.trtllm.settings import TrtLlmSettings
 from engines.trtllm.tokenizer import TrtLlmTokenizer, load_tokenizer
 from engines.trtllm.versions import PINNED_VERSION, Release, release_for, release_named
@@ -117,6 +120,8 @@ class TrtLlmEngine:
         self._tokenizer: TrtLlmTokenizer | None = None
         self._info: EngineInfo | None = None
         self._flights: dict[RequestId, _Flight] = {}
+        self._guided_backend = guided.backend_of(settings.llm_args)
+        self._checked = CheckedFormats()
 
     @property
     def info(self) -> EngineInfo:
@@ -162,6 +167,7 @@ class TrtLlmEngine:
             or TRTLLM_DEFAULT_MAX_BATCH_SIZE,
             speculative=capabilities.speculative_config(args),
             unsupported_fields=self._unsupported,
+            structured_output_kinds=guided.kinds_for(settings.llm_args),
         )
         _log.info(
             "trtllm_engine_started",
@@ -206,9 +212,19 @@ class TrtLlmEngine:
         end_id = tokenizer.end_id
         other_eos = tokenizer.eos_token_ids - ({end_id} if end_id is not None else set())
         try:
-            params = modules.tensorrt_llm.SamplingParams(
-                **sampling_kwargs(request, end_id=end_id, other_eos=other_eos, greedy_only=self._greedy_only)
+            kwargs = sampling_kwargs(
+                request, end_id=end_id, other_eos=other_eos, greedy_only=self._greedy_only
             )
+            if request.sampling.logit_bias:
+                kwargs["embedding_bias"] = embedding_bias(request.sampling.logit_bias, tokenizer.vocab_size)
+            spec = request.structured_output
+            if spec is not None:
+                if self._guided_backend is None:
+                    raise InvalidStructuredOutput("this configuration has no guided_decoding_backend")
+                kwargs["guided_decoding"] = modules.llmapi.GuidedDecodingParams(
+                    **guided.guided_kwargs(spec, self._guided_backend)
+                )
+            params = modules.tensorrt_llm.SamplingParams(**kwargs)
             # A TokensPrompt: what tensorrt_llm.inputs.prompt_inputs makes of a list of ids.
             result = llm.generate_async(
                 {"prompt_token_ids": list(request.prompt_token_ids)}, params, streaming=True
@@ -219,6 +235,14 @@ class TrtLlmEngine:
         flight = _Flight(request.request_id, result, tracker)
         self._flights[request.request_id] = flight
         return _OutputStream(self, flight)
+
+    def compile_structured_output(self, spec: StructuredOutput) -> None:
+        """Check ``spec`` with llguidance (TensorRT-LLM compiles it itself, per request, in its
+        executor, where a bad format would fail the request late); raises ``InvalidStructuredOutput``."""
+        if self._guided_backend is None:
+            raise InvalidStructuredOutput("this configuration has no guided_decoding_backend")
+        guided.guided_kwargs(spec, self._guided_backend)  # refuses a kind the backend does not follow
+        self._checked.check(spec)
 
     def cancel(self, request_id: RequestId) -> None:
         """Abort a request in TensorRT-LLM; its stream then ends CANCELLED. Never blocks."""

@@ -64,6 +64,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+import torch
+
 from engines.contract import (
     EngineError,
     EngineOutput,
@@ -157,6 +159,18 @@ def sampling_kwargs(
     if request.logprobs:
         kwargs["logprobs"] = max(1, request.top_logprobs)
     return kwargs
+
+
+BAN_BIAS = -100.0
+
+
+def embedding_bias(logit_bias: Sequence[tuple[TokenId, float]], vocab_size: int) -> torch.Tensor:
+    """TensorRT-LLM's per-request ``embedding_bias`` (float32 ``[vocab]``, added to the logits by its
+    samplers; the PyTorch backend's TorchSampler since 1.0) for our ``logit_bias``; -100 bans (-inf)."""
+    bias = torch.zeros(vocab_size, dtype=torch.float32)
+    for token, value in logit_bias:
+        bias[token] = float("-inf") if value <= BAN_BIAS else value
+    return bias
 
 
 class OutputTracker:

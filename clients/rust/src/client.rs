@@ -344,7 +344,7 @@ mod tests {
             acc.push(Event::Delta(Delta {
                 token_ids: ids,
                 text: text.into(),
-                logprobs: vec![],
+                ..Default::default()
             }));
         }
         acc.push(Event::Finished(Finished {

@@ -34,6 +34,27 @@ pub struct GenerateRequest {
     /// INVALID_ARGUMENT.
     #[prost(message, optional, tag="9")]
     pub speculative: ::core::option::Option<SpeculativeOptions>,
+    /// Constrains the output to a format (a JSON Schema, any JSON object, a
+    /// regular expression, a grammar, or one of a list of strings). Absent:
+    /// free text. Engines advertise the kinds they support in
+    /// GetModelInfo.structured_output_kinds; another kind is refused with
+    /// INVALID_ARGUMENT. A format that does not compile is INVALID_ARGUMENT
+    /// naming the field and the compiler's reason. When the format allows
+    /// nothing more, the generation ends with
+    /// FINISH_REASON_STRUCTURED_OUTPUT_COMPLETE; the output may still end early
+    /// (max_tokens, a stop string, a timeout), incomplete.
+    #[prost(message, optional, tag="10")]
+    pub structured_output: ::core::option::Option<StructuredOutput>,
+    /// Number of samples of this prompt, 1 to GetModelInfo.max_samples
+    /// (16 unless the server was started with more). Absent or 0: 1. The prompt
+    /// is processed once and shared by the samples; each delta and finished
+    /// event carries its sample's index (0 to n - 1), and the stream ends after
+    /// the last sample's finished event. Sample i draws with seed + i when a
+    /// seed is set, so each sample is reproducible on its own. With greedy
+    /// decoding (temperature 0) every sample would be the same answer: n > 1 is
+    /// then refused with INVALID_ARGUMENT.
+    #[prost(uint32, optional, tag="11")]
+    pub n: ::core::option::Option<u32>,
     /// What to generate from. Exactly one must be set.
     #[prost(oneof="generate_request::Input", tags="2, 3, 4")]
     pub input: ::core::option::Option<generate_request::Input>,
@@ -55,6 +76,100 @@ pub mod generate_request {
         #[prost(message, tag="4")]
         Chat(super::Chat),
     }
+}
+/// A format the output must follow. Exactly one must be set.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct StructuredOutput {
+    /// The format.
+    #[prost(oneof="structured_output::Format", tags="1, 2, 3, 4, 5")]
+    pub format: ::core::option::Option<structured_output::Format>,
+}
+/// Nested message and enum types in `StructuredOutput`.
+pub mod structured_output {
+    /// The format.
+    #[derive(Clone, PartialEq, Eq, Hash, ::prost::Oneof)]
+    pub enum Format {
+        /// A JSON Schema document (a JSON object, as text): the output is one JSON
+        /// value that validates against it. Supported: type, properties,
+        /// required, additionalProperties, items, prefixItems, enum, const,
+        /// anyOf/oneOf/allOf, $ref to $defs, minimum/maximum (exclusive too),
+        /// minLength/maxLength, pattern, minItems/maxItems. At most 64 KiB.
+        #[prost(string, tag="1")]
+        JsonSchema(::prost::alloc::string::String),
+        /// Any JSON object (`{...}` with any keys and values).
+        #[prost(message, tag="2")]
+        JsonObject(super::JsonObjectFormat),
+        /// A regular expression the whole output must match (Rust regex syntax,
+        /// anchored at both ends; no lookaround or backreferences). At most 4 KiB.
+        #[prost(string, tag="3")]
+        Regex(::prost::alloc::string::String),
+        /// A context-free grammar.
+        #[prost(message, tag="4")]
+        Grammar(super::Grammar),
+        /// The output is exactly one of these strings.
+        #[prost(message, tag="5")]
+        Choice(super::Choice),
+    }
+}
+/// Any JSON object: no fields.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct JsonObjectFormat {
+}
+/// A context-free grammar the output must follow.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct Grammar {
+    /// The notation of `text`. Required.
+    #[prost(enumeration="grammar::Syntax", tag="1")]
+    pub syntax: i32,
+    /// The grammar. At most 64 KiB.
+    #[prost(string, tag="2")]
+    pub text: ::prost::alloc::string::String,
+}
+/// Nested message and enum types in `Grammar`.
+pub mod grammar {
+    /// The grammar's notation.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, ::prost::Enumeration)]
+    #[repr(i32)]
+    pub enum Syntax {
+        /// Not set: refused.
+        Unspecified = 0,
+        /// Lark, as llguidance reads it: rules `name: a | b`, terminals in
+        /// UPPERCASE, string literals, /regex/ terminals, `start` is the start
+        /// rule (<https://github.com/guidance-ai/llguidance/blob/main/docs/syntax.md>).
+        Lark = 1,
+        /// GBNF, llama.cpp's EBNF: rules `name ::= a | b`, `root` is the start
+        /// rule (<https://github.com/ggml-org/llama.cpp/blob/master/grammars/README.md>).
+        Gbnf = 2,
+    }
+    impl Syntax {
+        /// String value of the enum field names used in the ProtoBuf definition.
+        ///
+        /// The values are not transformed in any way and thus are considered stable
+        /// (if the ProtoBuf definition does not change) and safe for programmatic use.
+        pub fn as_str_name(&self) -> &'static str {
+            match self {
+                Self::Unspecified => "SYNTAX_UNSPECIFIED",
+                Self::Lark => "SYNTAX_LARK",
+                Self::Gbnf => "SYNTAX_GBNF",
+            }
+        }
+        /// Creates an enum from field names used in the ProtoBuf definition.
+        pub fn from_str_name(value: &str) -> ::core::option::Option<Self> {
+            match value {
+                "SYNTAX_UNSPECIFIED" => Some(Self::Unspecified),
+                "SYNTAX_LARK" => Some(Self::Lark),
+                "SYNTAX_GBNF" => Some(Self::Gbnf),
+                _ => None,
+            }
+        }
+    }
+}
+/// A closed set of answers.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct Choice {
+    /// The allowed outputs: 1 to 256 strings, each 1 to 1024 characters.
+    #[prost(string, repeated, tag="1")]
+    pub options: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
 }
 /// Per-request speculative decoding options.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
@@ -142,7 +257,7 @@ pub struct ChatMessage {
 /// default, which is never the proto3 zero value. A field this server does
 /// not honour (GetModelInfo.unsupported_fields) is refused with
 /// INVALID_ARGUMENT, never ignored.
-#[derive(Clone, Copy, PartialEq, ::prost::Message)]
+#[derive(Clone, PartialEq, ::prost::Message)]
 pub struct SamplingParams {
     /// Softmax temperature in \[0, 100\]. 0 means greedy decoding (always the most
     /// likely token). Engine default: 1.0. Every positive value is honoured: a
@@ -182,6 +297,12 @@ pub struct SamplingParams {
     /// output. In \[-2, 2\]. Engine default: 0.
     #[prost(float, optional, tag="8")]
     pub frequency_penalty: ::core::option::Option<f32>,
+    /// Added to the logits of the given token ids before sampling (after the
+    /// penalties, before temperature): token id -> bias in \[-100, 100\]. -100
+    /// bans the token outright; +100 makes it the choice wherever it is
+    /// allowed. At most 300 entries; each id below GetModelInfo.vocab_size.
+    #[prost(map="uint32, float", tag="9")]
+    pub logit_bias: ::std::collections::HashMap<u32, f32>,
 }
 /// Stopping criteria.
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
@@ -339,6 +460,9 @@ pub struct Delta {
     /// One entry per new token, in order (when OutputOptions.logprobs is set).
     #[prost(message, repeated, tag="3")]
     pub logprobs: ::prost::alloc::vec::Vec<TokenLogprob>,
+    /// Which sample this output belongs to (0 to n - 1; always 0 when n is 1).
+    #[prost(uint32, tag="4")]
+    pub sample_index: u32,
 }
 /// The log-probability of one generated token.
 #[derive(Clone, PartialEq, ::prost::Message)]
@@ -380,6 +504,10 @@ pub struct Finished {
     /// Speculative decoding statistics (all zero without speculation).
     #[prost(message, optional, tag="6")]
     pub speculative: ::core::option::Option<SpeculativeStats>,
+    /// Which sample ended (0 to n - 1; always 0 when n is 1). With n > 1 each
+    /// sample ends with its own finished event.
+    #[prost(uint32, tag="7")]
+    pub sample_index: u32,
     /// The stop that matched, for FINISH_REASON_STOP_STRING and
     /// FINISH_REASON_STOP_TOKEN.
     #[prost(oneof="finished::MatchedStop", tags="2, 3")]
@@ -402,7 +530,9 @@ pub mod finished {
 /// Token counts of a generation.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct Usage {
-    /// Tokens in the prompt.
+    /// Tokens in the prompt. With n > 1 the prompt is counted once: in the
+    /// first sample's finished event to arrive, and 0 in the others, so that
+    /// summing a request's finished events gives its usage.
     #[prost(uint32, tag="1")]
     pub prompt_tokens: u32,
     /// Tokens generated and delivered (stop tokens and end-of-sequence tokens
@@ -474,6 +604,9 @@ pub enum FinishReason {
     Cancelled = 5,
     /// The request's `timeout` passed.
     Deadline = 6,
+    /// The request's structured output was complete: its format allows nothing
+    /// more.
+    StructuredOutputComplete = 7,
 }
 impl FinishReason {
     /// String value of the enum field names used in the ProtoBuf definition.
@@ -489,6 +622,7 @@ impl FinishReason {
             Self::StopToken => "FINISH_REASON_STOP_TOKEN",
             Self::Cancelled => "FINISH_REASON_CANCELLED",
             Self::Deadline => "FINISH_REASON_DEADLINE",
+            Self::StructuredOutputComplete => "FINISH_REASON_STRUCTURED_OUTPUT_COMPLETE",
         }
     }
     /// Creates an enum from field names used in the ProtoBuf definition.
@@ -501,6 +635,7 @@ impl FinishReason {
             "FINISH_REASON_STOP_TOKEN" => Some(Self::StopToken),
             "FINISH_REASON_CANCELLED" => Some(Self::Cancelled),
             "FINISH_REASON_DEADLINE" => Some(Self::Deadline),
+            "FINISH_REASON_STRUCTURED_OUTPUT_COMPLETE" => Some(Self::StructuredOutputComplete),
             _ => None,
         }
     }
@@ -551,6 +686,12 @@ pub struct GetModelInfoResponse {
     /// dropped silently.
     #[prost(message, repeated, tag="11")]
     pub unsupported_fields: ::prost::alloc::vec::Vec<UnsupportedField>,
+    /// The kinds of GenerateRequest.structured_output this engine supports.
+    #[prost(enumeration="StructuredOutputKind", repeated, tag="12")]
+    pub structured_output_kinds: ::prost::alloc::vec::Vec<i32>,
+    /// The largest GenerateRequest.n this server accepts.
+    #[prost(uint32, tag="13")]
+    pub max_samples: u32,
 }
 /// A GenerateRequest field the server does not honour, and why.
 #[derive(Clone, PartialEq, ::prost::Message)]
@@ -683,6 +824,55 @@ pub struct DetokenizeResponse {
     /// The text.
     #[prost(string, tag="1")]
     pub text: ::prost::alloc::string::String,
+}
+/// A kind of structured output (GenerateRequest.structured_output).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, ::prost::Enumeration)]
+#[repr(i32)]
+pub enum StructuredOutputKind {
+    /// Not set; never sent by the server.
+    Unspecified = 0,
+    /// StructuredOutput.json_schema.
+    JsonSchema = 1,
+    /// StructuredOutput.json_object.
+    JsonObject = 2,
+    /// StructuredOutput.regex.
+    Regex = 3,
+    /// StructuredOutput.grammar with Grammar.SYNTAX_LARK.
+    GrammarLark = 4,
+    /// StructuredOutput.grammar with Grammar.SYNTAX_GBNF.
+    GrammarGbnf = 5,
+    /// StructuredOutput.choice.
+    Choice = 6,
+}
+impl StructuredOutputKind {
+    /// String value of the enum field names used in the ProtoBuf definition.
+    ///
+    /// The values are not transformed in any way and thus are considered stable
+    /// (if the ProtoBuf definition does not change) and safe for programmatic use.
+    pub fn as_str_name(&self) -> &'static str {
+        match self {
+            Self::Unspecified => "STRUCTURED_OUTPUT_KIND_UNSPECIFIED",
+            Self::JsonSchema => "STRUCTURED_OUTPUT_KIND_JSON_SCHEMA",
+            Self::JsonObject => "STRUCTURED_OUTPUT_KIND_JSON_OBJECT",
+            Self::Regex => "STRUCTURED_OUTPUT_KIND_REGEX",
+            Self::GrammarLark => "STRUCTURED_OUTPUT_KIND_GRAMMAR_LARK",
+            Self::GrammarGbnf => "STRUCTURED_OUTPUT_KIND_GRAMMAR_GBNF",
+            Self::Choice => "STRUCTURED_OUTPUT_KIND_CHOICE",
+        }
+    }
+    /// Creates an enum from field names used in the ProtoBuf definition.
+    pub fn from_str_name(value: &str) -> ::core::option::Option<Self> {
+        match value {
+            "STRUCTURED_OUTPUT_KIND_UNSPECIFIED" => Some(Self::Unspecified),
+            "STRUCTURED_OUTPUT_KIND_JSON_SCHEMA" => Some(Self::JsonSchema),
+            "STRUCTURED_OUTPUT_KIND_JSON_OBJECT" => Some(Self::JsonObject),
+            "STRUCTURED_OUTPUT_KIND_REGEX" => Some(Self::Regex),
+            "STRUCTURED_OUTPUT_KIND_GRAMMAR_LARK" => Some(Self::GrammarLark),
+            "STRUCTURED_OUTPUT_KIND_GRAMMAR_GBNF" => Some(Self::GrammarGbnf),
+            "STRUCTURED_OUTPUT_KIND_CHOICE" => Some(Self::Choice),
+            _ => None,
+        }
+    }
 }
 include!("tokenwire.v1.tonic.rs");
 // @@protoc_insertion_point(module)

@@ -42,6 +42,9 @@ const (
 	FinishReason_FINISH_REASON_CANCELLED FinishReason = 5
 	// The request's `timeout` passed.
 	FinishReason_FINISH_REASON_DEADLINE FinishReason = 6
+	// The request's structured output was complete: its format allows nothing
+	// more.
+	FinishReason_FINISH_REASON_STRUCTURED_OUTPUT_COMPLETE FinishReason = 7
 )
 
 // Enum value maps for FinishReason.
@@ -54,15 +57,17 @@ var (
 		4: "FINISH_REASON_STOP_TOKEN",
 		5: "FINISH_REASON_CANCELLED",
 		6: "FINISH_REASON_DEADLINE",
+		7: "FINISH_REASON_STRUCTURED_OUTPUT_COMPLETE",
 	}
 	FinishReason_value = map[string]int32{
-		"FINISH_REASON_UNSPECIFIED":     0,
-		"FINISH_REASON_END_OF_SEQUENCE": 1,
-		"FINISH_REASON_LENGTH":          2,
-		"FINISH_REASON_STOP_STRING":     3,
-		"FINISH_REASON_STOP_TOKEN":      4,
-		"FINISH_REASON_CANCELLED":       5,
-		"FINISH_REASON_DEADLINE":        6,
+		"FINISH_REASON_UNSPECIFIED":                0,
+		"FINISH_REASON_END_OF_SEQUENCE":            1,
+		"FINISH_REASON_LENGTH":                     2,
+		"FINISH_REASON_STOP_STRING":                3,
+		"FINISH_REASON_STOP_TOKEN":                 4,
+		"FINISH_REASON_CANCELLED":                  5,
+		"FINISH_REASON_DEADLINE":                   6,
+		"FINISH_REASON_STRUCTURED_OUTPUT_COMPLETE": 7,
 	}
 )
 
@@ -91,6 +96,62 @@ func (x FinishReason) Number() protoreflect.EnumNumber {
 // Deprecated: Use FinishReason.Descriptor instead.
 func (FinishReason) EnumDescriptor() ([]byte, []int) {
 	return file_tokenwire_v1_generation_proto_rawDescGZIP(), []int{0}
+}
+
+// The grammar's notation.
+type Grammar_Syntax int32
+
+const (
+	// Not set: refused.
+	Grammar_SYNTAX_UNSPECIFIED Grammar_Syntax = 0
+	// Lark, as llguidance reads it: rules `name: a | b`, terminals in
+	// UPPERCASE, string literals, /regex/ terminals, `start` is the start
+	// rule (https://github.com/guidance-ai/llguidance/blob/main/docs/syntax.md).
+	Grammar_SYNTAX_LARK Grammar_Syntax = 1
+	// GBNF, llama.cpp's EBNF: rules `name ::= a | b`, `root` is the start
+	// rule (https://github.com/ggml-org/llama.cpp/blob/master/grammars/README.md).
+	Grammar_SYNTAX_GBNF Grammar_Syntax = 2
+)
+
+// Enum value maps for Grammar_Syntax.
+var (
+	Grammar_Syntax_name = map[int32]string{
+		0: "SYNTAX_UNSPECIFIED",
+		1: "SYNTAX_LARK",
+		2: "SYNTAX_GBNF",
+	}
+	Grammar_Syntax_value = map[string]int32{
+		"SYNTAX_UNSPECIFIED": 0,
+		"SYNTAX_LARK":        1,
+		"SYNTAX_GBNF":        2,
+	}
+)
+
+func (x Grammar_Syntax) Enum() *Grammar_Syntax {
+	p := new(Grammar_Syntax)
+	*p = x
+	return p
+}
+
+func (x Grammar_Syntax) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (Grammar_Syntax) Descriptor() protoreflect.EnumDescriptor {
+	return file_tokenwire_v1_generation_proto_enumTypes[1].Descriptor()
+}
+
+func (Grammar_Syntax) Type() protoreflect.EnumType {
+	return &file_tokenwire_v1_generation_proto_enumTypes[1]
+}
+
+func (x Grammar_Syntax) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use Grammar_Syntax.Descriptor instead.
+func (Grammar_Syntax) EnumDescriptor() ([]byte, []int) {
+	return file_tokenwire_v1_generation_proto_rawDescGZIP(), []int{3, 0}
 }
 
 // Which drafter proposes tokens for the model to verify.
@@ -139,11 +200,11 @@ func (x SpeculativeOptions_SpeculativeMethod) String() string {
 }
 
 func (SpeculativeOptions_SpeculativeMethod) Descriptor() protoreflect.EnumDescriptor {
-	return file_tokenwire_v1_generation_proto_enumTypes[1].Descriptor()
+	return file_tokenwire_v1_generation_proto_enumTypes[2].Descriptor()
 }
 
 func (SpeculativeOptions_SpeculativeMethod) Type() protoreflect.EnumType {
-	return &file_tokenwire_v1_generation_proto_enumTypes[1]
+	return &file_tokenwire_v1_generation_proto_enumTypes[2]
 }
 
 func (x SpeculativeOptions_SpeculativeMethod) Number() protoreflect.EnumNumber {
@@ -152,7 +213,7 @@ func (x SpeculativeOptions_SpeculativeMethod) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use SpeculativeOptions_SpeculativeMethod.Descriptor instead.
 func (SpeculativeOptions_SpeculativeMethod) EnumDescriptor() ([]byte, []int) {
-	return file_tokenwire_v1_generation_proto_rawDescGZIP(), []int{1, 0}
+	return file_tokenwire_v1_generation_proto_rawDescGZIP(), []int{5, 0}
 }
 
 // One generation request.
@@ -190,7 +251,26 @@ type GenerateRequest struct {
 	// whose speculation is fixed at start-up (TensorRT-LLM) accept only their
 	// configured method and draft length and refuse other choices with
 	// INVALID_ARGUMENT.
-	Speculative   *SpeculativeOptions `protobuf:"bytes,9,opt,name=speculative,proto3" json:"speculative,omitempty"`
+	Speculative *SpeculativeOptions `protobuf:"bytes,9,opt,name=speculative,proto3" json:"speculative,omitempty"`
+	// Constrains the output to a format (a JSON Schema, any JSON object, a
+	// regular expression, a grammar, or one of a list of strings). Absent:
+	// free text. Engines advertise the kinds they support in
+	// GetModelInfo.structured_output_kinds; another kind is refused with
+	// INVALID_ARGUMENT. A format that does not compile is INVALID_ARGUMENT
+	// naming the field and the compiler's reason. When the format allows
+	// nothing more, the generation ends with
+	// FINISH_REASON_STRUCTURED_OUTPUT_COMPLETE; the output may still end early
+	// (max_tokens, a stop string, a timeout), incomplete.
+	StructuredOutput *StructuredOutput `protobuf:"bytes,10,opt,name=structured_output,json=structuredOutput,proto3" json:"structured_output,omitempty"`
+	// Number of samples of this prompt, 1 to GetModelInfo.max_samples
+	// (16 unless the server was started with more). Absent or 0: 1. The prompt
+	// is processed once and shared by the samples; each delta and finished
+	// event carries its sample's index (0 to n - 1), and the stream ends after
+	// the last sample's finished event. Sample i draws with seed + i when a
+	// seed is set, so each sample is reproducible on its own. With greedy
+	// decoding (temperature 0) every sample would be the same answer: n > 1 is
+	// then refused with INVALID_ARGUMENT.
+	N             *uint32 `protobuf:"varint,11,opt,name=n,proto3,oneof" json:"n,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -301,6 +381,20 @@ func (x *GenerateRequest) GetSpeculative() *SpeculativeOptions {
 	return nil
 }
 
+func (x *GenerateRequest) GetStructuredOutput() *StructuredOutput {
+	if x != nil {
+		return x.StructuredOutput
+	}
+	return nil
+}
+
+func (x *GenerateRequest) GetN() uint32 {
+	if x != nil && x.N != nil {
+		return *x.N
+	}
+	return 0
+}
+
 type isGenerateRequest_Input interface {
 	isGenerateRequest_Input()
 }
@@ -328,6 +422,287 @@ func (*GenerateRequest_TokenIds) isGenerateRequest_Input() {}
 
 func (*GenerateRequest_Chat) isGenerateRequest_Input() {}
 
+// A format the output must follow. Exactly one must be set.
+type StructuredOutput struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The format.
+	//
+	// Types that are valid to be assigned to Format:
+	//
+	//	*StructuredOutput_JsonSchema
+	//	*StructuredOutput_JsonObject
+	//	*StructuredOutput_Regex
+	//	*StructuredOutput_Grammar
+	//	*StructuredOutput_Choice
+	Format        isStructuredOutput_Format `protobuf_oneof:"format"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StructuredOutput) Reset() {
+	*x = StructuredOutput{}
+	mi := &file_tokenwire_v1_generation_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StructuredOutput) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StructuredOutput) ProtoMessage() {}
+
+func (x *StructuredOutput) ProtoReflect() protoreflect.Message {
+	mi := &file_tokenwire_v1_generation_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StructuredOutput.ProtoReflect.Descriptor instead.
+func (*StructuredOutput) Descriptor() ([]byte, []int) {
+	return file_tokenwire_v1_generation_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *StructuredOutput) GetFormat() isStructuredOutput_Format {
+	if x != nil {
+		return x.Format
+	}
+	return nil
+}
+
+func (x *StructuredOutput) GetJsonSchema() string {
+	if x != nil {
+		if x, ok := x.Format.(*StructuredOutput_JsonSchema); ok {
+			return x.JsonSchema
+		}
+	}
+	return ""
+}
+
+func (x *StructuredOutput) GetJsonObject() *JsonObjectFormat {
+	if x != nil {
+		if x, ok := x.Format.(*StructuredOutput_JsonObject); ok {
+			return x.JsonObject
+		}
+	}
+	return nil
+}
+
+func (x *StructuredOutput) GetRegex() string {
+	if x != nil {
+		if x, ok := x.Format.(*StructuredOutput_Regex); ok {
+			return x.Regex
+		}
+	}
+	return ""
+}
+
+func (x *StructuredOutput) GetGrammar() *Grammar {
+	if x != nil {
+		if x, ok := x.Format.(*StructuredOutput_Grammar); ok {
+			return x.Grammar
+		}
+	}
+	return nil
+}
+
+func (x *StructuredOutput) GetChoice() *Choice {
+	if x != nil {
+		if x, ok := x.Format.(*StructuredOutput_Choice); ok {
+			return x.Choice
+		}
+	}
+	return nil
+}
+
+type isStructuredOutput_Format interface {
+	isStructuredOutput_Format()
+}
+
+type StructuredOutput_JsonSchema struct {
+	// A JSON Schema document (a JSON object, as text): the output is one JSON
+	// value that validates against it. Supported: type, properties,
+	// required, additionalProperties, items, prefixItems, enum, const,
+	// anyOf/oneOf/allOf, $ref to $defs, minimum/maximum (exclusive too),
+	// minLength/maxLength, pattern, minItems/maxItems. At most 64 KiB.
+	JsonSchema string `protobuf:"bytes,1,opt,name=json_schema,json=jsonSchema,proto3,oneof"`
+}
+
+type StructuredOutput_JsonObject struct {
+	// Any JSON object (`{...}` with any keys and values).
+	JsonObject *JsonObjectFormat `protobuf:"bytes,2,opt,name=json_object,json=jsonObject,proto3,oneof"`
+}
+
+type StructuredOutput_Regex struct {
+	// A regular expression the whole output must match (Rust regex syntax,
+	// anchored at both ends; no lookaround or backreferences). At most 4 KiB.
+	Regex string `protobuf:"bytes,3,opt,name=regex,proto3,oneof"`
+}
+
+type StructuredOutput_Grammar struct {
+	// A context-free grammar.
+	Grammar *Grammar `protobuf:"bytes,4,opt,name=grammar,proto3,oneof"`
+}
+
+type StructuredOutput_Choice struct {
+	// The output is exactly one of these strings.
+	Choice *Choice `protobuf:"bytes,5,opt,name=choice,proto3,oneof"`
+}
+
+func (*StructuredOutput_JsonSchema) isStructuredOutput_Format() {}
+
+func (*StructuredOutput_JsonObject) isStructuredOutput_Format() {}
+
+func (*StructuredOutput_Regex) isStructuredOutput_Format() {}
+
+func (*StructuredOutput_Grammar) isStructuredOutput_Format() {}
+
+func (*StructuredOutput_Choice) isStructuredOutput_Format() {}
+
+// Any JSON object: no fields.
+type JsonObjectFormat struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JsonObjectFormat) Reset() {
+	*x = JsonObjectFormat{}
+	mi := &file_tokenwire_v1_generation_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JsonObjectFormat) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JsonObjectFormat) ProtoMessage() {}
+
+func (x *JsonObjectFormat) ProtoReflect() protoreflect.Message {
+	mi := &file_tokenwire_v1_generation_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JsonObjectFormat.ProtoReflect.Descriptor instead.
+func (*JsonObjectFormat) Descriptor() ([]byte, []int) {
+	return file_tokenwire_v1_generation_proto_rawDescGZIP(), []int{2}
+}
+
+// A context-free grammar the output must follow.
+type Grammar struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The notation of `text`. Required.
+	Syntax Grammar_Syntax `protobuf:"varint,1,opt,name=syntax,proto3,enum=tokenwire.v1.Grammar_Syntax" json:"syntax,omitempty"`
+	// The grammar. At most 64 KiB.
+	Text          string `protobuf:"bytes,2,opt,name=text,proto3" json:"text,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Grammar) Reset() {
+	*x = Grammar{}
+	mi := &file_tokenwire_v1_generation_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Grammar) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Grammar) ProtoMessage() {}
+
+func (x *Grammar) ProtoReflect() protoreflect.Message {
+	mi := &file_tokenwire_v1_generation_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Grammar.ProtoReflect.Descriptor instead.
+func (*Grammar) Descriptor() ([]byte, []int) {
+	return file_tokenwire_v1_generation_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *Grammar) GetSyntax() Grammar_Syntax {
+	if x != nil {
+		return x.Syntax
+	}
+	return Grammar_SYNTAX_UNSPECIFIED
+}
+
+func (x *Grammar) GetText() string {
+	if x != nil {
+		return x.Text
+	}
+	return ""
+}
+
+// A closed set of answers.
+type Choice struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The allowed outputs: 1 to 256 strings, each 1 to 1024 characters.
+	Options       []string `protobuf:"bytes,1,rep,name=options,proto3" json:"options,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Choice) Reset() {
+	*x = Choice{}
+	mi := &file_tokenwire_v1_generation_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Choice) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Choice) ProtoMessage() {}
+
+func (x *Choice) ProtoReflect() protoreflect.Message {
+	mi := &file_tokenwire_v1_generation_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Choice.ProtoReflect.Descriptor instead.
+func (*Choice) Descriptor() ([]byte, []int) {
+	return file_tokenwire_v1_generation_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *Choice) GetOptions() []string {
+	if x != nil {
+		return x.Options
+	}
+	return nil
+}
+
 // Per-request speculative decoding options.
 type SpeculativeOptions struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -343,7 +718,7 @@ type SpeculativeOptions struct {
 
 func (x *SpeculativeOptions) Reset() {
 	*x = SpeculativeOptions{}
-	mi := &file_tokenwire_v1_generation_proto_msgTypes[1]
+	mi := &file_tokenwire_v1_generation_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -355,7 +730,7 @@ func (x *SpeculativeOptions) String() string {
 func (*SpeculativeOptions) ProtoMessage() {}
 
 func (x *SpeculativeOptions) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenwire_v1_generation_proto_msgTypes[1]
+	mi := &file_tokenwire_v1_generation_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -368,7 +743,7 @@ func (x *SpeculativeOptions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SpeculativeOptions.ProtoReflect.Descriptor instead.
 func (*SpeculativeOptions) Descriptor() ([]byte, []int) {
-	return file_tokenwire_v1_generation_proto_rawDescGZIP(), []int{1}
+	return file_tokenwire_v1_generation_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *SpeculativeOptions) GetMethod() SpeculativeOptions_SpeculativeMethod {
@@ -397,7 +772,7 @@ type TokenIds struct {
 
 func (x *TokenIds) Reset() {
 	*x = TokenIds{}
-	mi := &file_tokenwire_v1_generation_proto_msgTypes[2]
+	mi := &file_tokenwire_v1_generation_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -409,7 +784,7 @@ func (x *TokenIds) String() string {
 func (*TokenIds) ProtoMessage() {}
 
 func (x *TokenIds) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenwire_v1_generation_proto_msgTypes[2]
+	mi := &file_tokenwire_v1_generation_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -422,7 +797,7 @@ func (x *TokenIds) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TokenIds.ProtoReflect.Descriptor instead.
 func (*TokenIds) Descriptor() ([]byte, []int) {
-	return file_tokenwire_v1_generation_proto_rawDescGZIP(), []int{2}
+	return file_tokenwire_v1_generation_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *TokenIds) GetIds() []uint32 {
@@ -443,7 +818,7 @@ type Chat struct {
 
 func (x *Chat) Reset() {
 	*x = Chat{}
-	mi := &file_tokenwire_v1_generation_proto_msgTypes[3]
+	mi := &file_tokenwire_v1_generation_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -455,7 +830,7 @@ func (x *Chat) String() string {
 func (*Chat) ProtoMessage() {}
 
 func (x *Chat) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenwire_v1_generation_proto_msgTypes[3]
+	mi := &file_tokenwire_v1_generation_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -468,7 +843,7 @@ func (x *Chat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Chat.ProtoReflect.Descriptor instead.
 func (*Chat) Descriptor() ([]byte, []int) {
-	return file_tokenwire_v1_generation_proto_rawDescGZIP(), []int{3}
+	return file_tokenwire_v1_generation_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Chat) GetMessages() []*ChatMessage {
@@ -491,7 +866,7 @@ type ChatMessage struct {
 
 func (x *ChatMessage) Reset() {
 	*x = ChatMessage{}
-	mi := &file_tokenwire_v1_generation_proto_msgTypes[4]
+	mi := &file_tokenwire_v1_generation_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -503,7 +878,7 @@ func (x *ChatMessage) String() string {
 func (*ChatMessage) ProtoMessage() {}
 
 func (x *ChatMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenwire_v1_generation_proto_msgTypes[4]
+	mi := &file_tokenwire_v1_generation_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -516,7 +891,7 @@ func (x *ChatMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChatMessage.ProtoReflect.Descriptor instead.
 func (*ChatMessage) Descriptor() ([]byte, []int) {
-	return file_tokenwire_v1_generation_proto_rawDescGZIP(), []int{4}
+	return file_tokenwire_v1_generation_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ChatMessage) GetRole() string {
@@ -569,13 +944,18 @@ type SamplingParams struct {
 	// Subtracted from each token's logit once per time it appears in the
 	// output. In [-2, 2]. Engine default: 0.
 	FrequencyPenalty *float32 `protobuf:"fixed32,8,opt,name=frequency_penalty,json=frequencyPenalty,proto3,oneof" json:"frequency_penalty,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// Added to the logits of the given token ids before sampling (after the
+	// penalties, before temperature): token id -> bias in [-100, 100]. -100
+	// bans the token outright; +100 makes it the choice wherever it is
+	// allowed. At most 300 entries; each id below GetModelInfo.vocab_size.
+	LogitBias     map[uint32]float32 `protobuf:"bytes,9,rep,name=logit_bias,json=logitBias,proto3" json:"logit_bias,omitempty" protobuf_key:"varint,1,opt,name=key" protobuf_val:"fixed32,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SamplingParams) Reset() {
 	*x = SamplingParams{}
-	mi := &file_tokenwire_v1_generation_proto_msgTypes[5]
+	mi := &file_tokenwire_v1_generation_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -587,7 +967,7 @@ func (x *SamplingParams) String() string {
 func (*SamplingParams) ProtoMessage() {}
 
 func (x *SamplingParams) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenwire_v1_generation_proto_msgTypes[5]
+	mi := &file_tokenwire_v1_generation_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -600,7 +980,7 @@ func (x *SamplingParams) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SamplingParams.ProtoReflect.Descriptor instead.
 func (*SamplingParams) Descriptor() ([]byte, []int) {
-	return file_tokenwire_v1_generation_proto_rawDescGZIP(), []int{5}
+	return file_tokenwire_v1_generation_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *SamplingParams) GetTemperature() float32 {
@@ -659,6 +1039,13 @@ func (x *SamplingParams) GetFrequencyPenalty() float32 {
 	return 0
 }
 
+func (x *SamplingParams) GetLogitBias() map[uint32]float32 {
+	if x != nil {
+		return x.LogitBias
+	}
+	return nil
+}
+
 // Stopping criteria.
 type StoppingCriteria struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -688,7 +1075,7 @@ type StoppingCriteria struct {
 
 func (x *StoppingCriteria) Reset() {
 	*x = StoppingCriteria{}
-	mi := &file_tokenwire_v1_generation_proto_msgTypes[6]
+	mi := &file_tokenwire_v1_generation_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -700,7 +1087,7 @@ func (x *StoppingCriteria) String() string {
 func (*StoppingCriteria) ProtoMessage() {}
 
 func (x *StoppingCriteria) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenwire_v1_generation_proto_msgTypes[6]
+	mi := &file_tokenwire_v1_generation_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -713,7 +1100,7 @@ func (x *StoppingCriteria) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoppingCriteria.ProtoReflect.Descriptor instead.
 func (*StoppingCriteria) Descriptor() ([]byte, []int) {
-	return file_tokenwire_v1_generation_proto_rawDescGZIP(), []int{6}
+	return file_tokenwire_v1_generation_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *StoppingCriteria) GetMaxTokens() uint32 {
@@ -769,7 +1156,7 @@ type OutputOptions struct {
 
 func (x *OutputOptions) Reset() {
 	*x = OutputOptions{}
-	mi := &file_tokenwire_v1_generation_proto_msgTypes[7]
+	mi := &file_tokenwire_v1_generation_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -781,7 +1168,7 @@ func (x *OutputOptions) String() string {
 func (*OutputOptions) ProtoMessage() {}
 
 func (x *OutputOptions) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenwire_v1_generation_proto_msgTypes[7]
+	mi := &file_tokenwire_v1_generation_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -794,7 +1181,7 @@ func (x *OutputOptions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OutputOptions.ProtoReflect.Descriptor instead.
 func (*OutputOptions) Descriptor() ([]byte, []int) {
-	return file_tokenwire_v1_generation_proto_rawDescGZIP(), []int{7}
+	return file_tokenwire_v1_generation_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *OutputOptions) GetTokenIds() bool {
@@ -844,7 +1231,7 @@ type GenerateResponse struct {
 
 func (x *GenerateResponse) Reset() {
 	*x = GenerateResponse{}
-	mi := &file_tokenwire_v1_generation_proto_msgTypes[8]
+	mi := &file_tokenwire_v1_generation_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -856,7 +1243,7 @@ func (x *GenerateResponse) String() string {
 func (*GenerateResponse) ProtoMessage() {}
 
 func (x *GenerateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenwire_v1_generation_proto_msgTypes[8]
+	mi := &file_tokenwire_v1_generation_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -869,7 +1256,7 @@ func (x *GenerateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GenerateResponse.ProtoReflect.Descriptor instead.
 func (*GenerateResponse) Descriptor() ([]byte, []int) {
-	return file_tokenwire_v1_generation_proto_rawDescGZIP(), []int{8}
+	return file_tokenwire_v1_generation_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *GenerateResponse) GetRequestId() string {
@@ -954,7 +1341,7 @@ type SessionRequest struct {
 
 func (x *SessionRequest) Reset() {
 	*x = SessionRequest{}
-	mi := &file_tokenwire_v1_generation_proto_msgTypes[9]
+	mi := &file_tokenwire_v1_generation_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -966,7 +1353,7 @@ func (x *SessionRequest) String() string {
 func (*SessionRequest) ProtoMessage() {}
 
 func (x *SessionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenwire_v1_generation_proto_msgTypes[9]
+	mi := &file_tokenwire_v1_generation_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -979,7 +1366,7 @@ func (x *SessionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionRequest.ProtoReflect.Descriptor instead.
 func (*SessionRequest) Descriptor() ([]byte, []int) {
-	return file_tokenwire_v1_generation_proto_rawDescGZIP(), []int{9}
+	return file_tokenwire_v1_generation_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *SessionRequest) GetAction() isSessionRequest_Action {
@@ -1036,7 +1423,7 @@ type SessionCancel struct {
 
 func (x *SessionCancel) Reset() {
 	*x = SessionCancel{}
-	mi := &file_tokenwire_v1_generation_proto_msgTypes[10]
+	mi := &file_tokenwire_v1_generation_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1048,7 +1435,7 @@ func (x *SessionCancel) String() string {
 func (*SessionCancel) ProtoMessage() {}
 
 func (x *SessionCancel) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenwire_v1_generation_proto_msgTypes[10]
+	mi := &file_tokenwire_v1_generation_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1061,7 +1448,7 @@ func (x *SessionCancel) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionCancel.ProtoReflect.Descriptor instead.
 func (*SessionCancel) Descriptor() ([]byte, []int) {
-	return file_tokenwire_v1_generation_proto_rawDescGZIP(), []int{10}
+	return file_tokenwire_v1_generation_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *SessionCancel) GetRequestId() string {
@@ -1091,7 +1478,7 @@ type SessionResponse struct {
 
 func (x *SessionResponse) Reset() {
 	*x = SessionResponse{}
-	mi := &file_tokenwire_v1_generation_proto_msgTypes[11]
+	mi := &file_tokenwire_v1_generation_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1103,7 +1490,7 @@ func (x *SessionResponse) String() string {
 func (*SessionResponse) ProtoMessage() {}
 
 func (x *SessionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenwire_v1_generation_proto_msgTypes[11]
+	mi := &file_tokenwire_v1_generation_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1116,7 +1503,7 @@ func (x *SessionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionResponse.ProtoReflect.Descriptor instead.
 func (*SessionResponse) Descriptor() ([]byte, []int) {
-	return file_tokenwire_v1_generation_proto_rawDescGZIP(), []int{11}
+	return file_tokenwire_v1_generation_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *SessionResponse) GetRequestId() string {
@@ -1218,7 +1605,7 @@ type Started struct {
 
 func (x *Started) Reset() {
 	*x = Started{}
-	mi := &file_tokenwire_v1_generation_proto_msgTypes[12]
+	mi := &file_tokenwire_v1_generation_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1230,7 +1617,7 @@ func (x *Started) String() string {
 func (*Started) ProtoMessage() {}
 
 func (x *Started) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenwire_v1_generation_proto_msgTypes[12]
+	mi := &file_tokenwire_v1_generation_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1243,7 +1630,7 @@ func (x *Started) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Started.ProtoReflect.Descriptor instead.
 func (*Started) Descriptor() ([]byte, []int) {
-	return file_tokenwire_v1_generation_proto_rawDescGZIP(), []int{12}
+	return file_tokenwire_v1_generation_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Started) GetPromptTokens() uint32 {
@@ -1270,14 +1657,16 @@ type Delta struct {
 	// possible stop string is incomplete.
 	Text string `protobuf:"bytes,2,opt,name=text,proto3" json:"text,omitempty"`
 	// One entry per new token, in order (when OutputOptions.logprobs is set).
-	Logprobs      []*TokenLogprob `protobuf:"bytes,3,rep,name=logprobs,proto3" json:"logprobs,omitempty"`
+	Logprobs []*TokenLogprob `protobuf:"bytes,3,rep,name=logprobs,proto3" json:"logprobs,omitempty"`
+	// Which sample this output belongs to (0 to n - 1; always 0 when n is 1).
+	SampleIndex   uint32 `protobuf:"varint,4,opt,name=sample_index,json=sampleIndex,proto3" json:"sample_index,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Delta) Reset() {
 	*x = Delta{}
-	mi := &file_tokenwire_v1_generation_proto_msgTypes[13]
+	mi := &file_tokenwire_v1_generation_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1289,7 +1678,7 @@ func (x *Delta) String() string {
 func (*Delta) ProtoMessage() {}
 
 func (x *Delta) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenwire_v1_generation_proto_msgTypes[13]
+	mi := &file_tokenwire_v1_generation_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1302,7 +1691,7 @@ func (x *Delta) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Delta.ProtoReflect.Descriptor instead.
 func (*Delta) Descriptor() ([]byte, []int) {
-	return file_tokenwire_v1_generation_proto_rawDescGZIP(), []int{13}
+	return file_tokenwire_v1_generation_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Delta) GetTokenIds() []uint32 {
@@ -1326,6 +1715,13 @@ func (x *Delta) GetLogprobs() []*TokenLogprob {
 	return nil
 }
 
+func (x *Delta) GetSampleIndex() uint32 {
+	if x != nil {
+		return x.SampleIndex
+	}
+	return 0
+}
+
 // The log-probability of one generated token.
 type TokenLogprob struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1343,7 +1739,7 @@ type TokenLogprob struct {
 
 func (x *TokenLogprob) Reset() {
 	*x = TokenLogprob{}
-	mi := &file_tokenwire_v1_generation_proto_msgTypes[14]
+	mi := &file_tokenwire_v1_generation_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1355,7 +1751,7 @@ func (x *TokenLogprob) String() string {
 func (*TokenLogprob) ProtoMessage() {}
 
 func (x *TokenLogprob) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenwire_v1_generation_proto_msgTypes[14]
+	mi := &file_tokenwire_v1_generation_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1368,7 +1764,7 @@ func (x *TokenLogprob) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TokenLogprob.ProtoReflect.Descriptor instead.
 func (*TokenLogprob) Descriptor() ([]byte, []int) {
-	return file_tokenwire_v1_generation_proto_rawDescGZIP(), []int{14}
+	return file_tokenwire_v1_generation_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *TokenLogprob) GetTokenId() uint32 {
@@ -1405,7 +1801,7 @@ type TopLogprob struct {
 
 func (x *TopLogprob) Reset() {
 	*x = TopLogprob{}
-	mi := &file_tokenwire_v1_generation_proto_msgTypes[15]
+	mi := &file_tokenwire_v1_generation_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1417,7 +1813,7 @@ func (x *TopLogprob) String() string {
 func (*TopLogprob) ProtoMessage() {}
 
 func (x *TopLogprob) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenwire_v1_generation_proto_msgTypes[15]
+	mi := &file_tokenwire_v1_generation_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1430,7 +1826,7 @@ func (x *TopLogprob) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TopLogprob.ProtoReflect.Descriptor instead.
 func (*TopLogprob) Descriptor() ([]byte, []int) {
-	return file_tokenwire_v1_generation_proto_rawDescGZIP(), []int{15}
+	return file_tokenwire_v1_generation_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *TopLogprob) GetTokenId() uint32 {
@@ -1465,14 +1861,17 @@ type Finished struct {
 	// Where the time went.
 	Timing *Timing `protobuf:"bytes,5,opt,name=timing,proto3" json:"timing,omitempty"`
 	// Speculative decoding statistics (all zero without speculation).
-	Speculative   *SpeculativeStats `protobuf:"bytes,6,opt,name=speculative,proto3" json:"speculative,omitempty"`
+	Speculative *SpeculativeStats `protobuf:"bytes,6,opt,name=speculative,proto3" json:"speculative,omitempty"`
+	// Which sample ended (0 to n - 1; always 0 when n is 1). With n > 1 each
+	// sample ends with its own finished event.
+	SampleIndex   uint32 `protobuf:"varint,7,opt,name=sample_index,json=sampleIndex,proto3" json:"sample_index,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Finished) Reset() {
 	*x = Finished{}
-	mi := &file_tokenwire_v1_generation_proto_msgTypes[16]
+	mi := &file_tokenwire_v1_generation_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1484,7 +1883,7 @@ func (x *Finished) String() string {
 func (*Finished) ProtoMessage() {}
 
 func (x *Finished) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenwire_v1_generation_proto_msgTypes[16]
+	mi := &file_tokenwire_v1_generation_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1497,7 +1896,7 @@ func (x *Finished) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Finished.ProtoReflect.Descriptor instead.
 func (*Finished) Descriptor() ([]byte, []int) {
-	return file_tokenwire_v1_generation_proto_rawDescGZIP(), []int{16}
+	return file_tokenwire_v1_generation_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Finished) GetReason() FinishReason {
@@ -1553,6 +1952,13 @@ func (x *Finished) GetSpeculative() *SpeculativeStats {
 	return nil
 }
 
+func (x *Finished) GetSampleIndex() uint32 {
+	if x != nil {
+		return x.SampleIndex
+	}
+	return 0
+}
+
 type isFinished_MatchedStop interface {
 	isFinished_MatchedStop()
 }
@@ -1574,7 +1980,9 @@ func (*Finished_StopTokenId) isFinished_MatchedStop() {}
 // Token counts of a generation.
 type Usage struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Tokens in the prompt.
+	// Tokens in the prompt. With n > 1 the prompt is counted once: in the
+	// first sample's finished event to arrive, and 0 in the others, so that
+	// summing a request's finished events gives its usage.
 	PromptTokens uint32 `protobuf:"varint,1,opt,name=prompt_tokens,json=promptTokens,proto3" json:"prompt_tokens,omitempty"`
 	// Tokens generated and delivered (stop tokens and end-of-sequence tokens
 	// that ended the generation are not counted).
@@ -1587,7 +1995,7 @@ type Usage struct {
 
 func (x *Usage) Reset() {
 	*x = Usage{}
-	mi := &file_tokenwire_v1_generation_proto_msgTypes[17]
+	mi := &file_tokenwire_v1_generation_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1599,7 +2007,7 @@ func (x *Usage) String() string {
 func (*Usage) ProtoMessage() {}
 
 func (x *Usage) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenwire_v1_generation_proto_msgTypes[17]
+	mi := &file_tokenwire_v1_generation_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1612,7 +2020,7 @@ func (x *Usage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Usage.ProtoReflect.Descriptor instead.
 func (*Usage) Descriptor() ([]byte, []int) {
-	return file_tokenwire_v1_generation_proto_rawDescGZIP(), []int{17}
+	return file_tokenwire_v1_generation_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Usage) GetPromptTokens() uint32 {
@@ -1651,7 +2059,7 @@ type Timing struct {
 
 func (x *Timing) Reset() {
 	*x = Timing{}
-	mi := &file_tokenwire_v1_generation_proto_msgTypes[18]
+	mi := &file_tokenwire_v1_generation_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1663,7 +2071,7 @@ func (x *Timing) String() string {
 func (*Timing) ProtoMessage() {}
 
 func (x *Timing) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenwire_v1_generation_proto_msgTypes[18]
+	mi := &file_tokenwire_v1_generation_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1676,7 +2084,7 @@ func (x *Timing) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Timing.ProtoReflect.Descriptor instead.
 func (*Timing) Descriptor() ([]byte, []int) {
-	return file_tokenwire_v1_generation_proto_rawDescGZIP(), []int{18}
+	return file_tokenwire_v1_generation_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Timing) GetQueued() *durationpb.Duration {
@@ -1716,7 +2124,7 @@ type SpeculativeStats struct {
 
 func (x *SpeculativeStats) Reset() {
 	*x = SpeculativeStats{}
-	mi := &file_tokenwire_v1_generation_proto_msgTypes[19]
+	mi := &file_tokenwire_v1_generation_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1728,7 +2136,7 @@ func (x *SpeculativeStats) String() string {
 func (*SpeculativeStats) ProtoMessage() {}
 
 func (x *SpeculativeStats) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenwire_v1_generation_proto_msgTypes[19]
+	mi := &file_tokenwire_v1_generation_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1741,7 +2149,7 @@ func (x *SpeculativeStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SpeculativeStats.ProtoReflect.Descriptor instead.
 func (*SpeculativeStats) Descriptor() ([]byte, []int) {
-	return file_tokenwire_v1_generation_proto_rawDescGZIP(), []int{19}
+	return file_tokenwire_v1_generation_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *SpeculativeStats) GetDraftTokens() uint32 {
@@ -1776,7 +2184,7 @@ type AbortRequest struct {
 
 func (x *AbortRequest) Reset() {
 	*x = AbortRequest{}
-	mi := &file_tokenwire_v1_generation_proto_msgTypes[20]
+	mi := &file_tokenwire_v1_generation_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1788,7 +2196,7 @@ func (x *AbortRequest) String() string {
 func (*AbortRequest) ProtoMessage() {}
 
 func (x *AbortRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenwire_v1_generation_proto_msgTypes[20]
+	mi := &file_tokenwire_v1_generation_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1801,7 +2209,7 @@ func (x *AbortRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AbortRequest.ProtoReflect.Descriptor instead.
 func (*AbortRequest) Descriptor() ([]byte, []int) {
-	return file_tokenwire_v1_generation_proto_rawDescGZIP(), []int{20}
+	return file_tokenwire_v1_generation_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *AbortRequest) GetRequestId() string {
@@ -1823,7 +2231,7 @@ type AbortResponse struct {
 
 func (x *AbortResponse) Reset() {
 	*x = AbortResponse{}
-	mi := &file_tokenwire_v1_generation_proto_msgTypes[21]
+	mi := &file_tokenwire_v1_generation_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1835,7 +2243,7 @@ func (x *AbortResponse) String() string {
 func (*AbortResponse) ProtoMessage() {}
 
 func (x *AbortResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenwire_v1_generation_proto_msgTypes[21]
+	mi := &file_tokenwire_v1_generation_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1848,7 +2256,7 @@ func (x *AbortResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AbortResponse.ProtoReflect.Descriptor instead.
 func (*AbortResponse) Descriptor() ([]byte, []int) {
-	return file_tokenwire_v1_generation_proto_rawDescGZIP(), []int{21}
+	return file_tokenwire_v1_generation_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *AbortResponse) GetCancelled() bool {
@@ -1862,7 +2270,7 @@ var File_tokenwire_v1_generation_proto protoreflect.FileDescriptor
 
 const file_tokenwire_v1_generation_proto_rawDesc = "" +
 	"\n" +
-	"\x1dtokenwire/v1/generation.proto\x12\ftokenwire.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x17google/rpc/status.proto\"\xd4\x03\n" +
+	"\x1dtokenwire/v1/generation.proto\x12\ftokenwire.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x17google/rpc/status.proto\"\xba\x04\n" +
 	"\x0fGenerateRequest\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12\x14\n" +
@@ -1873,8 +2281,31 @@ const file_tokenwire_v1_generation_proto_rawDesc = "" +
 	"\bstopping\x18\x06 \x01(\v2\x1e.tokenwire.v1.StoppingCriteriaR\bstopping\x123\n" +
 	"\x06output\x18\a \x01(\v2\x1b.tokenwire.v1.OutputOptionsR\x06output\x123\n" +
 	"\atimeout\x18\b \x01(\v2\x19.google.protobuf.DurationR\atimeout\x12B\n" +
-	"\vspeculative\x18\t \x01(\v2 .tokenwire.v1.SpeculativeOptionsR\vspeculativeB\a\n" +
-	"\x05input\"\xac\x02\n" +
+	"\vspeculative\x18\t \x01(\v2 .tokenwire.v1.SpeculativeOptionsR\vspeculative\x12K\n" +
+	"\x11structured_output\x18\n" +
+	" \x01(\v2\x1e.tokenwire.v1.StructuredOutputR\x10structuredOutput\x12\x11\n" +
+	"\x01n\x18\v \x01(\rH\x01R\x01n\x88\x01\x01B\a\n" +
+	"\x05inputB\x04\n" +
+	"\x02_n\"\xfd\x01\n" +
+	"\x10StructuredOutput\x12!\n" +
+	"\vjson_schema\x18\x01 \x01(\tH\x00R\n" +
+	"jsonSchema\x12A\n" +
+	"\vjson_object\x18\x02 \x01(\v2\x1e.tokenwire.v1.JsonObjectFormatH\x00R\n" +
+	"jsonObject\x12\x16\n" +
+	"\x05regex\x18\x03 \x01(\tH\x00R\x05regex\x121\n" +
+	"\agrammar\x18\x04 \x01(\v2\x15.tokenwire.v1.GrammarH\x00R\agrammar\x12.\n" +
+	"\x06choice\x18\x05 \x01(\v2\x14.tokenwire.v1.ChoiceH\x00R\x06choiceB\b\n" +
+	"\x06format\"\x12\n" +
+	"\x10JsonObjectFormat\"\x97\x01\n" +
+	"\aGrammar\x124\n" +
+	"\x06syntax\x18\x01 \x01(\x0e2\x1c.tokenwire.v1.Grammar.SyntaxR\x06syntax\x12\x12\n" +
+	"\x04text\x18\x02 \x01(\tR\x04text\"B\n" +
+	"\x06Syntax\x12\x16\n" +
+	"\x12SYNTAX_UNSPECIFIED\x10\x00\x12\x0f\n" +
+	"\vSYNTAX_LARK\x10\x01\x12\x0f\n" +
+	"\vSYNTAX_GBNF\x10\x02\"\"\n" +
+	"\x06Choice\x12\x18\n" +
+	"\aoptions\x18\x01 \x03(\tR\aoptions\"\xac\x02\n" +
 	"\x12SpeculativeOptions\x12J\n" +
 	"\x06method\x18\x01 \x01(\x0e22.tokenwire.v1.SpeculativeOptions.SpeculativeMethodR\x06method\x12&\n" +
 	"\fdraft_length\x18\x02 \x01(\rH\x00R\vdraftLength\x88\x01\x01\"\x90\x01\n" +
@@ -1890,7 +2321,7 @@ const file_tokenwire_v1_generation_proto_rawDesc = "" +
 	"\bmessages\x18\x01 \x03(\v2\x19.tokenwire.v1.ChatMessageR\bmessages\";\n" +
 	"\vChatMessage\x12\x12\n" +
 	"\x04role\x18\x01 \x01(\tR\x04role\x12\x18\n" +
-	"\acontent\x18\x02 \x01(\tR\acontent\"\xad\x03\n" +
+	"\acontent\x18\x02 \x01(\tR\acontent\"\xb7\x04\n" +
 	"\x0eSamplingParams\x12%\n" +
 	"\vtemperature\x18\x01 \x01(\x02H\x00R\vtemperature\x88\x01\x01\x12\x18\n" +
 	"\x05top_p\x18\x02 \x01(\x02H\x01R\x04topP\x88\x01\x01\x12\x18\n" +
@@ -1899,7 +2330,12 @@ const file_tokenwire_v1_generation_proto_rawDesc = "" +
 	"\x04seed\x18\x05 \x01(\x04H\x04R\x04seed\x88\x01\x01\x122\n" +
 	"\x12repetition_penalty\x18\x06 \x01(\x02H\x05R\x11repetitionPenalty\x88\x01\x01\x12.\n" +
 	"\x10presence_penalty\x18\a \x01(\x02H\x06R\x0fpresencePenalty\x88\x01\x01\x120\n" +
-	"\x11frequency_penalty\x18\b \x01(\x02H\aR\x10frequencyPenalty\x88\x01\x01B\x0e\n" +
+	"\x11frequency_penalty\x18\b \x01(\x02H\aR\x10frequencyPenalty\x88\x01\x01\x12J\n" +
+	"\n" +
+	"logit_bias\x18\t \x03(\v2+.tokenwire.v1.SamplingParams.LogitBiasEntryR\tlogitBias\x1a<\n" +
+	"\x0eLogitBiasEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\rR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x02R\x05value:\x028\x01B\x0e\n" +
 	"\f_temperatureB\b\n" +
 	"\x06_top_pB\b\n" +
 	"\x06_top_kB\b\n" +
@@ -1951,11 +2387,12 @@ const file_tokenwire_v1_generation_proto_rawDesc = "" +
 	"\x05event\"D\n" +
 	"\aStarted\x12#\n" +
 	"\rprompt_tokens\x18\x01 \x01(\rR\fpromptTokens\x12\x14\n" +
-	"\x05model\x18\x02 \x01(\tR\x05model\"p\n" +
+	"\x05model\x18\x02 \x01(\tR\x05model\"\x93\x01\n" +
 	"\x05Delta\x12\x1b\n" +
 	"\ttoken_ids\x18\x01 \x03(\rR\btokenIds\x12\x12\n" +
 	"\x04text\x18\x02 \x01(\tR\x04text\x126\n" +
-	"\blogprobs\x18\x03 \x03(\v2\x1a.tokenwire.v1.TokenLogprobR\blogprobs\"o\n" +
+	"\blogprobs\x18\x03 \x03(\v2\x1a.tokenwire.v1.TokenLogprobR\blogprobs\x12!\n" +
+	"\fsample_index\x18\x04 \x01(\rR\vsampleIndex\"o\n" +
 	"\fTokenLogprob\x12\x19\n" +
 	"\btoken_id\x18\x01 \x01(\rR\atokenId\x12\x18\n" +
 	"\alogprob\x18\x02 \x01(\x02R\alogprob\x12*\n" +
@@ -1963,7 +2400,7 @@ const file_tokenwire_v1_generation_proto_rawDesc = "" +
 	"\n" +
 	"TopLogprob\x12\x19\n" +
 	"\btoken_id\x18\x01 \x01(\rR\atokenId\x12\x18\n" +
-	"\alogprob\x18\x02 \x01(\x02R\alogprob\"\xb2\x02\n" +
+	"\alogprob\x18\x02 \x01(\x02R\alogprob\"\xd5\x02\n" +
 	"\bFinished\x122\n" +
 	"\x06reason\x18\x01 \x01(\x0e2\x1a.tokenwire.v1.FinishReasonR\x06reason\x12!\n" +
 	"\vstop_string\x18\x02 \x01(\tH\x00R\n" +
@@ -1971,7 +2408,8 @@ const file_tokenwire_v1_generation_proto_rawDesc = "" +
 	"\rstop_token_id\x18\x03 \x01(\rH\x00R\vstopTokenId\x12)\n" +
 	"\x05usage\x18\x04 \x01(\v2\x13.tokenwire.v1.UsageR\x05usage\x12,\n" +
 	"\x06timing\x18\x05 \x01(\v2\x14.tokenwire.v1.TimingR\x06timing\x12@\n" +
-	"\vspeculative\x18\x06 \x01(\v2\x1e.tokenwire.v1.SpeculativeStatsR\vspeculativeB\x0e\n" +
+	"\vspeculative\x18\x06 \x01(\v2\x1e.tokenwire.v1.SpeculativeStatsR\vspeculative\x12!\n" +
+	"\fsample_index\x18\a \x01(\rR\vsampleIndexB\x0e\n" +
 	"\fmatched_stop\"\x8b\x01\n" +
 	"\x05Usage\x12#\n" +
 	"\rprompt_tokens\x18\x01 \x01(\rR\fpromptTokens\x12+\n" +
@@ -1989,7 +2427,7 @@ const file_tokenwire_v1_generation_proto_rawDesc = "" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\"-\n" +
 	"\rAbortResponse\x12\x1c\n" +
-	"\tcancelled\x18\x01 \x01(\bR\tcancelled*\xe0\x01\n" +
+	"\tcancelled\x18\x01 \x01(\bR\tcancelled*\x8e\x02\n" +
 	"\fFinishReason\x12\x1d\n" +
 	"\x19FINISH_REASON_UNSPECIFIED\x10\x00\x12!\n" +
 	"\x1dFINISH_REASON_END_OF_SEQUENCE\x10\x01\x12\x18\n" +
@@ -1997,7 +2435,8 @@ const file_tokenwire_v1_generation_proto_rawDesc = "" +
 	"\x19FINISH_REASON_STOP_STRING\x10\x03\x12\x1c\n" +
 	"\x18FINISH_REASON_STOP_TOKEN\x10\x04\x12\x1b\n" +
 	"\x17FINISH_REASON_CANCELLED\x10\x05\x12\x1a\n" +
-	"\x16FINISH_REASON_DEADLINE\x10\x062\xee\x01\n" +
+	"\x16FINISH_REASON_DEADLINE\x10\x06\x12,\n" +
+	"(FINISH_REASON_STRUCTURED_OUTPUT_COMPLETE\x10\a2\xee\x01\n" +
 	"\x11GenerationService\x12K\n" +
 	"\bGenerate\x12\x1d.tokenwire.v1.GenerateRequest\x1a\x1e.tokenwire.v1.GenerateResponse0\x01\x12J\n" +
 	"\aSession\x12\x1c.tokenwire.v1.SessionRequest\x1a\x1d.tokenwire.v1.SessionResponse(\x010\x01\x12@\n" +
@@ -2015,75 +2454,87 @@ func file_tokenwire_v1_generation_proto_rawDescGZIP() []byte {
 	return file_tokenwire_v1_generation_proto_rawDescData
 }
 
-var file_tokenwire_v1_generation_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_tokenwire_v1_generation_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_tokenwire_v1_generation_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_tokenwire_v1_generation_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_tokenwire_v1_generation_proto_goTypes = []any{
 	(FinishReason)(0),                         // 0: tokenwire.v1.FinishReason
-	(SpeculativeOptions_SpeculativeMethod)(0), // 1: tokenwire.v1.SpeculativeOptions.SpeculativeMethod
-	(*GenerateRequest)(nil),                   // 2: tokenwire.v1.GenerateRequest
-	(*SpeculativeOptions)(nil),                // 3: tokenwire.v1.SpeculativeOptions
-	(*TokenIds)(nil),                          // 4: tokenwire.v1.TokenIds
-	(*Chat)(nil),                              // 5: tokenwire.v1.Chat
-	(*ChatMessage)(nil),                       // 6: tokenwire.v1.ChatMessage
-	(*SamplingParams)(nil),                    // 7: tokenwire.v1.SamplingParams
-	(*StoppingCriteria)(nil),                  // 8: tokenwire.v1.StoppingCriteria
-	(*OutputOptions)(nil),                     // 9: tokenwire.v1.OutputOptions
-	(*GenerateResponse)(nil),                  // 10: tokenwire.v1.GenerateResponse
-	(*SessionRequest)(nil),                    // 11: tokenwire.v1.SessionRequest
-	(*SessionCancel)(nil),                     // 12: tokenwire.v1.SessionCancel
-	(*SessionResponse)(nil),                   // 13: tokenwire.v1.SessionResponse
-	(*Started)(nil),                           // 14: tokenwire.v1.Started
-	(*Delta)(nil),                             // 15: tokenwire.v1.Delta
-	(*TokenLogprob)(nil),                      // 16: tokenwire.v1.TokenLogprob
-	(*TopLogprob)(nil),                        // 17: tokenwire.v1.TopLogprob
-	(*Finished)(nil),                          // 18: tokenwire.v1.Finished
-	(*Usage)(nil),                             // 19: tokenwire.v1.Usage
-	(*Timing)(nil),                            // 20: tokenwire.v1.Timing
-	(*SpeculativeStats)(nil),                  // 21: tokenwire.v1.SpeculativeStats
-	(*AbortRequest)(nil),                      // 22: tokenwire.v1.AbortRequest
-	(*AbortResponse)(nil),                     // 23: tokenwire.v1.AbortResponse
-	(*durationpb.Duration)(nil),               // 24: google.protobuf.Duration
-	(*status.Status)(nil),                     // 25: google.rpc.Status
+	(Grammar_Syntax)(0),                       // 1: tokenwire.v1.Grammar.Syntax
+	(SpeculativeOptions_SpeculativeMethod)(0), // 2: tokenwire.v1.SpeculativeOptions.SpeculativeMethod
+	(*GenerateRequest)(nil),                   // 3: tokenwire.v1.GenerateRequest
+	(*StructuredOutput)(nil),                  // 4: tokenwire.v1.StructuredOutput
+	(*JsonObjectFormat)(nil),                  // 5: tokenwire.v1.JsonObjectFormat
+	(*Grammar)(nil),                           // 6: tokenwire.v1.Grammar
+	(*Choice)(nil),                            // 7: tokenwire.v1.Choice
+	(*SpeculativeOptions)(nil),                // 8: tokenwire.v1.SpeculativeOptions
+	(*TokenIds)(nil),                          // 9: tokenwire.v1.TokenIds
+	(*Chat)(nil),                              // 10: tokenwire.v1.Chat
+	(*ChatMessage)(nil),                       // 11: tokenwire.v1.ChatMessage
+	(*SamplingParams)(nil),                    // 12: tokenwire.v1.SamplingParams
+	(*StoppingCriteria)(nil),                  // 13: tokenwire.v1.StoppingCriteria
+	(*OutputOptions)(nil),                     // 14: tokenwire.v1.OutputOptions
+	(*GenerateResponse)(nil),                  // 15: tokenwire.v1.GenerateResponse
+	(*SessionRequest)(nil),                    // 16: tokenwire.v1.SessionRequest
+	(*SessionCancel)(nil),                     // 17: tokenwire.v1.SessionCancel
+	(*SessionResponse)(nil),                   // 18: tokenwire.v1.SessionResponse
+	(*Started)(nil),                           // 19: tokenwire.v1.Started
+	(*Delta)(nil),                             // 20: tokenwire.v1.Delta
+	(*TokenLogprob)(nil),                      // 21: tokenwire.v1.TokenLogprob
+	(*TopLogprob)(nil),                        // 22: tokenwire.v1.TopLogprob
+	(*Finished)(nil),                          // 23: tokenwire.v1.Finished
+	(*Usage)(nil),                             // 24: tokenwire.v1.Usage
+	(*Timing)(nil),                            // 25: tokenwire.v1.Timing
+	(*SpeculativeStats)(nil),                  // 26: tokenwire.v1.SpeculativeStats
+	(*AbortRequest)(nil),                      // 27: tokenwire.v1.AbortRequest
+	(*AbortResponse)(nil),                     // 28: tokenwire.v1.AbortResponse
+	nil,                                       // 29: tokenwire.v1.SamplingParams.LogitBiasEntry
+	(*durationpb.Duration)(nil),               // 30: google.protobuf.Duration
+	(*status.Status)(nil),                     // 31: google.rpc.Status
 }
 var file_tokenwire_v1_generation_proto_depIdxs = []int32{
-	4,  // 0: tokenwire.v1.GenerateRequest.token_ids:type_name -> tokenwire.v1.TokenIds
-	5,  // 1: tokenwire.v1.GenerateRequest.chat:type_name -> tokenwire.v1.Chat
-	7,  // 2: tokenwire.v1.GenerateRequest.sampling:type_name -> tokenwire.v1.SamplingParams
-	8,  // 3: tokenwire.v1.GenerateRequest.stopping:type_name -> tokenwire.v1.StoppingCriteria
-	9,  // 4: tokenwire.v1.GenerateRequest.output:type_name -> tokenwire.v1.OutputOptions
-	24, // 5: tokenwire.v1.GenerateRequest.timeout:type_name -> google.protobuf.Duration
-	3,  // 6: tokenwire.v1.GenerateRequest.speculative:type_name -> tokenwire.v1.SpeculativeOptions
-	1,  // 7: tokenwire.v1.SpeculativeOptions.method:type_name -> tokenwire.v1.SpeculativeOptions.SpeculativeMethod
-	6,  // 8: tokenwire.v1.Chat.messages:type_name -> tokenwire.v1.ChatMessage
-	14, // 9: tokenwire.v1.GenerateResponse.started:type_name -> tokenwire.v1.Started
-	15, // 10: tokenwire.v1.GenerateResponse.delta:type_name -> tokenwire.v1.Delta
-	18, // 11: tokenwire.v1.GenerateResponse.finished:type_name -> tokenwire.v1.Finished
-	2,  // 12: tokenwire.v1.SessionRequest.start:type_name -> tokenwire.v1.GenerateRequest
-	12, // 13: tokenwire.v1.SessionRequest.cancel:type_name -> tokenwire.v1.SessionCancel
-	14, // 14: tokenwire.v1.SessionResponse.started:type_name -> tokenwire.v1.Started
-	15, // 15: tokenwire.v1.SessionResponse.delta:type_name -> tokenwire.v1.Delta
-	18, // 16: tokenwire.v1.SessionResponse.finished:type_name -> tokenwire.v1.Finished
-	25, // 17: tokenwire.v1.SessionResponse.error:type_name -> google.rpc.Status
-	16, // 18: tokenwire.v1.Delta.logprobs:type_name -> tokenwire.v1.TokenLogprob
-	17, // 19: tokenwire.v1.TokenLogprob.top:type_name -> tokenwire.v1.TopLogprob
-	0,  // 20: tokenwire.v1.Finished.reason:type_name -> tokenwire.v1.FinishReason
-	19, // 21: tokenwire.v1.Finished.usage:type_name -> tokenwire.v1.Usage
-	20, // 22: tokenwire.v1.Finished.timing:type_name -> tokenwire.v1.Timing
-	21, // 23: tokenwire.v1.Finished.speculative:type_name -> tokenwire.v1.SpeculativeStats
-	24, // 24: tokenwire.v1.Timing.queued:type_name -> google.protobuf.Duration
-	24, // 25: tokenwire.v1.Timing.time_to_first_token:type_name -> google.protobuf.Duration
-	24, // 26: tokenwire.v1.Timing.total:type_name -> google.protobuf.Duration
-	2,  // 27: tokenwire.v1.GenerationService.Generate:input_type -> tokenwire.v1.GenerateRequest
-	11, // 28: tokenwire.v1.GenerationService.Session:input_type -> tokenwire.v1.SessionRequest
-	22, // 29: tokenwire.v1.GenerationService.Abort:input_type -> tokenwire.v1.AbortRequest
-	10, // 30: tokenwire.v1.GenerationService.Generate:output_type -> tokenwire.v1.GenerateResponse
-	13, // 31: tokenwire.v1.GenerationService.Session:output_type -> tokenwire.v1.SessionResponse
-	23, // 32: tokenwire.v1.GenerationService.Abort:output_type -> tokenwire.v1.AbortResponse
-	30, // [30:33] is the sub-list for method output_type
-	27, // [27:30] is the sub-list for method input_type
-	27, // [27:27] is the sub-list for extension type_name
-	27, // [27:27] is the sub-list for extension extendee
-	0,  // [0:27] is the sub-list for field type_name
+	9,  // 0: tokenwire.v1.GenerateRequest.token_ids:type_name -> tokenwire.v1.TokenIds
+	10, // 1: tokenwire.v1.GenerateRequest.chat:type_name -> tokenwire.v1.Chat
+	12, // 2: tokenwire.v1.GenerateRequest.sampling:type_name -> tokenwire.v1.SamplingParams
+	13, // 3: tokenwire.v1.GenerateRequest.stopping:type_name -> tokenwire.v1.StoppingCriteria
+	14, // 4: tokenwire.v1.GenerateRequest.output:type_name -> tokenwire.v1.OutputOptions
+	30, // 5: tokenwire.v1.GenerateRequest.timeout:type_name -> google.protobuf.Duration
+	8,  // 6: tokenwire.v1.GenerateRequest.speculative:type_name -> tokenwire.v1.SpeculativeOptions
+	4,  // 7: tokenwire.v1.GenerateRequest.structured_output:type_name -> tokenwire.v1.StructuredOutput
+	5,  // 8: tokenwire.v1.StructuredOutput.json_object:type_name -> tokenwire.v1.JsonObjectFormat
+	6,  // 9: tokenwire.v1.StructuredOutput.grammar:type_name -> tokenwire.v1.Grammar
+	7,  // 10: tokenwire.v1.StructuredOutput.choice:type_name -> tokenwire.v1.Choice
+	1,  // 11: tokenwire.v1.Grammar.syntax:type_name -> tokenwire.v1.Grammar.Syntax
+	2,  // 12: tokenwire.v1.SpeculativeOptions.method:type_name -> tokenwire.v1.SpeculativeOptions.SpeculativeMethod
+	11, // 13: tokenwire.v1.Chat.messages:type_name -> tokenwire.v1.ChatMessage
+	29, // 14: tokenwire.v1.SamplingParams.logit_bias:type_name -> tokenwire.v1.SamplingParams.LogitBiasEntry
+	19, // 15: tokenwire.v1.GenerateResponse.started:type_name -> tokenwire.v1.Started
+	20, // 16: tokenwire.v1.GenerateResponse.delta:type_name -> tokenwire.v1.Delta
+	23, // 17: tokenwire.v1.GenerateResponse.finished:type_name -> tokenwire.v1.Finished
+	3,  // 18: tokenwire.v1.SessionRequest.start:type_name -> tokenwire.v1.GenerateRequest
+	17, // 19: tokenwire.v1.SessionRequest.cancel:type_name -> tokenwire.v1.SessionCancel
+	19, // 20: tokenwire.v1.SessionResponse.started:type_name -> tokenwire.v1.Started
+	20, // 21: tokenwire.v1.SessionResponse.delta:type_name -> tokenwire.v1.Delta
+	23, // 22: tokenwire.v1.SessionResponse.finished:type_name -> tokenwire.v1.Finished
+	31, // 23: tokenwire.v1.SessionResponse.error:type_name -> google.rpc.Status
+	21, // 24: tokenwire.v1.Delta.logprobs:type_name -> tokenwire.v1.TokenLogprob
+	22, // 25: tokenwire.v1.TokenLogprob.top:type_name -> tokenwire.v1.TopLogprob
+	0,  // 26: tokenwire.v1.Finished.reason:type_name -> tokenwire.v1.FinishReason
+	24, // 27: tokenwire.v1.Finished.usage:type_name -> tokenwire.v1.Usage
+	25, // 28: tokenwire.v1.Finished.timing:type_name -> tokenwire.v1.Timing
+	26, // 29: tokenwire.v1.Finished.speculative:type_name -> tokenwire.v1.SpeculativeStats
+	30, // 30: tokenwire.v1.Timing.queued:type_name -> google.protobuf.Duration
+	30, // 31: tokenwire.v1.Timing.time_to_first_token:type_name -> google.protobuf.Duration
+	30, // 32: tokenwire.v1.Timing.total:type_name -> google.protobuf.Duration
+	3,  // 33: tokenwire.v1.GenerationService.Generate:input_type -> tokenwire.v1.GenerateRequest
+	16, // 34: tokenwire.v1.GenerationService.Session:input_type -> tokenwire.v1.SessionRequest
+	27, // 35: tokenwire.v1.GenerationService.Abort:input_type -> tokenwire.v1.AbortRequest
+	15, // 36: tokenwire.v1.GenerationService.Generate:output_type -> tokenwire.v1.GenerateResponse
+	18, // 37: tokenwire.v1.GenerationService.Session:output_type -> tokenwire.v1.SessionResponse
+	28, // 38: tokenwire.v1.GenerationService.Abort:output_type -> tokenwire.v1.AbortResponse
+	36, // [36:39] is the sub-list for method output_type
+	33, // [33:36] is the sub-list for method input_type
+	33, // [33:33] is the sub-list for extension type_name
+	33, // [33:33] is the sub-list for extension extendee
+	0,  // [0:33] is the sub-list for field type_name
 }
 
 func init() { file_tokenwire_v1_generation_proto_init() }
@@ -2096,26 +2547,33 @@ func file_tokenwire_v1_generation_proto_init() {
 		(*GenerateRequest_TokenIds)(nil),
 		(*GenerateRequest_Chat)(nil),
 	}
-	file_tokenwire_v1_generation_proto_msgTypes[1].OneofWrappers = []any{}
+	file_tokenwire_v1_generation_proto_msgTypes[1].OneofWrappers = []any{
+		(*StructuredOutput_JsonSchema)(nil),
+		(*StructuredOutput_JsonObject)(nil),
+		(*StructuredOutput_Regex)(nil),
+		(*StructuredOutput_Grammar)(nil),
+		(*StructuredOutput_Choice)(nil),
+	}
 	file_tokenwire_v1_generation_proto_msgTypes[5].OneofWrappers = []any{}
-	file_tokenwire_v1_generation_proto_msgTypes[6].OneofWrappers = []any{}
-	file_tokenwire_v1_generation_proto_msgTypes[7].OneofWrappers = []any{}
-	file_tokenwire_v1_generation_proto_msgTypes[8].OneofWrappers = []any{
+	file_tokenwire_v1_generation_proto_msgTypes[9].OneofWrappers = []any{}
+	file_tokenwire_v1_generation_proto_msgTypes[10].OneofWrappers = []any{}
+	file_tokenwire_v1_generation_proto_msgTypes[11].OneofWrappers = []any{}
+	file_tokenwire_v1_generation_proto_msgTypes[12].OneofWrappers = []any{
 		(*GenerateResponse_Started)(nil),
 		(*GenerateResponse_Delta)(nil),
 		(*GenerateResponse_Finished)(nil),
 	}
-	file_tokenwire_v1_generation_proto_msgTypes[9].OneofWrappers = []any{
+	file_tokenwire_v1_generation_proto_msgTypes[13].OneofWrappers = []any{
 		(*SessionRequest_Start)(nil),
 		(*SessionRequest_Cancel)(nil),
 	}
-	file_tokenwire_v1_generation_proto_msgTypes[11].OneofWrappers = []any{
+	file_tokenwire_v1_generation_proto_msgTypes[15].OneofWrappers = []any{
 		(*SessionResponse_Started)(nil),
 		(*SessionResponse_Delta)(nil),
 		(*SessionResponse_Finished)(nil),
 		(*SessionResponse_Error)(nil),
 	}
-	file_tokenwire_v1_generation_proto_msgTypes[16].OneofWrappers = []any{
+	file_tokenwire_v1_generation_proto_msgTypes[20].OneofWrappers = []any{
 		(*Finished_StopString)(nil),
 		(*Finished_StopTokenId)(nil),
 	}
@@ -2124,8 +2582,8 @@ func file_tokenwire_v1_generation_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tokenwire_v1_generation_proto_rawDesc), len(file_tokenwire_v1_generation_proto_rawDesc)),
-			NumEnums:      2,
-			NumMessages:   22,
+			NumEnums:      3,
+			NumMessages:   27,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

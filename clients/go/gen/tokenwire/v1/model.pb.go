@@ -22,6 +22,75 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// A kind of structured output (GenerateRequest.structured_output).
+type StructuredOutputKind int32
+
+const (
+	// Not set; never sent by the server.
+	StructuredOutputKind_STRUCTURED_OUTPUT_KIND_UNSPECIFIED StructuredOutputKind = 0
+	// StructuredOutput.json_schema.
+	StructuredOutputKind_STRUCTURED_OUTPUT_KIND_JSON_SCHEMA StructuredOutputKind = 1
+	// StructuredOutput.json_object.
+	StructuredOutputKind_STRUCTURED_OUTPUT_KIND_JSON_OBJECT StructuredOutputKind = 2
+	// StructuredOutput.regex.
+	StructuredOutputKind_STRUCTURED_OUTPUT_KIND_REGEX StructuredOutputKind = 3
+	// StructuredOutput.grammar with Grammar.SYNTAX_LARK.
+	StructuredOutputKind_STRUCTURED_OUTPUT_KIND_GRAMMAR_LARK StructuredOutputKind = 4
+	// StructuredOutput.grammar with Grammar.SYNTAX_GBNF.
+	StructuredOutputKind_STRUCTURED_OUTPUT_KIND_GRAMMAR_GBNF StructuredOutputKind = 5
+	// StructuredOutput.choice.
+	StructuredOutputKind_STRUCTURED_OUTPUT_KIND_CHOICE StructuredOutputKind = 6
+)
+
+// Enum value maps for StructuredOutputKind.
+var (
+	StructuredOutputKind_name = map[int32]string{
+		0: "STRUCTURED_OUTPUT_KIND_UNSPECIFIED",
+		1: "STRUCTURED_OUTPUT_KIND_JSON_SCHEMA",
+		2: "STRUCTURED_OUTPUT_KIND_JSON_OBJECT",
+		3: "STRUCTURED_OUTPUT_KIND_REGEX",
+		4: "STRUCTURED_OUTPUT_KIND_GRAMMAR_LARK",
+		5: "STRUCTURED_OUTPUT_KIND_GRAMMAR_GBNF",
+		6: "STRUCTURED_OUTPUT_KIND_CHOICE",
+	}
+	StructuredOutputKind_value = map[string]int32{
+		"STRUCTURED_OUTPUT_KIND_UNSPECIFIED":  0,
+		"STRUCTURED_OUTPUT_KIND_JSON_SCHEMA":  1,
+		"STRUCTURED_OUTPUT_KIND_JSON_OBJECT":  2,
+		"STRUCTURED_OUTPUT_KIND_REGEX":        3,
+		"STRUCTURED_OUTPUT_KIND_GRAMMAR_LARK": 4,
+		"STRUCTURED_OUTPUT_KIND_GRAMMAR_GBNF": 5,
+		"STRUCTURED_OUTPUT_KIND_CHOICE":       6,
+	}
+)
+
+func (x StructuredOutputKind) Enum() *StructuredOutputKind {
+	p := new(StructuredOutputKind)
+	*p = x
+	return p
+}
+
+func (x StructuredOutputKind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (StructuredOutputKind) Descriptor() protoreflect.EnumDescriptor {
+	return file_tokenwire_v1_model_proto_enumTypes[0].Descriptor()
+}
+
+func (StructuredOutputKind) Type() protoreflect.EnumType {
+	return &file_tokenwire_v1_model_proto_enumTypes[0]
+}
+
+func (x StructuredOutputKind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use StructuredOutputKind.Descriptor instead.
+func (StructuredOutputKind) EnumDescriptor() ([]byte, []int) {
+	return file_tokenwire_v1_model_proto_rawDescGZIP(), []int{0}
+}
+
 // Request for GetModelInfo.
 type GetModelInfoRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -90,8 +159,12 @@ type GetModelInfoResponse struct {
 	// value is refused with INVALID_ARGUMENT naming the field; nothing is
 	// dropped silently.
 	UnsupportedFields []*UnsupportedField `protobuf:"bytes,11,rep,name=unsupported_fields,json=unsupportedFields,proto3" json:"unsupported_fields,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// The kinds of GenerateRequest.structured_output this engine supports.
+	StructuredOutputKinds []StructuredOutputKind `protobuf:"varint,12,rep,packed,name=structured_output_kinds,json=structuredOutputKinds,proto3,enum=tokenwire.v1.StructuredOutputKind" json:"structured_output_kinds,omitempty"`
+	// The largest GenerateRequest.n this server accepts.
+	MaxSamples    uint32 `protobuf:"varint,13,opt,name=max_samples,json=maxSamples,proto3" json:"max_samples,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GetModelInfoResponse) Reset() {
@@ -199,6 +272,20 @@ func (x *GetModelInfoResponse) GetUnsupportedFields() []*UnsupportedField {
 		return x.UnsupportedFields
 	}
 	return nil
+}
+
+func (x *GetModelInfoResponse) GetStructuredOutputKinds() []StructuredOutputKind {
+	if x != nil {
+		return x.StructuredOutputKinds
+	}
+	return nil
+}
+
+func (x *GetModelInfoResponse) GetMaxSamples() uint32 {
+	if x != nil {
+		return x.MaxSamples
+	}
+	return 0
 }
 
 // A GenerateRequest field the server does not honour, and why.
@@ -834,7 +921,7 @@ var File_tokenwire_v1_model_proto protoreflect.FileDescriptor
 const file_tokenwire_v1_model_proto_rawDesc = "" +
 	"\n" +
 	"\x18tokenwire/v1/model.proto\x12\ftokenwire.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1dtokenwire/v1/generation.proto\"\x15\n" +
-	"\x13GetModelInfoRequest\"\xe7\x03\n" +
+	"\x13GetModelInfoRequest\"\xe4\x04\n" +
 	"\x14GetModelInfoResponse\x12\x14\n" +
 	"\x05model\x18\x01 \x01(\tR\x05model\x12\x16\n" +
 	"\x06engine\x18\x02 \x01(\tR\x06engine\x12%\n" +
@@ -848,7 +935,10 @@ const file_tokenwire_v1_model_proto_rawDesc = "" +
 	"\reos_token_ids\x18\t \x03(\rR\veosTokenIds\x12%\n" +
 	"\x0ehonored_fields\x18\n" +
 	" \x03(\tR\rhonoredFields\x12M\n" +
-	"\x12unsupported_fields\x18\v \x03(\v2\x1e.tokenwire.v1.UnsupportedFieldR\x11unsupportedFields\"k\n" +
+	"\x12unsupported_fields\x18\v \x03(\v2\x1e.tokenwire.v1.UnsupportedFieldR\x11unsupportedFields\x12Z\n" +
+	"\x17structured_output_kinds\x18\f \x03(\x0e2\".tokenwire.v1.StructuredOutputKindR\x15structuredOutputKinds\x12\x1f\n" +
+	"\vmax_samples\x18\r \x01(\rR\n" +
+	"maxSamples\"k\n" +
 	"\x10UnsupportedField\x12\x14\n" +
 	"\x05field\x18\x01 \x01(\tR\x05field\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x1d\n" +
@@ -886,7 +976,15 @@ const file_tokenwire_v1_model_proto_rawDesc = "" +
 	"\ttoken_ids\x18\x01 \x03(\rR\btokenIds\x12.\n" +
 	"\x13keep_special_tokens\x18\x02 \x01(\bR\x11keepSpecialTokens\"(\n" +
 	"\x12DetokenizeResponse\x12\x12\n" +
-	"\x04text\x18\x01 \x01(\tR\x04text2\x99\x03\n" +
+	"\x04text\x18\x01 \x01(\tR\x04text*\xa5\x02\n" +
+	"\x14StructuredOutputKind\x12&\n" +
+	"\"STRUCTURED_OUTPUT_KIND_UNSPECIFIED\x10\x00\x12&\n" +
+	"\"STRUCTURED_OUTPUT_KIND_JSON_SCHEMA\x10\x01\x12&\n" +
+	"\"STRUCTURED_OUTPUT_KIND_JSON_OBJECT\x10\x02\x12 \n" +
+	"\x1cSTRUCTURED_OUTPUT_KIND_REGEX\x10\x03\x12'\n" +
+	"#STRUCTURED_OUTPUT_KIND_GRAMMAR_LARK\x10\x04\x12'\n" +
+	"#STRUCTURED_OUTPUT_KIND_GRAMMAR_GBNF\x10\x05\x12!\n" +
+	"\x1dSTRUCTURED_OUTPUT_KIND_CHOICE\x10\x062\x99\x03\n" +
 	"\fModelService\x12U\n" +
 	"\fGetModelInfo\x12!.tokenwire.v1.GetModelInfoRequest\x1a\".tokenwire.v1.GetModelInfoResponse\x12F\n" +
 	"\aGetLoad\x12\x1c.tokenwire.v1.GetLoadRequest\x1a\x1d.tokenwire.v1.GetLoadResponse\x12N\n" +
@@ -907,44 +1005,47 @@ func file_tokenwire_v1_model_proto_rawDescGZIP() []byte {
 	return file_tokenwire_v1_model_proto_rawDescData
 }
 
+var file_tokenwire_v1_model_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
 var file_tokenwire_v1_model_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_tokenwire_v1_model_proto_goTypes = []any{
-	(*GetModelInfoRequest)(nil),  // 0: tokenwire.v1.GetModelInfoRequest
-	(*GetModelInfoResponse)(nil), // 1: tokenwire.v1.GetModelInfoResponse
-	(*UnsupportedField)(nil),     // 2: tokenwire.v1.UnsupportedField
-	(*SpeculativeConfig)(nil),    // 3: tokenwire.v1.SpeculativeConfig
-	(*GetLoadRequest)(nil),       // 4: tokenwire.v1.GetLoadRequest
-	(*GetLoadResponse)(nil),      // 5: tokenwire.v1.GetLoadResponse
-	(*WatchLoadRequest)(nil),     // 6: tokenwire.v1.WatchLoadRequest
-	(*WatchLoadResponse)(nil),    // 7: tokenwire.v1.WatchLoadResponse
-	(*TokenizeRequest)(nil),      // 8: tokenwire.v1.TokenizeRequest
-	(*TokenizeResponse)(nil),     // 9: tokenwire.v1.TokenizeResponse
-	(*DetokenizeRequest)(nil),    // 10: tokenwire.v1.DetokenizeRequest
-	(*DetokenizeResponse)(nil),   // 11: tokenwire.v1.DetokenizeResponse
-	(*durationpb.Duration)(nil),  // 12: google.protobuf.Duration
-	(*Chat)(nil),                 // 13: tokenwire.v1.Chat
+	(StructuredOutputKind)(0),    // 0: tokenwire.v1.StructuredOutputKind
+	(*GetModelInfoRequest)(nil),  // 1: tokenwire.v1.GetModelInfoRequest
+	(*GetModelInfoResponse)(nil), // 2: tokenwire.v1.GetModelInfoResponse
+	(*UnsupportedField)(nil),     // 3: tokenwire.v1.UnsupportedField
+	(*SpeculativeConfig)(nil),    // 4: tokenwire.v1.SpeculativeConfig
+	(*GetLoadRequest)(nil),       // 5: tokenwire.v1.GetLoadRequest
+	(*GetLoadResponse)(nil),      // 6: tokenwire.v1.GetLoadResponse
+	(*WatchLoadRequest)(nil),     // 7: tokenwire.v1.WatchLoadRequest
+	(*WatchLoadResponse)(nil),    // 8: tokenwire.v1.WatchLoadResponse
+	(*TokenizeRequest)(nil),      // 9: tokenwire.v1.TokenizeRequest
+	(*TokenizeResponse)(nil),     // 10: tokenwire.v1.TokenizeResponse
+	(*DetokenizeRequest)(nil),    // 11: tokenwire.v1.DetokenizeRequest
+	(*DetokenizeResponse)(nil),   // 12: tokenwire.v1.DetokenizeResponse
+	(*durationpb.Duration)(nil),  // 13: google.protobuf.Duration
+	(*Chat)(nil),                 // 14: tokenwire.v1.Chat
 }
 var file_tokenwire_v1_model_proto_depIdxs = []int32{
-	3,  // 0: tokenwire.v1.GetModelInfoResponse.speculative:type_name -> tokenwire.v1.SpeculativeConfig
-	2,  // 1: tokenwire.v1.GetModelInfoResponse.unsupported_fields:type_name -> tokenwire.v1.UnsupportedField
-	12, // 2: tokenwire.v1.WatchLoadRequest.interval:type_name -> google.protobuf.Duration
-	5,  // 3: tokenwire.v1.WatchLoadResponse.load:type_name -> tokenwire.v1.GetLoadResponse
-	13, // 4: tokenwire.v1.TokenizeRequest.chat:type_name -> tokenwire.v1.Chat
-	0,  // 5: tokenwire.v1.ModelService.GetModelInfo:input_type -> tokenwire.v1.GetModelInfoRequest
-	4,  // 6: tokenwire.v1.ModelService.GetLoad:input_type -> tokenwire.v1.GetLoadRequest
-	6,  // 7: tokenwire.v1.ModelService.WatchLoad:input_type -> tokenwire.v1.WatchLoadRequest
-	8,  // 8: tokenwire.v1.ModelService.Tokenize:input_type -> tokenwire.v1.TokenizeRequest
-	10, // 9: tokenwire.v1.ModelService.Detokenize:input_type -> tokenwire.v1.DetokenizeRequest
-	1,  // 10: tokenwire.v1.ModelService.GetModelInfo:output_type -> tokenwire.v1.GetModelInfoResponse
-	5,  // 11: tokenwire.v1.ModelService.GetLoad:output_type -> tokenwire.v1.GetLoadResponse
-	7,  // 12: tokenwire.v1.ModelService.WatchLoad:output_type -> tokenwire.v1.WatchLoadResponse
-	9,  // 13: tokenwire.v1.ModelService.Tokenize:output_type -> tokenwire.v1.TokenizeResponse
-	11, // 14: tokenwire.v1.ModelService.Detokenize:output_type -> tokenwire.v1.DetokenizeResponse
-	10, // [10:15] is the sub-list for method output_type
-	5,  // [5:10] is the sub-list for method input_type
-	5,  // [5:5] is the sub-list for extension type_name
-	5,  // [5:5] is the sub-list for extension extendee
-	0,  // [0:5] is the sub-list for field type_name
+	4,  // 0: tokenwire.v1.GetModelInfoResponse.speculative:type_name -> tokenwire.v1.SpeculativeConfig
+	3,  // 1: tokenwire.v1.GetModelInfoResponse.unsupported_fields:type_name -> tokenwire.v1.UnsupportedField
+	0,  // 2: tokenwire.v1.GetModelInfoResponse.structured_output_kinds:type_name -> tokenwire.v1.StructuredOutputKind
+	13, // 3: tokenwire.v1.WatchLoadRequest.interval:type_name -> google.protobuf.Duration
+	6,  // 4: tokenwire.v1.WatchLoadResponse.load:type_name -> tokenwire.v1.GetLoadResponse
+	14, // 5: tokenwire.v1.TokenizeRequest.chat:type_name -> tokenwire.v1.Chat
+	1,  // 6: tokenwire.v1.ModelService.GetModelInfo:input_type -> tokenwire.v1.GetModelInfoRequest
+	5,  // 7: tokenwire.v1.ModelService.GetLoad:input_type -> tokenwire.v1.GetLoadRequest
+	7,  // 8: tokenwire.v1.ModelService.WatchLoad:input_type -> tokenwire.v1.WatchLoadRequest
+	9,  // 9: tokenwire.v1.ModelService.Tokenize:input_type -> tokenwire.v1.TokenizeRequest
+	11, // 10: tokenwire.v1.ModelService.Detokenize:input_type -> tokenwire.v1.DetokenizeRequest
+	2,  // 11: tokenwire.v1.ModelService.GetModelInfo:output_type -> tokenwire.v1.GetModelInfoResponse
+	6,  // 12: tokenwire.v1.ModelService.GetLoad:output_type -> tokenwire.v1.GetLoadResponse
+	8,  // 13: tokenwire.v1.ModelService.WatchLoad:output_type -> tokenwire.v1.WatchLoadResponse
+	10, // 14: tokenwire.v1.ModelService.Tokenize:output_type -> tokenwire.v1.TokenizeResponse
+	12, // 15: tokenwire.v1.ModelService.Detokenize:output_type -> tokenwire.v1.DetokenizeResponse
+	11, // [11:16] is the sub-list for method output_type
+	6,  // [6:11] is the sub-list for method input_type
+	6,  // [6:6] is the sub-list for extension type_name
+	6,  // [6:6] is the sub-list for extension extendee
+	0,  // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_tokenwire_v1_model_proto_init() }
@@ -963,13 +1064,14 @@ func file_tokenwire_v1_model_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tokenwire_v1_model_proto_rawDesc), len(file_tokenwire_v1_model_proto_rawDesc)),
-			NumEnums:      0,
+			NumEnums:      1,
 			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_tokenwire_v1_model_proto_goTypes,
 		DependencyIndexes: file_tokenwire_v1_model_proto_depIdxs,
+		EnumInfos:         file_tokenwire_v1_model_proto_enumTypes,
 		MessageInfos:      file_tokenwire_v1_model_proto_msgTypes,
 	}.Build()
 	File_tokenwire_v1_model_proto = out.File

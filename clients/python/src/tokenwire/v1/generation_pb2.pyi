@@ -43,6 +43,10 @@ class _FinishReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_FinishRe
     """Cancelled by Session cancel, Abort, or server shutdown."""
     FINISH_REASON_DEADLINE: _FinishReason.ValueType  # 6
     """The request's `timeout` passed."""
+    FINISH_REASON_STRUCTURED_OUTPUT_COMPLETE: _FinishReason.ValueType  # 7
+    """The request's structured output was complete: its format allows nothing
+    more.
+    """
 
 class FinishReason(_FinishReason, metaclass=_FinishReasonEnumTypeWrapper):
     """Why a generation ended."""
@@ -63,6 +67,10 @@ FINISH_REASON_CANCELLED: FinishReason.ValueType  # 5
 """Cancelled by Session cancel, Abort, or server shutdown."""
 FINISH_REASON_DEADLINE: FinishReason.ValueType  # 6
 """The request's `timeout` passed."""
+FINISH_REASON_STRUCTURED_OUTPUT_COMPLETE: FinishReason.ValueType  # 7
+"""The request's structured output was complete: its format allows nothing
+more.
+"""
 Global___FinishReason: _TypeAlias = FinishReason  # noqa: Y015
 
 @_typing.final
@@ -80,6 +88,8 @@ class GenerateRequest(_message.Message):
     OUTPUT_FIELD_NUMBER: _builtins.int
     TIMEOUT_FIELD_NUMBER: _builtins.int
     SPECULATIVE_FIELD_NUMBER: _builtins.int
+    STRUCTURED_OUTPUT_FIELD_NUMBER: _builtins.int
+    N_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     """Caller-chosen id, unique among the requests in flight on this server: it
     is what Abort and Session cancel refer to and what the logs record.
@@ -89,6 +99,16 @@ class GenerateRequest(_message.Message):
     text: _builtins.str
     """A plain text prompt, tokenized with the model's tokenizer (the
     model's BOS token is added where the model expects one).
+    """
+    n: _builtins.int
+    """Number of samples of this prompt, 1 to GetModelInfo.max_samples
+    (16 unless the server was started with more). Absent or 0: 1. The prompt
+    is processed once and shared by the samples; each delta and finished
+    event carries its sample's index (0 to n - 1), and the stream ends after
+    the last sample's finished event. Sample i draws with seed + i when a
+    seed is set, so each sample is reproducible on its own. With greedy
+    decoding (temperature 0) every sample would be the same answer: n > 1 is
+    then refused with INVALID_ARGUMENT.
     """
     @_builtins.property
     def token_ids(self) -> Global___TokenIds:
@@ -132,6 +152,19 @@ class GenerateRequest(_message.Message):
         INVALID_ARGUMENT.
         """
 
+    @_builtins.property
+    def structured_output(self) -> Global___StructuredOutput:
+        """Constrains the output to a format (a JSON Schema, any JSON object, a
+        regular expression, a grammar, or one of a list of strings). Absent:
+        free text. Engines advertise the kinds they support in
+        GetModelInfo.structured_output_kinds; another kind is refused with
+        INVALID_ARGUMENT. A format that does not compile is INVALID_ARGUMENT
+        naming the field and the compiler's reason. When the format allows
+        nothing more, the generation ends with
+        FINISH_REASON_STRUCTURED_OUTPUT_COMPLETE; the output may still end early
+        (max_tokens, a stop string, a timeout), incomplete.
+        """
+
     def __init__(
         self,
         *,
@@ -144,16 +177,176 @@ class GenerateRequest(_message.Message):
         output: Global___OutputOptions | None = ...,
         timeout: _duration_pb2.Duration | None = ...,
         speculative: Global___SpeculativeOptions | None = ...,
+        structured_output: Global___StructuredOutput | None = ...,
+        n: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["chat", b"chat", "input", b"input", "output", b"output", "sampling", b"sampling", "speculative", b"speculative", "stopping", b"stopping", "text", b"text", "timeout", b"timeout", "token_ids", b"token_ids"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_n", b"_n", "chat", b"chat", "input", b"input", "n", b"n", "output", b"output", "sampling", b"sampling", "speculative", b"speculative", "stopping", b"stopping", "structured_output", b"structured_output", "text", b"text", "timeout", b"timeout", "token_ids", b"token_ids"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["chat", b"chat", "input", b"input", "output", b"output", "request_id", b"request_id", "sampling", b"sampling", "speculative", b"speculative", "stopping", b"stopping", "text", b"text", "timeout", b"timeout", "token_ids", b"token_ids"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_n", b"_n", "chat", b"chat", "input", b"input", "n", b"n", "output", b"output", "request_id", b"request_id", "sampling", b"sampling", "speculative", b"speculative", "stopping", b"stopping", "structured_output", b"structured_output", "text", b"text", "timeout", b"timeout", "token_ids", b"token_ids"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__n: _TypeAlias = _typing.Literal["n"]  # noqa: Y015
+    _WhichOneofArgType__n: _TypeAlias = _typing.Literal["_n", b"_n"]  # noqa: Y015
     _WhichOneofReturnType_input: _TypeAlias = _typing.Literal["text", "token_ids", "chat"]  # noqa: Y015
     _WhichOneofArgType_input: _TypeAlias = _typing.Literal["input", b"input"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__n) -> _WhichOneofReturnType__n | None: ...
+    @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType_input) -> _WhichOneofReturnType_input | None: ...
 
 Global___GenerateRequest: _TypeAlias = GenerateRequest  # noqa: Y015
+
+@_typing.final
+class StructuredOutput(_message.Message):
+    """A format the output must follow. Exactly one must be set."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    JSON_SCHEMA_FIELD_NUMBER: _builtins.int
+    JSON_OBJECT_FIELD_NUMBER: _builtins.int
+    REGEX_FIELD_NUMBER: _builtins.int
+    GRAMMAR_FIELD_NUMBER: _builtins.int
+    CHOICE_FIELD_NUMBER: _builtins.int
+    json_schema: _builtins.str
+    """A JSON Schema document (a JSON object, as text): the output is one JSON
+    value that validates against it. Supported: type, properties,
+    required, additionalProperties, items, prefixItems, enum, const,
+    anyOf/oneOf/allOf, $ref to $defs, minimum/maximum (exclusive too),
+    minLength/maxLength, pattern, minItems/maxItems. At most 64 KiB.
+    """
+    regex: _builtins.str
+    """A regular expression the whole output must match (Rust regex syntax,
+    anchored at both ends; no lookaround or backreferences). At most 4 KiB.
+    """
+    @_builtins.property
+    def json_object(self) -> Global___JsonObjectFormat:
+        """Any JSON object (`{...}` with any keys and values)."""
+
+    @_builtins.property
+    def grammar(self) -> Global___Grammar:
+        """A context-free grammar."""
+
+    @_builtins.property
+    def choice(self) -> Global___Choice:
+        """The output is exactly one of these strings."""
+
+    def __init__(
+        self,
+        *,
+        json_schema: _builtins.str = ...,
+        json_object: Global___JsonObjectFormat | None = ...,
+        regex: _builtins.str = ...,
+        grammar: Global___Grammar | None = ...,
+        choice: Global___Choice | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["choice", b"choice", "format", b"format", "grammar", b"grammar", "json_object", b"json_object", "json_schema", b"json_schema", "regex", b"regex"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["choice", b"choice", "format", b"format", "grammar", b"grammar", "json_object", b"json_object", "json_schema", b"json_schema", "regex", b"regex"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_format: _TypeAlias = _typing.Literal["json_schema", "json_object", "regex", "grammar", "choice"]  # noqa: Y015
+    _WhichOneofArgType_format: _TypeAlias = _typing.Literal["format", b"format"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_format) -> _WhichOneofReturnType_format | None: ...
+
+Global___StructuredOutput: _TypeAlias = StructuredOutput  # noqa: Y015
+
+@_typing.final
+class JsonObjectFormat(_message.Message):
+    """Any JSON object: no fields."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___JsonObjectFormat: _TypeAlias = JsonObjectFormat  # noqa: Y015
+
+@_typing.final
+class Grammar(_message.Message):
+    """A context-free grammar the output must follow."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    class _Syntax:
+        ValueType = _typing.NewType("ValueType", _builtins.int)
+        V: _TypeAlias = ValueType  # noqa: Y015
+
+    class _SyntaxEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[Grammar._Syntax.ValueType], _builtins.type):
+        DESCRIPTOR: _descriptor.EnumDescriptor
+        SYNTAX_UNSPECIFIED: Grammar._Syntax.ValueType  # 0
+        """Not set: refused."""
+        SYNTAX_LARK: Grammar._Syntax.ValueType  # 1
+        """Lark, as llguidance reads it: rules `name: a | b`, terminals in
+        UPPERCASE, string literals, /regex/ terminals, `start` is the start
+        rule (https://github.com/guidance-ai/llguidance/blob/main/docs/syntax.md).
+        """
+        SYNTAX_GBNF: Grammar._Syntax.ValueType  # 2
+        """GBNF, llama.cpp's EBNF: rules `name ::= a | b`, `root` is the start
+        rule (https://github.com/ggml-org/llama.cpp/blob/master/grammars/README.md).
+        """
+
+    class Syntax(_Syntax, metaclass=_SyntaxEnumTypeWrapper):
+        """The grammar's notation."""
+
+    SYNTAX_UNSPECIFIED: Grammar.Syntax.ValueType  # 0
+    """Not set: refused."""
+    SYNTAX_LARK: Grammar.Syntax.ValueType  # 1
+    """Lark, as llguidance reads it: rules `name: a | b`, terminals in
+    UPPERCASE, string literals, /regex/ terminals, `start` is the start
+    rule (https://github.com/guidance-ai/llguidance/blob/main/docs/syntax.md).
+    """
+    SYNTAX_GBNF: Grammar.Syntax.ValueType  # 2
+    """GBNF, llama.cpp's EBNF: rules `name ::= a | b`, `root` is the start
+    rule (https://github.com/ggml-org/llama.cpp/blob/master/grammars/README.md).
+    """
+
+    SYNTAX_FIELD_NUMBER: _builtins.int
+    TEXT_FIELD_NUMBER: _builtins.int
+    syntax: Global___Grammar.Syntax.ValueType
+    """The notation of `text`. Required."""
+    text: _builtins.str
+    """The grammar. At most 64 KiB."""
+    def __init__(
+        self,
+        *,
+        syntax: Global___Grammar.Syntax.ValueType = ...,
+        text: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["syntax", b"syntax", "text", b"text"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Grammar: _TypeAlias = Grammar  # noqa: Y015
+
+@_typing.final
+class Choice(_message.Message):
+    """A closed set of answers."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OPTIONS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def options(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The allowed outputs: 1 to 256 strings, each 1 to 1024 characters."""
+
+    def __init__(
+        self,
+        *,
+        options: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["options", b"options"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Choice: _TypeAlias = Choice  # noqa: Y015
 
 @_typing.final
 class SpeculativeOptions(_message.Message):
@@ -313,6 +506,26 @@ class SamplingParams(_message.Message):
 
     DESCRIPTOR: _descriptor.Descriptor
 
+    @_typing.final
+    class LogitBiasEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.int
+        value: _builtins.float
+        def __init__(
+            self,
+            *,
+            key: _builtins.int = ...,
+            value: _builtins.float = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     TEMPERATURE_FIELD_NUMBER: _builtins.int
     TOP_P_FIELD_NUMBER: _builtins.int
     TOP_K_FIELD_NUMBER: _builtins.int
@@ -321,6 +534,7 @@ class SamplingParams(_message.Message):
     REPETITION_PENALTY_FIELD_NUMBER: _builtins.int
     PRESENCE_PENALTY_FIELD_NUMBER: _builtins.int
     FREQUENCY_PENALTY_FIELD_NUMBER: _builtins.int
+    LOGIT_BIAS_FIELD_NUMBER: _builtins.int
     temperature: _builtins.float
     """Softmax temperature in [0, 100]. 0 means greedy decoding (always the most
     likely token). Engine default: 1.0. Every positive value is honoured: a
@@ -359,6 +573,14 @@ class SamplingParams(_message.Message):
     """Subtracted from each token's logit once per time it appears in the
     output. In [-2, 2]. Engine default: 0.
     """
+    @_builtins.property
+    def logit_bias(self) -> _containers.ScalarMap[_builtins.int, _builtins.float]:
+        """Added to the logits of the given token ids before sampling (after the
+        penalties, before temperature): token id -> bias in [-100, 100]. -100
+        bans the token outright; +100 makes it the choice wherever it is
+        allowed. At most 300 entries; each id below GetModelInfo.vocab_size.
+        """
+
     def __init__(
         self,
         *,
@@ -370,10 +592,11 @@ class SamplingParams(_message.Message):
         repetition_penalty: _builtins.float | None = ...,
         presence_penalty: _builtins.float | None = ...,
         frequency_penalty: _builtins.float | None = ...,
+        logit_bias: _abc.Mapping[_builtins.int, _builtins.float] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_frequency_penalty", b"_frequency_penalty", "_min_p", b"_min_p", "_presence_penalty", b"_presence_penalty", "_repetition_penalty", b"_repetition_penalty", "_seed", b"_seed", "_temperature", b"_temperature", "_top_k", b"_top_k", "_top_p", b"_top_p", "frequency_penalty", b"frequency_penalty", "min_p", b"min_p", "presence_penalty", b"presence_penalty", "repetition_penalty", b"repetition_penalty", "seed", b"seed", "temperature", b"temperature", "top_k", b"top_k", "top_p", b"top_p"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_frequency_penalty", b"_frequency_penalty", "_min_p", b"_min_p", "_presence_penalty", b"_presence_penalty", "_repetition_penalty", b"_repetition_penalty", "_seed", b"_seed", "_temperature", b"_temperature", "_top_k", b"_top_k", "_top_p", b"_top_p", "frequency_penalty", b"frequency_penalty", "min_p", b"min_p", "presence_penalty", b"presence_penalty", "repetition_penalty", b"repetition_penalty", "seed", b"seed", "temperature", b"temperature", "top_k", b"top_k", "top_p", b"top_p"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_frequency_penalty", b"_frequency_penalty", "_min_p", b"_min_p", "_presence_penalty", b"_presence_penalty", "_repetition_penalty", b"_repetition_penalty", "_seed", b"_seed", "_temperature", b"_temperature", "_top_k", b"_top_k", "_top_p", b"_top_p", "frequency_penalty", b"frequency_penalty", "logit_bias", b"logit_bias", "min_p", b"min_p", "presence_penalty", b"presence_penalty", "repetition_penalty", b"repetition_penalty", "seed", b"seed", "temperature", b"temperature", "top_k", b"top_k", "top_p", b"top_p"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__frequency_penalty: _TypeAlias = _typing.Literal["frequency_penalty"]  # noqa: Y015
     _WhichOneofArgType__frequency_penalty: _TypeAlias = _typing.Literal["_frequency_penalty", b"_frequency_penalty"]  # noqa: Y015
@@ -701,11 +924,14 @@ class Delta(_message.Message):
     TOKEN_IDS_FIELD_NUMBER: _builtins.int
     TEXT_FIELD_NUMBER: _builtins.int
     LOGPROBS_FIELD_NUMBER: _builtins.int
+    SAMPLE_INDEX_FIELD_NUMBER: _builtins.int
     text: _builtins.str
     """The new text, always valid UTF-8 and never a partial character (unless
     OutputOptions.text is false). May be empty while a character or a
     possible stop string is incomplete.
     """
+    sample_index: _builtins.int
+    """Which sample this output belongs to (0 to n - 1; always 0 when n is 1)."""
     @_builtins.property
     def token_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
         """The new token ids (unless OutputOptions.token_ids is false)."""
@@ -720,10 +946,11 @@ class Delta(_message.Message):
         token_ids: _abc.Iterable[_builtins.int] | None = ...,
         text: _builtins.str = ...,
         logprobs: _abc.Iterable[Global___TokenLogprob] | None = ...,
+        sample_index: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["logprobs", b"logprobs", "text", b"text", "token_ids", b"token_ids"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["logprobs", b"logprobs", "sample_index", b"sample_index", "text", b"text", "token_ids", b"token_ids"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -803,12 +1030,17 @@ class Finished(_message.Message):
     USAGE_FIELD_NUMBER: _builtins.int
     TIMING_FIELD_NUMBER: _builtins.int
     SPECULATIVE_FIELD_NUMBER: _builtins.int
+    SAMPLE_INDEX_FIELD_NUMBER: _builtins.int
     reason: Global___FinishReason.ValueType
     """Why the generation ended."""
     stop_string: _builtins.str
     """The stop string that matched."""
     stop_token_id: _builtins.int
     """The stop token id that was sampled."""
+    sample_index: _builtins.int
+    """Which sample ended (0 to n - 1; always 0 when n is 1). With n > 1 each
+    sample ends with its own finished event.
+    """
     @_builtins.property
     def usage(self) -> Global___Usage:
         """Token counts."""
@@ -830,10 +1062,11 @@ class Finished(_message.Message):
         usage: Global___Usage | None = ...,
         timing: Global___Timing | None = ...,
         speculative: Global___SpeculativeStats | None = ...,
+        sample_index: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["matched_stop", b"matched_stop", "speculative", b"speculative", "stop_string", b"stop_string", "stop_token_id", b"stop_token_id", "timing", b"timing", "usage", b"usage"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["matched_stop", b"matched_stop", "reason", b"reason", "speculative", b"speculative", "stop_string", b"stop_string", "stop_token_id", b"stop_token_id", "timing", b"timing", "usage", b"usage"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["matched_stop", b"matched_stop", "reason", b"reason", "sample_index", b"sample_index", "speculative", b"speculative", "stop_string", b"stop_string", "stop_token_id", b"stop_token_id", "timing", b"timing", "usage", b"usage"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_matched_stop: _TypeAlias = _typing.Literal["stop_string", "stop_token_id"]  # noqa: Y015
     _WhichOneofArgType_matched_stop: _TypeAlias = _typing.Literal["matched_stop", b"matched_stop"]  # noqa: Y015
@@ -851,7 +1084,10 @@ class Usage(_message.Message):
     COMPLETION_TOKENS_FIELD_NUMBER: _builtins.int
     CACHED_PROMPT_TOKENS_FIELD_NUMBER: _builtins.int
     prompt_tokens: _builtins.int
-    """Tokens in the prompt."""
+    """Tokens in the prompt. With n > 1 the prompt is counted once: in the
+    first sample's finished event to arrive, and 0 in the others, so that
+    summing a request's finished events gives its usage.
+    """
     completion_tokens: _builtins.int
     """Tokens generated and delivered (stop tokens and end-of-sequence tokens
     that ended the generation are not counted).

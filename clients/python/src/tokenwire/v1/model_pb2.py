@@ -26,37 +26,39 @@ from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb
 from tokenwire.v1 import generation_pb2 as tokenwire_dot_v1_dot_generation__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18tokenwire/v1/model.proto\x12\x0ctokenwire.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1dtokenwire/v1/generation.proto\"\x15\n\x13GetModelInfoRequest\"\xe7\x03\n\x14GetModelInfoResponse\x12\x14\n\x05model\x18\x01 \x01(\tR\x05model\x12\x16\n\x06\x65ngine\x18\x02 \x01(\tR\x06\x65ngine\x12%\n\x0e\x63ontext_length\x18\x03 \x01(\rR\rcontextLength\x12\x1d\n\nvocab_size\x18\x04 \x01(\rR\tvocabSize\x12*\n\x11has_chat_template\x18\x05 \x01(\x08R\x0fhasChatTemplate\x12\x41\n\x0bspeculative\x18\x06 \x01(\x0b\x32\x1f.tokenwire.v1.SpeculativeConfigR\x0bspeculative\x12$\n\x0emax_batch_size\x18\x07 \x01(\rR\x0cmaxBatchSize\x12,\n\x12\x64\x65\x66\x61ult_max_tokens\x18\x08 \x01(\rR\x10\x64\x65\x66\x61ultMaxTokens\x12\"\n\reos_token_ids\x18\t \x03(\rR\x0b\x65osTokenIds\x12%\n\x0ehonored_fields\x18\n \x03(\tR\rhonoredFields\x12M\n\x12unsupported_fields\x18\x0b \x03(\x0b\x32\x1e.tokenwire.v1.UnsupportedFieldR\x11unsupportedFields\"k\n\x10UnsupportedField\x12\x14\n\x05\x66ield\x18\x01 \x01(\tR\x05\x66ield\x12\x16\n\x06reason\x18\x02 \x01(\tR\x06reason\x12\x1d\n\x07\x61llowed\x18\x03 \x01(\x01H\x00R\x07\x61llowed\x88\x01\x01\x42\n\n\x08_allowed\"\xb6\x01\n\x11SpeculativeConfig\x12\x18\n\x07\x65nabled\x18\x01 \x01(\x08R\x07\x65nabled\x12\x16\n\x06method\x18\x02 \x01(\tR\x06method\x12!\n\x0c\x64raft_length\x18\x03 \x01(\rR\x0b\x64raftLength\x12+\n\x11\x61vailable_methods\x18\x04 \x03(\tR\x10\x61vailableMethods\x12\x1f\n\x0b\x64raft_model\x18\x05 \x01(\tR\ndraftModel\"\x10\n\x0eGetLoadRequest\"\xb4\x02\n\x0fGetLoadResponse\x12\'\n\x0f\x61\x63tive_requests\x18\x01 \x01(\rR\x0e\x61\x63tiveRequests\x12)\n\x10waiting_requests\x18\x02 \x01(\rR\x0fwaitingRequests\x12,\n\x12in_flight_requests\x18\x03 \x01(\rR\x10inFlightRequests\x12\x14\n\x05slots\x18\x04 \x01(\rR\x05slots\x12\x30\n\x14kv_cache_utilization\x18\x05 \x01(\x01R\x12kvCacheUtilization\x12\'\n\x0f\x63pu_utilization\x18\x06 \x01(\x01R\x0e\x63puUtilization\x12.\n\x13requests_per_second\x18\x07 \x01(\x01R\x11requestsPerSecond\"I\n\x10WatchLoadRequest\x12\x35\n\x08interval\x18\x01 \x01(\x0b\x32\x19.google.protobuf.DurationR\x08interval\"F\n\x11WatchLoadResponse\x12\x31\n\x04load\x18\x01 \x01(\x0b\x32\x1d.tokenwire.v1.GetLoadResponseR\x04load\"Z\n\x0fTokenizeRequest\x12\x14\n\x04text\x18\x01 \x01(\tH\x00R\x04text\x12(\n\x04\x63hat\x18\x02 \x01(\x0b\x32\x12.tokenwire.v1.ChatH\x00R\x04\x63hatB\x07\n\x05input\"X\n\x10TokenizeResponse\x12\x1b\n\ttoken_ids\x18\x01 \x03(\rR\x08tokenIds\x12\'\n\x0frendered_prompt\x18\x02 \x01(\tR\x0erenderedPrompt\"`\n\x11\x44\x65tokenizeRequest\x12\x1b\n\ttoken_ids\x18\x01 \x03(\rR\x08tokenIds\x12.\n\x13keep_special_tokens\x18\x02 \x01(\x08R\x11keepSpecialTokens\"(\n\x12\x44\x65tokenizeResponse\x12\x12\n\x04text\x18\x01 \x01(\tR\x04text2\x99\x03\n\x0cModelService\x12U\n\x0cGetModelInfo\x12!.tokenwire.v1.GetModelInfoRequest\x1a\".tokenwire.v1.GetModelInfoResponse\x12\x46\n\x07GetLoad\x12\x1c.tokenwire.v1.GetLoadRequest\x1a\x1d.tokenwire.v1.GetLoadResponse\x12N\n\tWatchLoad\x12\x1e.tokenwire.v1.WatchLoadRequest\x1a\x1f.tokenwire.v1.WatchLoadResponse0\x01\x12I\n\x08Tokenize\x12\x1d.tokenwire.v1.TokenizeRequest\x1a\x1e.tokenwire.v1.TokenizeResponse\x12O\n\nDetokenize\x12\x1f.tokenwire.v1.DetokenizeRequest\x1a .tokenwire.v1.DetokenizeResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18tokenwire/v1/model.proto\x12\x0ctokenwire.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1dtokenwire/v1/generation.proto\"\x15\n\x13GetModelInfoRequest\"\xe4\x04\n\x14GetModelInfoResponse\x12\x14\n\x05model\x18\x01 \x01(\tR\x05model\x12\x16\n\x06\x65ngine\x18\x02 \x01(\tR\x06\x65ngine\x12%\n\x0e\x63ontext_length\x18\x03 \x01(\rR\rcontextLength\x12\x1d\n\nvocab_size\x18\x04 \x01(\rR\tvocabSize\x12*\n\x11has_chat_template\x18\x05 \x01(\x08R\x0fhasChatTemplate\x12\x41\n\x0bspeculative\x18\x06 \x01(\x0b\x32\x1f.tokenwire.v1.SpeculativeConfigR\x0bspeculative\x12$\n\x0emax_batch_size\x18\x07 \x01(\rR\x0cmaxBatchSize\x12,\n\x12\x64\x65\x66\x61ult_max_tokens\x18\x08 \x01(\rR\x10\x64\x65\x66\x61ultMaxTokens\x12\"\n\reos_token_ids\x18\t \x03(\rR\x0b\x65osTokenIds\x12%\n\x0ehonored_fields\x18\n \x03(\tR\rhonoredFields\x12M\n\x12unsupported_fields\x18\x0b \x03(\x0b\x32\x1e.tokenwire.v1.UnsupportedFieldR\x11unsupportedFields\x12Z\n\x17structured_output_kinds\x18\x0c \x03(\x0e\x32\".tokenwire.v1.StructuredOutputKindR\x15structuredOutputKinds\x12\x1f\n\x0bmax_samples\x18\r \x01(\rR\nmaxSamples\"k\n\x10UnsupportedField\x12\x14\n\x05\x66ield\x18\x01 \x01(\tR\x05\x66ield\x12\x16\n\x06reason\x18\x02 \x01(\tR\x06reason\x12\x1d\n\x07\x61llowed\x18\x03 \x01(\x01H\x00R\x07\x61llowed\x88\x01\x01\x42\n\n\x08_allowed\"\xb6\x01\n\x11SpeculativeConfig\x12\x18\n\x07\x65nabled\x18\x01 \x01(\x08R\x07\x65nabled\x12\x16\n\x06method\x18\x02 \x01(\tR\x06method\x12!\n\x0c\x64raft_length\x18\x03 \x01(\rR\x0b\x64raftLength\x12+\n\x11\x61vailable_methods\x18\x04 \x03(\tR\x10\x61vailableMethods\x12\x1f\n\x0b\x64raft_model\x18\x05 \x01(\tR\ndraftModel\"\x10\n\x0eGetLoadRequest\"\xb4\x02\n\x0fGetLoadResponse\x12\'\n\x0f\x61\x63tive_requests\x18\x01 \x01(\rR\x0e\x61\x63tiveRequests\x12)\n\x10waiting_requests\x18\x02 \x01(\rR\x0fwaitingRequests\x12,\n\x12in_flight_requests\x18\x03 \x01(\rR\x10inFlightRequests\x12\x14\n\x05slots\x18\x04 \x01(\rR\x05slots\x12\x30\n\x14kv_cache_utilization\x18\x05 \x01(\x01R\x12kvCacheUtilization\x12\'\n\x0f\x63pu_utilization\x18\x06 \x01(\x01R\x0e\x63puUtilization\x12.\n\x13requests_per_second\x18\x07 \x01(\x01R\x11requestsPerSecond\"I\n\x10WatchLoadRequest\x12\x35\n\x08interval\x18\x01 \x01(\x0b\x32\x19.google.protobuf.DurationR\x08interval\"F\n\x11WatchLoadResponse\x12\x31\n\x04load\x18\x01 \x01(\x0b\x32\x1d.tokenwire.v1.GetLoadResponseR\x04load\"Z\n\x0fTokenizeRequest\x12\x14\n\x04text\x18\x01 \x01(\tH\x00R\x04text\x12(\n\x04\x63hat\x18\x02 \x01(\x0b\x32\x12.tokenwire.v1.ChatH\x00R\x04\x63hatB\x07\n\x05input\"X\n\x10TokenizeResponse\x12\x1b\n\ttoken_ids\x18\x01 \x03(\rR\x08tokenIds\x12\'\n\x0frendered_prompt\x18\x02 \x01(\tR\x0erenderedPrompt\"`\n\x11\x44\x65tokenizeRequest\x12\x1b\n\ttoken_ids\x18\x01 \x03(\rR\x08tokenIds\x12.\n\x13keep_special_tokens\x18\x02 \x01(\x08R\x11keepSpecialTokens\"(\n\x12\x44\x65tokenizeResponse\x12\x12\n\x04text\x18\x01 \x01(\tR\x04text*\xa5\x02\n\x14StructuredOutputKind\x12&\n\"STRUCTURED_OUTPUT_KIND_UNSPECIFIED\x10\x00\x12&\n\"STRUCTURED_OUTPUT_KIND_JSON_SCHEMA\x10\x01\x12&\n\"STRUCTURED_OUTPUT_KIND_JSON_OBJECT\x10\x02\x12 \n\x1cSTRUCTURED_OUTPUT_KIND_REGEX\x10\x03\x12\'\n#STRUCTURED_OUTPUT_KIND_GRAMMAR_LARK\x10\x04\x12\'\n#STRUCTURED_OUTPUT_KIND_GRAMMAR_GBNF\x10\x05\x12!\n\x1dSTRUCTURED_OUTPUT_KIND_CHOICE\x10\x06\x32\x99\x03\n\x0cModelService\x12U\n\x0cGetModelInfo\x12!.tokenwire.v1.GetModelInfoRequest\x1a\".tokenwire.v1.GetModelInfoResponse\x12\x46\n\x07GetLoad\x12\x1c.tokenwire.v1.GetLoadRequest\x1a\x1d.tokenwire.v1.GetLoadResponse\x12N\n\tWatchLoad\x12\x1e.tokenwire.v1.WatchLoadRequest\x1a\x1f.tokenwire.v1.WatchLoadResponse0\x01\x12I\n\x08Tokenize\x12\x1d.tokenwire.v1.TokenizeRequest\x1a\x1e.tokenwire.v1.TokenizeResponse\x12O\n\nDetokenize\x12\x1f.tokenwire.v1.DetokenizeRequest\x1a .tokenwire.v1.DetokenizeResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'tokenwire.v1.model_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_STRUCTUREDOUTPUTKIND']._serialized_start=1836
+  _globals['_STRUCTUREDOUTPUTKIND']._serialized_end=2129
   _globals['_GETMODELINFOREQUEST']._serialized_start=105
   _globals['_GETMODELINFOREQUEST']._serialized_end=126
   _globals['_GETMODELINFORESPONSE']._serialized_start=129
-  _globals['_GETMODELINFORESPONSE']._serialized_end=616
-  _globals['_UNSUPPORTEDFIELD']._serialized_start=618
-  _globals['_UNSUPPORTEDFIELD']._serialized_end=725
-  _globals['_SPECULATIVECONFIG']._serialized_start=728
-  _globals['_SPECULATIVECONFIG']._serialized_end=910
-  _globals['_GETLOADREQUEST']._serialized_start=912
-  _globals['_GETLOADREQUEST']._serialized_end=928
-  _globals['_GETLOADRESPONSE']._serialized_start=931
-  _globals['_GETLOADRESPONSE']._serialized_end=1239
-  _globals['_WATCHLOADREQUEST']._serialized_start=1241
-  _globals['_WATCHLOADREQUEST']._serialized_end=1314
-  _globals['_WATCHLOADRESPONSE']._serialized_start=1316
-  _globals['_WATCHLOADRESPONSE']._serialized_end=1386
-  _globals['_TOKENIZEREQUEST']._serialized_start=1388
-  _globals['_TOKENIZEREQUEST']._serialized_end=1478
-  _globals['_TOKENIZERESPONSE']._serialized_start=1480
-  _globals['_TOKENIZERESPONSE']._serialized_end=1568
-  _globals['_DETOKENIZEREQUEST']._serialized_start=1570
-  _globals['_DETOKENIZEREQUEST']._serialized_end=1666
-  _globals['_DETOKENIZERESPONSE']._serialized_start=1668
-  _globals['_DETOKENIZERESPONSE']._serialized_end=1708
-  _globals['_MODELSERVICE']._serialized_start=1711
-  _globals['_MODELSERVICE']._serialized_end=2120
+  _globals['_GETMODELINFORESPONSE']._serialized_end=741
+  _globals['_UNSUPPORTEDFIELD']._serialized_start=743
+  _globals['_UNSUPPORTEDFIELD']._serialized_end=850
+  _globals['_SPECULATIVECONFIG']._serialized_start=853
+  _globals['_SPECULATIVECONFIG']._serialized_end=1035
+  _globals['_GETLOADREQUEST']._serialized_start=1037
+  _globals['_GETLOADREQUEST']._serialized_end=1053
+  _globals['_GETLOADRESPONSE']._serialized_start=1056
+  _globals['_GETLOADRESPONSE']._serialized_end=1364
+  _globals['_WATCHLOADREQUEST']._serialized_start=1366
+  _globals['_WATCHLOADREQUEST']._serialized_end=1439
+  _globals['_WATCHLOADRESPONSE']._serialized_start=1441
+  _globals['_WATCHLOADRESPONSE']._serialized_end=1511
+  _globals['_TOKENIZEREQUEST']._serialized_start=1513
+  _globals['_TOKENIZEREQUEST']._serialized_end=1603
+  _globals['_TOKENIZERESPONSE']._serialized_start=1605
+  _globals['_TOKENIZERESPONSE']._serialized_end=1693
+  _globals['_DETOKENIZEREQUEST']._serialized_start=1695
+  _globals['_DETOKENIZEREQUEST']._serialized_end=1791
+  _globals['_DETOKENIZERESPONSE']._serialized_start=1793
+  _globals['_DETOKENIZERESPONSE']._serialized_end=1833
+  _globals['_MODELSERVICE']._serialized_start=2132
+  _globals['_MODELSERVICE']._serialized_end=2541
 # @@protoc_insertion_point(module_scope)

@@ -8,6 +8,7 @@ from google.protobuf import descriptor as _descriptor
 from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import message as _message
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from tokenwire.v1 import generation_pb2 as _generation_pb2
 import builtins as _builtins
 import sys
@@ -19,6 +20,46 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _StructuredOutputKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _StructuredOutputKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_StructuredOutputKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    STRUCTURED_OUTPUT_KIND_UNSPECIFIED: _StructuredOutputKind.ValueType  # 0
+    """Not set; never sent by the server."""
+    STRUCTURED_OUTPUT_KIND_JSON_SCHEMA: _StructuredOutputKind.ValueType  # 1
+    """StructuredOutput.json_schema."""
+    STRUCTURED_OUTPUT_KIND_JSON_OBJECT: _StructuredOutputKind.ValueType  # 2
+    """StructuredOutput.json_object."""
+    STRUCTURED_OUTPUT_KIND_REGEX: _StructuredOutputKind.ValueType  # 3
+    """StructuredOutput.regex."""
+    STRUCTURED_OUTPUT_KIND_GRAMMAR_LARK: _StructuredOutputKind.ValueType  # 4
+    """StructuredOutput.grammar with Grammar.SYNTAX_LARK."""
+    STRUCTURED_OUTPUT_KIND_GRAMMAR_GBNF: _StructuredOutputKind.ValueType  # 5
+    """StructuredOutput.grammar with Grammar.SYNTAX_GBNF."""
+    STRUCTURED_OUTPUT_KIND_CHOICE: _StructuredOutputKind.ValueType  # 6
+    """StructuredOutput.choice."""
+
+class StructuredOutputKind(_StructuredOutputKind, metaclass=_StructuredOutputKindEnumTypeWrapper):
+    """A kind of structured output (GenerateRequest.structured_output)."""
+
+STRUCTURED_OUTPUT_KIND_UNSPECIFIED: StructuredOutputKind.ValueType  # 0
+"""Not set; never sent by the server."""
+STRUCTURED_OUTPUT_KIND_JSON_SCHEMA: StructuredOutputKind.ValueType  # 1
+"""StructuredOutput.json_schema."""
+STRUCTURED_OUTPUT_KIND_JSON_OBJECT: StructuredOutputKind.ValueType  # 2
+"""StructuredOutput.json_object."""
+STRUCTURED_OUTPUT_KIND_REGEX: StructuredOutputKind.ValueType  # 3
+"""StructuredOutput.regex."""
+STRUCTURED_OUTPUT_KIND_GRAMMAR_LARK: StructuredOutputKind.ValueType  # 4
+"""StructuredOutput.grammar with Grammar.SYNTAX_LARK."""
+STRUCTURED_OUTPUT_KIND_GRAMMAR_GBNF: StructuredOutputKind.ValueType  # 5
+"""StructuredOutput.grammar with Grammar.SYNTAX_GBNF."""
+STRUCTURED_OUTPUT_KIND_CHOICE: StructuredOutputKind.ValueType  # 6
+"""StructuredOutput.choice."""
+Global___StructuredOutputKind: _TypeAlias = StructuredOutputKind  # noqa: Y015
 
 @_typing.final
 class GetModelInfoRequest(_message.Message):
@@ -54,6 +95,8 @@ class GetModelInfoResponse(_message.Message):
     EOS_TOKEN_IDS_FIELD_NUMBER: _builtins.int
     HONORED_FIELDS_FIELD_NUMBER: _builtins.int
     UNSUPPORTED_FIELDS_FIELD_NUMBER: _builtins.int
+    STRUCTURED_OUTPUT_KINDS_FIELD_NUMBER: _builtins.int
+    MAX_SAMPLES_FIELD_NUMBER: _builtins.int
     model: _builtins.str
     """The model's name."""
     engine: _builtins.str
@@ -70,6 +113,8 @@ class GetModelInfoResponse(_message.Message):
     """Most generations the engine runs in one batch."""
     default_max_tokens: _builtins.int
     """max_tokens used when a request does not set it."""
+    max_samples: _builtins.int
+    """The largest GenerateRequest.n this server accepts."""
     @_builtins.property
     def speculative(self) -> Global___SpeculativeConfig:
         """How the engine decodes speculatively."""
@@ -93,6 +138,10 @@ class GetModelInfoResponse(_message.Message):
         dropped silently.
         """
 
+    @_builtins.property
+    def structured_output_kinds(self) -> _containers.RepeatedScalarFieldContainer[Global___StructuredOutputKind.ValueType]:
+        """The kinds of GenerateRequest.structured_output this engine supports."""
+
     def __init__(
         self,
         *,
@@ -107,10 +156,12 @@ class GetModelInfoResponse(_message.Message):
         eos_token_ids: _abc.Iterable[_builtins.int] | None = ...,
         honored_fields: _abc.Iterable[_builtins.str] | None = ...,
         unsupported_fields: _abc.Iterable[Global___UnsupportedField] | None = ...,
+        structured_output_kinds: _abc.Iterable[Global___StructuredOutputKind.ValueType] | None = ...,
+        max_samples: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["speculative", b"speculative"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["context_length", b"context_length", "default_max_tokens", b"default_max_tokens", "engine", b"engine", "eos_token_ids", b"eos_token_ids", "has_chat_template", b"has_chat_template", "honored_fields", b"honored_fields", "max_batch_size", b"max_batch_size", "model", b"model", "speculative", b"speculative", "unsupported_fields", b"unsupported_fields", "vocab_size", b"vocab_size"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["context_length", b"context_length", "default_max_tokens", b"default_max_tokens", "engine", b"engine", "eos_token_ids", b"eos_token_ids", "has_chat_template", b"has_chat_template", "honored_fields", b"honored_fields", "max_batch_size", b"max_batch_size", "max_samples", b"max_samples", "model", b"model", "speculative", b"speculative", "structured_output_kinds", b"structured_output_kinds", "unsupported_fields", b"unsupported_fields", "vocab_size", b"vocab_size"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

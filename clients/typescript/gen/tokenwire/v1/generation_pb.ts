@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file tokenwire/v1/generation.proto.
  */
 export const file_tokenwire_v1_generation: GenFile = /*@__PURE__*/
-  fileDesc("Ch10b2tlbndpcmUvdjEvZ2VuZXJhdGlvbi5wcm90bxIMdG9rZW53aXJlLnYxIoEDCg9HZW5lcmF0ZVJlcXVlc3QSEgoKcmVxdWVzdF9pZBgBIAEoCRIOCgR0ZXh0GAIgASgJSAASKwoJdG9rZW5faWRzGAMgASgLMhYudG9rZW53aXJlLnYxLlRva2VuSWRzSAASIgoEY2hhdBgEIAEoCzISLnRva2Vud2lyZS52MS5DaGF0SAASLgoIc2FtcGxpbmcYBSABKAsyHC50b2tlbndpcmUudjEuU2FtcGxpbmdQYXJhbXMSMAoIc3RvcHBpbmcYBiABKAsyHi50b2tlbndpcmUudjEuU3RvcHBpbmdDcml0ZXJpYRIrCgZvdXRwdXQYByABKAsyGy50b2tlbndpcmUudjEuT3V0cHV0T3B0aW9ucxIqCgd0aW1lb3V0GAggASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjUKC3NwZWN1bGF0aXZlGAkgASgLMiAudG9rZW53aXJlLnYxLlNwZWN1bGF0aXZlT3B0aW9uc0IHCgVpbnB1dCKXAgoSU3BlY3VsYXRpdmVPcHRpb25zEkIKBm1ldGhvZBgBIAEoDjIyLnRva2Vud2lyZS52MS5TcGVjdWxhdGl2ZU9wdGlvbnMuU3BlY3VsYXRpdmVNZXRob2QSGQoMZHJhZnRfbGVuZ3RoGAIgASgNSACIAQEikAEKEVNwZWN1bGF0aXZlTWV0aG9kEiIKHlNQRUNVTEFUSVZFX01FVEhPRF9VTlNQRUNJRklFRBAAEhoKFlNQRUNVTEFUSVZFX01FVEhPRF9PRkYQARIcChhTUEVDVUxBVElWRV9NRVRIT0RfTkdSQU0QAhIdChlTUEVDVUxBVElWRV9NRVRIT0RfRUFHTEUzEANCDwoNX2RyYWZ0X2xlbmd0aCIXCghUb2tlbklkcxILCgNpZHMYASADKA0iMwoEQ2hhdBIrCghtZXNzYWdlcxgBIAMoCzIZLnRva2Vud2lyZS52MS5DaGF0TWVzc2FnZSIsCgtDaGF0TWVzc2FnZRIMCgRyb2xlGAEgASgJEg8KB2NvbnRlbnQYAiABKAki0gIKDlNhbXBsaW5nUGFyYW1zEhgKC3RlbXBlcmF0dXJlGAEgASgCSACIAQESEgoFdG9wX3AYAiABKAJIAYgBARISCgV0b3BfaxgDIAEoDUgCiAEBEhIKBW1pbl9wGAQgASgCSAOIAQESEQoEc2VlZBgFIAEoBEgEiAEBEh8KEnJlcGV0aXRpb25fcGVuYWx0eRgGIAEoAkgFiAEBEh0KEHByZXNlbmNlX3BlbmFsdHkYByABKAJIBogBARIeChFmcmVxdWVuY3lfcGVuYWx0eRgIIAEoAkgHiAEBQg4KDF90ZW1wZXJhdHVyZUIICgZfdG9wX3BCCAoGX3RvcF9rQggKBl9taW5fcEIHCgVfc2VlZEIVChNfcmVwZXRpdGlvbl9wZW5hbHR5QhMKEV9wcmVzZW5jZV9wZW5hbHR5QhQKEl9mcmVxdWVuY3lfcGVuYWx0eSKcAQoQU3RvcHBpbmdDcml0ZXJpYRIXCgptYXhfdG9rZW5zGAEgASgNSACIAQESFwoKbWluX3Rva2VucxgCIAEoDUgBiAEBEgwKBHN0b3AYAyADKAkSFgoOc3RvcF90b2tlbl9pZHMYBCADKA0SEgoKaWdub3JlX2VvcxgFIAEoCEINCgtfbWF4X3Rva2Vuc0INCgtfbWluX3Rva2VucyJ5Cg1PdXRwdXRPcHRpb25zEhYKCXRva2VuX2lkcxgBIAEoCEgAiAEBEhEKBHRleHQYAiABKAhIAYgBARIQCghsb2dwcm9icxgDIAEoCBIUCgx0b3BfbG9ncHJvYnMYBCABKA1CDAoKX3Rva2VuX2lkc0IHCgVfdGV4dCKrAQoQR2VuZXJhdGVSZXNwb25zZRISCgpyZXF1ZXN0X2lkGAEgASgJEigKB3N0YXJ0ZWQYAiABKAsyFS50b2tlbndpcmUudjEuU3RhcnRlZEgAEiQKBWRlbHRhGAMgASgLMhMudG9rZW53aXJlLnYxLkRlbHRhSAASKgoIZmluaXNoZWQYBCABKAsyFi50b2tlbndpcmUudjEuRmluaXNoZWRIAEIHCgVldmVudCJ5Cg5TZXNzaW9uUmVxdWVzdBIuCgVzdGFydBgBIAEoCzIdLnRva2Vud2lyZS52MS5HZW5lcmF0ZVJlcXVlc3RIABItCgZjYW5jZWwYAiABKAsyGy50b2tlbndpcmUudjEuU2Vzc2lvbkNhbmNlbEgAQggKBmFjdGlvbiIjCg1TZXNzaW9uQ2FuY2VsEhIKCnJlcXVlc3RfaWQYASABKAkizwEKD1Nlc3Npb25SZXNwb25zZRISCgpyZXF1ZXN0X2lkGAEgASgJEigKB3N0YXJ0ZWQYAiABKAsyFS50b2tlbndpcmUudjEuU3RhcnRlZEgAEiQKBWRlbHRhGAMgASgLMhMudG9rZW53aXJlLnYxLkRlbHRhSAASKgoIZmluaXNoZWQYBCABKAsyFi50b2tlbndpcmUudjEuRmluaXNoZWRIABIjCgVlcnJvchgFIAEoCzISLmdvb2dsZS5ycGMuU3RhdHVzSABCBwoFZXZlbnQiLwoHU3RhcnRlZBIVCg1wcm9tcHRfdG9rZW5zGAEgASgNEg0KBW1vZGVsGAIgASgJIlYKBURlbHRhEhEKCXRva2VuX2lkcxgBIAMoDRIMCgR0ZXh0GAIgASgJEiwKCGxvZ3Byb2JzGAMgAygLMhoudG9rZW53aXJlLnYxLlRva2VuTG9ncHJvYiJYCgxUb2tlbkxvZ3Byb2ISEAoIdG9rZW5faWQYASABKA0SDwoHbG9ncHJvYhgCIAEoAhIlCgN0b3AYAyADKAsyGC50b2tlbndpcmUudjEuVG9wTG9ncHJvYiIvCgpUb3BMb2dwcm9iEhAKCHRva2VuX2lkGAEgASgNEg8KB2xvZ3Byb2IYAiABKAIi9QEKCEZpbmlzaGVkEioKBnJlYXNvbhgBIAEoDjIaLnRva2Vud2lyZS52MS5GaW5pc2hSZWFzb24SFQoLc3RvcF9zdHJpbmcYAiABKAlIABIXCg1zdG9wX3Rva2VuX2lkGAMgASgNSAASIgoFdXNhZ2UYBCABKAsyEy50b2tlbndpcmUudjEuVXNhZ2USJAoGdGltaW5nGAUgASgLMhQudG9rZW53aXJlLnYxLlRpbWluZxIzCgtzcGVjdWxhdGl2ZRgGIAEoCzIeLnRva2Vud2lyZS52MS5TcGVjdWxhdGl2ZVN0YXRzQg4KDG1hdGNoZWRfc3RvcCJXCgVVc2FnZRIVCg1wcm9tcHRfdG9rZW5zGAEgASgNEhkKEWNvbXBsZXRpb25fdG9rZW5zGAIgASgNEhwKFGNhY2hlZF9wcm9tcHRfdG9rZW5zGAMgASgNIpUBCgZUaW1pbmcSKQoGcXVldWVkGAEgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjYKE3RpbWVfdG9fZmlyc3RfdG9rZW4YAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SKAoFdG90YWwYAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iVwoQU3BlY3VsYXRpdmVTdGF0cxIUCgxkcmFmdF90b2tlbnMYASABKA0SFwoPYWNjZXB0ZWRfdG9rZW5zGAIgASgNEhQKDGRlY29kZV9zdGVwcxgDIAEoDSIiCgxBYm9ydFJlcXVlc3QSEgoKcmVxdWVzdF9pZBgBIAEoCSIiCg1BYm9ydFJlc3BvbnNlEhEKCWNhbmNlbGxlZBgBIAEoCCrgAQoMRmluaXNoUmVhc29uEh0KGUZJTklTSF9SRUFTT05fVU5TUEVDSUZJRUQQABIhCh1GSU5JU0hfUkVBU09OX0VORF9PRl9TRVFVRU5DRRABEhgKFEZJTklTSF9SRUFTT05fTEVOR1RIEAISHQoZRklOSVNIX1JFQVNPTl9TVE9QX1NUUklORxADEhwKGEZJTklTSF9SRUFTT05fU1RPUF9UT0tFThAEEhsKF0ZJTklTSF9SRUFTT05fQ0FOQ0VMTEVEEAUSGgoWRklOSVNIX1JFQVNPTl9ERUFETElORRAGMu4BChFHZW5lcmF0aW9uU2VydmljZRJLCghHZW5lcmF0ZRIdLnRva2Vud2lyZS52MS5HZW5lcmF0ZVJlcXVlc3QaHi50b2tlbndpcmUudjEuR2VuZXJhdGVSZXNwb25zZTABEkoKB1Nlc3Npb24SHC50b2tlbndpcmUudjEuU2Vzc2lvblJlcXVlc3QaHS50b2tlbndpcmUudjEuU2Vzc2lvblJlc3BvbnNlKAEwARJACgVBYm9ydBIaLnRva2Vud2lyZS52MS5BYm9ydFJlcXVlc3QaGy50b2tlbndpcmUudjEuQWJvcnRSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_duration, file_google_rpc_status]);
+  fileDesc("Ch10b2tlbndpcmUvdjEvZ2VuZXJhdGlvbi5wcm90bxIMdG9rZW53aXJlLnYxItIDCg9HZW5lcmF0ZVJlcXVlc3QSEgoKcmVxdWVzdF9pZBgBIAEoCRIOCgR0ZXh0GAIgASgJSAASKwoJdG9rZW5faWRzGAMgASgLMhYudG9rZW53aXJlLnYxLlRva2VuSWRzSAASIgoEY2hhdBgEIAEoCzISLnRva2Vud2lyZS52MS5DaGF0SAASLgoIc2FtcGxpbmcYBSABKAsyHC50b2tlbndpcmUudjEuU2FtcGxpbmdQYXJhbXMSMAoIc3RvcHBpbmcYBiABKAsyHi50b2tlbndpcmUudjEuU3RvcHBpbmdDcml0ZXJpYRIrCgZvdXRwdXQYByABKAsyGy50b2tlbndpcmUudjEuT3V0cHV0T3B0aW9ucxIqCgd0aW1lb3V0GAggASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjUKC3NwZWN1bGF0aXZlGAkgASgLMiAudG9rZW53aXJlLnYxLlNwZWN1bGF0aXZlT3B0aW9ucxI5ChFzdHJ1Y3R1cmVkX291dHB1dBgKIAEoCzIeLnRva2Vud2lyZS52MS5TdHJ1Y3R1cmVkT3V0cHV0Eg4KAW4YCyABKA1IAYgBAUIHCgVpbnB1dEIECgJfbiLNAQoQU3RydWN0dXJlZE91dHB1dBIVCgtqc29uX3NjaGVtYRgBIAEoCUgAEjUKC2pzb25fb2JqZWN0GAIgASgLMh4udG9rZW53aXJlLnYxLkpzb25PYmplY3RGb3JtYXRIABIPCgVyZWdleBgDIAEoCUgAEigKB2dyYW1tYXIYBCABKAsyFS50b2tlbndpcmUudjEuR3JhbW1hckgAEiYKBmNob2ljZRgFIAEoCzIULnRva2Vud2lyZS52MS5DaG9pY2VIAEIICgZmb3JtYXQiEgoQSnNvbk9iamVjdEZvcm1hdCKJAQoHR3JhbW1hchIsCgZzeW50YXgYASABKA4yHC50b2tlbndpcmUudjEuR3JhbW1hci5TeW50YXgSDAoEdGV4dBgCIAEoCSJCCgZTeW50YXgSFgoSU1lOVEFYX1VOU1BFQ0lGSUVEEAASDwoLU1lOVEFYX0xBUksQARIPCgtTWU5UQVhfR0JORhACIhkKBkNob2ljZRIPCgdvcHRpb25zGAEgAygJIpcCChJTcGVjdWxhdGl2ZU9wdGlvbnMSQgoGbWV0aG9kGAEgASgOMjIudG9rZW53aXJlLnYxLlNwZWN1bGF0aXZlT3B0aW9ucy5TcGVjdWxhdGl2ZU1ldGhvZBIZCgxkcmFmdF9sZW5ndGgYAiABKA1IAIgBASKQAQoRU3BlY3VsYXRpdmVNZXRob2QSIgoeU1BFQ1VMQVRJVkVfTUVUSE9EX1VOU1BFQ0lGSUVEEAASGgoWU1BFQ1VMQVRJVkVfTUVUSE9EX09GRhABEhwKGFNQRUNVTEFUSVZFX01FVEhPRF9OR1JBTRACEh0KGVNQRUNVTEFUSVZFX01FVEhPRF9FQUdMRTMQA0IPCg1fZHJhZnRfbGVuZ3RoIhcKCFRva2VuSWRzEgsKA2lkcxgBIAMoDSIzCgRDaGF0EisKCG1lc3NhZ2VzGAEgAygLMhkudG9rZW53aXJlLnYxLkNoYXRNZXNzYWdlIiwKC0NoYXRNZXNzYWdlEgwKBHJvbGUYASABKAkSDwoHY29udGVudBgCIAEoCSLFAwoOU2FtcGxpbmdQYXJhbXMSGAoLdGVtcGVyYXR1cmUYASABKAJIAIgBARISCgV0b3BfcBgCIAEoAkgBiAEBEhIKBXRvcF9rGAMgASgNSAKIAQESEgoFbWluX3AYBCABKAJIA4gBARIRCgRzZWVkGAUgASgESASIAQESHwoScmVwZXRpdGlvbl9wZW5hbHR5GAYgASgCSAWIAQESHQoQcHJlc2VuY2VfcGVuYWx0eRgHIAEoAkgGiAEBEh4KEWZyZXF1ZW5jeV9wZW5hbHR5GAggASgCSAeIAQESPwoKbG9naXRfYmlhcxgJIAMoCzIrLnRva2Vud2lyZS52MS5TYW1wbGluZ1BhcmFtcy5Mb2dpdEJpYXNFbnRyeRowCg5Mb2dpdEJpYXNFbnRyeRILCgNrZXkYASABKA0SDQoFdmFsdWUYAiABKAI6AjgBQg4KDF90ZW1wZXJhdHVyZUIICgZfdG9wX3BCCAoGX3RvcF9rQggKBl9taW5fcEIHCgVfc2VlZEIVChNfcmVwZXRpdGlvbl9wZW5hbHR5QhMKEV9wcmVzZW5jZV9wZW5hbHR5QhQKEl9mcmVxdWVuY3lfcGVuYWx0eSKcAQoQU3RvcHBpbmdDcml0ZXJpYRIXCgptYXhfdG9rZW5zGAEgASgNSACIAQESFwoKbWluX3Rva2VucxgCIAEoDUgBiAEBEgwKBHN0b3AYAyADKAkSFgoOc3RvcF90b2tlbl9pZHMYBCADKA0SEgoKaWdub3JlX2VvcxgFIAEoCEINCgtfbWF4X3Rva2Vuc0INCgtfbWluX3Rva2VucyJ5Cg1PdXRwdXRPcHRpb25zEhYKCXRva2VuX2lkcxgBIAEoCEgAiAEBEhEKBHRleHQYAiABKAhIAYgBARIQCghsb2dwcm9icxgDIAEoCBIUCgx0b3BfbG9ncHJvYnMYBCABKA1CDAoKX3Rva2VuX2lkc0IHCgVfdGV4dCKrAQoQR2VuZXJhdGVSZXNwb25zZRISCgpyZXF1ZXN0X2lkGAEgASgJEigKB3N0YXJ0ZWQYAiABKAsyFS50b2tlbndpcmUudjEuU3RhcnRlZEgAEiQKBWRlbHRhGAMgASgLMhMudG9rZW53aXJlLnYxLkRlbHRhSAASKgoIZmluaXNoZWQYBCABKAsyFi50b2tlbndpcmUudjEuRmluaXNoZWRIAEIHCgVldmVudCJ5Cg5TZXNzaW9uUmVxdWVzdBIuCgVzdGFydBgBIAEoCzIdLnRva2Vud2lyZS52MS5HZW5lcmF0ZVJlcXVlc3RIABItCgZjYW5jZWwYAiABKAsyGy50b2tlbndpcmUudjEuU2Vzc2lvbkNhbmNlbEgAQggKBmFjdGlvbiIjCg1TZXNzaW9uQ2FuY2VsEhIKCnJlcXVlc3RfaWQYASABKAkizwEKD1Nlc3Npb25SZXNwb25zZRISCgpyZXF1ZXN0X2lkGAEgASgJEigKB3N0YXJ0ZWQYAiABKAsyFS50b2tlbndpcmUudjEuU3RhcnRlZEgAEiQKBWRlbHRhGAMgASgLMhMudG9rZW53aXJlLnYxLkRlbHRhSAASKgoIZmluaXNoZWQYBCABKAsyFi50b2tlbndpcmUudjEuRmluaXNoZWRIABIjCgVlcnJvchgFIAEoCzISLmdvb2dsZS5ycGMuU3RhdHVzSABCBwoFZXZlbnQiLwoHU3RhcnRlZBIVCg1wcm9tcHRfdG9rZW5zGAEgASgNEg0KBW1vZGVsGAIgASgJImwKBURlbHRhEhEKCXRva2VuX2lkcxgBIAMoDRIMCgR0ZXh0GAIgASgJEiwKCGxvZ3Byb2JzGAMgAygLMhoudG9rZW53aXJlLnYxLlRva2VuTG9ncHJvYhIUCgxzYW1wbGVfaW5kZXgYBCABKA0iWAoMVG9rZW5Mb2dwcm9iEhAKCHRva2VuX2lkGAEgASgNEg8KB2xvZ3Byb2IYAiABKAISJQoDdG9wGAMgAygLMhgudG9rZW53aXJlLnYxLlRvcExvZ3Byb2IiLwoKVG9wTG9ncHJvYhIQCgh0b2tlbl9pZBgBIAEoDRIPCgdsb2dwcm9iGAIgASgCIosCCghGaW5pc2hlZBIqCgZyZWFzb24YASABKA4yGi50b2tlbndpcmUudjEuRmluaXNoUmVhc29uEhUKC3N0b3Bfc3RyaW5nGAIgASgJSAASFwoNc3RvcF90b2tlbl9pZBgDIAEoDUgAEiIKBXVzYWdlGAQgASgLMhMudG9rZW53aXJlLnYxLlVzYWdlEiQKBnRpbWluZxgFIAEoCzIULnRva2Vud2lyZS52MS5UaW1pbmcSMwoLc3BlY3VsYXRpdmUYBiABKAsyHi50b2tlbndpcmUudjEuU3BlY3VsYXRpdmVTdGF0cxIUCgxzYW1wbGVfaW5kZXgYByABKA1CDgoMbWF0Y2hlZF9zdG9wIlcKBVVzYWdlEhUKDXByb21wdF90b2tlbnMYASABKA0SGQoRY29tcGxldGlvbl90b2tlbnMYAiABKA0SHAoUY2FjaGVkX3Byb21wdF90b2tlbnMYAyABKA0ilQEKBlRpbWluZxIpCgZxdWV1ZWQYASABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SNgoTdGltZV90b19maXJzdF90b2tlbhgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIoCgV0b3RhbBgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiJXChBTcGVjdWxhdGl2ZVN0YXRzEhQKDGRyYWZ0X3Rva2VucxgBIAEoDRIXCg9hY2NlcHRlZF90b2tlbnMYAiABKA0SFAoMZGVjb2RlX3N0ZXBzGAMgASgNIiIKDEFib3J0UmVxdWVzdBISCgpyZXF1ZXN0X2lkGAEgASgJIiIKDUFib3J0UmVzcG9uc2USEQoJY2FuY2VsbGVkGAEgASgIKo4CCgxGaW5pc2hSZWFzb24SHQoZRklOSVNIX1JFQVNPTl9VTlNQRUNJRklFRBAAEiEKHUZJTklTSF9SRUFTT05fRU5EX09GX1NFUVVFTkNFEAESGAoURklOSVNIX1JFQVNPTl9MRU5HVEgQAhIdChlGSU5JU0hfUkVBU09OX1NUT1BfU1RSSU5HEAMSHAoYRklOSVNIX1JFQVNPTl9TVE9QX1RPS0VOEAQSGwoXRklOSVNIX1JFQVNPTl9DQU5DRUxMRUQQBRIaChZGSU5JU0hfUkVBU09OX0RFQURMSU5FEAYSLAooRklOSVNIX1JFQVNPTl9TVFJVQ1RVUkVEX09VVFBVVF9DT01QTEVURRAHMu4BChFHZW5lcmF0aW9uU2VydmljZRJLCghHZW5lcmF0ZRIdLnRva2Vud2lyZS52MS5HZW5lcmF0ZVJlcXVlc3QaHi50b2tlbndpcmUudjEuR2VuZXJhdGVSZXNwb25zZTABEkoKB1Nlc3Npb24SHC50b2tlbndpcmUudjEuU2Vzc2lvblJlcXVlc3QaHS50b2tlbndpcmUudjEuU2Vzc2lvblJlc3BvbnNlKAEwARJACgVBYm9ydBIaLnRva2Vud2lyZS52MS5BYm9ydFJlcXVlc3QaGy50b2tlbndpcmUudjEuQWJvcnRSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_duration, file_google_rpc_status]);
 
 /**
  * One generation request.
@@ -109,6 +109,35 @@ export type GenerateRequest = Message<"tokenwire.v1.GenerateRequest"> & {
    * @generated from field: tokenwire.v1.SpeculativeOptions speculative = 9;
    */
   speculative?: SpeculativeOptions | undefined;
+
+  /**
+   * Constrains the output to a format (a JSON Schema, any JSON object, a
+   * regular expression, a grammar, or one of a list of strings). Absent:
+   * free text. Engines advertise the kinds they support in
+   * GetModelInfo.structured_output_kinds; another kind is refused with
+   * INVALID_ARGUMENT. A format that does not compile is INVALID_ARGUMENT
+   * naming the field and the compiler's reason. When the format allows
+   * nothing more, the generation ends with
+   * FINISH_REASON_STRUCTURED_OUTPUT_COMPLETE; the output may still end early
+   * (max_tokens, a stop string, a timeout), incomplete.
+   *
+   * @generated from field: tokenwire.v1.StructuredOutput structured_output = 10;
+   */
+  structuredOutput?: StructuredOutput | undefined;
+
+  /**
+   * Number of samples of this prompt, 1 to GetModelInfo.max_samples
+   * (16 unless the server was started with more). Absent or 0: 1. The prompt
+   * is processed once and shared by the samples; each delta and finished
+   * event carries its sample's index (0 to n - 1), and the stream ends after
+   * the last sample's finished event. Sample i draws with seed + i when a
+   * seed is set, so each sample is reproducible on its own. With greedy
+   * decoding (temperature 0) every sample would be the same answer: n > 1 is
+   * then refused with INVALID_ARGUMENT.
+   *
+   * @generated from field: optional uint32 n = 11;
+   */
+  n?: number | undefined;
 };
 
 /**
@@ -117,6 +146,173 @@ export type GenerateRequest = Message<"tokenwire.v1.GenerateRequest"> & {
  */
 export const GenerateRequestSchema: GenMessage<GenerateRequest> = /*@__PURE__*/
   messageDesc(file_tokenwire_v1_generation, 0);
+
+/**
+ * A format the output must follow. Exactly one must be set.
+ *
+ * @generated from message tokenwire.v1.StructuredOutput
+ */
+export type StructuredOutput = Message<"tokenwire.v1.StructuredOutput"> & {
+  /**
+   * The format.
+   *
+   * @generated from oneof tokenwire.v1.StructuredOutput.format
+   */
+  format: {
+    /**
+     * A JSON Schema document (a JSON object, as text): the output is one JSON
+     * value that validates against it. Supported: type, properties,
+     * required, additionalProperties, items, prefixItems, enum, const,
+     * anyOf/oneOf/allOf, $ref to $defs, minimum/maximum (exclusive too),
+     * minLength/maxLength, pattern, minItems/maxItems. At most 64 KiB.
+     *
+     * @generated from field: string json_schema = 1;
+     */
+    value: string;
+    case: "jsonSchema";
+  } | {
+    /**
+     * Any JSON object (`{...}` with any keys and values).
+     *
+     * @generated from field: tokenwire.v1.JsonObjectFormat json_object = 2;
+     */
+    value: JsonObjectFormat;
+    case: "jsonObject";
+  } | {
+    /**
+     * A regular expression the whole output must match (Rust regex syntax,
+     * anchored at both ends; no lookaround or backreferences). At most 4 KiB.
+     *
+     * @generated from field: string regex = 3;
+     */
+    value: string;
+    case: "regex";
+  } | {
+    /**
+     * A context-free grammar.
+     *
+     * @generated from field: tokenwire.v1.Grammar grammar = 4;
+     */
+    value: Grammar;
+    case: "grammar";
+  } | {
+    /**
+     * The output is exactly one of these strings.
+     *
+     * @generated from field: tokenwire.v1.Choice choice = 5;
+     */
+    value: Choice;
+    case: "choice";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message tokenwire.v1.StructuredOutput.
+ * Use `create(StructuredOutputSchema)` to create a new message.
+ */
+export const StructuredOutputSchema: GenMessage<StructuredOutput> = /*@__PURE__*/
+  messageDesc(file_tokenwire_v1_generation, 1);
+
+/**
+ * Any JSON object: no fields.
+ *
+ * @generated from message tokenwire.v1.JsonObjectFormat
+ */
+export type JsonObjectFormat = Message<"tokenwire.v1.JsonObjectFormat"> & {
+};
+
+/**
+ * Describes the message tokenwire.v1.JsonObjectFormat.
+ * Use `create(JsonObjectFormatSchema)` to create a new message.
+ */
+export const JsonObjectFormatSchema: GenMessage<JsonObjectFormat> = /*@__PURE__*/
+  messageDesc(file_tokenwire_v1_generation, 2);
+
+/**
+ * A context-free grammar the output must follow.
+ *
+ * @generated from message tokenwire.v1.Grammar
+ */
+export type Grammar = Message<"tokenwire.v1.Grammar"> & {
+  /**
+   * The notation of `text`. Required.
+   *
+   * @generated from field: tokenwire.v1.Grammar.Syntax syntax = 1;
+   */
+  syntax: Grammar_Syntax;
+
+  /**
+   * The grammar. At most 64 KiB.
+   *
+   * @generated from field: string text = 2;
+   */
+  text: string;
+};
+
+/**
+ * Describes the message tokenwire.v1.Grammar.
+ * Use `create(GrammarSchema)` to create a new message.
+ */
+export const GrammarSchema: GenMessage<Grammar> = /*@__PURE__*/
+  messageDesc(file_tokenwire_v1_generation, 3);
+
+/**
+ * The grammar's notation.
+ *
+ * @generated from enum tokenwire.v1.Grammar.Syntax
+ */
+export enum Grammar_Syntax {
+  /**
+   * Not set: refused.
+   *
+   * @generated from enum value: SYNTAX_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Lark, as llguidance reads it: rules `name: a | b`, terminals in
+   * UPPERCASE, string literals, /regex/ terminals, `start` is the start
+   * rule (https://github.com/guidance-ai/llguidance/blob/main/docs/syntax.md).
+   *
+   * @generated from enum value: SYNTAX_LARK = 1;
+   */
+  LARK = 1,
+
+  /**
+   * GBNF, llama.cpp's EBNF: rules `name ::= a | b`, `root` is the start
+   * rule (https://github.com/ggml-org/llama.cpp/blob/master/grammars/README.md).
+   *
+   * @generated from enum value: SYNTAX_GBNF = 2;
+   */
+  GBNF = 2,
+}
+
+/**
+ * Describes the enum tokenwire.v1.Grammar.Syntax.
+ */
+export const Grammar_SyntaxSchema: GenEnum<Grammar_Syntax> = /*@__PURE__*/
+  enumDesc(file_tokenwire_v1_generation, 3, 0);
+
+/**
+ * A closed set of answers.
+ *
+ * @generated from message tokenwire.v1.Choice
+ */
+export type Choice = Message<"tokenwire.v1.Choice"> & {
+  /**
+   * The allowed outputs: 1 to 256 strings, each 1 to 1024 characters.
+   *
+   * @generated from field: repeated string options = 1;
+   */
+  options: string[];
+};
+
+/**
+ * Describes the message tokenwire.v1.Choice.
+ * Use `create(ChoiceSchema)` to create a new message.
+ */
+export const ChoiceSchema: GenMessage<Choice> = /*@__PURE__*/
+  messageDesc(file_tokenwire_v1_generation, 4);
 
 /**
  * Per-request speculative decoding options.
@@ -146,7 +342,7 @@ export type SpeculativeOptions = Message<"tokenwire.v1.SpeculativeOptions"> & {
  * Use `create(SpeculativeOptionsSchema)` to create a new message.
  */
 export const SpeculativeOptionsSchema: GenMessage<SpeculativeOptions> = /*@__PURE__*/
-  messageDesc(file_tokenwire_v1_generation, 1);
+  messageDesc(file_tokenwire_v1_generation, 5);
 
 /**
  * Which drafter proposes tokens for the model to verify.
@@ -192,7 +388,7 @@ export enum SpeculativeOptions_SpeculativeMethod {
  * Describes the enum tokenwire.v1.SpeculativeOptions.SpeculativeMethod.
  */
 export const SpeculativeOptions_SpeculativeMethodSchema: GenEnum<SpeculativeOptions_SpeculativeMethod> = /*@__PURE__*/
-  enumDesc(file_tokenwire_v1_generation, 1, 0);
+  enumDesc(file_tokenwire_v1_generation, 5, 0);
 
 /**
  * A prompt given as token ids.
@@ -214,7 +410,7 @@ export type TokenIds = Message<"tokenwire.v1.TokenIds"> & {
  * Use `create(TokenIdsSchema)` to create a new message.
  */
 export const TokenIdsSchema: GenMessage<TokenIds> = /*@__PURE__*/
-  messageDesc(file_tokenwire_v1_generation, 2);
+  messageDesc(file_tokenwire_v1_generation, 6);
 
 /**
  * A conversation for chat models.
@@ -235,7 +431,7 @@ export type Chat = Message<"tokenwire.v1.Chat"> & {
  * Use `create(ChatSchema)` to create a new message.
  */
 export const ChatSchema: GenMessage<Chat> = /*@__PURE__*/
-  messageDesc(file_tokenwire_v1_generation, 3);
+  messageDesc(file_tokenwire_v1_generation, 7);
 
 /**
  * One message of a conversation.
@@ -263,7 +459,7 @@ export type ChatMessage = Message<"tokenwire.v1.ChatMessage"> & {
  * Use `create(ChatMessageSchema)` to create a new message.
  */
 export const ChatMessageSchema: GenMessage<ChatMessage> = /*@__PURE__*/
-  messageDesc(file_tokenwire_v1_generation, 4);
+  messageDesc(file_tokenwire_v1_generation, 8);
 
 /**
  * Sampling parameters. Every field is optional: absent means the engine
@@ -343,6 +539,16 @@ export type SamplingParams = Message<"tokenwire.v1.SamplingParams"> & {
    * @generated from field: optional float frequency_penalty = 8;
    */
   frequencyPenalty?: number | undefined;
+
+  /**
+   * Added to the logits of the given token ids before sampling (after the
+   * penalties, before temperature): token id -> bias in [-100, 100]. -100
+   * bans the token outright; +100 makes it the choice wherever it is
+   * allowed. At most 300 entries; each id below GetModelInfo.vocab_size.
+   *
+   * @generated from field: map<uint32, float> logit_bias = 9;
+   */
+  logitBias: { [key: number]: number };
 };
 
 /**
@@ -350,7 +556,7 @@ export type SamplingParams = Message<"tokenwire.v1.SamplingParams"> & {
  * Use `create(SamplingParamsSchema)` to create a new message.
  */
 export const SamplingParamsSchema: GenMessage<SamplingParams> = /*@__PURE__*/
-  messageDesc(file_tokenwire_v1_generation, 5);
+  messageDesc(file_tokenwire_v1_generation, 9);
 
 /**
  * Stopping criteria.
@@ -409,7 +615,7 @@ export type StoppingCriteria = Message<"tokenwire.v1.StoppingCriteria"> & {
  * Use `create(StoppingCriteriaSchema)` to create a new message.
  */
 export const StoppingCriteriaSchema: GenMessage<StoppingCriteria> = /*@__PURE__*/
-  messageDesc(file_tokenwire_v1_generation, 6);
+  messageDesc(file_tokenwire_v1_generation, 10);
 
 /**
  * What delta events carry.
@@ -452,7 +658,7 @@ export type OutputOptions = Message<"tokenwire.v1.OutputOptions"> & {
  * Use `create(OutputOptionsSchema)` to create a new message.
  */
 export const OutputOptionsSchema: GenMessage<OutputOptions> = /*@__PURE__*/
-  messageDesc(file_tokenwire_v1_generation, 7);
+  messageDesc(file_tokenwire_v1_generation, 11);
 
 /**
  * One event of a Generate stream.
@@ -504,7 +710,7 @@ export type GenerateResponse = Message<"tokenwire.v1.GenerateResponse"> & {
  * Use `create(GenerateResponseSchema)` to create a new message.
  */
 export const GenerateResponseSchema: GenMessage<GenerateResponse> = /*@__PURE__*/
-  messageDesc(file_tokenwire_v1_generation, 8);
+  messageDesc(file_tokenwire_v1_generation, 12);
 
 /**
  * A message on a Session stream from the client.
@@ -541,7 +747,7 @@ export type SessionRequest = Message<"tokenwire.v1.SessionRequest"> & {
  * Use `create(SessionRequestSchema)` to create a new message.
  */
 export const SessionRequestSchema: GenMessage<SessionRequest> = /*@__PURE__*/
-  messageDesc(file_tokenwire_v1_generation, 9);
+  messageDesc(file_tokenwire_v1_generation, 13);
 
 /**
  * Cancels one generation of a Session.
@@ -562,7 +768,7 @@ export type SessionCancel = Message<"tokenwire.v1.SessionCancel"> & {
  * Use `create(SessionCancelSchema)` to create a new message.
  */
 export const SessionCancelSchema: GenMessage<SessionCancel> = /*@__PURE__*/
-  messageDesc(file_tokenwire_v1_generation, 10);
+  messageDesc(file_tokenwire_v1_generation, 14);
 
 /**
  * One event of a Session stream.
@@ -626,7 +832,7 @@ export type SessionResponse = Message<"tokenwire.v1.SessionResponse"> & {
  * Use `create(SessionResponseSchema)` to create a new message.
  */
 export const SessionResponseSchema: GenMessage<SessionResponse> = /*@__PURE__*/
-  messageDesc(file_tokenwire_v1_generation, 11);
+  messageDesc(file_tokenwire_v1_generation, 15);
 
 /**
  * The first event of a generation.
@@ -654,7 +860,7 @@ export type Started = Message<"tokenwire.v1.Started"> & {
  * Use `create(StartedSchema)` to create a new message.
  */
 export const StartedSchema: GenMessage<Started> = /*@__PURE__*/
-  messageDesc(file_tokenwire_v1_generation, 12);
+  messageDesc(file_tokenwire_v1_generation, 16);
 
 /**
  * New output of a generation.
@@ -684,6 +890,13 @@ export type Delta = Message<"tokenwire.v1.Delta"> & {
    * @generated from field: repeated tokenwire.v1.TokenLogprob logprobs = 3;
    */
   logprobs: TokenLogprob[];
+
+  /**
+   * Which sample this output belongs to (0 to n - 1; always 0 when n is 1).
+   *
+   * @generated from field: uint32 sample_index = 4;
+   */
+  sampleIndex: number;
 };
 
 /**
@@ -691,7 +904,7 @@ export type Delta = Message<"tokenwire.v1.Delta"> & {
  * Use `create(DeltaSchema)` to create a new message.
  */
 export const DeltaSchema: GenMessage<Delta> = /*@__PURE__*/
-  messageDesc(file_tokenwire_v1_generation, 13);
+  messageDesc(file_tokenwire_v1_generation, 17);
 
 /**
  * The log-probability of one generated token.
@@ -728,7 +941,7 @@ export type TokenLogprob = Message<"tokenwire.v1.TokenLogprob"> & {
  * Use `create(TokenLogprobSchema)` to create a new message.
  */
 export const TokenLogprobSchema: GenMessage<TokenLogprob> = /*@__PURE__*/
-  messageDesc(file_tokenwire_v1_generation, 14);
+  messageDesc(file_tokenwire_v1_generation, 18);
 
 /**
  * One candidate token at a position.
@@ -756,7 +969,7 @@ export type TopLogprob = Message<"tokenwire.v1.TopLogprob"> & {
  * Use `create(TopLogprobSchema)` to create a new message.
  */
 export const TopLogprobSchema: GenMessage<TopLogprob> = /*@__PURE__*/
-  messageDesc(file_tokenwire_v1_generation, 15);
+  messageDesc(file_tokenwire_v1_generation, 19);
 
 /**
  * The last event of a generation.
@@ -815,6 +1028,14 @@ export type Finished = Message<"tokenwire.v1.Finished"> & {
    * @generated from field: tokenwire.v1.SpeculativeStats speculative = 6;
    */
   speculative?: SpeculativeStats | undefined;
+
+  /**
+   * Which sample ended (0 to n - 1; always 0 when n is 1). With n > 1 each
+   * sample ends with its own finished event.
+   *
+   * @generated from field: uint32 sample_index = 7;
+   */
+  sampleIndex: number;
 };
 
 /**
@@ -822,7 +1043,7 @@ export type Finished = Message<"tokenwire.v1.Finished"> & {
  * Use `create(FinishedSchema)` to create a new message.
  */
 export const FinishedSchema: GenMessage<Finished> = /*@__PURE__*/
-  messageDesc(file_tokenwire_v1_generation, 16);
+  messageDesc(file_tokenwire_v1_generation, 20);
 
 /**
  * Token counts of a generation.
@@ -831,7 +1052,9 @@ export const FinishedSchema: GenMessage<Finished> = /*@__PURE__*/
  */
 export type Usage = Message<"tokenwire.v1.Usage"> & {
   /**
-   * Tokens in the prompt.
+   * Tokens in the prompt. With n > 1 the prompt is counted once: in the
+   * first sample's finished event to arrive, and 0 in the others, so that
+   * summing a request's finished events gives its usage.
    *
    * @generated from field: uint32 prompt_tokens = 1;
    */
@@ -858,7 +1081,7 @@ export type Usage = Message<"tokenwire.v1.Usage"> & {
  * Use `create(UsageSchema)` to create a new message.
  */
 export const UsageSchema: GenMessage<Usage> = /*@__PURE__*/
-  messageDesc(file_tokenwire_v1_generation, 17);
+  messageDesc(file_tokenwire_v1_generation, 21);
 
 /**
  * Timing of a generation, measured by the server.
@@ -893,7 +1116,7 @@ export type Timing = Message<"tokenwire.v1.Timing"> & {
  * Use `create(TimingSchema)` to create a new message.
  */
 export const TimingSchema: GenMessage<Timing> = /*@__PURE__*/
-  messageDesc(file_tokenwire_v1_generation, 18);
+  messageDesc(file_tokenwire_v1_generation, 22);
 
 /**
  * Speculative decoding statistics of a generation.
@@ -929,7 +1152,7 @@ export type SpeculativeStats = Message<"tokenwire.v1.SpeculativeStats"> & {
  * Use `create(SpeculativeStatsSchema)` to create a new message.
  */
 export const SpeculativeStatsSchema: GenMessage<SpeculativeStats> = /*@__PURE__*/
-  messageDesc(file_tokenwire_v1_generation, 19);
+  messageDesc(file_tokenwire_v1_generation, 23);
 
 /**
  * Request to cancel a generation by id.
@@ -950,7 +1173,7 @@ export type AbortRequest = Message<"tokenwire.v1.AbortRequest"> & {
  * Use `create(AbortRequestSchema)` to create a new message.
  */
 export const AbortRequestSchema: GenMessage<AbortRequest> = /*@__PURE__*/
-  messageDesc(file_tokenwire_v1_generation, 20);
+  messageDesc(file_tokenwire_v1_generation, 24);
 
 /**
  * Result of an Abort.
@@ -972,7 +1195,7 @@ export type AbortResponse = Message<"tokenwire.v1.AbortResponse"> & {
  * Use `create(AbortResponseSchema)` to create a new message.
  */
 export const AbortResponseSchema: GenMessage<AbortResponse> = /*@__PURE__*/
-  messageDesc(file_tokenwire_v1_generation, 21);
+  messageDesc(file_tokenwire_v1_generation, 25);
 
 /**
  * Why a generation ended.
@@ -1029,6 +1252,14 @@ export enum FinishReason {
    * @generated from enum value: FINISH_REASON_DEADLINE = 6;
    */
   DEADLINE = 6,
+
+  /**
+   * The request's structured output was complete: its format allows nothing
+   * more.
+   *
+   * @generated from enum value: FINISH_REASON_STRUCTURED_OUTPUT_COMPLETE = 7;
+   */
+  STRUCTURED_OUTPUT_COMPLETE = 7,
 }
 
 /**

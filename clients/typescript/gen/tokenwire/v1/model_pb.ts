@@ -2,8 +2,8 @@
 // @generated from file tokenwire/v1/model.proto (package tokenwire.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
-import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Duration } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_duration } from "@bufbuild/protobuf/wkt";
 import type { Chat } from "./generation_pb.js";
@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file tokenwire/v1/model.proto.
  */
 export const file_tokenwire_v1_model: GenFile = /*@__PURE__*/
-  fileDesc("Chh0b2tlbndpcmUvdjEvbW9kZWwucHJvdG8SDHRva2Vud2lyZS52MSIVChNHZXRNb2RlbEluZm9SZXF1ZXN0ItECChRHZXRNb2RlbEluZm9SZXNwb25zZRINCgVtb2RlbBgBIAEoCRIOCgZlbmdpbmUYAiABKAkSFgoOY29udGV4dF9sZW5ndGgYAyABKA0SEgoKdm9jYWJfc2l6ZRgEIAEoDRIZChFoYXNfY2hhdF90ZW1wbGF0ZRgFIAEoCBI0CgtzcGVjdWxhdGl2ZRgGIAEoCzIfLnRva2Vud2lyZS52MS5TcGVjdWxhdGl2ZUNvbmZpZxIWCg5tYXhfYmF0Y2hfc2l6ZRgHIAEoDRIaChJkZWZhdWx0X21heF90b2tlbnMYCCABKA0SFQoNZW9zX3Rva2VuX2lkcxgJIAMoDRIWCg5ob25vcmVkX2ZpZWxkcxgKIAMoCRI6ChJ1bnN1cHBvcnRlZF9maWVsZHMYCyADKAsyHi50b2tlbndpcmUudjEuVW5zdXBwb3J0ZWRGaWVsZCJTChBVbnN1cHBvcnRlZEZpZWxkEg0KBWZpZWxkGAEgASgJEg4KBnJlYXNvbhgCIAEoCRIUCgdhbGxvd2VkGAMgASgBSACIAQFCCgoIX2FsbG93ZWQiegoRU3BlY3VsYXRpdmVDb25maWcSDwoHZW5hYmxlZBgBIAEoCBIOCgZtZXRob2QYAiABKAkSFAoMZHJhZnRfbGVuZ3RoGAMgASgNEhkKEWF2YWlsYWJsZV9tZXRob2RzGAQgAygJEhMKC2RyYWZ0X21vZGVsGAUgASgJIhAKDkdldExvYWRSZXF1ZXN0IsMBCg9HZXRMb2FkUmVzcG9uc2USFwoPYWN0aXZlX3JlcXVlc3RzGAEgASgNEhgKEHdhaXRpbmdfcmVxdWVzdHMYAiABKA0SGgoSaW5fZmxpZ2h0X3JlcXVlc3RzGAMgASgNEg0KBXNsb3RzGAQgASgNEhwKFGt2X2NhY2hlX3V0aWxpemF0aW9uGAUgASgBEhcKD2NwdV91dGlsaXphdGlvbhgGIAEoARIbChNyZXF1ZXN0c19wZXJfc2Vjb25kGAcgASgBIj8KEFdhdGNoTG9hZFJlcXVlc3QSKwoIaW50ZXJ2YWwYASABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iQAoRV2F0Y2hMb2FkUmVzcG9uc2USKwoEbG9hZBgBIAEoCzIdLnRva2Vud2lyZS52MS5HZXRMb2FkUmVzcG9uc2UiTgoPVG9rZW5pemVSZXF1ZXN0Eg4KBHRleHQYASABKAlIABIiCgRjaGF0GAIgASgLMhIudG9rZW53aXJlLnYxLkNoYXRIAEIHCgVpbnB1dCI+ChBUb2tlbml6ZVJlc3BvbnNlEhEKCXRva2VuX2lkcxgBIAMoDRIXCg9yZW5kZXJlZF9wcm9tcHQYAiABKAkiQwoRRGV0b2tlbml6ZVJlcXVlc3QSEQoJdG9rZW5faWRzGAEgAygNEhsKE2tlZXBfc3BlY2lhbF90b2tlbnMYAiABKAgiIgoSRGV0b2tlbml6ZVJlc3BvbnNlEgwKBHRleHQYASABKAkymQMKDE1vZGVsU2VydmljZRJVCgxHZXRNb2RlbEluZm8SIS50b2tlbndpcmUudjEuR2V0TW9kZWxJbmZvUmVxdWVzdBoiLnRva2Vud2lyZS52MS5HZXRNb2RlbEluZm9SZXNwb25zZRJGCgdHZXRMb2FkEhwudG9rZW53aXJlLnYxLkdldExvYWRSZXF1ZXN0Gh0udG9rZW53aXJlLnYxLkdldExvYWRSZXNwb25zZRJOCglXYXRjaExvYWQSHi50b2tlbndpcmUudjEuV2F0Y2hMb2FkUmVxdWVzdBofLnRva2Vud2lyZS52MS5XYXRjaExvYWRSZXNwb25zZTABEkkKCFRva2VuaXplEh0udG9rZW53aXJlLnYxLlRva2VuaXplUmVxdWVzdBoeLnRva2Vud2lyZS52MS5Ub2tlbml6ZVJlc3BvbnNlEk8KCkRldG9rZW5pemUSHy50b2tlbndpcmUudjEuRGV0b2tlbml6ZVJlcXVlc3QaIC50b2tlbndpcmUudjEuRGV0b2tlbml6ZVJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_duration, file_tokenwire_v1_generation]);
+  fileDesc("Chh0b2tlbndpcmUvdjEvbW9kZWwucHJvdG8SDHRva2Vud2lyZS52MSIVChNHZXRNb2RlbEluZm9SZXF1ZXN0IqsDChRHZXRNb2RlbEluZm9SZXNwb25zZRINCgVtb2RlbBgBIAEoCRIOCgZlbmdpbmUYAiABKAkSFgoOY29udGV4dF9sZW5ndGgYAyABKA0SEgoKdm9jYWJfc2l6ZRgEIAEoDRIZChFoYXNfY2hhdF90ZW1wbGF0ZRgFIAEoCBI0CgtzcGVjdWxhdGl2ZRgGIAEoCzIfLnRva2Vud2lyZS52MS5TcGVjdWxhdGl2ZUNvbmZpZxIWCg5tYXhfYmF0Y2hfc2l6ZRgHIAEoDRIaChJkZWZhdWx0X21heF90b2tlbnMYCCABKA0SFQoNZW9zX3Rva2VuX2lkcxgJIAMoDRIWCg5ob25vcmVkX2ZpZWxkcxgKIAMoCRI6ChJ1bnN1cHBvcnRlZF9maWVsZHMYCyADKAsyHi50b2tlbndpcmUudjEuVW5zdXBwb3J0ZWRGaWVsZBJDChdzdHJ1Y3R1cmVkX291dHB1dF9raW5kcxgMIAMoDjIiLnRva2Vud2lyZS52MS5TdHJ1Y3R1cmVkT3V0cHV0S2luZBITCgttYXhfc2FtcGxlcxgNIAEoDSJTChBVbnN1cHBvcnRlZEZpZWxkEg0KBWZpZWxkGAEgASgJEg4KBnJlYXNvbhgCIAEoCRIUCgdhbGxvd2VkGAMgASgBSACIAQFCCgoIX2FsbG93ZWQiegoRU3BlY3VsYXRpdmVDb25maWcSDwoHZW5hYmxlZBgBIAEoCBIOCgZtZXRob2QYAiABKAkSFAoMZHJhZnRfbGVuZ3RoGAMgASgNEhkKEWF2YWlsYWJsZV9tZXRob2RzGAQgAygJEhMKC2RyYWZ0X21vZGVsGAUgASgJIhAKDkdldExvYWRSZXF1ZXN0IsMBCg9HZXRMb2FkUmVzcG9uc2USFwoPYWN0aXZlX3JlcXVlc3RzGAEgASgNEhgKEHdhaXRpbmdfcmVxdWVzdHMYAiABKA0SGgoSaW5fZmxpZ2h0X3JlcXVlc3RzGAMgASgNEg0KBXNsb3RzGAQgASgNEhwKFGt2X2NhY2hlX3V0aWxpemF0aW9uGAUgASgBEhcKD2NwdV91dGlsaXphdGlvbhgGIAEoARIbChNyZXF1ZXN0c19wZXJfc2Vjb25kGAcgASgBIj8KEFdhdGNoTG9hZFJlcXVlc3QSKwoIaW50ZXJ2YWwYASABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iQAoRV2F0Y2hMb2FkUmVzcG9uc2USKwoEbG9hZBgBIAEoCzIdLnRva2Vud2lyZS52MS5HZXRMb2FkUmVzcG9uc2UiTgoPVG9rZW5pemVSZXF1ZXN0Eg4KBHRleHQYASABKAlIABIiCgRjaGF0GAIgASgLMhIudG9rZW53aXJlLnYxLkNoYXRIAEIHCgVpbnB1dCI+ChBUb2tlbml6ZVJlc3BvbnNlEhEKCXRva2VuX2lkcxgBIAMoDRIXCg9yZW5kZXJlZF9wcm9tcHQYAiABKAkiQwoRRGV0b2tlbml6ZVJlcXVlc3QSEQoJdG9rZW5faWRzGAEgAygNEhsKE2tlZXBfc3BlY2lhbF90b2tlbnMYAiABKAgiIgoSRGV0b2tlbml6ZVJlc3BvbnNlEgwKBHRleHQYASABKAkqpQIKFFN0cnVjdHVyZWRPdXRwdXRLaW5kEiYKIlNUUlVDVFVSRURfT1VUUFVUX0tJTkRfVU5TUEVDSUZJRUQQABImCiJTVFJVQ1RVUkVEX09VVFBVVF9LSU5EX0pTT05fU0NIRU1BEAESJgoiU1RSVUNUVVJFRF9PVVRQVVRfS0lORF9KU09OX09CSkVDVBACEiAKHFNUUlVDVFVSRURfT1VUUFVUX0tJTkRfUkVHRVgQAxInCiNTVFJVQ1RVUkVEX09VVFBVVF9LSU5EX0dSQU1NQVJfTEFSSxAEEicKI1NUUlVDVFVSRURfT1VUUFVUX0tJTkRfR1JBTU1BUl9HQk5GEAUSIQodU1RSVUNUVVJFRF9PVVRQVVRfS0lORF9DSE9JQ0UQBjKZAwoMTW9kZWxTZXJ2aWNlElUKDEdldE1vZGVsSW5mbxIhLnRva2Vud2lyZS52MS5HZXRNb2RlbEluZm9SZXF1ZXN0GiIudG9rZW53aXJlLnYxLkdldE1vZGVsSW5mb1Jlc3BvbnNlEkYKB0dldExvYWQSHC50b2tlbndpcmUudjEuR2V0TG9hZFJlcXVlc3QaHS50b2tlbndpcmUudjEuR2V0TG9hZFJlc3BvbnNlEk4KCVdhdGNoTG9hZBIeLnRva2Vud2lyZS52MS5XYXRjaExvYWRSZXF1ZXN0Gh8udG9rZW53aXJlLnYxLldhdGNoTG9hZFJlc3BvbnNlMAESSQoIVG9rZW5pemUSHS50b2tlbndpcmUudjEuVG9rZW5pemVSZXF1ZXN0Gh4udG9rZW53aXJlLnYxLlRva2VuaXplUmVzcG9uc2USTwoKRGV0b2tlbml6ZRIfLnRva2Vud2lyZS52MS5EZXRva2VuaXplUmVxdWVzdBogLnRva2Vud2lyZS52MS5EZXRva2VuaXplUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_duration, file_tokenwire_v1_generation]);
 
 /**
  * Request for GetModelInfo.
@@ -119,6 +119,20 @@ export type GetModelInfoResponse = Message<"tokenwire.v1.GetModelInfoResponse"> 
    * @generated from field: repeated tokenwire.v1.UnsupportedField unsupported_fields = 11;
    */
   unsupportedFields: UnsupportedField[];
+
+  /**
+   * The kinds of GenerateRequest.structured_output this engine supports.
+   *
+   * @generated from field: repeated tokenwire.v1.StructuredOutputKind structured_output_kinds = 12;
+   */
+  structuredOutputKinds: StructuredOutputKind[];
+
+  /**
+   * The largest GenerateRequest.n this server accepts.
+   *
+   * @generated from field: uint32 max_samples = 13;
+   */
+  maxSamples: number;
 };
 
 /**
@@ -455,6 +469,68 @@ export type DetokenizeResponse = Message<"tokenwire.v1.DetokenizeResponse"> & {
  */
 export const DetokenizeResponseSchema: GenMessage<DetokenizeResponse> = /*@__PURE__*/
   messageDesc(file_tokenwire_v1_model, 11);
+
+/**
+ * A kind of structured output (GenerateRequest.structured_output).
+ *
+ * @generated from enum tokenwire.v1.StructuredOutputKind
+ */
+export enum StructuredOutputKind {
+  /**
+   * Not set; never sent by the server.
+   *
+   * @generated from enum value: STRUCTURED_OUTPUT_KIND_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * StructuredOutput.json_schema.
+   *
+   * @generated from enum value: STRUCTURED_OUTPUT_KIND_JSON_SCHEMA = 1;
+   */
+  JSON_SCHEMA = 1,
+
+  /**
+   * StructuredOutput.json_object.
+   *
+   * @generated from enum value: STRUCTURED_OUTPUT_KIND_JSON_OBJECT = 2;
+   */
+  JSON_OBJECT = 2,
+
+  /**
+   * StructuredOutput.regex.
+   *
+   * @generated from enum value: STRUCTURED_OUTPUT_KIND_REGEX = 3;
+   */
+  REGEX = 3,
+
+  /**
+   * StructuredOutput.grammar with Grammar.SYNTAX_LARK.
+   *
+   * @generated from enum value: STRUCTURED_OUTPUT_KIND_GRAMMAR_LARK = 4;
+   */
+  GRAMMAR_LARK = 4,
+
+  /**
+   * StructuredOutput.grammar with Grammar.SYNTAX_GBNF.
+   *
+   * @generated from enum value: STRUCTURED_OUTPUT_KIND_GRAMMAR_GBNF = 5;
+   */
+  GRAMMAR_GBNF = 5,
+
+  /**
+   * StructuredOutput.choice.
+   *
+   * @generated from enum value: STRUCTURED_OUTPUT_KIND_CHOICE = 6;
+   */
+  CHOICE = 6,
+}
+
+/**
+ * Describes the enum tokenwire.v1.StructuredOutputKind.
+ */
+export const StructuredOutputKindSchema: GenEnum<StructuredOutputKind> = /*@__PURE__*/
+  enumDesc(file_tokenwire_v1_model, 0);
 
 /**
  * Facts about the served model and engine, and the model's tokenizer.

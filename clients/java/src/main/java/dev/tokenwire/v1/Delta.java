@@ -209,6 +209,21 @@ private static final long serialVersionUID = 0L;
     return logprobs_.get(index);
   }
 
+  public static final int SAMPLE_INDEX_FIELD_NUMBER = 4;
+  private int sampleIndex_ = 0;
+  /**
+   * <pre>
+   * Which sample this output belongs to (0 to n - 1; always 0 when n is 1).
+   * </pre>
+   *
+   * <code>uint32 sample_index = 4 [json_name = "sampleIndex"];</code>
+   * @return The sampleIndex.
+   */
+  @java.lang.Override
+  public int getSampleIndex() {
+    return sampleIndex_;
+  }
+
   private byte memoizedIsInitialized = -1;
   @java.lang.Override
   public final boolean isInitialized() {
@@ -236,6 +251,9 @@ private static final long serialVersionUID = 0L;
     }
     for (int i = 0; i < logprobs_.size(); i++) {
       output.writeMessage(3, logprobs_.get(i));
+    }
+    if (sampleIndex_ != 0) {
+      output.writeUInt32(4, sampleIndex_);
     }
     getUnknownFields().writeTo(output);
   }
@@ -267,6 +285,10 @@ private static final long serialVersionUID = 0L;
           }
           size += 1 * count;
         }
+    if (sampleIndex_ != 0) {
+      size += com.google.protobuf.CodedOutputStream
+        .computeUInt32Size(4, sampleIndex_);
+    }
     return size;
   }
   @java.lang.Override
@@ -297,6 +319,8 @@ private static final long serialVersionUID = 0L;
         .equals(other.getText())) return false;
     if (!getLogprobsList()
         .equals(other.getLogprobsList())) return false;
+    if (getSampleIndex()
+        != other.getSampleIndex()) return false;
     if (!getUnknownFields().equals(other.getUnknownFields())) return false;
     return true;
   }
@@ -318,6 +342,8 @@ private static final long serialVersionUID = 0L;
       hash = (37 * hash) + LOGPROBS_FIELD_NUMBER;
       hash = (53 * hash) + getLogprobsList().hashCode();
     }
+    hash = (37 * hash) + SAMPLE_INDEX_FIELD_NUMBER;
+    hash = (53 * hash) + getSampleIndex();
     hash = (29 * hash) + getUnknownFields().hashCode();
     memoizedHashCode = hash;
     return hash;
@@ -462,6 +488,7 @@ private static final long serialVersionUID = 0L;
         logprobsBuilder_.clear();
       }
       bitField0_ = (bitField0_ & ~0x00000004);
+      sampleIndex_ = 0;
       return this;
     }
 
@@ -514,6 +541,9 @@ private static final long serialVersionUID = 0L;
       }
       if (((from_bitField0_ & 0x00000002) != 0)) {
         result.text_ = text_;
+      }
+      if (((from_bitField0_ & 0x00000008) != 0)) {
+        result.sampleIndex_ = sampleIndex_;
       }
     }
 
@@ -570,6 +600,9 @@ private static final long serialVersionUID = 0L;
             logprobsBuilder_.addAllMessages(other.logprobs_);
           }
         }
+      }
+      if (other.getSampleIndex() != 0) {
+        setSampleIndex(other.getSampleIndex());
       }
       this.mergeUnknownFields(other.getUnknownFields());
       onChanged();
@@ -631,6 +664,11 @@ private static final long serialVersionUID = 0L;
               }
               break;
             } // case 26
+            case 32: {
+              sampleIndex_ = input.readUInt32();
+              bitField0_ |= 0x00000008;
+              break;
+            } // case 32
             default: {
               if (!super.parseUnknownField(input, extensionRegistry, tag)) {
                 done = true; // was an endgroup tag
@@ -1172,6 +1210,50 @@ private static final long serialVersionUID = 0L;
         logprobs_ = null;
       }
       return logprobsBuilder_;
+    }
+
+    private int sampleIndex_ ;
+    /**
+     * <pre>
+     * Which sample this output belongs to (0 to n - 1; always 0 when n is 1).
+     * </pre>
+     *
+     * <code>uint32 sample_index = 4 [json_name = "sampleIndex"];</code>
+     * @return The sampleIndex.
+     */
+    @java.lang.Override
+    public int getSampleIndex() {
+      return sampleIndex_;
+    }
+    /**
+     * <pre>
+     * Which sample this output belongs to (0 to n - 1; always 0 when n is 1).
+     * </pre>
+     *
+     * <code>uint32 sample_index = 4 [json_name = "sampleIndex"];</code>
+     * @param value The sampleIndex to set.
+     * @return This builder for chaining.
+     */
+    public Builder setSampleIndex(int value) {
+
+      sampleIndex_ = value;
+      bitField0_ |= 0x00000008;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * Which sample this output belongs to (0 to n - 1; always 0 when n is 1).
+     * </pre>
+     *
+     * <code>uint32 sample_index = 4 [json_name = "sampleIndex"];</code>
+     * @return This builder for chaining.
+     */
+    public Builder clearSampleIndex() {
+      bitField0_ = (bitField0_ & ~0x00000008);
+      sampleIndex_ = 0;
+      onChanged();
+      return this;
     }
 
     // @@protoc_insertion_point(builder_scope:tokenwire.v1.Delta)

@@ -106,4 +106,14 @@ public interface DeltaOrBuilder extends
    */
   dev.tokenwire.v1.TokenLogprobOrBuilder getLogprobsOrBuilder(
       int index);
+
+  /**
+   * <pre>
+   * Which sample this output belongs to (0 to n - 1; always 0 when n is 1).
+   * </pre>
+   *
+   * <code>uint32 sample_index = 4 [json_name = "sampleIndex"];</code>
+   * @return The sampleIndex.
+   */
+  int getSampleIndex();
 }

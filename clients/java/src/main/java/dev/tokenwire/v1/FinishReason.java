@@ -72,6 +72,15 @@ public enum FinishReason
    * <code>FINISH_REASON_DEADLINE = 6;</code>
    */
   FINISH_REASON_DEADLINE(6),
+  /**
+   * <pre>
+   * The request's structured output was complete: its format allows nothing
+   * more.
+   * </pre>
+   *
+   * <code>FINISH_REASON_STRUCTURED_OUTPUT_COMPLETE = 7;</code>
+   */
+  FINISH_REASON_STRUCTURED_OUTPUT_COMPLETE(7),
   UNRECOGNIZED(-1),
   ;
 
@@ -141,6 +150,15 @@ public enum FinishReason
    * <code>FINISH_REASON_DEADLINE = 6;</code>
    */
   public static final int FINISH_REASON_DEADLINE_VALUE = 6;
+  /**
+   * <pre>
+   * The request's structured output was complete: its format allows nothing
+   * more.
+   * </pre>
+   *
+   * <code>FINISH_REASON_STRUCTURED_OUTPUT_COMPLETE = 7;</code>
+   */
+  public static final int FINISH_REASON_STRUCTURED_OUTPUT_COMPLETE_VALUE = 7;
 
 
   public final int getNumber() {
@@ -174,6 +192,7 @@ public enum FinishReason
       case 4: return FINISH_REASON_STOP_TOKEN;
       case 5: return FINISH_REASON_CANCELLED;
       case 6: return FINISH_REASON_DEADLINE;
+      case 7: return FINISH_REASON_STRUCTURED_OUTPUT_COMPLETE;
       default: return null;
     }
   }

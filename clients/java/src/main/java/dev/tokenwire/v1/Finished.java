@@ -325,6 +325,22 @@ private static final long serialVersionUID = 0L;
     return speculative_ == null ? dev.tokenwire.v1.SpeculativeStats.getDefaultInstance() : speculative_;
   }
 
+  public static final int SAMPLE_INDEX_FIELD_NUMBER = 7;
+  private int sampleIndex_ = 0;
+  /**
+   * <pre>
+   * Which sample ended (0 to n - 1; always 0 when n is 1). With n &gt; 1 each
+   * sample ends with its own finished event.
+   * </pre>
+   *
+   * <code>uint32 sample_index = 7 [json_name = "sampleIndex"];</code>
+   * @return The sampleIndex.
+   */
+  @java.lang.Override
+  public int getSampleIndex() {
+    return sampleIndex_;
+  }
+
   private byte memoizedIsInitialized = -1;
   @java.lang.Override
   public final boolean isInitialized() {
@@ -358,6 +374,9 @@ private static final long serialVersionUID = 0L;
     if (((bitField0_ & 0x00000004) != 0)) {
       output.writeMessage(6, getSpeculative());
     }
+    if (sampleIndex_ != 0) {
+      output.writeUInt32(7, sampleIndex_);
+    }
     getUnknownFields().writeTo(output);
   }
   private int computeSerializedSize_0() {
@@ -385,6 +404,10 @@ private static final long serialVersionUID = 0L;
     if (((bitField0_ & 0x00000004) != 0)) {
       size += com.google.protobuf.CodedOutputStream
         .computeMessageSize(6, getSpeculative());
+    }
+    if (sampleIndex_ != 0) {
+      size += com.google.protobuf.CodedOutputStream
+        .computeUInt32Size(7, sampleIndex_);
     }
     return size;
   }
@@ -426,6 +449,8 @@ private static final long serialVersionUID = 0L;
       if (!getSpeculative()
           .equals(other.getSpeculative())) return false;
     }
+    if (getSampleIndex()
+        != other.getSampleIndex()) return false;
     if (!getMatchedStopCase().equals(other.getMatchedStopCase())) return false;
     switch (matchedStopCase_) {
       case 2:
@@ -464,6 +489,8 @@ private static final long serialVersionUID = 0L;
       hash = (37 * hash) + SPECULATIVE_FIELD_NUMBER;
       hash = (53 * hash) + getSpeculative().hashCode();
     }
+    hash = (37 * hash) + SAMPLE_INDEX_FIELD_NUMBER;
+    hash = (53 * hash) + getSampleIndex();
     switch (matchedStopCase_) {
       case 2:
         hash = (37 * hash) + STOP_STRING_FIELD_NUMBER;
@@ -635,6 +662,7 @@ private static final long serialVersionUID = 0L;
         speculativeBuilder_.dispose();
         speculativeBuilder_ = null;
       }
+      sampleIndex_ = 0;
       matchedStopCase_ = 0;
       matchedStop_ = null;
       return this;
@@ -693,6 +721,9 @@ private static final long serialVersionUID = 0L;
             : speculativeBuilder_.build();
         to_bitField0_ |= 0x00000004;
       }
+      if (((from_bitField0_ & 0x00000040) != 0)) {
+        result.sampleIndex_ = sampleIndex_;
+      }
       result.bitField0_ |= to_bitField0_;
     }
 
@@ -724,6 +755,9 @@ private static final long serialVersionUID = 0L;
       }
       if (other.hasSpeculative()) {
         mergeSpeculative(other.getSpeculative());
+      }
+      if (other.getSampleIndex() != 0) {
+        setSampleIndex(other.getSampleIndex());
       }
       switch (other.getMatchedStopCase()) {
         case STOP_STRING: {
@@ -802,6 +836,11 @@ private static final long serialVersionUID = 0L;
               bitField0_ |= 0x00000020;
               break;
             } // case 50
+            case 56: {
+              sampleIndex_ = input.readUInt32();
+              bitField0_ |= 0x00000040;
+              break;
+            } // case 56
             default: {
               if (!super.parseUnknownField(input, extensionRegistry, tag)) {
                 done = true; // was an endgroup tag
@@ -1546,6 +1585,53 @@ private static final long serialVersionUID = 0L;
         speculative_ = null;
       }
       return speculativeBuilder_;
+    }
+
+    private int sampleIndex_ ;
+    /**
+     * <pre>
+     * Which sample ended (0 to n - 1; always 0 when n is 1). With n &gt; 1 each
+     * sample ends with its own finished event.
+     * </pre>
+     *
+     * <code>uint32 sample_index = 7 [json_name = "sampleIndex"];</code>
+     * @return The sampleIndex.
+     */
+    @java.lang.Override
+    public int getSampleIndex() {
+      return sampleIndex_;
+    }
+    /**
+     * <pre>
+     * Which sample ended (0 to n - 1; always 0 when n is 1). With n &gt; 1 each
+     * sample ends with its own finished event.
+     * </pre>
+     *
+     * <code>uint32 sample_index = 7 [json_name = "sampleIndex"];</code>
+     * @param value The sampleIndex to set.
+     * @return This builder for chaining.
+     */
+    public Builder setSampleIndex(int value) {
+
+      sampleIndex_ = value;
+      bitField0_ |= 0x00000040;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * Which sample ended (0 to n - 1; always 0 when n is 1). With n &gt; 1 each
+     * sample ends with its own finished event.
+     * </pre>
+     *
+     * <code>uint32 sample_index = 7 [json_name = "sampleIndex"];</code>
+     * @return This builder for chaining.
+     */
+    public Builder clearSampleIndex() {
+      bitField0_ = (bitField0_ & ~0x00000040);
+      sampleIndex_ = 0;
+      onChanged();
+      return this;
     }
 
     // @@protoc_insertion_point(builder_scope:tokenwire.v1.Finished)

@@ -158,5 +158,16 @@ public interface FinishedOrBuilder extends
    */
   dev.tokenwire.v1.SpeculativeStatsOrBuilder getSpeculativeOrBuilder();
 
+  /**
+   * <pre>
+   * Which sample ended (0 to n - 1; always 0 when n is 1). With n &gt; 1 each
+   * sample ends with its own finished event.
+   * </pre>
+   *
+   * <code>uint32 sample_index = 7 [json_name = "sampleIndex"];</code>
+   * @return The sampleIndex.
+   */
+  int getSampleIndex();
+
   dev.tokenwire.v1.Finished.MatchedStopCase getMatchedStopCase();
 }

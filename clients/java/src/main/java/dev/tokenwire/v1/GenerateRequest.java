@@ -523,6 +523,109 @@ private static final long serialVersionUID = 0L;
     return speculative_ == null ? dev.tokenwire.v1.SpeculativeOptions.getDefaultInstance() : speculative_;
   }
 
+  public static final int STRUCTURED_OUTPUT_FIELD_NUMBER = 10;
+  private dev.tokenwire.v1.StructuredOutput structuredOutput_;
+  /**
+   * <pre>
+   * Constrains the output to a format (a JSON Schema, any JSON object, a
+   * regular expression, a grammar, or one of a list of strings). Absent:
+   * free text. Engines advertise the kinds they support in
+   * GetModelInfo.structured_output_kinds; another kind is refused with
+   * INVALID_ARGUMENT. A format that does not compile is INVALID_ARGUMENT
+   * naming the field and the compiler's reason. When the format allows
+   * nothing more, the generation ends with
+   * FINISH_REASON_STRUCTURED_OUTPUT_COMPLETE; the output may still end early
+   * (max_tokens, a stop string, a timeout), incomplete.
+   * </pre>
+   *
+   * <code>.tokenwire.v1.StructuredOutput structured_output = 10 [json_name = "structuredOutput"];</code>
+   * @return Whether the structuredOutput field is set.
+   */
+  @java.lang.Override
+  public boolean hasStructuredOutput() {
+    return ((bitField0_ & 0x00000020) != 0);
+  }
+  /**
+   * <pre>
+   * Constrains the output to a format (a JSON Schema, any JSON object, a
+   * regular expression, a grammar, or one of a list of strings). Absent:
+   * free text. Engines advertise the kinds they support in
+   * GetModelInfo.structured_output_kinds; another kind is refused with
+   * INVALID_ARGUMENT. A format that does not compile is INVALID_ARGUMENT
+   * naming the field and the compiler's reason. When the format allows
+   * nothing more, the generation ends with
+   * FINISH_REASON_STRUCTURED_OUTPUT_COMPLETE; the output may still end early
+   * (max_tokens, a stop string, a timeout), incomplete.
+   * </pre>
+   *
+   * <code>.tokenwire.v1.StructuredOutput structured_output = 10 [json_name = "structuredOutput"];</code>
+   * @return The structuredOutput.
+   */
+  @java.lang.Override
+  public dev.tokenwire.v1.StructuredOutput getStructuredOutput() {
+    return structuredOutput_ == null ? dev.tokenwire.v1.StructuredOutput.getDefaultInstance() : structuredOutput_;
+  }
+  /**
+   * <pre>
+   * Constrains the output to a format (a JSON Schema, any JSON object, a
+   * regular expression, a grammar, or one of a list of strings). Absent:
+   * free text. Engines advertise the kinds they support in
+   * GetModelInfo.structured_output_kinds; another kind is refused with
+   * INVALID_ARGUMENT. A format that does not compile is INVALID_ARGUMENT
+   * naming the field and the compiler's reason. When the format allows
+   * nothing more, the generation ends with
+   * FINISH_REASON_STRUCTURED_OUTPUT_COMPLETE; the output may still end early
+   * (max_tokens, a stop string, a timeout), incomplete.
+   * </pre>
+   *
+   * <code>.tokenwire.v1.StructuredOutput structured_output = 10 [json_name = "structuredOutput"];</code>
+   */
+  @java.lang.Override
+  public dev.tokenwire.v1.StructuredOutputOrBuilder getStructuredOutputOrBuilder() {
+    return structuredOutput_ == null ? dev.tokenwire.v1.StructuredOutput.getDefaultInstance() : structuredOutput_;
+  }
+
+  public static final int N_FIELD_NUMBER = 11;
+  private int n_ = 0;
+  /**
+   * <pre>
+   * Number of samples of this prompt, 1 to GetModelInfo.max_samples
+   * (16 unless the server was started with more). Absent or 0: 1. The prompt
+   * is processed once and shared by the samples; each delta and finished
+   * event carries its sample's index (0 to n - 1), and the stream ends after
+   * the last sample's finished event. Sample i draws with seed + i when a
+   * seed is set, so each sample is reproducible on its own. With greedy
+   * decoding (temperature 0) every sample would be the same answer: n &gt; 1 is
+   * then refused with INVALID_ARGUMENT.
+   * </pre>
+   *
+   * <code>optional uint32 n = 11 [json_name = "n"];</code>
+   * @return Whether the n field is set.
+   */
+  @java.lang.Override
+  public boolean hasN() {
+    return ((bitField0_ & 0x00000040) != 0);
+  }
+  /**
+   * <pre>
+   * Number of samples of this prompt, 1 to GetModelInfo.max_samples
+   * (16 unless the server was started with more). Absent or 0: 1. The prompt
+   * is processed once and shared by the samples; each delta and finished
+   * event carries its sample's index (0 to n - 1), and the stream ends after
+   * the last sample's finished event. Sample i draws with seed + i when a
+   * seed is set, so each sample is reproducible on its own. With greedy
+   * decoding (temperature 0) every sample would be the same answer: n &gt; 1 is
+   * then refused with INVALID_ARGUMENT.
+   * </pre>
+   *
+   * <code>optional uint32 n = 11 [json_name = "n"];</code>
+   * @return The n.
+   */
+  @java.lang.Override
+  public int getN() {
+    return n_;
+  }
+
   private byte memoizedIsInitialized = -1;
   @java.lang.Override
   public final boolean isInitialized() {
@@ -564,6 +667,12 @@ private static final long serialVersionUID = 0L;
     if (((bitField0_ & 0x00000010) != 0)) {
       output.writeMessage(9, getSpeculative());
     }
+    if (((bitField0_ & 0x00000020) != 0)) {
+      output.writeMessage(10, getStructuredOutput());
+    }
+    if (((bitField0_ & 0x00000040) != 0)) {
+      output.writeUInt32(11, n_);
+    }
     getUnknownFields().writeTo(output);
   }
   private int computeSerializedSize_0() {
@@ -601,6 +710,14 @@ private static final long serialVersionUID = 0L;
     if (((bitField0_ & 0x00000010) != 0)) {
       size += com.google.protobuf.CodedOutputStream
         .computeMessageSize(9, getSpeculative());
+    }
+    if (((bitField0_ & 0x00000020) != 0)) {
+      size += com.google.protobuf.CodedOutputStream
+        .computeMessageSize(10, getStructuredOutput());
+    }
+    if (((bitField0_ & 0x00000040) != 0)) {
+      size += com.google.protobuf.CodedOutputStream
+        .computeUInt32Size(11, n_);
     }
     return size;
   }
@@ -653,6 +770,16 @@ private static final long serialVersionUID = 0L;
       if (!getSpeculative()
           .equals(other.getSpeculative())) return false;
     }
+    if (hasStructuredOutput() != other.hasStructuredOutput()) return false;
+    if (hasStructuredOutput()) {
+      if (!getStructuredOutput()
+          .equals(other.getStructuredOutput())) return false;
+    }
+    if (hasN() != other.hasN()) return false;
+    if (hasN()) {
+      if (getN()
+          != other.getN()) return false;
+    }
     if (!getInputCase().equals(other.getInputCase())) return false;
     switch (inputCase_) {
       case 2:
@@ -702,6 +829,14 @@ private static final long serialVersionUID = 0L;
     if (hasSpeculative()) {
       hash = (37 * hash) + SPECULATIVE_FIELD_NUMBER;
       hash = (53 * hash) + getSpeculative().hashCode();
+    }
+    if (hasStructuredOutput()) {
+      hash = (37 * hash) + STRUCTURED_OUTPUT_FIELD_NUMBER;
+      hash = (53 * hash) + getStructuredOutput().hashCode();
+    }
+    if (hasN()) {
+      hash = (37 * hash) + N_FIELD_NUMBER;
+      hash = (53 * hash) + getN();
     }
     switch (inputCase_) {
       case 2:
@@ -858,6 +993,7 @@ private static final long serialVersionUID = 0L;
         internalGetOutputFieldBuilder();
         internalGetTimeoutFieldBuilder();
         internalGetSpeculativeFieldBuilder();
+        internalGetStructuredOutputFieldBuilder();
       }
     }
     @java.lang.Override
@@ -896,6 +1032,12 @@ private static final long serialVersionUID = 0L;
         speculativeBuilder_.dispose();
         speculativeBuilder_ = null;
       }
+      structuredOutput_ = null;
+      if (structuredOutputBuilder_ != null) {
+        structuredOutputBuilder_.dispose();
+        structuredOutputBuilder_ = null;
+      }
+      n_ = 0;
       inputCase_ = 0;
       input_ = null;
       return this;
@@ -966,6 +1108,16 @@ private static final long serialVersionUID = 0L;
             : speculativeBuilder_.build();
         to_bitField0_ |= 0x00000010;
       }
+      if (((from_bitField0_ & 0x00000200) != 0)) {
+        result.structuredOutput_ = structuredOutputBuilder_ == null
+            ? structuredOutput_
+            : structuredOutputBuilder_.build();
+        to_bitField0_ |= 0x00000020;
+      }
+      if (((from_bitField0_ & 0x00000400) != 0)) {
+        result.n_ = n_;
+        to_bitField0_ |= 0x00000040;
+      }
       result.bitField0_ |= to_bitField0_;
     }
 
@@ -1013,6 +1165,12 @@ private static final long serialVersionUID = 0L;
       }
       if (other.hasSpeculative()) {
         mergeSpeculative(other.getSpeculative());
+      }
+      if (other.hasStructuredOutput()) {
+        mergeStructuredOutput(other.getStructuredOutput());
+      }
+      if (other.hasN()) {
+        setN(other.getN());
       }
       switch (other.getInputCase()) {
         case TEXT: {
@@ -1118,6 +1276,18 @@ private static final long serialVersionUID = 0L;
               bitField0_ |= 0x00000100;
               break;
             } // case 74
+            case 82: {
+              input.readMessage(
+                  internalGetStructuredOutputFieldBuilder().getBuilder(),
+                  extensionRegistry);
+              bitField0_ |= 0x00000200;
+              break;
+            } // case 82
+            case 88: {
+              n_ = input.readUInt32();
+              bitField0_ |= 0x00000400;
+              break;
+            } // case 88
             default: {
               if (!super.parseUnknownField(input, extensionRegistry, tag)) {
                 done = true; // was an endgroup tag
@@ -2614,6 +2784,319 @@ private static final long serialVersionUID = 0L;
         speculative_ = null;
       }
       return speculativeBuilder_;
+    }
+
+    private dev.tokenwire.v1.StructuredOutput structuredOutput_;
+    private com.google.protobuf.SingleFieldBuilder<
+        dev.tokenwire.v1.StructuredOutput, dev.tokenwire.v1.StructuredOutput.Builder, dev.tokenwire.v1.StructuredOutputOrBuilder> structuredOutputBuilder_;
+    /**
+     * <pre>
+     * Constrains the output to a format (a JSON Schema, any JSON object, a
+     * regular expression, a grammar, or one of a list of strings). Absent:
+     * free text. Engines advertise the kinds they support in
+     * GetModelInfo.structured_output_kinds; another kind is refused with
+     * INVALID_ARGUMENT. A format that does not compile is INVALID_ARGUMENT
+     * naming the field and the compiler's reason. When the format allows
+     * nothing more, the generation ends with
+     * FINISH_REASON_STRUCTURED_OUTPUT_COMPLETE; the output may still end early
+     * (max_tokens, a stop string, a timeout), incomplete.
+     * </pre>
+     *
+     * <code>.tokenwire.v1.StructuredOutput structured_output = 10 [json_name = "structuredOutput"];</code>
+     * @return Whether the structuredOutput field is set.
+     */
+    public boolean hasStructuredOutput() {
+      return ((bitField0_ & 0x00000200) != 0);
+    }
+    /**
+     * <pre>
+     * Constrains the output to a format (a JSON Schema, any JSON object, a
+     * regular expression, a grammar, or one of a list of strings). Absent:
+     * free text. Engines advertise the kinds they support in
+     * GetModelInfo.structured_output_kinds; another kind is refused with
+     * INVALID_ARGUMENT. A format that does not compile is INVALID_ARGUMENT
+     * naming the field and the compiler's reason. When the format allows
+     * nothing more, the generation ends with
+     * FINISH_REASON_STRUCTURED_OUTPUT_COMPLETE; the output may still end early
+     * (max_tokens, a stop string, a timeout), incomplete.
+     * </pre>
+     *
+     * <code>.tokenwire.v1.StructuredOutput structured_output = 10 [json_name = "structuredOutput"];</code>
+     * @return The structuredOutput.
+     */
+    public dev.tokenwire.v1.StructuredOutput getStructuredOutput() {
+      if (structuredOutputBuilder_ == null) {
+        return structuredOutput_ == null ? dev.tokenwire.v1.StructuredOutput.getDefaultInstance() : structuredOutput_;
+      } else {
+        return structuredOutputBuilder_.getMessage();
+      }
+    }
+    /**
+     * <pre>
+     * Constrains the output to a format (a JSON Schema, any JSON object, a
+     * regular expression, a grammar, or one of a list of strings). Absent:
+     * free text. Engines advertise the kinds they support in
+     * GetModelInfo.structured_output_kinds; another kind is refused with
+     * INVALID_ARGUMENT. A format that does not compile is INVALID_ARGUMENT
+     * naming the field and the compiler's reason. When the format allows
+     * nothing more, the generation ends with
+     * FINISH_REASON_STRUCTURED_OUTPUT_COMPLETE; the output may still end early
+     * (max_tokens, a stop string, a timeout), incomplete.
+     * </pre>
+     *
+     * <code>.tokenwire.v1.StructuredOutput structured_output = 10 [json_name = "structuredOutput"];</code>
+     */
+    public Builder setStructuredOutput(dev.tokenwire.v1.StructuredOutput value) {
+      if (structuredOutputBuilder_ == null) {
+        if (value == null) {
+          throw new NullPointerException();
+        }
+        structuredOutput_ = value;
+      } else {
+        structuredOutputBuilder_.setMessage(value);
+      }
+      bitField0_ |= 0x00000200;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * Constrains the output to a format (a JSON Schema, any JSON object, a
+     * regular expression, a grammar, or one of a list of strings). Absent:
+     * free text. Engines advertise the kinds they support in
+     * GetModelInfo.structured_output_kinds; another kind is refused with
+     * INVALID_ARGUMENT. A format that does not compile is INVALID_ARGUMENT
+     * naming the field and the compiler's reason. When the format allows
+     * nothing more, the generation ends with
+     * FINISH_REASON_STRUCTURED_OUTPUT_COMPLETE; the output may still end early
+     * (max_tokens, a stop string, a timeout), incomplete.
+     * </pre>
+     *
+     * <code>.tokenwire.v1.StructuredOutput structured_output = 10 [json_name = "structuredOutput"];</code>
+     */
+    public Builder setStructuredOutput(
+        dev.tokenwire.v1.StructuredOutput.Builder builderForValue) {
+      if (structuredOutputBuilder_ == null) {
+        structuredOutput_ = builderForValue.build();
+      } else {
+        structuredOutputBuilder_.setMessage(builderForValue.build());
+      }
+      bitField0_ |= 0x00000200;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * Constrains the output to a format (a JSON Schema, any JSON object, a
+     * regular expression, a grammar, or one of a list of strings). Absent:
+     * free text. Engines advertise the kinds they support in
+     * GetModelInfo.structured_output_kinds; another kind is refused with
+     * INVALID_ARGUMENT. A format that does not compile is INVALID_ARGUMENT
+     * naming the field and the compiler's reason. When the format allows
+     * nothing more, the generation ends with
+     * FINISH_REASON_STRUCTURED_OUTPUT_COMPLETE; the output may still end early
+     * (max_tokens, a stop string, a timeout), incomplete.
+     * </pre>
+     *
+     * <code>.tokenwire.v1.StructuredOutput structured_output = 10 [json_name = "structuredOutput"];</code>
+     */
+    public Builder mergeStructuredOutput(dev.tokenwire.v1.StructuredOutput value) {
+      if (structuredOutputBuilder_ == null) {
+        if (((bitField0_ & 0x00000200) != 0) &&
+          structuredOutput_ != null &&
+          structuredOutput_ != dev.tokenwire.v1.StructuredOutput.getDefaultInstance()) {
+          getStructuredOutputBuilder().mergeFrom(value);
+        } else {
+          structuredOutput_ = value;
+        }
+      } else {
+        structuredOutputBuilder_.mergeFrom(value);
+      }
+      if (structuredOutput_ != null) {
+        bitField0_ |= 0x00000200;
+        onChanged();
+      }
+      return this;
+    }
+    /**
+     * <pre>
+     * Constrains the output to a format (a JSON Schema, any JSON object, a
+     * regular expression, a grammar, or one of a list of strings). Absent:
+     * free text. Engines advertise the kinds they support in
+     * GetModelInfo.structured_output_kinds; another kind is refused with
+     * INVALID_ARGUMENT. A format that does not compile is INVALID_ARGUMENT
+     * naming the field and the compiler's reason. When the format allows
+     * nothing more, the generation ends with
+     * FINISH_REASON_STRUCTURED_OUTPUT_COMPLETE; the output may still end early
+     * (max_tokens, a stop string, a timeout), incomplete.
+     * </pre>
+     *
+     * <code>.tokenwire.v1.StructuredOutput structured_output = 10 [json_name = "structuredOutput"];</code>
+     */
+    public Builder clearStructuredOutput() {
+      bitField0_ = (bitField0_ & ~0x00000200);
+      structuredOutput_ = null;
+      if (structuredOutputBuilder_ != null) {
+        structuredOutputBuilder_.dispose();
+        structuredOutputBuilder_ = null;
+      }
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * Constrains the output to a format (a JSON Schema, any JSON object, a
+     * regular expression, a grammar, or one of a list of strings). Absent:
+     * free text. Engines advertise the kinds they support in
+     * GetModelInfo.structured_output_kinds; another kind is refused with
+     * INVALID_ARGUMENT. A format that does not compile is INVALID_ARGUMENT
+     * naming the field and the compiler's reason. When the format allows
+     * nothing more, the generation ends with
+     * FINISH_REASON_STRUCTURED_OUTPUT_COMPLETE; the output may still end early
+     * (max_tokens, a stop string, a timeout), incomplete.
+     * </pre>
+     *
+     * <code>.tokenwire.v1.StructuredOutput structured_output = 10 [json_name = "structuredOutput"];</code>
+     */
+    public dev.tokenwire.v1.StructuredOutput.Builder getStructuredOutputBuilder() {
+      bitField0_ |= 0x00000200;
+      onChanged();
+      return internalGetStructuredOutputFieldBuilder().getBuilder();
+    }
+    /**
+     * <pre>
+     * Constrains the output to a format (a JSON Schema, any JSON object, a
+     * regular expression, a grammar, or one of a list of strings). Absent:
+     * free text. Engines advertise the kinds they support in
+     * GetModelInfo.structured_output_kinds; another kind is refused with
+     * INVALID_ARGUMENT. A format that does not compile is INVALID_ARGUMENT
+     * naming the field and the compiler's reason. When the format allows
+     * nothing more, the generation ends with
+     * FINISH_REASON_STRUCTURED_OUTPUT_COMPLETE; the output may still end early
+     * (max_tokens, a stop string, a timeout), incomplete.
+     * </pre>
+     *
+     * <code>.tokenwire.v1.StructuredOutput structured_output = 10 [json_name = "structuredOutput"];</code>
+     */
+    public dev.tokenwire.v1.StructuredOutputOrBuilder getStructuredOutputOrBuilder() {
+      if (structuredOutputBuilder_ != null) {
+        return structuredOutputBuilder_.getMessageOrBuilder();
+      } else {
+        return structuredOutput_ == null ?
+            dev.tokenwire.v1.StructuredOutput.getDefaultInstance() : structuredOutput_;
+      }
+    }
+    /**
+     * <pre>
+     * Constrains the output to a format (a JSON Schema, any JSON object, a
+     * regular expression, a grammar, or one of a list of strings). Absent:
+     * free text. Engines advertise the kinds they support in
+     * GetModelInfo.structured_output_kinds; another kind is refused with
+     * INVALID_ARGUMENT. A format that does not compile is INVALID_ARGUMENT
+     * naming the field and the compiler's reason. When the format allows
+     * nothing more, the generation ends with
+     * FINISH_REASON_STRUCTURED_OUTPUT_COMPLETE; the output may still end early
+     * (max_tokens, a stop string, a timeout), incomplete.
+     * </pre>
+     *
+     * <code>.tokenwire.v1.StructuredOutput structured_output = 10 [json_name = "structuredOutput"];</code>
+     */
+    private com.google.protobuf.SingleFieldBuilder<
+        dev.tokenwire.v1.StructuredOutput, dev.tokenwire.v1.StructuredOutput.Builder, dev.tokenwire.v1.StructuredOutputOrBuilder> 
+        internalGetStructuredOutputFieldBuilder() {
+      if (structuredOutputBuilder_ == null) {
+        structuredOutputBuilder_ = new com.google.protobuf.SingleFieldBuilder<
+            dev.tokenwire.v1.StructuredOutput, dev.tokenwire.v1.StructuredOutput.Builder, dev.tokenwire.v1.StructuredOutputOrBuilder>(
+                getStructuredOutput(),
+                getParentForChildren(),
+                isClean());
+        structuredOutput_ = null;
+      }
+      return structuredOutputBuilder_;
+    }
+
+    private int n_ ;
+    /**
+     * <pre>
+     * Number of samples of this prompt, 1 to GetModelInfo.max_samples
+     * (16 unless the server was started with more). Absent or 0: 1. The prompt
+     * is processed once and shared by the samples; each delta and finished
+     * event carries its sample's index (0 to n - 1), and the stream ends after
+     * the last sample's finished event. Sample i draws with seed + i when a
+     * seed is set, so each sample is reproducible on its own. With greedy
+     * decoding (temperature 0) every sample would be the same answer: n &gt; 1 is
+     * then refused with INVALID_ARGUMENT.
+     * </pre>
+     *
+     * <code>optional uint32 n = 11 [json_name = "n"];</code>
+     * @return Whether the n field is set.
+     */
+    @java.lang.Override
+    public boolean hasN() {
+      return ((bitField0_ & 0x00000400) != 0);
+    }
+    /**
+     * <pre>
+     * Number of samples of this prompt, 1 to GetModelInfo.max_samples
+     * (16 unless the server was started with more). Absent or 0: 1. The prompt
+     * is processed once and shared by the samples; each delta and finished
+     * event carries its sample's index (0 to n - 1), and the stream ends after
+     * the last sample's finished event. Sample i draws with seed + i when a
+     * seed is set, so each sample is reproducible on its own. With greedy
+     * decoding (temperature 0) every sample would be the same answer: n &gt; 1 is
+     * then refused with INVALID_ARGUMENT.
+     * </pre>
+     *
+     * <code>optional uint32 n = 11 [json_name = "n"];</code>
+     * @return The n.
+     */
+    @java.lang.Override
+    public int getN() {
+      return n_;
+    }
+    /**
+     * <pre>
+     * Number of samples of this prompt, 1 to GetModelInfo.max_samples
+     * (16 unless the server was started with more). Absent or 0: 1. The prompt
+     * is processed once and shared by the samples; each delta and finished
+     * event carries its sample's index (0 to n - 1), and the stream ends after
+     * the last sample's finished event. Sample i draws with seed + i when a
+     * seed is set, so each sample is reproducible on its own. With greedy
+     * decoding (temperature 0) every sample would be the same answer: n &gt; 1 is
+     * then refused with INVALID_ARGUMENT.
+     * </pre>
+     *
+     * <code>optional uint32 n = 11 [json_name = "n"];</code>
+     * @param value The n to set.
+     * @return This builder for chaining.
+     */
+    public Builder setN(int value) {
+
+      n_ = value;
+      bitField0_ |= 0x00000400;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * Number of samples of this prompt, 1 to GetModelInfo.max_samples
+     * (16 unless the server was started with more). Absent or 0: 1. The prompt
+     * is processed once and shared by the samples; each delta and finished
+     * event carries its sample's index (0 to n - 1), and the stream ends after
+     * the last sample's finished event. Sample i draws with seed + i when a
+     * seed is set, so each sample is reproducible on its own. With greedy
+     * decoding (temperature 0) every sample would be the same answer: n &gt; 1 is
+     * then refused with INVALID_ARGUMENT.
+     * </pre>
+     *
+     * <code>optional uint32 n = 11 [json_name = "n"];</code>
+     * @return This builder for chaining.
+     */
+    public Builder clearN() {
+      bitField0_ = (bitField0_ & ~0x00000400);
+      n_ = 0;
+      onChanged();
+      return this;
     }
 
     // @@protoc_insertion_point(builder_scope:tokenwire.v1.GenerateRequest)

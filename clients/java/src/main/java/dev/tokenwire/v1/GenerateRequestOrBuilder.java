@@ -290,5 +290,89 @@ public interface GenerateRequestOrBuilder extends
    */
   dev.tokenwire.v1.SpeculativeOptionsOrBuilder getSpeculativeOrBuilder();
 
+  /**
+   * <pre>
+   * Constrains the output to a format (a JSON Schema, any JSON object, a
+   * regular expression, a grammar, or one of a list of strings). Absent:
+   * free text. Engines advertise the kinds they support in
+   * GetModelInfo.structured_output_kinds; another kind is refused with
+   * INVALID_ARGUMENT. A format that does not compile is INVALID_ARGUMENT
+   * naming the field and the compiler's reason. When the format allows
+   * nothing more, the generation ends with
+   * FINISH_REASON_STRUCTURED_OUTPUT_COMPLETE; the output may still end early
+   * (max_tokens, a stop string, a timeout), incomplete.
+   * </pre>
+   *
+   * <code>.tokenwire.v1.StructuredOutput structured_output = 10 [json_name = "structuredOutput"];</code>
+   * @return Whether the structuredOutput field is set.
+   */
+  boolean hasStructuredOutput();
+  /**
+   * <pre>
+   * Constrains the output to a format (a JSON Schema, any JSON object, a
+   * regular expression, a grammar, or one of a list of strings). Absent:
+   * free text. Engines advertise the kinds they support in
+   * GetModelInfo.structured_output_kinds; another kind is refused with
+   * INVALID_ARGUMENT. A format that does not compile is INVALID_ARGUMENT
+   * naming the field and the compiler's reason. When the format allows
+   * nothing more, the generation ends with
+   * FINISH_REASON_STRUCTURED_OUTPUT_COMPLETE; the output may still end early
+   * (max_tokens, a stop string, a timeout), incomplete.
+   * </pre>
+   *
+   * <code>.tokenwire.v1.StructuredOutput structured_output = 10 [json_name = "structuredOutput"];</code>
+   * @return The structuredOutput.
+   */
+  dev.tokenwire.v1.StructuredOutput getStructuredOutput();
+  /**
+   * <pre>
+   * Constrains the output to a format (a JSON Schema, any JSON object, a
+   * regular expression, a grammar, or one of a list of strings). Absent:
+   * free text. Engines advertise the kinds they support in
+   * GetModelInfo.structured_output_kinds; another kind is refused with
+   * INVALID_ARGUMENT. A format that does not compile is INVALID_ARGUMENT
+   * naming the field and the compiler's reason. When the format allows
+   * nothing more, the generation ends with
+   * FINISH_REASON_STRUCTURED_OUTPUT_COMPLETE; the output may still end early
+   * (max_tokens, a stop string, a timeout), incomplete.
+   * </pre>
+   *
+   * <code>.tokenwire.v1.StructuredOutput structured_output = 10 [json_name = "structuredOutput"];</code>
+   */
+  dev.tokenwire.v1.StructuredOutputOrBuilder getStructuredOutputOrBuilder();
+
+  /**
+   * <pre>
+   * Number of samples of this prompt, 1 to GetModelInfo.max_samples
+   * (16 unless the server was started with more). Absent or 0: 1. The prompt
+   * is processed once and shared by the samples; each delta and finished
+   * event carries its sample's index (0 to n - 1), and the stream ends after
+   * the last sample's finished event. Sample i draws with seed + i when a
+   * seed is set, so each sample is reproducible on its own. With greedy
+   * decoding (temperature 0) every sample would be the same answer: n &gt; 1 is
+   * then refused with INVALID_ARGUMENT.
+   * </pre>
+   *
+   * <code>optional uint32 n = 11 [json_name = "n"];</code>
+   * @return Whether the n field is set.
+   */
+  boolean hasN();
+  /**
+   * <pre>
+   * Number of samples of this prompt, 1 to GetModelInfo.max_samples
+   * (16 unless the server was started with more). Absent or 0: 1. The prompt
+   * is processed once and shared by the samples; each delta and finished
+   * event carries its sample's index (0 to n - 1), and the stream ends after
+   * the last sample's finished event. Sample i draws with seed + i when a
+   * seed is set, so each sample is reproducible on its own. With greedy
+   * decoding (temperature 0) every sample would be the same answer: n &gt; 1 is
+   * then refused with INVALID_ARGUMENT.
+   * </pre>
+   *
+   * <code>optional uint32 n = 11 [json_name = "n"];</code>
+   * @return The n.
+   */
+  int getN();
+
   dev.tokenwire.v1.GenerateRequest.InputCase getInputCase();
 }

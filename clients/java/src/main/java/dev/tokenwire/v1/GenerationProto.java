@@ -32,6 +32,26 @@ public final class GenerationProto extends com.google.protobuf.GeneratedFile {
     com.google.protobuf.GeneratedMessage.FieldAccessorTable
       internal_static_tokenwire_v1_GenerateRequest_fieldAccessorTable;
   static final com.google.protobuf.Descriptors.Descriptor
+    internal_static_tokenwire_v1_StructuredOutput_descriptor;
+  static final 
+    com.google.protobuf.GeneratedMessage.FieldAccessorTable
+      internal_static_tokenwire_v1_StructuredOutput_fieldAccessorTable;
+  static final com.google.protobuf.Descriptors.Descriptor
+    internal_static_tokenwire_v1_JsonObjectFormat_descriptor;
+  static final 
+    com.google.protobuf.GeneratedMessage.FieldAccessorTable
+      internal_static_tokenwire_v1_JsonObjectFormat_fieldAccessorTable;
+  static final com.google.protobuf.Descriptors.Descriptor
+    internal_static_tokenwire_v1_Grammar_descriptor;
+  static final 
+    com.google.protobuf.GeneratedMessage.FieldAccessorTable
+      internal_static_tokenwire_v1_Grammar_fieldAccessorTable;
+  static final com.google.protobuf.Descriptors.Descriptor
+    internal_static_tokenwire_v1_Choice_descriptor;
+  static final 
+    com.google.protobuf.GeneratedMessage.FieldAccessorTable
+      internal_static_tokenwire_v1_Choice_fieldAccessorTable;
+  static final com.google.protobuf.Descriptors.Descriptor
     internal_static_tokenwire_v1_SpeculativeOptions_descriptor;
   static final 
     com.google.protobuf.GeneratedMessage.FieldAccessorTable
@@ -56,6 +76,11 @@ public final class GenerationProto extends com.google.protobuf.GeneratedFile {
   static final 
     com.google.protobuf.GeneratedMessage.FieldAccessorTable
       internal_static_tokenwire_v1_SamplingParams_fieldAccessorTable;
+  static final com.google.protobuf.Descriptors.Descriptor
+    internal_static_tokenwire_v1_SamplingParams_LogitBiasEntry_descriptor;
+  static final 
+    com.google.protobuf.GeneratedMessage.FieldAccessorTable
+      internal_static_tokenwire_v1_SamplingParams_LogitBiasEntry_fieldAccessorTable;
   static final com.google.protobuf.Descriptors.Descriptor
     internal_static_tokenwire_v1_StoppingCriteria_descriptor;
   static final 
@@ -147,7 +172,7 @@ public final class GenerationProto extends com.google.protobuf.GeneratedFile {
     java.lang.String[] descriptorData = {
       "\n\035tokenwire/v1/generation.proto\022\014tokenwi" +
       "re.v1\032\036google/protobuf/duration.proto\032\027g" +
-      "oogle/rpc/status.proto\"\324\003\n\017GenerateReque" +
+      "oogle/rpc/status.proto\"\272\004\n\017GenerateReque" +
       "st\022\035\n\nrequest_id\030\001 \001(\tR\trequestId\022\024\n\004tex" +
       "t\030\002 \001(\tH\000R\004text\0225\n\ttoken_ids\030\003 \001(\0132\026.tok" +
       "enwire.v1.TokenIdsH\000R\010tokenIds\022(\n\004chat\030\004" +
@@ -159,100 +184,121 @@ public final class GenerationProto extends com.google.protobuf.GeneratedFile {
       "put\0223\n\007timeout\030\010 \001(\0132\031.google.protobuf.D" +
       "urationR\007timeout\022B\n\013speculative\030\t \001(\0132 ." +
       "tokenwire.v1.SpeculativeOptionsR\013specula" +
-      "tiveB\007\n\005input\"\254\002\n\022SpeculativeOptions\022J\n\006" +
-      "method\030\001 \001(\01622.tokenwire.v1.SpeculativeO" +
-      "ptions.SpeculativeMethodR\006method\022&\n\014draf" +
-      "t_length\030\002 \001(\rH\000R\013draftLength\210\001\001\"\220\001\n\021Spe" +
-      "culativeMethod\022\"\n\036SPECULATIVE_METHOD_UNS" +
-      "PECIFIED\020\000\022\032\n\026SPECULATIVE_METHOD_OFF\020\001\022\034" +
-      "\n\030SPECULATIVE_METHOD_NGRAM\020\002\022\035\n\031SPECULAT" +
-      "IVE_METHOD_EAGLE3\020\003B\017\n\r_draft_length\"\034\n\010" +
-      "TokenIds\022\020\n\003ids\030\001 \003(\rR\003ids\"=\n\004Chat\0225\n\010me" +
-      "ssages\030\001 \003(\0132\031.tokenwire.v1.ChatMessageR" +
-      "\010messages\";\n\013ChatMessage\022\022\n\004role\030\001 \001(\tR\004" +
-      "role\022\030\n\007content\030\002 \001(\tR\007content\"\255\003\n\016Sampl" +
-      "ingParams\022%\n\013temperature\030\001 \001(\002H\000R\013temper" +
-      "ature\210\001\001\022\030\n\005top_p\030\002 \001(\002H\001R\004topP\210\001\001\022\030\n\005to" +
-      "p_k\030\003 \001(\rH\002R\004topK\210\001\001\022\030\n\005min_p\030\004 \001(\002H\003R\004m" +
-      "inP\210\001\001\022\027\n\004seed\030\005 \001(\004H\004R\004seed\210\001\001\0222\n\022repet" +
-      "ition_penalty\030\006 \001(\002H\005R\021repetitionPenalty" +
-      "\210\001\001\022.\n\020presence_penalty\030\007 \001(\002H\006R\017presenc" +
-      "ePenalty\210\001\001\0220\n\021frequency_penalty\030\010 \001(\002H\007" +
-      "R\020frequencyPenalty\210\001\001B\016\n\014_temperatureB\010\n" +
-      "\006_top_pB\010\n\006_top_kB\010\n\006_min_pB\007\n\005_seedB\025\n\023" +
-      "_repetition_penaltyB\023\n\021_presence_penalty" +
-      "B\024\n\022_frequency_penalty\"\321\001\n\020StoppingCrite" +
-      "ria\022\"\n\nmax_tokens\030\001 \001(\rH\000R\tmaxTokens\210\001\001\022" +
-      "\"\n\nmin_tokens\030\002 \001(\rH\001R\tminTokens\210\001\001\022\022\n\004s" +
-      "top\030\003 \003(\tR\004stop\022$\n\016stop_token_ids\030\004 \003(\rR" +
-      "\014stopTokenIds\022\035\n\nignore_eos\030\005 \001(\010R\tignor" +
-      "eEosB\r\n\013_max_tokensB\r\n\013_min_tokens\"\240\001\n\rO" +
-      "utputOptions\022 \n\ttoken_ids\030\001 \001(\010H\000R\010token" +
-      "Ids\210\001\001\022\027\n\004text\030\002 \001(\010H\001R\004text\210\001\001\022\032\n\010logpr" +
-      "obs\030\003 \001(\010R\010logprobs\022!\n\014top_logprobs\030\004 \001(" +
-      "\rR\013topLogprobsB\014\n\n_token_idsB\007\n\005_text\"\320\001" +
-      "\n\020GenerateResponse\022\035\n\nrequest_id\030\001 \001(\tR\t" +
-      "requestId\0221\n\007started\030\002 \001(\0132\025.tokenwire.v" +
-      "1.StartedH\000R\007started\022+\n\005delta\030\003 \001(\0132\023.to" +
-      "kenwire.v1.DeltaH\000R\005delta\0224\n\010finished\030\004 " +
-      "\001(\0132\026.tokenwire.v1.FinishedH\000R\010finishedB" +
-      "\007\n\005event\"\210\001\n\016SessionRequest\0225\n\005start\030\001 \001" +
-      "(\0132\035.tokenwire.v1.GenerateRequestH\000R\005sta" +
-      "rt\0225\n\006cancel\030\002 \001(\0132\033.tokenwire.v1.Sessio" +
-      "nCancelH\000R\006cancelB\010\n\006action\".\n\rSessionCa" +
-      "ncel\022\035\n\nrequest_id\030\001 \001(\tR\trequestId\"\373\001\n\017" +
-      "SessionResponse\022\035\n\nrequest_id\030\001 \001(\tR\treq" +
-      "uestId\0221\n\007started\030\002 \001(\0132\025.tokenwire.v1.S" +
-      "tartedH\000R\007started\022+\n\005delta\030\003 \001(\0132\023.token" +
-      "wire.v1.DeltaH\000R\005delta\0224\n\010finished\030\004 \001(\013" +
-      "2\026.tokenwire.v1.FinishedH\000R\010finished\022*\n\005" +
-      "error\030\005 \001(\0132\022.google.rpc.StatusH\000R\005error" +
-      "B\007\n\005event\"D\n\007Started\022#\n\rprompt_tokens\030\001 " +
-      "\001(\rR\014promptTokens\022\024\n\005model\030\002 \001(\tR\005model\"" +
-      "p\n\005Delta\022\033\n\ttoken_ids\030\001 \003(\rR\010tokenIds\022\022\n" +
-      "\004text\030\002 \001(\tR\004text\0226\n\010logprobs\030\003 \003(\0132\032.to" +
-      "kenwire.v1.TokenLogprobR\010logprobs\"o\n\014Tok" +
-      "enLogprob\022\031\n\010token_id\030\001 \001(\rR\007tokenId\022\030\n\007" +
-      "logprob\030\002 \001(\002R\007logprob\022*\n\003top\030\003 \003(\0132\030.to" +
-      "kenwire.v1.TopLogprobR\003top\"A\n\nTopLogprob" +
-      "\022\031\n\010token_id\030\001 \001(\rR\007tokenId\022\030\n\007logprob\030\002" +
-      " \001(\002R\007logprob\"\262\002\n\010Finished\0222\n\006reason\030\001 \001" +
-      "(\0162\032.tokenwire.v1.FinishReasonR\006reason\022!" +
-      "\n\013stop_string\030\002 \001(\tH\000R\nstopString\022$\n\rsto" +
-      "p_token_id\030\003 \001(\rH\000R\013stopTokenId\022)\n\005usage" +
-      "\030\004 \001(\0132\023.tokenwire.v1.UsageR\005usage\022,\n\006ti" +
-      "ming\030\005 \001(\0132\024.tokenwire.v1.TimingR\006timing" +
-      "\022@\n\013speculative\030\006 \001(\0132\036.tokenwire.v1.Spe" +
-      "culativeStatsR\013speculativeB\016\n\014matched_st" +
-      "op\"\213\001\n\005Usage\022#\n\rprompt_tokens\030\001 \001(\rR\014pro" +
-      "mptTokens\022+\n\021completion_tokens\030\002 \001(\rR\020co" +
-      "mpletionTokens\0220\n\024cached_prompt_tokens\030\003" +
-      " \001(\rR\022cachedPromptTokens\"\266\001\n\006Timing\0221\n\006q" +
-      "ueued\030\001 \001(\0132\031.google.protobuf.DurationR\006" +
-      "queued\022H\n\023time_to_first_token\030\002 \001(\0132\031.go" +
-      "ogle.protobuf.DurationR\020timeToFirstToken" +
-      "\022/\n\005total\030\003 \001(\0132\031.google.protobuf.Durati" +
-      "onR\005total\"\201\001\n\020SpeculativeStats\022!\n\014draft_" +
-      "tokens\030\001 \001(\rR\013draftTokens\022\'\n\017accepted_to" +
-      "kens\030\002 \001(\rR\016acceptedTokens\022!\n\014decode_ste" +
-      "ps\030\003 \001(\rR\013decodeSteps\"-\n\014AbortRequest\022\035\n" +
-      "\nrequest_id\030\001 \001(\tR\trequestId\"-\n\rAbortRes" +
-      "ponse\022\034\n\tcancelled\030\001 \001(\010R\tcancelled*\340\001\n\014" +
-      "FinishReason\022\035\n\031FINISH_REASON_UNSPECIFIE" +
-      "D\020\000\022!\n\035FINISH_REASON_END_OF_SEQUENCE\020\001\022\030" +
-      "\n\024FINISH_REASON_LENGTH\020\002\022\035\n\031FINISH_REASO" +
-      "N_STOP_STRING\020\003\022\034\n\030FINISH_REASON_STOP_TO" +
-      "KEN\020\004\022\033\n\027FINISH_REASON_CANCELLED\020\005\022\032\n\026FI" +
-      "NISH_REASON_DEADLINE\020\0062\356\001\n\021GenerationSer" +
-      "vice\022K\n\010Generate\022\035.tokenwire.v1.Generate" +
-      "Request\032\036.tokenwire.v1.GenerateResponse0" +
-      "\001\022J\n\007Session\022\034.tokenwire.v1.SessionReque" +
-      "st\032\035.tokenwire.v1.SessionResponse(\0010\001\022@\n" +
-      "\005Abort\022\032.tokenwire.v1.AbortRequest\032\033.tok" +
-      "enwire.v1.AbortResponseBt\n\020dev.tokenwire" +
-      ".v1B\017GenerationProtoP\001\242\002\003TXX\252\002\014Tokenwire" +
-      ".V1\312\002\014Tokenwire\\V1\342\002\030Tokenwire\\V1\\GPBMet" +
-      "adata\352\002\rTokenwire::V1b\006proto3"
+      "tive\022K\n\021structured_output\030\n \001(\0132\036.tokenw" +
+      "ire.v1.StructuredOutputR\020structuredOutpu" +
+      "t\022\021\n\001n\030\013 \001(\rH\001R\001n\210\001\001B\007\n\005inputB\004\n\002_n\"\375\001\n\020" +
+      "StructuredOutput\022!\n\013json_schema\030\001 \001(\tH\000R" +
+      "\njsonSchema\022A\n\013json_object\030\002 \001(\0132\036.token" +
+      "wire.v1.JsonObjectFormatH\000R\njsonObject\022\026" +
+      "\n\005regex\030\003 \001(\tH\000R\005regex\0221\n\007grammar\030\004 \001(\0132" +
+      "\025.tokenwire.v1.GrammarH\000R\007grammar\022.\n\006cho" +
+      "ice\030\005 \001(\0132\024.tokenwire.v1.ChoiceH\000R\006choic" +
+      "eB\010\n\006format\"\022\n\020JsonObjectFormat\"\227\001\n\007Gram" +
+      "mar\0224\n\006syntax\030\001 \001(\0162\034.tokenwire.v1.Gramm" +
+      "ar.SyntaxR\006syntax\022\022\n\004text\030\002 \001(\tR\004text\"B\n" +
+      "\006Syntax\022\026\n\022SYNTAX_UNSPECIFIED\020\000\022\017\n\013SYNTA" +
+      "X_LARK\020\001\022\017\n\013SYNTAX_GBNF\020\002\"\"\n\006Choice\022\030\n\007o" +
+      "ptions\030\001 \003(\tR\007options\"\254\002\n\022SpeculativeOpt" +
+      "ions\022J\n\006method\030\001 \001(\01622.tokenwire.v1.Spec" +
+      "ulativeOptions.SpeculativeMethodR\006method" +
+      "\022&\n\014draft_length\030\002 \001(\rH\000R\013draftLength\210\001\001" +
+      "\"\220\001\n\021SpeculativeMethod\022\"\n\036SPECULATIVE_ME" +
+      "THOD_UNSPECIFIED\020\000\022\032\n\026SPECULATIVE_METHOD" +
+      "_OFF\020\001\022\034\n\030SPECULATIVE_METHOD_NGRAM\020\002\022\035\n\031" +
+      "SPECULATIVE_METHOD_EAGLE3\020\003B\017\n\r_draft_le" +
+      "ngth\"\034\n\010TokenIds\022\020\n\003ids\030\001 \003(\rR\003ids\"=\n\004Ch" +
+      "at\0225\n\010messages\030\001 \003(\0132\031.tokenwire.v1.Chat" +
+      "MessageR\010messages\";\n\013ChatMessage\022\022\n\004role" +
+      "\030\001 \001(\tR\004role\022\030\n\007content\030\002 \001(\tR\007content\"\267" +
+      "\004\n\016SamplingParams\022%\n\013temperature\030\001 \001(\002H\000" +
+      "R\013temperature\210\001\001\022\030\n\005top_p\030\002 \001(\002H\001R\004topP\210" +
+      "\001\001\022\030\n\005top_k\030\003 \001(\rH\002R\004topK\210\001\001\022\030\n\005min_p\030\004 " +
+      "\001(\002H\003R\004minP\210\001\001\022\027\n\004seed\030\005 \001(\004H\004R\004seed\210\001\001\022" +
+      "2\n\022repetition_penalty\030\006 \001(\002H\005R\021repetitio" +
+      "nPenalty\210\001\001\022.\n\020presence_penalty\030\007 \001(\002H\006R" +
+      "\017presencePenalty\210\001\001\0220\n\021frequency_penalty" +
+      "\030\010 \001(\002H\007R\020frequencyPenalty\210\001\001\022J\n\nlogit_b" +
+      "ias\030\t \003(\0132+.tokenwire.v1.SamplingParams." +
+      "LogitBiasEntryR\tlogitBias\032<\n\016LogitBiasEn" +
+      "try\022\020\n\003key\030\001 \001(\rR\003key\022\024\n\005value\030\002 \001(\002R\005va" +
+      "lue:\0028\001B\016\n\014_temperatureB\010\n\006_top_pB\010\n\006_to" +
+      "p_kB\010\n\006_min_pB\007\n\005_seedB\025\n\023_repetition_pe" +
+      "naltyB\023\n\021_presence_penaltyB\024\n\022_frequency" +
+      "_penalty\"\321\001\n\020StoppingCriteria\022\"\n\nmax_tok" +
+      "ens\030\001 \001(\rH\000R\tmaxTokens\210\001\001\022\"\n\nmin_tokens\030" +
+      "\002 \001(\rH\001R\tminTokens\210\001\001\022\022\n\004stop\030\003 \003(\tR\004sto" +
+      "p\022$\n\016stop_token_ids\030\004 \003(\rR\014stopTokenIds\022" +
+      "\035\n\nignore_eos\030\005 \001(\010R\tignoreEosB\r\n\013_max_t" +
+      "okensB\r\n\013_min_tokens\"\240\001\n\rOutputOptions\022 " +
+      "\n\ttoken_ids\030\001 \001(\010H\000R\010tokenIds\210\001\001\022\027\n\004text" +
+      "\030\002 \001(\010H\001R\004text\210\001\001\022\032\n\010logprobs\030\003 \001(\010R\010log" +
+      "probs\022!\n\014top_logprobs\030\004 \001(\rR\013topLogprobs" +
+      "B\014\n\n_token_idsB\007\n\005_text\"\320\001\n\020GenerateResp" +
+      "onse\022\035\n\nrequest_id\030\001 \001(\tR\trequestId\0221\n\007s" +
+      "tarted\030\002 \001(\0132\025.tokenwire.v1.StartedH\000R\007s" +
+      "tarted\022+\n\005delta\030\003 \001(\0132\023.tokenwire.v1.Del" +
+      "taH\000R\005delta\0224\n\010finished\030\004 \001(\0132\026.tokenwir" +
+      "e.v1.FinishedH\000R\010finishedB\007\n\005event\"\210\001\n\016S" +
+      "essionRequest\0225\n\005start\030\001 \001(\0132\035.tokenwire" +
+      ".v1.GenerateRequestH\000R\005start\0225\n\006cancel\030\002" +
+      " \001(\0132\033.tokenwire.v1.SessionCancelH\000R\006can" +
+      "celB\010\n\006action\".\n\rSessionCancel\022\035\n\nreques" +
+      "t_id\030\001 \001(\tR\trequestId\"\373\001\n\017SessionRespons" +
+      "e\022\035\n\nrequest_id\030\001 \001(\tR\trequestId\0221\n\007star" +
+      "ted\030\002 \001(\0132\025.tokenwire.v1.StartedH\000R\007star" +
+      "ted\022+\n\005delta\030\003 \001(\0132\023.tokenwire.v1.DeltaH" +
+      "\000R\005delta\0224\n\010finished\030\004 \001(\0132\026.tokenwire.v" +
+      "1.FinishedH\000R\010finished\022*\n\005error\030\005 \001(\0132\022." +
+      "google.rpc.StatusH\000R\005errorB\007\n\005event\"D\n\007S" +
+      "tarted\022#\n\rprompt_tokens\030\001 \001(\rR\014promptTok" +
+      "ens\022\024\n\005model\030\002 \001(\tR\005model\"\223\001\n\005Delta\022\033\n\tt" +
+      "oken_ids\030\001 \003(\rR\010tokenIds\022\022\n\004text\030\002 \001(\tR\004" +
+      "text\0226\n\010logprobs\030\003 \003(\0132\032.tokenwire.v1.To" +
+      "kenLogprobR\010logprobs\022!\n\014sample_index\030\004 \001" +
+      "(\rR\013sampleIndex\"o\n\014TokenLogprob\022\031\n\010token" +
+      "_id\030\001 \001(\rR\007tokenId\022\030\n\007logprob\030\002 \001(\002R\007log" +
+      "prob\022*\n\003top\030\003 \003(\0132\030.tokenwire.v1.TopLogp" +
+      "robR\003top\"A\n\nTopLogprob\022\031\n\010token_id\030\001 \001(\r" +
+      "R\007tokenId\022\030\n\007logprob\030\002 \001(\002R\007logprob\"\325\002\n\010" +
+      "Finished\0222\n\006reason\030\001 \001(\0162\032.tokenwire.v1." +
+      "FinishReasonR\006reason\022!\n\013stop_string\030\002 \001(" +
+      "\tH\000R\nstopString\022$\n\rstop_token_id\030\003 \001(\rH\000" +
+      "R\013stopTokenId\022)\n\005usage\030\004 \001(\0132\023.tokenwire" +
+      ".v1.UsageR\005usage\022,\n\006timing\030\005 \001(\0132\024.token" +
+      "wire.v1.TimingR\006timing\022@\n\013speculative\030\006 " +
+      "\001(\0132\036.tokenwire.v1.SpeculativeStatsR\013spe" +
+      "culative\022!\n\014sample_index\030\007 \001(\rR\013sampleIn" +
+      "dexB\016\n\014matched_stop\"\213\001\n\005Usage\022#\n\rprompt_" +
+      "tokens\030\001 \001(\rR\014promptTokens\022+\n\021completion" +
+      "_tokens\030\002 \001(\rR\020completionTokens\0220\n\024cache" +
+      "d_prompt_tokens\030\003 \001(\rR\022cachedPromptToken" +
+      "s\"\266\001\n\006Timing\0221\n\006queued\030\001 \001(\0132\031.google.pr" +
+      "otobuf.DurationR\006queued\022H\n\023time_to_first" +
+      "_token\030\002 \001(\0132\031.google.protobuf.DurationR" +
+      "\020timeToFirstToken\022/\n\005total\030\003 \001(\0132\031.googl" +
+      "e.protobuf.DurationR\005total\"\201\001\n\020Speculati" +
+      "veStats\022!\n\014draft_tokens\030\001 \001(\rR\013draftToke" +
+      "ns\022\'\n\017accepted_tokens\030\002 \001(\rR\016acceptedTok" +
+      "ens\022!\n\014decode_steps\030\003 \001(\rR\013decodeSteps\"-" +
+      "\n\014AbortRequest\022\035\n\nrequest_id\030\001 \001(\tR\trequ" +
+      "estId\"-\n\rAbortResponse\022\034\n\tcancelled\030\001 \001(" +
+      "\010R\tcancelled*\216\002\n\014FinishReason\022\035\n\031FINISH_" +
+      "REASON_UNSPECIFIED\020\000\022!\n\035FINISH_REASON_EN" +
+      "D_OF_SEQUENCE\020\001\022\030\n\024FINISH_REASON_LENGTH\020" +
+      "\002\022\035\n\031FINISH_REASON_STOP_STRING\020\003\022\034\n\030FINI" +
+      "SH_REASON_STOP_TOKEN\020\004\022\033\n\027FINISH_REASON_" +
+      "CANCELLED\020\005\022\032\n\026FINISH_REASON_DEADLINE\020\006\022" +
+      ",\n(FINISH_REASON_STRUCTURED_OUTPUT_COMPL" +
+      "ETE\020\0072\356\001\n\021GenerationService\022K\n\010Generate\022" +
+      "\035.tokenwire.v1.GenerateRequest\032\036.tokenwi" +
+      "re.v1.GenerateResponse0\001\022J\n\007Session\022\034.to" +
+      "kenwire.v1.SessionRequest\032\035.tokenwire.v1" +
+      ".SessionResponse(\0010\001\022@\n\005Abort\022\032.tokenwir" +
+      "e.v1.AbortRequest\032\033.tokenwire.v1.AbortRe" +
+      "sponseBt\n\020dev.tokenwire.v1B\017GenerationPr" +
+      "otoP\001\242\002\003TXX\252\002\014Tokenwire.V1\312\002\014Tokenwire\\V" +
+      "1\342\002\030Tokenwire\\V1\\GPBMetadata\352\002\rTokenwire" +
+      "::V1b\006proto3"
     };
     descriptor = com.google.protobuf.Descriptors.FileDescriptor
       .internalBuildGeneratedFileFrom(descriptorData,
@@ -265,129 +311,159 @@ public final class GenerationProto extends com.google.protobuf.GeneratedFile {
     internal_static_tokenwire_v1_GenerateRequest_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_tokenwire_v1_GenerateRequest_descriptor,
-        new java.lang.String[] { "RequestId", "Text", "TokenIds", "Chat", "Sampling", "Stopping", "Output", "Timeout", "Speculative", "Input", });
-    internal_static_tokenwire_v1_SpeculativeOptions_descriptor =
+        new java.lang.String[] { "RequestId", "Text", "TokenIds", "Chat", "Sampling", "Stopping", "Output", "Timeout", "Speculative", "StructuredOutput", "N", "Input", });
+    internal_static_tokenwire_v1_StructuredOutput_descriptor =
       getDescriptor().getMessageType(1);
+    internal_static_tokenwire_v1_StructuredOutput_fieldAccessorTable = new
+      com.google.protobuf.GeneratedMessage.FieldAccessorTable(
+        internal_static_tokenwire_v1_StructuredOutput_descriptor,
+        new java.lang.String[] { "JsonSchema", "JsonObject", "Regex", "Grammar", "Choice", "Format", });
+    internal_static_tokenwire_v1_JsonObjectFormat_descriptor =
+      getDescriptor().getMessageType(2);
+    internal_static_tokenwire_v1_JsonObjectFormat_fieldAccessorTable = new
+      com.google.protobuf.GeneratedMessage.FieldAccessorTable(
+        internal_static_tokenwire_v1_JsonObjectFormat_descriptor,
+        new java.lang.String[] { });
+    internal_static_tokenwire_v1_Grammar_descriptor =
+      getDescriptor().getMessageType(3);
+    internal_static_tokenwire_v1_Grammar_fieldAccessorTable = new
+      com.google.protobuf.GeneratedMessage.FieldAccessorTable(
+        internal_static_tokenwire_v1_Grammar_descriptor,
+        new java.lang.String[] { "Syntax", "Text", });
+    internal_static_tokenwire_v1_Choice_descriptor =
+      getDescriptor().getMessageType(4);
+    internal_static_tokenwire_v1_Choice_fieldAccessorTable = new
+      com.google.protobuf.GeneratedMessage.FieldAccessorTable(
+        internal_static_tokenwire_v1_Choice_descriptor,
+        new java.lang.String[] { "Options", });
+    internal_static_tokenwire_v1_SpeculativeOptions_descriptor =
+      getDescriptor().getMessageType(5);
     internal_static_tokenwire_v1_SpeculativeOptions_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_tokenwire_v1_SpeculativeOptions_descriptor,
         new java.lang.String[] { "Method", "DraftLength", });
     internal_static_tokenwire_v1_TokenIds_descriptor =
-      getDescriptor().getMessageType(2);
+      getDescriptor().getMessageType(6);
     internal_static_tokenwire_v1_TokenIds_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_tokenwire_v1_TokenIds_descriptor,
         new java.lang.String[] { "Ids", });
     internal_static_tokenwire_v1_Chat_descriptor =
-      getDescriptor().getMessageType(3);
+      getDescriptor().getMessageType(7);
     internal_static_tokenwire_v1_Chat_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_tokenwire_v1_Chat_descriptor,
         new java.lang.String[] { "Messages", });
     internal_static_tokenwire_v1_ChatMessage_descriptor =
-      getDescriptor().getMessageType(4);
+      getDescriptor().getMessageType(8);
     internal_static_tokenwire_v1_ChatMessage_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_tokenwire_v1_ChatMessage_descriptor,
         new java.lang.String[] { "Role", "Content", });
     internal_static_tokenwire_v1_SamplingParams_descriptor =
-      getDescriptor().getMessageType(5);
+      getDescriptor().getMessageType(9);
     internal_static_tokenwire_v1_SamplingParams_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_tokenwire_v1_SamplingParams_descriptor,
-        new java.lang.String[] { "Temperature", "TopP", "TopK", "MinP", "Seed", "RepetitionPenalty", "PresencePenalty", "FrequencyPenalty", });
+        new java.lang.String[] { "Temperature", "TopP", "TopK", "MinP", "Seed", "RepetitionPenalty", "PresencePenalty", "FrequencyPenalty", "LogitBias", });
+    internal_static_tokenwire_v1_SamplingParams_LogitBiasEntry_descriptor =
+      internal_static_tokenwire_v1_SamplingParams_descriptor.getNestedType(0);
+    internal_static_tokenwire_v1_SamplingParams_LogitBiasEntry_fieldAccessorTable = new
+      com.google.protobuf.GeneratedMessage.FieldAccessorTable(
+        internal_static_tokenwire_v1_SamplingParams_LogitBiasEntry_descriptor,
+        new java.lang.String[] { "Key", "Value", });
     internal_static_tokenwire_v1_StoppingCriteria_descriptor =
-      getDescriptor().getMessageType(6);
+      getDescriptor().getMessageType(10);
     internal_static_tokenwire_v1_StoppingCriteria_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_tokenwire_v1_StoppingCriteria_descriptor,
         new java.lang.String[] { "MaxTokens", "MinTokens", "Stop", "StopTokenIds", "IgnoreEos", });
     internal_static_tokenwire_v1_OutputOptions_descriptor =
-      getDescriptor().getMessageType(7);
+      getDescriptor().getMessageType(11);
     internal_static_tokenwire_v1_OutputOptions_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_tokenwire_v1_OutputOptions_descriptor,
         new java.lang.String[] { "TokenIds", "Text", "Logprobs", "TopLogprobs", });
     internal_static_tokenwire_v1_GenerateResponse_descriptor =
-      getDescriptor().getMessageType(8);
+      getDescriptor().getMessageType(12);
     internal_static_tokenwire_v1_GenerateResponse_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_tokenwire_v1_GenerateResponse_descriptor,
         new java.lang.String[] { "RequestId", "Started", "Delta", "Finished", "Event", });
     internal_static_tokenwire_v1_SessionRequest_descriptor =
-      getDescriptor().getMessageType(9);
+      getDescriptor().getMessageType(13);
     internal_static_tokenwire_v1_SessionRequest_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_tokenwire_v1_SessionRequest_descriptor,
         new java.lang.String[] { "Start", "Cancel", "Action", });
     internal_static_tokenwire_v1_SessionCancel_descriptor =
-      getDescriptor().getMessageType(10);
+      getDescriptor().getMessageType(14);
     internal_static_tokenwire_v1_SessionCancel_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_tokenwire_v1_SessionCancel_descriptor,
         new java.lang.String[] { "RequestId", });
     internal_static_tokenwire_v1_SessionResponse_descriptor =
-      getDescriptor().getMessageType(11);
+      getDescriptor().getMessageType(15);
     internal_static_tokenwire_v1_SessionResponse_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_tokenwire_v1_SessionResponse_descriptor,
         new java.lang.String[] { "RequestId", "Started", "Delta", "Finished", "Error", "Event", });
     internal_static_tokenwire_v1_Started_descriptor =
-      getDescriptor().getMessageType(12);
+      getDescriptor().getMessageType(16);
     internal_static_tokenwire_v1_Started_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_tokenwire_v1_Started_descriptor,
         new java.lang.String[] { "PromptTokens", "Model", });
     internal_static_tokenwire_v1_Delta_descriptor =
-      getDescriptor().getMessageType(13);
+      getDescriptor().getMessageType(17);
     internal_static_tokenwire_v1_Delta_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_tokenwire_v1_Delta_descriptor,
-        new java.lang.String[] { "TokenIds", "Text", "Logprobs", });
+        new java.lang.String[] { "TokenIds", "Text", "Logprobs", "SampleIndex", });
     internal_static_tokenwire_v1_TokenLogprob_descriptor =
-      getDescriptor().getMessageType(14);
+      getDescriptor().getMessageType(18);
     internal_static_tokenwire_v1_TokenLogprob_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_tokenwire_v1_TokenLogprob_descriptor,
         new java.lang.String[] { "TokenId", "Logprob", "Top", });
     internal_static_tokenwire_v1_TopLogprob_descriptor =
-      getDescriptor().getMessageType(15);
+      getDescriptor().getMessageType(19);
     internal_static_tokenwire_v1_TopLogprob_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_tokenwire_v1_TopLogprob_descriptor,
         new java.lang.String[] { "TokenId", "Logprob", });
     internal_static_tokenwire_v1_Finished_descriptor =
-      getDescriptor().getMessageType(16);
+      getDescriptor().getMessageType(20);
     internal_static_tokenwire_v1_Finished_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_tokenwire_v1_Finished_descriptor,
-        new java.lang.String[] { "Reason", "StopString", "StopTokenId", "Usage", "Timing", "Speculative", "MatchedStop", });
+        new java.lang.String[] { "Reason", "StopString", "StopTokenId", "Usage", "Timing", "Speculative", "SampleIndex", "MatchedStop", });
     internal_static_tokenwire_v1_Usage_descriptor =
-      getDescriptor().getMessageType(17);
+      getDescriptor().getMessageType(21);
     internal_static_tokenwire_v1_Usage_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_tokenwire_v1_Usage_descriptor,
         new java.lang.String[] { "PromptTokens", "CompletionTokens", "CachedPromptTokens", });
     internal_static_tokenwire_v1_Timing_descriptor =
-      getDescriptor().getMessageType(18);
+      getDescriptor().getMessageType(22);
     internal_static_tokenwire_v1_Timing_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_tokenwire_v1_Timing_descriptor,
         new java.lang.String[] { "Queued", "TimeToFirstToken", "Total", });
     internal_static_tokenwire_v1_SpeculativeStats_descriptor =
-      getDescriptor().getMessageType(19);
+      getDescriptor().getMessageType(23);
     internal_static_tokenwire_v1_SpeculativeStats_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_tokenwire_v1_SpeculativeStats_descriptor,
         new java.lang.String[] { "DraftTokens", "AcceptedTokens", "DecodeSteps", });
     internal_static_tokenwire_v1_AbortRequest_descriptor =
-      getDescriptor().getMessageType(20);
+      getDescriptor().getMessageType(24);
     internal_static_tokenwire_v1_AbortRequest_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_tokenwire_v1_AbortRequest_descriptor,
         new java.lang.String[] { "RequestId", });
     internal_static_tokenwire_v1_AbortResponse_descriptor =
-      getDescriptor().getMessageType(21);
+      getDescriptor().getMessageType(25);
     internal_static_tokenwire_v1_AbortResponse_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_tokenwire_v1_AbortResponse_descriptor,

@@ -38,6 +38,7 @@ private static final long serialVersionUID = 0L;
     honoredFields_ =
         com.google.protobuf.LazyStringArrayList.emptyList();
     unsupportedFields_ = java.util.Collections.emptyList();
+    structuredOutputKinds_ = emptyIntList();
   }
 
   public static final com.google.protobuf.Descriptors.Descriptor
@@ -448,6 +449,100 @@ private static final long serialVersionUID = 0L;
     return unsupportedFields_.get(index);
   }
 
+  public static final int STRUCTURED_OUTPUT_KINDS_FIELD_NUMBER = 12;
+  @SuppressWarnings("serial")
+  private com.google.protobuf.Internal.IntList structuredOutputKinds_ =
+      emptyIntList();
+  private static final     com.google.protobuf.Internal.IntListAdapter.IntConverter<
+      dev.tokenwire.v1.StructuredOutputKind> structuredOutputKinds_converter_ =
+          new com.google.protobuf.Internal.IntListAdapter.IntConverter<
+              dev.tokenwire.v1.StructuredOutputKind>() {
+            public dev.tokenwire.v1.StructuredOutputKind convert(int from) {
+              dev.tokenwire.v1.StructuredOutputKind result = dev.tokenwire.v1.StructuredOutputKind.forNumber(from);
+              return result == null ? dev.tokenwire.v1.StructuredOutputKind.UNRECOGNIZED : result;
+            }
+          };
+  /**
+   * <pre>
+   * The kinds of GenerateRequest.structured_output this engine supports.
+   * </pre>
+   *
+   * <code>repeated .tokenwire.v1.StructuredOutputKind structured_output_kinds = 12 [json_name = "structuredOutputKinds"];</code>
+   * @return A list containing the structuredOutputKinds.
+   */
+  @java.lang.Override
+  public java.util.List<dev.tokenwire.v1.StructuredOutputKind> getStructuredOutputKindsList() {
+    return new com.google.protobuf.Internal.IntListAdapter<
+        dev.tokenwire.v1.StructuredOutputKind>(structuredOutputKinds_, structuredOutputKinds_converter_);
+  }
+  /**
+   * <pre>
+   * The kinds of GenerateRequest.structured_output this engine supports.
+   * </pre>
+   *
+   * <code>repeated .tokenwire.v1.StructuredOutputKind structured_output_kinds = 12 [json_name = "structuredOutputKinds"];</code>
+   * @return The count of structuredOutputKinds.
+   */
+  @java.lang.Override
+  public int getStructuredOutputKindsCount() {
+    return structuredOutputKinds_.size();
+  }
+  /**
+   * <pre>
+   * The kinds of GenerateRequest.structured_output this engine supports.
+   * </pre>
+   *
+   * <code>repeated .tokenwire.v1.StructuredOutputKind structured_output_kinds = 12 [json_name = "structuredOutputKinds"];</code>
+   * @param index The index of the element to return.
+   * @return The structuredOutputKinds at the given index.
+   */
+  @java.lang.Override
+  public dev.tokenwire.v1.StructuredOutputKind getStructuredOutputKinds(int index) {
+    return structuredOutputKinds_converter_.convert(structuredOutputKinds_.getInt(index));
+  }
+  /**
+   * <pre>
+   * The kinds of GenerateRequest.structured_output this engine supports.
+   * </pre>
+   *
+   * <code>repeated .tokenwire.v1.StructuredOutputKind structured_output_kinds = 12 [json_name = "structuredOutputKinds"];</code>
+   * @return A list containing the enum numeric values on the wire for structuredOutputKinds.
+   */
+  @java.lang.Override
+  public java.util.List<java.lang.Integer>
+  getStructuredOutputKindsValueList() {
+    return structuredOutputKinds_;
+  }
+  /**
+   * <pre>
+   * The kinds of GenerateRequest.structured_output this engine supports.
+   * </pre>
+   *
+   * <code>repeated .tokenwire.v1.StructuredOutputKind structured_output_kinds = 12 [json_name = "structuredOutputKinds"];</code>
+   * @param index The index of the value to return.
+   * @return The enum numeric value on the wire of structuredOutputKinds at the given index.
+   */
+  @java.lang.Override
+  public int getStructuredOutputKindsValue(int index) {
+    return structuredOutputKinds_.getInt(index);
+  }
+  private int structuredOutputKindsMemoizedSerializedSize;
+
+  public static final int MAX_SAMPLES_FIELD_NUMBER = 13;
+  private int maxSamples_ = 0;
+  /**
+   * <pre>
+   * The largest GenerateRequest.n this server accepts.
+   * </pre>
+   *
+   * <code>uint32 max_samples = 13 [json_name = "maxSamples"];</code>
+   * @return The maxSamples.
+   */
+  @java.lang.Override
+  public int getMaxSamples() {
+    return maxSamples_;
+  }
+
   private byte memoizedIsInitialized = -1;
   @java.lang.Override
   public final boolean isInitialized() {
@@ -499,6 +594,16 @@ private static final long serialVersionUID = 0L;
     }
     for (int i = 0; i < unsupportedFields_.size(); i++) {
       output.writeMessage(11, unsupportedFields_.get(i));
+    }
+    if (getStructuredOutputKindsList().size() > 0) {
+      output.writeUInt32NoTag(98);
+      output.writeUInt32NoTag(structuredOutputKindsMemoizedSerializedSize);
+    }
+    for (int i = 0; i < structuredOutputKinds_.size(); i++) {
+      output.writeEnumNoTag(structuredOutputKinds_.getInt(i));
+    }
+    if (maxSamples_ != 0) {
+      output.writeUInt32(13, maxSamples_);
     }
     getUnknownFields().writeTo(output);
   }
@@ -565,6 +670,22 @@ private static final long serialVersionUID = 0L;
           }
           size += 1 * count;
         }
+    {
+      int dataSize = 0;
+      for (int i = 0; i < structuredOutputKinds_.size(); i++) {
+        dataSize += com.google.protobuf.CodedOutputStream
+          .computeEnumSizeNoTag(structuredOutputKinds_.getInt(i));
+      }
+      size += dataSize;
+      if (!getStructuredOutputKindsList().isEmpty()) {  size += 1;
+        size += com.google.protobuf.CodedOutputStream
+          .computeUInt32SizeNoTag(dataSize);
+      }structuredOutputKindsMemoizedSerializedSize = dataSize;
+    }
+    if (maxSamples_ != 0) {
+      size += com.google.protobuf.CodedOutputStream
+        .computeUInt32Size(13, maxSamples_);
+    }
     return size;
   }
   @java.lang.Override
@@ -614,6 +735,9 @@ private static final long serialVersionUID = 0L;
         .equals(other.getHonoredFieldsList())) return false;
     if (!getUnsupportedFieldsList()
         .equals(other.getUnsupportedFieldsList())) return false;
+    if (!structuredOutputKinds_.equals(other.structuredOutputKinds_)) return false;
+    if (getMaxSamples()
+        != other.getMaxSamples()) return false;
     if (!getUnknownFields().equals(other.getUnknownFields())) return false;
     return true;
   }
@@ -656,6 +780,12 @@ private static final long serialVersionUID = 0L;
       hash = (37 * hash) + UNSUPPORTED_FIELDS_FIELD_NUMBER;
       hash = (53 * hash) + getUnsupportedFieldsList().hashCode();
     }
+    if (getStructuredOutputKindsCount() > 0) {
+      hash = (37 * hash) + STRUCTURED_OUTPUT_KINDS_FIELD_NUMBER;
+      hash = (53 * hash) + structuredOutputKinds_.hashCode();
+    }
+    hash = (37 * hash) + MAX_SAMPLES_FIELD_NUMBER;
+    hash = (53 * hash) + getMaxSamples();
     hash = (29 * hash) + getUnknownFields().hashCode();
     memoizedHashCode = hash;
     return hash;
@@ -820,6 +950,8 @@ private static final long serialVersionUID = 0L;
         unsupportedFieldsBuilder_.clear();
       }
       bitField0_ = (bitField0_ & ~0x00000400);
+      structuredOutputKinds_ = emptyIntList();
+      maxSamples_ = 0;
       return this;
     }
 
@@ -901,6 +1033,13 @@ private static final long serialVersionUID = 0L;
       if (((from_bitField0_ & 0x00000200) != 0)) {
         honoredFields_.makeImmutable();
         result.honoredFields_ = honoredFields_;
+      }
+      if (((from_bitField0_ & 0x00000800) != 0)) {
+        structuredOutputKinds_.makeImmutable();
+        result.structuredOutputKinds_ = structuredOutputKinds_;
+      }
+      if (((from_bitField0_ & 0x00001000) != 0)) {
+        result.maxSamples_ = maxSamples_;
       }
       result.bitField0_ |= to_bitField0_;
     }
@@ -991,6 +1130,20 @@ private static final long serialVersionUID = 0L;
             unsupportedFieldsBuilder_.addAllMessages(other.unsupportedFields_);
           }
         }
+      }
+      if (!other.structuredOutputKinds_.isEmpty()) {
+        if (structuredOutputKinds_.isEmpty()) {
+          structuredOutputKinds_ = other.structuredOutputKinds_;
+          structuredOutputKinds_.makeImmutable();
+          bitField0_ |= 0x00000800;
+        } else {
+          ensureStructuredOutputKindsIsMutable();
+          structuredOutputKinds_.addAll(other.structuredOutputKinds_);
+        }
+        onChanged();
+      }
+      if (other.getMaxSamples() != 0) {
+        setMaxSamples(other.getMaxSamples());
       }
       this.mergeUnknownFields(other.getUnknownFields());
       onChanged();
@@ -1094,6 +1247,27 @@ private static final long serialVersionUID = 0L;
               }
               break;
             } // case 90
+            case 96: {
+              int tmpRaw = input.readEnum();
+              ensureStructuredOutputKindsIsMutable();
+              structuredOutputKinds_.addInt(tmpRaw);
+              break;
+            } // case 96
+            case 98: {
+              int length = input.readRawVarint32();
+              int limit = input.pushLimit(length);
+              ensureStructuredOutputKindsIsMutable();
+              while (input.getBytesUntilLimit() > 0) {
+                structuredOutputKinds_.addInt(input.readEnum());
+              }
+              input.popLimit(limit);
+              break;
+            } // case 98
+            case 104: {
+              maxSamples_ = input.readUInt32();
+              bitField0_ |= 0x00001000;
+              break;
+            } // case 104
             default: {
               if (!super.parseUnknownField(input, extensionRegistry, tag)) {
                 done = true; // was an endgroup tag
@@ -2327,6 +2501,236 @@ private static final long serialVersionUID = 0L;
         unsupportedFields_ = null;
       }
       return unsupportedFieldsBuilder_;
+    }
+
+    private com.google.protobuf.Internal.IntList structuredOutputKinds_ = emptyIntList();
+    private void ensureStructuredOutputKindsIsMutable() {
+      if (!structuredOutputKinds_.isModifiable()) {
+        structuredOutputKinds_ = makeMutableCopy(structuredOutputKinds_);
+      }
+      bitField0_ |= 0x00000800;
+    }
+    /**
+     * <pre>
+     * The kinds of GenerateRequest.structured_output this engine supports.
+     * </pre>
+     *
+     * <code>repeated .tokenwire.v1.StructuredOutputKind structured_output_kinds = 12 [json_name = "structuredOutputKinds"];</code>
+     * @return A list containing the structuredOutputKinds.
+     */
+    public java.util.List<dev.tokenwire.v1.StructuredOutputKind> getStructuredOutputKindsList() {
+      return new com.google.protobuf.Internal.IntListAdapter<
+          dev.tokenwire.v1.StructuredOutputKind>(structuredOutputKinds_, structuredOutputKinds_converter_);
+    }
+    /**
+     * <pre>
+     * The kinds of GenerateRequest.structured_output this engine supports.
+     * </pre>
+     *
+     * <code>repeated .tokenwire.v1.StructuredOutputKind structured_output_kinds = 12 [json_name = "structuredOutputKinds"];</code>
+     * @return The count of structuredOutputKinds.
+     */
+    public int getStructuredOutputKindsCount() {
+      return structuredOutputKinds_.size();
+    }
+    /**
+     * <pre>
+     * The kinds of GenerateRequest.structured_output this engine supports.
+     * </pre>
+     *
+     * <code>repeated .tokenwire.v1.StructuredOutputKind structured_output_kinds = 12 [json_name = "structuredOutputKinds"];</code>
+     * @param index The index of the element to return.
+     * @return The structuredOutputKinds at the given index.
+     */
+    public dev.tokenwire.v1.StructuredOutputKind getStructuredOutputKinds(int index) {
+      return structuredOutputKinds_converter_.convert(structuredOutputKinds_.getInt(index));
+    }
+    /**
+     * <pre>
+     * The kinds of GenerateRequest.structured_output this engine supports.
+     * </pre>
+     *
+     * <code>repeated .tokenwire.v1.StructuredOutputKind structured_output_kinds = 12 [json_name = "structuredOutputKinds"];</code>
+     * @param index The index to set the value at.
+     * @param value The structuredOutputKinds to set.
+     * @throws IllegalArgumentException if UNRECOGNIZED is provided.
+     * @return This builder for chaining.
+     */
+    public Builder setStructuredOutputKinds(
+        int index, dev.tokenwire.v1.StructuredOutputKind value) {
+      if (value == null) { throw new NullPointerException(); }
+      ensureStructuredOutputKindsIsMutable();
+      structuredOutputKinds_.setInt(index, value.getNumber());
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * The kinds of GenerateRequest.structured_output this engine supports.
+     * </pre>
+     *
+     * <code>repeated .tokenwire.v1.StructuredOutputKind structured_output_kinds = 12 [json_name = "structuredOutputKinds"];</code>
+     * @param value The structuredOutputKinds to add.
+     * @return This builder for chaining.
+     */
+    public Builder addStructuredOutputKinds(dev.tokenwire.v1.StructuredOutputKind value) {
+      if (value == null) { throw new NullPointerException(); }
+      ensureStructuredOutputKindsIsMutable();
+      structuredOutputKinds_.addInt(value.getNumber());
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * The kinds of GenerateRequest.structured_output this engine supports.
+     * </pre>
+     *
+     * <code>repeated .tokenwire.v1.StructuredOutputKind structured_output_kinds = 12 [json_name = "structuredOutputKinds"];</code>
+     * @param values The structuredOutputKinds to add.
+     * @throws IllegalArgumentException if UNRECOGNIZED is provided.
+     * @return This builder for chaining.
+     */
+    public Builder addAllStructuredOutputKinds(
+        java.lang.Iterable<? extends dev.tokenwire.v1.StructuredOutputKind> values) {
+      ensureStructuredOutputKindsIsMutable();
+      for (dev.tokenwire.v1.StructuredOutputKind value : values) {
+        structuredOutputKinds_.addInt(value.getNumber());
+      }
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * The kinds of GenerateRequest.structured_output this engine supports.
+     * </pre>
+     *
+     * <code>repeated .tokenwire.v1.StructuredOutputKind structured_output_kinds = 12 [json_name = "structuredOutputKinds"];</code>
+     * @return This builder for chaining.
+     */
+    public Builder clearStructuredOutputKinds() {
+      structuredOutputKinds_ = emptyIntList();
+      bitField0_ = (bitField0_ & ~0x00000800);
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * The kinds of GenerateRequest.structured_output this engine supports.
+     * </pre>
+     *
+     * <code>repeated .tokenwire.v1.StructuredOutputKind structured_output_kinds = 12 [json_name = "structuredOutputKinds"];</code>
+     * @return A list containing the enum numeric values on the wire for structuredOutputKinds.
+     */
+    public java.util.List<java.lang.Integer>
+    getStructuredOutputKindsValueList() {
+      structuredOutputKinds_.makeImmutable();
+      return structuredOutputKinds_;
+    }
+    /**
+     * <pre>
+     * The kinds of GenerateRequest.structured_output this engine supports.
+     * </pre>
+     *
+     * <code>repeated .tokenwire.v1.StructuredOutputKind structured_output_kinds = 12 [json_name = "structuredOutputKinds"];</code>
+     * @param index The index of the value to return.
+     * @return The enum numeric value on the wire of structuredOutputKinds at the given index.
+     */
+    public int getStructuredOutputKindsValue(int index) {
+      return structuredOutputKinds_.getInt(index);
+    }
+    /**
+     * <pre>
+     * The kinds of GenerateRequest.structured_output this engine supports.
+     * </pre>
+     *
+     * <code>repeated .tokenwire.v1.StructuredOutputKind structured_output_kinds = 12 [json_name = "structuredOutputKinds"];</code>
+     * @param index The index to set the value at.
+     * @param value The enum numeric value on the wire for structuredOutputKinds to set.
+     * @return This builder for chaining.
+     */
+    public Builder setStructuredOutputKindsValue(
+        int index, int value) {
+      ensureStructuredOutputKindsIsMutable();
+      structuredOutputKinds_.setInt(index, value);
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * The kinds of GenerateRequest.structured_output this engine supports.
+     * </pre>
+     *
+     * <code>repeated .tokenwire.v1.StructuredOutputKind structured_output_kinds = 12 [json_name = "structuredOutputKinds"];</code>
+     * @param value The enum numeric value on the wire for structuredOutputKinds to add.
+     * @return This builder for chaining.
+     */
+    public Builder addStructuredOutputKindsValue(int value) {
+      ensureStructuredOutputKindsIsMutable();
+      structuredOutputKinds_.addInt(value);
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * The kinds of GenerateRequest.structured_output this engine supports.
+     * </pre>
+     *
+     * <code>repeated .tokenwire.v1.StructuredOutputKind structured_output_kinds = 12 [json_name = "structuredOutputKinds"];</code>
+     * @param values The enum numeric values on the wire for structuredOutputKinds to add.
+     * @return This builder for chaining.
+     */
+    public Builder addAllStructuredOutputKindsValue(
+        java.lang.Iterable<java.lang.Integer> values) {
+      ensureStructuredOutputKindsIsMutable();
+      for (int value : values) {
+        structuredOutputKinds_.addInt(value);
+      }
+      onChanged();
+      return this;
+    }
+
+    private int maxSamples_ ;
+    /**
+     * <pre>
+     * The largest GenerateRequest.n this server accepts.
+     * </pre>
+     *
+     * <code>uint32 max_samples = 13 [json_name = "maxSamples"];</code>
+     * @return The maxSamples.
+     */
+    @java.lang.Override
+    public int getMaxSamples() {
+      return maxSamples_;
+    }
+    /**
+     * <pre>
+     * The largest GenerateRequest.n this server accepts.
+     * </pre>
+     *
+     * <code>uint32 max_samples = 13 [json_name = "maxSamples"];</code>
+     * @param value The maxSamples to set.
+     * @return This builder for chaining.
+     */
+    public Builder setMaxSamples(int value) {
+
+      maxSamples_ = value;
+      bitField0_ |= 0x00001000;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * The largest GenerateRequest.n this server accepts.
+     * </pre>
+     *
+     * <code>uint32 max_samples = 13 [json_name = "maxSamples"];</code>
+     * @return This builder for chaining.
+     */
+    public Builder clearMaxSamples() {
+      bitField0_ = (bitField0_ & ~0x00001000);
+      maxSamples_ = 0;
+      onChanged();
+      return this;
     }
 
     // @@protoc_insertion_point(builder_scope:tokenwire.v1.GetModelInfoResponse)

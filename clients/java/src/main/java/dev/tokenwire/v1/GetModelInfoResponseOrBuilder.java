@@ -266,4 +266,63 @@ public interface GetModelInfoResponseOrBuilder extends
    */
   dev.tokenwire.v1.UnsupportedFieldOrBuilder getUnsupportedFieldsOrBuilder(
       int index);
+
+  /**
+   * <pre>
+   * The kinds of GenerateRequest.structured_output this engine supports.
+   * </pre>
+   *
+   * <code>repeated .tokenwire.v1.StructuredOutputKind structured_output_kinds = 12 [json_name = "structuredOutputKinds"];</code>
+   * @return A list containing the structuredOutputKinds.
+   */
+  java.util.List<dev.tokenwire.v1.StructuredOutputKind> getStructuredOutputKindsList();
+  /**
+   * <pre>
+   * The kinds of GenerateRequest.structured_output this engine supports.
+   * </pre>
+   *
+   * <code>repeated .tokenwire.v1.StructuredOutputKind structured_output_kinds = 12 [json_name = "structuredOutputKinds"];</code>
+   * @return The count of structuredOutputKinds.
+   */
+  int getStructuredOutputKindsCount();
+  /**
+   * <pre>
+   * The kinds of GenerateRequest.structured_output this engine supports.
+   * </pre>
+   *
+   * <code>repeated .tokenwire.v1.StructuredOutputKind structured_output_kinds = 12 [json_name = "structuredOutputKinds"];</code>
+   * @param index The index of the element to return.
+   * @return The structuredOutputKinds at the given index.
+   */
+  dev.tokenwire.v1.StructuredOutputKind getStructuredOutputKinds(int index);
+  /**
+   * <pre>
+   * The kinds of GenerateRequest.structured_output this engine supports.
+   * </pre>
+   *
+   * <code>repeated .tokenwire.v1.StructuredOutputKind structured_output_kinds = 12 [json_name = "structuredOutputKinds"];</code>
+   * @return A list containing the enum numeric values on the wire for structuredOutputKinds.
+   */
+  java.util.List<java.lang.Integer>
+  getStructuredOutputKindsValueList();
+  /**
+   * <pre>
+   * The kinds of GenerateRequest.structured_output this engine supports.
+   * </pre>
+   *
+   * <code>repeated .tokenwire.v1.StructuredOutputKind structured_output_kinds = 12 [json_name = "structuredOutputKinds"];</code>
+   * @param index The index of the value to return.
+   * @return The enum numeric value on the wire of structuredOutputKinds at the given index.
+   */
+  int getStructuredOutputKindsValue(int index);
+
+  /**
+   * <pre>
+   * The largest GenerateRequest.n this server accepts.
+   * </pre>
+   *
+   * <code>uint32 max_samples = 13 [json_name = "maxSamples"];</code>
+   * @return The maxSamples.
+   */
+  int getMaxSamples();
 }

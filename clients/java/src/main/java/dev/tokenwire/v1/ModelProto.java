@@ -98,7 +98,7 @@ public final class ModelProto extends com.google.protobuf.GeneratedFile {
       "\n\030tokenwire/v1/model.proto\022\014tokenwire.v1" +
       "\032\036google/protobuf/duration.proto\032\035tokenw" +
       "ire/v1/generation.proto\"\025\n\023GetModelInfoR" +
-      "equest\"\347\003\n\024GetModelInfoResponse\022\024\n\005model" +
+      "equest\"\344\004\n\024GetModelInfoResponse\022\024\n\005model" +
       "\030\001 \001(\tR\005model\022\026\n\006engine\030\002 \001(\tR\006engine\022%\n" +
       "\016context_length\030\003 \001(\rR\rcontextLength\022\035\n\n" +
       "vocab_size\030\004 \001(\rR\tvocabSize\022*\n\021has_chat_" +
@@ -110,48 +110,58 @@ public final class ModelProto extends com.google.protobuf.GeneratedFile {
       "\t \003(\rR\013eosTokenIds\022%\n\016honored_fields\030\n \003" +
       "(\tR\rhonoredFields\022M\n\022unsupported_fields\030" +
       "\013 \003(\0132\036.tokenwire.v1.UnsupportedFieldR\021u" +
-      "nsupportedFields\"k\n\020UnsupportedField\022\024\n\005" +
-      "field\030\001 \001(\tR\005field\022\026\n\006reason\030\002 \001(\tR\006reas" +
-      "on\022\035\n\007allowed\030\003 \001(\001H\000R\007allowed\210\001\001B\n\n\010_al" +
-      "lowed\"\266\001\n\021SpeculativeConfig\022\030\n\007enabled\030\001" +
-      " \001(\010R\007enabled\022\026\n\006method\030\002 \001(\tR\006method\022!\n" +
-      "\014draft_length\030\003 \001(\rR\013draftLength\022+\n\021avai" +
-      "lable_methods\030\004 \003(\tR\020availableMethods\022\037\n" +
-      "\013draft_model\030\005 \001(\tR\ndraftModel\"\020\n\016GetLoa" +
-      "dRequest\"\264\002\n\017GetLoadResponse\022\'\n\017active_r" +
-      "equests\030\001 \001(\rR\016activeRequests\022)\n\020waiting" +
-      "_requests\030\002 \001(\rR\017waitingRequests\022,\n\022in_f" +
-      "light_requests\030\003 \001(\rR\020inFlightRequests\022\024" +
-      "\n\005slots\030\004 \001(\rR\005slots\0220\n\024kv_cache_utiliza" +
-      "tion\030\005 \001(\001R\022kvCacheUtilization\022\'\n\017cpu_ut" +
-      "ilization\030\006 \001(\001R\016cpuUtilization\022.\n\023reque" +
-      "sts_per_second\030\007 \001(\001R\021requestsPerSecond\"" +
-      "I\n\020WatchLoadRequest\0225\n\010interval\030\001 \001(\0132\031." +
-      "google.protobuf.DurationR\010interval\"F\n\021Wa" +
-      "tchLoadResponse\0221\n\004load\030\001 \001(\0132\035.tokenwir" +
-      "e.v1.GetLoadResponseR\004load\"Z\n\017TokenizeRe" +
-      "quest\022\024\n\004text\030\001 \001(\tH\000R\004text\022(\n\004chat\030\002 \001(" +
-      "\0132\022.tokenwire.v1.ChatH\000R\004chatB\007\n\005input\"X" +
-      "\n\020TokenizeResponse\022\033\n\ttoken_ids\030\001 \003(\rR\010t" +
-      "okenIds\022\'\n\017rendered_prompt\030\002 \001(\tR\016render" +
-      "edPrompt\"`\n\021DetokenizeRequest\022\033\n\ttoken_i" +
-      "ds\030\001 \003(\rR\010tokenIds\022.\n\023keep_special_token" +
-      "s\030\002 \001(\010R\021keepSpecialTokens\"(\n\022Detokenize" +
-      "Response\022\022\n\004text\030\001 \001(\tR\004text2\231\003\n\014ModelSe" +
-      "rvice\022U\n\014GetModelInfo\022!.tokenwire.v1.Get" +
-      "ModelInfoRequest\032\".tokenwire.v1.GetModel" +
-      "InfoResponse\022F\n\007GetLoad\022\034.tokenwire.v1.G" +
-      "etLoadRequest\032\035.tokenwire.v1.GetLoadResp" +
-      "onse\022N\n\tWatchLoad\022\036.tokenwire.v1.WatchLo" +
-      "adRequest\032\037.tokenwire.v1.WatchLoadRespon" +
-      "se0\001\022I\n\010Tokenize\022\035.tokenwire.v1.Tokenize" +
-      "Request\032\036.tokenwire.v1.TokenizeResponse\022" +
-      "O\n\nDetokenize\022\037.tokenwire.v1.DetokenizeR" +
-      "equest\032 .tokenwire.v1.DetokenizeResponse" +
-      "Bo\n\020dev.tokenwire.v1B\nModelProtoP\001\242\002\003TXX" +
-      "\252\002\014Tokenwire.V1\312\002\014Tokenwire\\V1\342\002\030Tokenwi" +
-      "re\\V1\\GPBMetadata\352\002\rTokenwire::V1b\006proto" +
-      "3"
+      "nsupportedFields\022Z\n\027structured_output_ki" +
+      "nds\030\014 \003(\0162\".tokenwire.v1.StructuredOutpu" +
+      "tKindR\025structuredOutputKinds\022\037\n\013max_samp" +
+      "les\030\r \001(\rR\nmaxSamples\"k\n\020UnsupportedFiel" +
+      "d\022\024\n\005field\030\001 \001(\tR\005field\022\026\n\006reason\030\002 \001(\tR" +
+      "\006reason\022\035\n\007allowed\030\003 \001(\001H\000R\007allowed\210\001\001B\n" +
+      "\n\010_allowed\"\266\001\n\021SpeculativeConfig\022\030\n\007enab" +
+      "led\030\001 \001(\010R\007enabled\022\026\n\006method\030\002 \001(\tR\006meth" +
+      "od\022!\n\014draft_length\030\003 \001(\rR\013draftLength\022+\n" +
+      "\021available_methods\030\004 \003(\tR\020availableMetho" +
+      "ds\022\037\n\013draft_model\030\005 \001(\tR\ndraftModel\"\020\n\016G" +
+      "etLoadRequest\"\264\002\n\017GetLoadResponse\022\'\n\017act" +
+      "ive_requests\030\001 \001(\rR\016activeRequests\022)\n\020wa" +
+      "iting_requests\030\002 \001(\rR\017waitingRequests\022,\n" +
+      "\022in_flight_requests\030\003 \001(\rR\020inFlightReque" +
+      "sts\022\024\n\005slots\030\004 \001(\rR\005slots\0220\n\024kv_cache_ut" +
+      "ilization\030\005 \001(\001R\022kvCacheUtilization\022\'\n\017c" +
+      "pu_utilization\030\006 \001(\001R\016cpuUtilization\022.\n\023" +
+      "requests_per_second\030\007 \001(\001R\021requestsPerSe" +
+      "cond\"I\n\020WatchLoadRequest\0225\n\010interval\030\001 \001" +
+      "(\0132\031.google.protobuf.DurationR\010interval\"" +
+      "F\n\021WatchLoadResponse\0221\n\004load\030\001 \001(\0132\035.tok" +
+      "enwire.v1.GetLoadResponseR\004load\"Z\n\017Token" +
+      "izeRequest\022\024\n\004text\030\001 \001(\tH\000R\004text\022(\n\004chat" +
+      "\030\002 \001(\0132\022.tokenwire.v1.ChatH\000R\004chatB\007\n\005in" +
+      "put\"X\n\020TokenizeResponse\022\033\n\ttoken_ids\030\001 \003" +
+      "(\rR\010tokenIds\022\'\n\017rendered_prompt\030\002 \001(\tR\016r" +
+      "enderedPrompt\"`\n\021DetokenizeRequest\022\033\n\tto" +
+      "ken_ids\030\001 \003(\rR\010tokenIds\022.\n\023keep_special_" +
+      "tokens\030\002 \001(\010R\021keepSpecialTokens\"(\n\022Detok" +
+      "enizeResponse\022\022\n\004text\030\001 \001(\tR\004text*\245\002\n\024St" +
+      "ructuredOutputKind\022&\n\"STRUCTURED_OUTPUT_" +
+      "KIND_UNSPECIFIED\020\000\022&\n\"STRUCTURED_OUTPUT_" +
+      "KIND_JSON_SCHEMA\020\001\022&\n\"STRUCTURED_OUTPUT_" +
+      "KIND_JSON_OBJECT\020\002\022 \n\034STRUCTURED_OUTPUT_" +
+      "KIND_REGEX\020\003\022\'\n#STRUCTURED_OUTPUT_KIND_G" +
+      "RAMMAR_LARK\020\004\022\'\n#STRUCTURED_OUTPUT_KIND_" +
+      "GRAMMAR_GBNF\020\005\022!\n\035STRUCTURED_OUTPUT_KIND" +
+      "_CHOICE\020\0062\231\003\n\014ModelService\022U\n\014GetModelIn" +
+      "fo\022!.tokenwire.v1.GetModelInfoRequest\032\"." +
+      "tokenwire.v1.GetModelInfoResponse\022F\n\007Get" +
+      "Load\022\034.tokenwire.v1.GetLoadRequest\032\035.tok" +
+      "enwire.v1.GetLoadResponse\022N\n\tWatchLoad\022\036" +
+      ".tokenwire.v1.WatchLoadRequest\032\037.tokenwi" +
+      "re.v1.WatchLoadResponse0\001\022I\n\010Tokenize\022\035." +
+      "tokenwire.v1.TokenizeRequest\032\036.tokenwire" +
+      ".v1.TokenizeResponse\022O\n\nDetokenize\022\037.tok" +
+      "enwire.v1.DetokenizeRequest\032 .tokenwire." +
+      "v1.DetokenizeResponseBo\n\020dev.tokenwire.v" +
+      "1B\nModelProtoP\001\242\002\003TXX\252\002\014Tokenwire.V1\312\002\014T" +
+      "okenwire\\V1\342\002\030Tokenwire\\V1\\GPBMetadata\352\002" +
+      "\rTokenwire::V1b\006proto3"
     };
     descriptor = com.google.protobuf.Descriptors.FileDescriptor
       .internalBuildGeneratedFileFrom(descriptorData,
@@ -170,7 +180,7 @@ public final class ModelProto extends com.google.protobuf.GeneratedFile {
     internal_static_tokenwire_v1_GetModelInfoResponse_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_tokenwire_v1_GetModelInfoResponse_descriptor,
-        new java.lang.String[] { "Model", "Engine", "ContextLength", "VocabSize", "HasChatTemplate", "Speculative", "MaxBatchSize", "DefaultMaxTokens", "EosTokenIds", "HonoredFields", "UnsupportedFields", });
+        new java.lang.String[] { "Model", "Engine", "ContextLength", "VocabSize", "HasChatTemplate", "Speculative", "MaxBatchSize", "DefaultMaxTokens", "EosTokenIds", "HonoredFields", "UnsupportedFields", "StructuredOutputKinds", "MaxSamples", });
     internal_static_tokenwire_v1_UnsupportedField_descriptor =
       getDescriptor().getMessageType(2);
     internal_static_tokenwire_v1_UnsupportedField_fieldAccessorTable = new

@@ -47,6 +47,18 @@ private static final long serialVersionUID = 0L;
     return dev.tokenwire.v1.GenerationProto.internal_static_tokenwire_v1_SamplingParams_descriptor;
   }
 
+  @SuppressWarnings({"rawtypes"})
+  @java.lang.Override
+  protected com.google.protobuf.MapFieldReflectionAccessor internalGetMapFieldReflection(
+      int number) {
+    switch (number) {
+      case 9:
+        return internalGetLogitBias();
+      default:
+        throw new RuntimeException(
+            "Invalid map field number: " + number);
+    }
+  }
   @java.lang.Override
   protected com.google.protobuf.GeneratedMessage.FieldAccessorTable
       internalGetFieldAccessorTable() {
@@ -300,6 +312,111 @@ private static final long serialVersionUID = 0L;
     return frequencyPenalty_;
   }
 
+  public static final int LOGIT_BIAS_FIELD_NUMBER = 9;
+  private static final class LogitBiasDefaultEntryHolder {
+    static final com.google.protobuf.MapEntry<
+        java.lang.Integer, java.lang.Float> defaultEntry =
+            com.google.protobuf.MapEntry
+            .<java.lang.Integer, java.lang.Float>newDefaultInstance(
+                dev.tokenwire.v1.GenerationProto.internal_static_tokenwire_v1_SamplingParams_LogitBiasEntry_descriptor, 
+                com.google.protobuf.WireFormat.FieldType.UINT32,
+                0,
+                com.google.protobuf.WireFormat.FieldType.FLOAT,
+                0F);
+  }
+  @SuppressWarnings("serial")
+  private com.google.protobuf.MapField<
+      java.lang.Integer, java.lang.Float> logitBias_;
+  private com.google.protobuf.MapField<java.lang.Integer, java.lang.Float>
+  internalGetLogitBias() {
+    if (logitBias_ == null) {
+      return com.google.protobuf.MapField.emptyMapField(
+          LogitBiasDefaultEntryHolder.defaultEntry);
+    }
+    return logitBias_;
+  }
+  public int getLogitBiasCount() {
+    return internalGetLogitBias().getMap().size();
+  }
+  /**
+   * <pre>
+   * Added to the logits of the given token ids before sampling (after the
+   * penalties, before temperature): token id -&gt; bias in [-100, 100]. -100
+   * bans the token outright; +100 makes it the choice wherever it is
+   * allowed. At most 300 entries; each id below GetModelInfo.vocab_size.
+   * </pre>
+   *
+   * <code>map&lt;uint32, float&gt; logit_bias = 9 [json_name = "logitBias"];</code>
+   */
+  @java.lang.Override
+  public boolean containsLogitBias(
+      int key) {
+
+    return internalGetLogitBias().getMap().containsKey(key);
+  }
+  /**
+   * Use {@link #getLogitBiasMap()} instead.
+   */
+  @java.lang.Override
+  @java.lang.Deprecated
+  public java.util.Map<java.lang.Integer, java.lang.Float> getLogitBias() {
+    return getLogitBiasMap();
+  }
+  /**
+   * <pre>
+   * Added to the logits of the given token ids before sampling (after the
+   * penalties, before temperature): token id -&gt; bias in [-100, 100]. -100
+   * bans the token outright; +100 makes it the choice wherever it is
+   * allowed. At most 300 entries; each id below GetModelInfo.vocab_size.
+   * </pre>
+   *
+   * <code>map&lt;uint32, float&gt; logit_bias = 9 [json_name = "logitBias"];</code>
+   */
+  @java.lang.Override
+  public java.util.Map<java.lang.Integer, java.lang.Float> getLogitBiasMap() {
+    return internalGetLogitBias().getMap();
+  }
+  /**
+   * <pre>
+   * Added to the logits of the given token ids before sampling (after the
+   * penalties, before temperature): token id -&gt; bias in [-100, 100]. -100
+   * bans the token outright; +100 makes it the choice wherever it is
+   * allowed. At most 300 entries; each id below GetModelInfo.vocab_size.
+   * </pre>
+   *
+   * <code>map&lt;uint32, float&gt; logit_bias = 9 [json_name = "logitBias"];</code>
+   */
+  @java.lang.Override
+  public float getLogitBiasOrDefault(
+      int key,
+      float defaultValue) {
+
+    java.util.Map<java.lang.Integer, java.lang.Float> map =
+        internalGetLogitBias().getMap();
+    return map.containsKey(key) ? map.get(key) : defaultValue;
+  }
+  /**
+   * <pre>
+   * Added to the logits of the given token ids before sampling (after the
+   * penalties, before temperature): token id -&gt; bias in [-100, 100]. -100
+   * bans the token outright; +100 makes it the choice wherever it is
+   * allowed. At most 300 entries; each id below GetModelInfo.vocab_size.
+   * </pre>
+   *
+   * <code>map&lt;uint32, float&gt; logit_bias = 9 [json_name = "logitBias"];</code>
+   */
+  @java.lang.Override
+  public float getLogitBiasOrThrow(
+      int key) {
+
+    java.util.Map<java.lang.Integer, java.lang.Float> map =
+        internalGetLogitBias().getMap();
+    if (!map.containsKey(key)) {
+      throw new java.lang.IllegalArgumentException();
+    }
+    return map.get(key);
+  }
+
   private byte memoizedIsInitialized = -1;
   @java.lang.Override
   public final boolean isInitialized() {
@@ -338,6 +455,12 @@ private static final long serialVersionUID = 0L;
     if (((bitField0_ & 0x00000080) != 0)) {
       output.writeFloat(8, frequencyPenalty_);
     }
+    com.google.protobuf.GeneratedMessage
+      .serializeIntegerMapTo(
+        output,
+        internalGetLogitBias(),
+        LogitBiasDefaultEntryHolder.defaultEntry,
+        9);
     getUnknownFields().writeTo(output);
   }
   private int computeSerializedSize_0() {
@@ -373,6 +496,16 @@ private static final long serialVersionUID = 0L;
     if (((bitField0_ & 0x00000080) != 0)) {
       size += com.google.protobuf.CodedOutputStream
         .computeFloatSize(8, frequencyPenalty_);
+    }
+    for (java.util.Map.Entry<java.lang.Integer, java.lang.Float> entry
+         : internalGetLogitBias().getMap().entrySet()) {
+      com.google.protobuf.MapEntry<java.lang.Integer, java.lang.Float>
+      logitBias__ = LogitBiasDefaultEntryHolder.defaultEntry.newBuilderForType()
+          .setKey(entry.getKey())
+          .setValue(entry.getValue())
+          .buildPartial();
+      size += com.google.protobuf.CodedOutputStream
+          .computeMessageSize(9, logitBias__);
     }
     return size;
   }
@@ -444,6 +577,8 @@ private static final long serialVersionUID = 0L;
           != java.lang.Float.floatToIntBits(
               other.getFrequencyPenalty())) return false;
     }
+    if (!internalGetLogitBias().equals(
+        other.internalGetLogitBias())) return false;
     if (!getUnknownFields().equals(other.getUnknownFields())) return false;
     return true;
   }
@@ -493,6 +628,10 @@ private static final long serialVersionUID = 0L;
       hash = (37 * hash) + FREQUENCY_PENALTY_FIELD_NUMBER;
       hash = (53 * hash) + java.lang.Float.floatToIntBits(
           getFrequencyPenalty());
+    }
+    if (!internalGetLogitBias().getMap().isEmpty()) {
+      hash = (37 * hash) + LOGIT_BIAS_FIELD_NUMBER;
+      hash = (53 * hash) + internalGetLogitBias().hashCode();
     }
     hash = (29 * hash) + getUnknownFields().hashCode();
     memoizedHashCode = hash;
@@ -610,6 +749,28 @@ private static final long serialVersionUID = 0L;
       return dev.tokenwire.v1.GenerationProto.internal_static_tokenwire_v1_SamplingParams_descriptor;
     }
 
+    @SuppressWarnings({"rawtypes"})
+    protected com.google.protobuf.MapFieldReflectionAccessor internalGetMapFieldReflection(
+        int number) {
+      switch (number) {
+        case 9:
+          return internalGetLogitBias();
+        default:
+          throw new RuntimeException(
+              "Invalid map field number: " + number);
+      }
+    }
+    @SuppressWarnings({"rawtypes"})
+    protected com.google.protobuf.MapFieldReflectionAccessor internalGetMutableMapFieldReflection(
+        int number) {
+      switch (number) {
+        case 9:
+          return internalGetMutableLogitBias();
+        default:
+          throw new RuntimeException(
+              "Invalid map field number: " + number);
+      }
+    }
     @java.lang.Override
     protected com.google.protobuf.GeneratedMessage.FieldAccessorTable
         internalGetFieldAccessorTable() {
@@ -640,6 +801,7 @@ private static final long serialVersionUID = 0L;
       repetitionPenalty_ = 0F;
       presencePenalty_ = 0F;
       frequencyPenalty_ = 0F;
+      internalGetMutableLogitBias().clear();
       return this;
     }
 
@@ -706,6 +868,10 @@ private static final long serialVersionUID = 0L;
         result.frequencyPenalty_ = frequencyPenalty_;
         to_bitField0_ |= 0x00000080;
       }
+      if (((from_bitField0_ & 0x00000100) != 0)) {
+        result.logitBias_ = internalGetLogitBias();
+        result.logitBias_.makeImmutable();
+      }
       result.bitField0_ |= to_bitField0_;
     }
 
@@ -745,6 +911,9 @@ private static final long serialVersionUID = 0L;
       if (other.hasFrequencyPenalty()) {
         setFrequencyPenalty(other.getFrequencyPenalty());
       }
+      internalGetMutableLogitBias().mergeFrom(
+          other.internalGetLogitBias());
+      bitField0_ |= 0x00000100;
       this.mergeUnknownFields(other.getUnknownFields());
       onChanged();
       return this;
@@ -811,6 +980,15 @@ private static final long serialVersionUID = 0L;
               bitField0_ |= 0x00000080;
               break;
             } // case 69
+            case 74: {
+              com.google.protobuf.MapEntry<java.lang.Integer, java.lang.Float>
+              logitBias__ = input.readMessage(
+                  LogitBiasDefaultEntryHolder.defaultEntry.getParserForType(), extensionRegistry);
+              internalGetMutableLogitBias().getMutableMap().put(
+                  logitBias__.getKey(), logitBias__.getValue());
+              bitField0_ |= 0x00000100;
+              break;
+            } // case 74
             default: {
               if (!super.parseUnknownField(input, extensionRegistry, tag)) {
                 done = true; // was an endgroup tag
@@ -1329,6 +1507,180 @@ private static final long serialVersionUID = 0L;
       bitField0_ = (bitField0_ & ~0x00000080);
       frequencyPenalty_ = 0F;
       onChanged();
+      return this;
+    }
+
+    private com.google.protobuf.MapField<
+        java.lang.Integer, java.lang.Float> logitBias_;
+    private com.google.protobuf.MapField<java.lang.Integer, java.lang.Float>
+        internalGetLogitBias() {
+      if (logitBias_ == null) {
+        return com.google.protobuf.MapField.emptyMapField(
+            LogitBiasDefaultEntryHolder.defaultEntry);
+      }
+      return logitBias_;
+    }
+    private com.google.protobuf.MapField<java.lang.Integer, java.lang.Float>
+        internalGetMutableLogitBias() {
+      if (logitBias_ == null) {
+        logitBias_ = com.google.protobuf.MapField.newMapField(
+            LogitBiasDefaultEntryHolder.defaultEntry);
+      }
+      if (!logitBias_.isMutable()) {
+        logitBias_ = logitBias_.copy();
+      }
+      bitField0_ |= 0x00000100;
+      onChanged();
+      return logitBias_;
+    }
+    public int getLogitBiasCount() {
+      return internalGetLogitBias().getMap().size();
+    }
+    /**
+     * <pre>
+     * Added to the logits of the given token ids before sampling (after the
+     * penalties, before temperature): token id -&gt; bias in [-100, 100]. -100
+     * bans the token outright; +100 makes it the choice wherever it is
+     * allowed. At most 300 entries; each id below GetModelInfo.vocab_size.
+     * </pre>
+     *
+     * <code>map&lt;uint32, float&gt; logit_bias = 9 [json_name = "logitBias"];</code>
+     */
+    @java.lang.Override
+    public boolean containsLogitBias(
+        int key) {
+
+      return internalGetLogitBias().getMap().containsKey(key);
+    }
+    /**
+     * Use {@link #getLogitBiasMap()} instead.
+     */
+    @java.lang.Override
+    @java.lang.Deprecated
+    public java.util.Map<java.lang.Integer, java.lang.Float> getLogitBias() {
+      return getLogitBiasMap();
+    }
+    /**
+     * <pre>
+     * Added to the logits of the given token ids before sampling (after the
+     * penalties, before temperature): token id -&gt; bias in [-100, 100]. -100
+     * bans the token outright; +100 makes it the choice wherever it is
+     * allowed. At most 300 entries; each id below GetModelInfo.vocab_size.
+     * </pre>
+     *
+     * <code>map&lt;uint32, float&gt; logit_bias = 9 [json_name = "logitBias"];</code>
+     */
+    @java.lang.Override
+    public java.util.Map<java.lang.Integer, java.lang.Float> getLogitBiasMap() {
+      return internalGetLogitBias().getMap();
+    }
+    /**
+     * <pre>
+     * Added to the logits of the given token ids before sampling (after the
+     * penalties, before temperature): token id -&gt; bias in [-100, 100]. -100
+     * bans the token outright; +100 makes it the choice wherever it is
+     * allowed. At most 300 entries; each id below GetModelInfo.vocab_size.
+     * </pre>
+     *
+     * <code>map&lt;uint32, float&gt; logit_bias = 9 [json_name = "logitBias"];</code>
+     */
+    @java.lang.Override
+    public float getLogitBiasOrDefault(
+        int key,
+        float defaultValue) {
+
+      java.util.Map<java.lang.Integer, java.lang.Float> map =
+          internalGetLogitBias().getMap();
+      return map.containsKey(key) ? map.get(key) : defaultValue;
+    }
+    /**
+     * <pre>
+     * Added to the logits of the given token ids before sampling (after the
+     * penalties, before temperature): token id -&gt; bias in [-100, 100]. -100
+     * bans the token outright; +100 makes it the choice wherever it is
+     * allowed. At most 300 entries; each id below GetModelInfo.vocab_size.
+     * </pre>
+     *
+     * <code>map&lt;uint32, float&gt; logit_bias = 9 [json_name = "logitBias"];</code>
+     */
+    @java.lang.Override
+    public float getLogitBiasOrThrow(
+        int key) {
+
+      java.util.Map<java.lang.Integer, java.lang.Float> map =
+          internalGetLogitBias().getMap();
+      if (!map.containsKey(key)) {
+        throw new java.lang.IllegalArgumentException();
+      }
+      return map.get(key);
+    }
+    public Builder clearLogitBias() {
+      bitField0_ = (bitField0_ & ~0x00000100);
+      internalGetMutableLogitBias().getMutableMap()
+          .clear();
+      return this;
+    }
+    /**
+     * <pre>
+     * Added to the logits of the given token ids before sampling (after the
+     * penalties, before temperature): token id -&gt; bias in [-100, 100]. -100
+     * bans the token outright; +100 makes it the choice wherever it is
+     * allowed. At most 300 entries; each id below GetModelInfo.vocab_size.
+     * </pre>
+     *
+     * <code>map&lt;uint32, float&gt; logit_bias = 9 [json_name = "logitBias"];</code>
+     */
+    public Builder removeLogitBias(
+        int key) {
+
+      internalGetMutableLogitBias().getMutableMap()
+          .remove(key);
+      return this;
+    }
+    /**
+     * Use alternate mutation accessors instead.
+     */
+    @java.lang.Deprecated
+    public java.util.Map<java.lang.Integer, java.lang.Float>
+        getMutableLogitBias() {
+      bitField0_ |= 0x00000100;
+      return internalGetMutableLogitBias().getMutableMap();
+    }
+    /**
+     * <pre>
+     * Added to the logits of the given token ids before sampling (after the
+     * penalties, before temperature): token id -&gt; bias in [-100, 100]. -100
+     * bans the token outright; +100 makes it the choice wherever it is
+     * allowed. At most 300 entries; each id below GetModelInfo.vocab_size.
+     * </pre>
+     *
+     * <code>map&lt;uint32, float&gt; logit_bias = 9 [json_name = "logitBias"];</code>
+     */
+    public Builder putLogitBias(
+        int key,
+        float value) {
+
+
+      internalGetMutableLogitBias().getMutableMap()
+          .put(key, value);
+      bitField0_ |= 0x00000100;
+      return this;
+    }
+    /**
+     * <pre>
+     * Added to the logits of the given token ids before sampling (after the
+     * penalties, before temperature): token id -&gt; bias in [-100, 100]. -100
+     * bans the token outright; +100 makes it the choice wherever it is
+     * allowed. At most 300 entries; each id below GetModelInfo.vocab_size.
+     * </pre>
+     *
+     * <code>map&lt;uint32, float&gt; logit_bias = 9 [json_name = "logitBias"];</code>
+     */
+    public Builder putAllLogitBias(
+        java.util.Map<java.lang.Integer, java.lang.Float> values) {
+      internalGetMutableLogitBias().getMutableMap()
+          .putAll(values);
+      bitField0_ |= 0x00000100;
       return this;
     }
 

@@ -189,4 +189,71 @@ public interface SamplingParamsOrBuilder extends
    * @return The frequencyPenalty.
    */
   float getFrequencyPenalty();
+
+  /**
+   * <pre>
+   * Added to the logits of the given token ids before sampling (after the
+   * penalties, before temperature): token id -&gt; bias in [-100, 100]. -100
+   * bans the token outright; +100 makes it the choice wherever it is
+   * allowed. At most 300 entries; each id below GetModelInfo.vocab_size.
+   * </pre>
+   *
+   * <code>map&lt;uint32, float&gt; logit_bias = 9 [json_name = "logitBias"];</code>
+   */
+  int getLogitBiasCount();
+  /**
+   * <pre>
+   * Added to the logits of the given token ids before sampling (after the
+   * penalties, before temperature): token id -&gt; bias in [-100, 100]. -100
+   * bans the token outright; +100 makes it the choice wherever it is
+   * allowed. At most 300 entries; each id below GetModelInfo.vocab_size.
+   * </pre>
+   *
+   * <code>map&lt;uint32, float&gt; logit_bias = 9 [json_name = "logitBias"];</code>
+   */
+  boolean containsLogitBias(
+      int key);
+  /**
+   * Use {@link #getLogitBiasMap()} instead.
+   */
+  @java.lang.Deprecated
+  java.util.Map<java.lang.Integer, java.lang.Float>
+  getLogitBias();
+  /**
+   * <pre>
+   * Added to the logits of the given token ids before sampling (after the
+   * penalties, before temperature): token id -&gt; bias in [-100, 100]. -100
+   * bans the token outright; +100 makes it the choice wherever it is
+   * allowed. At most 300 entries; each id below GetModelInfo.vocab_size.
+   * </pre>
+   *
+   * <code>map&lt;uint32, float&gt; logit_bias = 9 [json_name = "logitBias"];</code>
+   */
+  java.util.Map<java.lang.Integer, java.lang.Float>
+  getLogitBiasMap();
+  /**
+   * <pre>
+   * Added to the logits of the given token ids before sampling (after the
+   * penalties, before temperature): token id -&gt; bias in [-100, 100]. -100
+   * bans the token outright; +100 makes it the choice wherever it is
+   * allowed. At most 300 entries; each id below GetModelInfo.vocab_size.
+   * </pre>
+   *
+   * <code>map&lt;uint32, float&gt; logit_bias = 9 [json_name = "logitBias"];</code>
+   */
+  float getLogitBiasOrDefault(
+      int key,
+      float defaultValue);
+  /**
+   * <pre>
+   * Added to the logits of the given token ids before sampling (after the
+   * penalties, before temperature): token id -&gt; bias in [-100, 100]. -100
+   * bans the token outright; +100 makes it the choice wherever it is
+   * allowed. At most 300 entries; each id below GetModelInfo.vocab_size.
+   * </pre>
+   *
+   * <code>map&lt;uint32, float&gt; logit_bias = 9 [json_name = "logitBias"];</code>
+   */
+  float getLogitBiasOrThrow(
+      int key);
 }

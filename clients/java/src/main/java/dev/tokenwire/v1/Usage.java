@@ -56,7 +56,9 @@ private static final long serialVersionUID = 0L;
   private int promptTokens_ = 0;
   /**
    * <pre>
-   * Tokens in the prompt.
+   * Tokens in the prompt. With n &gt; 1 the prompt is counted once: in the
+   * first sample's finished event to arrive, and 0 in the others, so that
+   * summing a request's finished events gives its usage.
    * </pre>
    *
    * <code>uint32 prompt_tokens = 1 [json_name = "promptTokens"];</code>
@@ -448,7 +450,9 @@ private static final long serialVersionUID = 0L;
     private int promptTokens_ ;
     /**
      * <pre>
-     * Tokens in the prompt.
+     * Tokens in the prompt. With n &gt; 1 the prompt is counted once: in the
+     * first sample's finished event to arrive, and 0 in the others, so that
+     * summing a request's finished events gives its usage.
      * </pre>
      *
      * <code>uint32 prompt_tokens = 1 [json_name = "promptTokens"];</code>
@@ -460,7 +464,9 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * Tokens in the prompt.
+     * Tokens in the prompt. With n &gt; 1 the prompt is counted once: in the
+     * first sample's finished event to arrive, and 0 in the others, so that
+     * summing a request's finished events gives its usage.
      * </pre>
      *
      * <code>uint32 prompt_tokens = 1 [json_name = "promptTokens"];</code>
@@ -476,7 +482,9 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * Tokens in the prompt.
+     * Tokens in the prompt. With n &gt; 1 the prompt is counted once: in the
+     * first sample's finished event to arrive, and 0 in the others, so that
+     * summing a request's finished events gives its usage.
      * </pre>
      *
      * <code>uint32 prompt_tokens = 1 [json_name = "promptTokens"];</code>

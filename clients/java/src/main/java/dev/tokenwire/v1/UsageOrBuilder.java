@@ -12,7 +12,9 @@ public interface UsageOrBuilder extends
 
   /**
    * <pre>
-   * Tokens in the prompt.
+   * Tokens in the prompt. With n &gt; 1 the prompt is counted once: in the
+   * first sample's finished event to arrive, and 0 in the others, so that
+   * summing a request's finished events gives its usage.
    * </pre>
    *
    * <code>uint32 prompt_tokens = 1 [json_name = "promptTokens"];</code>

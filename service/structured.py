@@ -1,0 +1,94 @@
+"""Structured-output formats compiled before a request is accepted, off the event loop.
+
+A format is compiled by the engine (``Engine.compile_structured_output``, which caches what it
+compiled) on one thread of its own, so a slow grammar takes at most one core and never delays
+tokenizing. Each compile has a time limit (beyond it the request is refused: INVALID_ARGUMENT),
+and at most ``max_pending`` may wait (beyond that: RESOURCE_EXHAUSTED with a retry delay). A
+compile that outlives its time limit keeps its thread until it ends (llguidance's parser limits,
+``engines.structured.LIMITS``, bound how long that can be) and counts as pending till then.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import threading
+from collections.abc import Callable
+
+from engines.contract import InvalidStructuredOutput, StructuredOutput, StructuredOutputKind
+from service.errors import FieldViolation, InvalidArgument, ResourceExhausted
+
+FIELDS = {
+    StructuredOutputKind.JSON_SCHEMA: "structured_output.json_schema",
+    StructuredOutputKind.JSON_OBJECT: "structured_output.json_object",
+    StructuredOutputKind.REGEX: "structured_output.regex",
+    StructuredOutputKind.GRAMMAR_LARK: "structured_output.grammar.text",
+    StructuredOutputKind.GRAMMAR_GBNF: "structured_output.grammar.text",
+    StructuredOutputKind.CHOICE: "structured_output.choice.options",
+}
+"""The request field a format's compile error names."""
+
+
+class CompileQueueFull(ResourceExhausted):
+    reason = "COMPILE_QUEUE_FULL"
+
+
+class FormatCompiler:
+    def __init__(
+        self,
+        compile_format: Callable[[StructuredOutput], None],
+        *,
+        time_limit_s: float = 10.0,
+        max_pending: int = 16,
+        retry_after_s: float = 1.0,
+    ) -> None:
+        self._compile = compile_format
+        self._time_limit_s = time_limit_s
+        self._max_pending = max_pending
+        self._retry_after_s = retry_after_s
+        self._executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="tokenwire-compile"
+        )
+        self._pending = 0
+        self._lock = threading.Lock()
+
+    async def check(self, spec: StructuredOutput) -> None:
+        """Compile ``spec`` (or find it compiled); raises ``InvalidArgument`` naming the field with the
+        compiler's reason, or ``CompileQueueFull``."""
+        with self._lock:
+            if self._pending >= self._max_pending:
+                raise CompileQueueFull(
+                    f"{self._pending} structured-output formats are being compiled; retry shortly",
+                    self._retry_after_s,
+                )
+            self._pending += 1
+
+        def job() -> None:
+            try:
+                self._compile(spec)
+            finally:
+                with self._lock:
+                    self._pending -= 1
+
+        try:
+            future = self._executor.submit(job)
+        except RuntimeError:  # shut down
+            with self._lock:
+                self._pending -= 1
+            raise
+        field = FIELDS[spec.kind]
+        try:
+            await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)), self._time_limit_s)
+        except TimeoutError:
+            reason = f"did not compile within {self._time_limit_s:g} s; simplify it"
+            raise InvalidArgument([FieldViolation(field, reason)]) from None
+        except InvalidStructuredOutput as error:
+            raise InvalidArgument([FieldViolation(field, f"does not compile: {error}")]) from None
+
+    @property
+    def pending(self) -> int:
+        with self._lock:
+            return self._pending
+
+    def shutdown(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
