@@ -337,6 +337,13 @@ def _build_parser() -> argparse.ArgumentParser:
     _add(serve, "--default-max-tokens", _positive_int, defaults.default_max_tokens, "max_tokens when unset")
     _add(
         serve,
+        "--max-samples",
+        _positive_int,
+        defaults.max_samples,
+        "largest n (samples per request) accepted",
+    )
+    _add(
+        serve,
         "--otlp-endpoint",
         _otlp_endpoint,
         defaults.otlp_endpoint,
@@ -536,6 +543,7 @@ def _serve_config(args: argparse.Namespace) -> ServeConfig:
         speculation=args.speculation,
         draft_length=args.draft_length,
         default_max_tokens=getattr(args, "default_max_tokens", defaults.default_max_tokens),
+        max_samples=getattr(args, "max_samples", defaults.max_samples),
         grace_period_s=getattr(args, "grace_period", defaults.grace_period_s),
         metrics_port=getattr(args, "metrics_port", defaults.metrics_port),
         otlp_endpoint=getattr(args, "otlp_endpoint", defaults.otlp_endpoint),

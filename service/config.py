@@ -86,6 +86,8 @@ class ServeConfig:
     sim_seed: int = 0
     """sim: seed of the acceptance draws (a load client replays them)."""
     default_max_tokens: int = 512
+    max_samples: int = 16
+    """The largest GenerateRequest.n accepted (samples of one prompt)."""
     grace_period_s: float = 10.0
     """On SIGTERM/SIGINT: how long generations in flight may run on while the server drains."""
     stall_timeout_s: float = 30.0

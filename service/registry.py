@@ -41,6 +41,8 @@ class Ticket:
     request_id: RequestId
     _cancel_engine: Callable[[RequestId], None]
     cause: CancelCause | None = field(default=None)
+    sample_ids: tuple[RequestId, ...] = ()
+    """The engine ids of its further samples (GenerateRequest.n > 1), cancelled with it."""
 
     def cancel(self, cause: CancelCause) -> bool:
         """Ask the engine to stop this request; the first cause wins. True if this call cancelled it."""
@@ -48,6 +50,8 @@ class Ticket:
             return False
         self.cause = cause
         self._cancel_engine(self.request_id)
+        for sample_id in self.sample_ids:
+            self._cancel_engine(sample_id)
         return True
 
 
@@ -65,13 +69,14 @@ class RequestRegistry:
     def new_id() -> RequestId:
         return RequestId(uuid.uuid4().hex)
 
-    def register(self, request_id: RequestId) -> Ticket:
-        """Claim ``request_id``; raises ``AlreadyExists`` if it is in flight, ``Unavailable`` once closed."""
+    def register(self, request_id: RequestId, sample_ids: tuple[RequestId, ...] = ()) -> Ticket:
+        """Claim ``request_id`` (with the engine ids of its further samples); raises ``AlreadyExists``
+        if it is in flight, ``Unavailable`` once closed."""
         if self._closed is not None:
             raise self._closed
         if request_id in self._tickets:
             raise AlreadyExists(f"request_id {request_id!r} is already in flight")
-        ticket = Ticket(request_id, self._cancel_engine)
+        ticket = Ticket(request_id, self._cancel_engine, sample_ids=sample_ids)
         self._tickets[request_id] = ticket
         self._empty.clear()
         return ticket

@@ -29,6 +29,8 @@ class Phase(enum.Enum):
 @dataclass(frozen=True, slots=True)
 class RuntimeSettings:
     default_max_tokens: int
+    max_samples: int = 16
+    """The largest GenerateRequest.n accepted."""
     load_retry_after_s: float = 5.0
     """RetryInfo of calls refused while the model loads or the server drains."""
     stall_timeout_s: float | None = 30.0
@@ -75,6 +77,7 @@ class Runtime:
             ),
             unsupported=info.unsupported_fields,
             structured_output_kinds=frozenset(info.structured_output_kinds),
+            max_samples=self.settings.max_samples,
         )
         if self.phase is Phase.LOADING:  # a drain that began while loading stays a drain
             self.phase = Phase.SERVING

@@ -80,6 +80,7 @@ class TokenwireServer:
             engine,
             RuntimeSettings(
                 default_max_tokens=config.default_max_tokens,
+                max_samples=config.max_samples,
                 stall_timeout_s=config.stall_timeout_s or None,
             ),
             self.metrics,

@@ -39,6 +39,8 @@ def fill_delta(
         message.token_ids.extend(event.token_ids)
     if prepared.include_text:
         message.text = event.text
+    if event.sample_index:
+        message.sample_index = event.sample_index
     for item in event.logprobs:
         message.logprobs.append(
             generation_pb2.TokenLogprob(
@@ -64,6 +66,7 @@ def _finished(event: Finished) -> generation_pb2.Finished:
             accepted_tokens=stats.accepted_draft_tokens,
             decode_steps=stats.decode_steps,
         ),
+        sample_index=event.sample_index,
     )
     if event.time_to_first_token_s is not None:
         message.timing.time_to_first_token.CopyFrom(duration(event.time_to_first_token_s))

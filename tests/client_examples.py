@@ -114,3 +114,52 @@ def check_session_output(stdout: str) -> None:
     assert keep.completion_tokens > 0 and keep.text.strip(), stdout
     assert drop.reason == "FINISH_REASON_CANCELLED", stdout
     assert drop.completion_tokens > 0, "drop is cancelled after its first delta"
+
+
+# --- structured and samples: what each client's third and fourth examples print -------------------
+
+STRUCTURED_PROMPT = "Ada Lovelace was born in 1815 in London. Extract the person as JSON."
+"""The ``structured`` example's chat user message (temperature 0, max_tokens 64), with this schema."""
+STRUCTURED_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "name": {"type": "string", "maxLength": 40},
+        "birth_year": {"type": "integer", "minimum": 1000, "maximum": 2100},
+        "city": {"type": "string", "maxLength": 40},
+    },
+    "required": ["name", "birth_year", "city"],
+    "additionalProperties": False,
+}
+SAMPLE_LINE = re.compile(r'^(?P<index>\d+) (?P<reason>FINISH_REASON_[A-Z_]+) (?P<tokens>\d+) (?P<text>".*")$')
+
+
+def check_structured_output(stdout: str) -> None:
+    """Two lines: the JSON the deltas' text makes up, then the finish reason's name."""
+    lines = stdout.splitlines()
+    assert len(lines) == 2, stdout
+    value = json.loads(lines[0])
+    assert isinstance(value, dict) and set(value) == {"name", "birth_year", "city"}, stdout
+    assert isinstance(value["name"], str) and len(value["name"]) <= 40
+    assert isinstance(value["birth_year"], int) and 1000 <= value["birth_year"] <= 2100
+    assert isinstance(value["city"], str) and len(value["city"]) <= 40
+    assert lines[1] in ("FINISH_REASON_END_OF_SEQUENCE", "FINISH_REASON_STRUCTURED_OUTPUT_COMPLETE"), stdout
+
+
+def check_samples_output(stdout: str) -> None:
+    """n = 3: one line per sample in index order, ``<index> <REASON> <completion_tokens> <text as a
+    JSON string>``, then ``prompt_tokens <Started.prompt_tokens> <sum of the finished events'
+    usage.prompt_tokens>`` (the prompt is counted once)."""
+    lines = stdout.splitlines()
+    assert len(lines) == 4, stdout
+    texts = []
+    for expected, line in enumerate(lines[:3]):
+        match = SAMPLE_LINE.match(line)
+        assert match is not None, line
+        assert int(match["index"]) == expected, stdout
+        assert match["reason"] in FINISHED_NORMALLY, stdout
+        text = json.loads(match["text"])
+        assert isinstance(text, str) and int(match["tokens"]) > 0
+        texts.append(text)
+    assert len(set(texts)) > 1, f"sampled answers should differ: {stdout}"
+    label, started, summed = lines[3].split()
+    assert label == "prompt_tokens" and int(started) == int(summed) > 0, stdout

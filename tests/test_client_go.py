@@ -6,9 +6,11 @@ import json
 
 from tests.client_examples import (
     CLIENTS,
+    check_samples_output,
     check_secure_stream_example,
     check_session_output,
     check_stream_output,
+    check_structured_output,
     run_example,
 )
 from tests.conftest import LiveServer, SecureLiveServer
@@ -22,6 +24,17 @@ def test_stream_example(live_server: LiveServer) -> None:
 
 def test_session_example(live_server: LiveServer) -> None:
     check_session_output(run_example([str(BIN / "session")], live_server))
+
+
+def test_structured_example(live_server: LiveServer) -> None:
+    """A JSON Schema (WithJSONSchema): the output is JSON that follows it."""
+    check_structured_output(run_example([str(BIN / "structured")], live_server))
+
+
+def test_samples_example(live_server: LiveServer) -> None:
+    """n = 3 on one Generate stream (WithN, CompleteSamples): one line per sample, the prompt
+    counted once."""
+    check_samples_output(run_example([str(BIN / "samples")], live_server))
 
 
 def test_stream_example_over_mtls_with_token(secure_live_server: SecureLiveServer) -> None:

@@ -9,6 +9,7 @@ only produces under load or while loading.
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import subprocess
 import sys
@@ -37,20 +38,27 @@ from tokenwire.client import (
     PermissionDeniedError,
     ResourceExhaustedError,
     RetryPolicy,
+    SpeculativeStats,
     Started,
+    Timing,
     TlsOptions,
     TokenwireError,
     UnauthenticatedError,
     UnavailableError,
+    Usage,
     user,
 )
+from tokenwire.client.events import CompletionBuilder
+from tokenwire.client.options import build_request
 from tokenwire.v1 import generation_pb2, generation_pb2_grpc, model_pb2, model_pb2_grpc
 
 from service.config import ServeConfig
 from tests.client_examples import (
+    check_samples_output,
     check_secure_stream_example,
     check_session_output,
     check_stream_output,
+    check_structured_output,
     run_example,
 )
 from tests.conftest import LiveServer, SecureLiveServer, serve_in_thread, stop_live_server, write_tokens_file
@@ -67,6 +75,68 @@ def test_stream_example(live_server: LiveServer) -> None:
 
 def test_session_example(live_server: LiveServer) -> None:
     check_session_output(run_example([sys.executable, str(EXAMPLES / "session.py")], live_server))
+
+
+def test_structured_example(live_server: LiveServer) -> None:
+    check_structured_output(run_example([sys.executable, str(EXAMPLES / "structured.py")], live_server))
+
+
+def test_samples_example(live_server: LiveServer) -> None:
+    check_samples_output(run_example([sys.executable, str(EXAMPLES / "samples.py")], live_server))
+
+
+def test_structured_output_n_and_logit_bias_options_map_to_the_request() -> None:
+    request = build_request(
+        "hi", None, {"json_schema": {"type": "object"}, "n": 3, "logit_bias": {5: -100.0, 7: 2.5}}
+    )
+    assert json.loads(request.structured_output.json_schema) == {"type": "object"}
+    assert request.n == 3 and dict(request.sampling.logit_bias) == {5: -100.0, 7: 2.5}
+    grammar = build_request("hi", None, {"gbnf_grammar": 'root ::= "a"'}).structured_output.grammar
+    assert grammar.syntax == generation_pb2.Grammar.SYNTAX_GBNF and grammar.text == 'root ::= "a"'
+    lark = build_request("hi", None, {"lark_grammar": 'start: "a"'}).structured_output.grammar
+    assert lark.syntax == generation_pb2.Grammar.SYNTAX_LARK
+    assert build_request("hi", None, {"json_object": True}).structured_output.HasField("json_object")
+    assert list(build_request("hi", None, {"choice": ["a", "b"]}).structured_output.choice.options) == [
+        "a",
+        "b",
+    ]
+    assert build_request("hi", None, {"regex": "[0-9]+"}).structured_output.regex == "[0-9]+"
+    assert not build_request("hi", None, {}).HasField("structured_output")
+    with pytest.raises(ValueError, match="set one of"):
+        build_request("hi", None, {"regex": "a", "choice": ["a"]})
+
+
+def test_a_sampled_stream_is_complete_only_with_every_samples_finished() -> None:
+    builder = CompletionBuilder(2)
+    builder.add(Started("r", 3, "m"))
+    builder.add(Delta("r", "a", (1,), (), 0))
+    builder.add(Delta("r", "b", (2,), (), 1))
+    usage = Usage(3, 1, 0)
+    timing = Timing(None, None, None)
+    stats = SpeculativeStats(0, 0, 1)
+    builder.add(Finished("r", FinishReason.LENGTH, usage, timing, stats, sample_index=1))
+    assert not builder.complete
+    with pytest.raises(RuntimeError, match="incomplete"):
+        builder.build_samples()
+    builder.add(Finished("r", FinishReason.STRUCTURED_OUTPUT_COMPLETE, usage, timing, stats, sample_index=0))
+    first, second = builder.build_samples()
+    assert (first.text, second.text) == ("a", "b")
+    assert first.reason is FinishReason.STRUCTURED_OUTPUT_COMPLETE
+    with pytest.raises(ValueError, match="n=2"):
+        builder.build()
+
+
+async def test_complete_samples_and_structured_output_end_to_end(client: AsyncClient) -> None:
+    info = await client.model_info()
+    assert "json_schema" in info.structured_output_kinds and info.max_samples == 16
+    samples = await client.complete_samples("Say a number:", n=2, seed=1, max_tokens=6, regex="[0-9]{1,3}")
+    assert len(samples) == 2
+    for sample in samples:
+        assert sample.text.isdigit() and len(sample.text) <= 3
+        assert sample.reason in (FinishReason.STRUCTURED_OUTPUT_COMPLETE, FinishReason.END_OF_SEQUENCE)
+    assert sum(s.usage.prompt_tokens for s in samples) == samples[0].started.prompt_tokens
+    with pytest.raises(ValueError, match="n=2"):
+        await client.complete("Say a number:", n=2, max_tokens=4)
 
 
 # --- the async client against the live server --------------------------------------------------

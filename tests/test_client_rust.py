@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from tests.client_examples import (
     CLIENTS,
+    check_samples_output,
     check_secure_stream_example,
     check_session_output,
     check_stream_output,
+    check_structured_output,
     run_example,
 )
 from tests.conftest import LiveServer, SecureLiveServer
@@ -21,6 +23,16 @@ def test_stream_example(live_server: LiveServer) -> None:
 
 def test_session_example(live_server: LiveServer) -> None:
     check_session_output(run_example([str(EXAMPLES / "session")], live_server))
+
+
+def test_structured_example(live_server: LiveServer) -> None:
+    """JSON Schema structured output: the JSON, then the finish reason's name."""
+    check_structured_output(run_example([str(EXAMPLES / "structured")], live_server))
+
+
+def test_samples_example(live_server: LiveServer) -> None:
+    """n = 3 samples of one prompt, one line each in index order, and the prompt counted once."""
+    check_samples_output(run_example([str(EXAMPLES / "samples")], live_server))
 
 
 def test_stream_example_over_mtls_with_token(secure_live_server: SecureLiveServer) -> None:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from tests.client_examples import (
     CLIENTS,
+    check_samples_output,
     check_secure_stream_example,
     check_session_output,
     check_stream_output,
+    check_structured_output,
     run_example,
 )
 from tests.conftest import LiveServer, SecureLiveServer
@@ -21,6 +23,14 @@ def test_stream_example(live_server: LiveServer) -> None:
 
 def test_session_example(live_server: LiveServer) -> None:
     check_session_output(run_example(["node", "dist/examples/session.js"], live_server, cwd=HERE))
+
+
+def test_structured_example(live_server: LiveServer) -> None:
+    check_structured_output(run_example(["node", "dist/examples/structured.js"], live_server, cwd=HERE))
+
+
+def test_samples_example(live_server: LiveServer) -> None:
+    check_samples_output(run_example(["node", "dist/examples/samples.js"], live_server, cwd=HERE))
 
 
 def test_stream_example_over_mtls_with_a_token(secure_live_server: SecureLiveServer) -> None:

@@ -59,7 +59,7 @@ go vet ./...
 
 step "go build ./... and the examples into .bin"
 go build ./...
-go build -o "$GOBIN/" ./examples/stream ./examples/session ./examples/orca
+go build -o "$GOBIN/" ./examples/stream ./examples/session ./examples/orca ./examples/structured ./examples/samples
 
 step "go test ./..."
 # shellcheck disable=SC2086 # GO_TEST_FLAGS is a list of flags

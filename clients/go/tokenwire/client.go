@@ -55,8 +55,15 @@ func (c *Client) GenerationService() pb.GenerationServiceClient { return c.gen }
 // ModelService returns the raw generated stub.
 func (c *Client) ModelService() pb.ModelServiceClient { return c.model }
 
+// ErrMultipleSamples is returned by Collect and Complete for a request of
+// n > 1 samples ([WithN]), whose events they cannot fold into one Result; read
+// those with CollectSamples or CompleteSamples. Nothing was read or sent.
+var ErrMultipleSamples = errors.New("tokenwire: the request asks for n > 1 samples: use CollectSamples or CompleteSamples, which give one Result per sample")
+
 // Event is one event of a generation: exactly one of Started, Delta and
-// Finished is set.
+// Finished is set. With n > 1 samples there is one Started for the request,
+// and the deltas of all samples interleaved, each sample ending with its own
+// Finished; [Event.SampleIndex] tells them apart.
 type Event struct {
 	RequestID string
 	Started   *pb.Started
@@ -64,13 +71,24 @@ type Event struct {
 	Finished  *pb.Finished
 }
 
-// Result is a whole generation: its concatenated deltas and final event.
+// SampleIndex is the sample a Delta or Finished event belongs to (0 to
+// n - 1; always 0 when n is 1), and 0 for Started, which belongs to them all.
+func (e Event) SampleIndex() uint32 {
+	if e.Delta != nil {
+		return e.Delta.GetSampleIndex()
+	}
+	return e.Finished.GetSampleIndex()
+}
+
+// Result is one whole completion (one sample of the request when n > 1): its
+// concatenated deltas and its Finished event, with the request's Started.
 type Result struct {
-	RequestID string
-	Text      string
-	TokenIDs  []uint32
-	Started   *pb.Started
-	Finished  *pb.Finished
+	RequestID   string
+	SampleIndex uint32 // which sample (0 to n - 1); 0 when n is 1
+	Text        string
+	TokenIDs    []uint32
+	Started     *pb.Started
+	Finished    *pb.Finished
 }
 
 // Reason is why the generation ended.
@@ -79,12 +97,17 @@ func (r *Result) Reason() pb.FinishReason { return r.Finished.GetReason() }
 // CompletionTokens is the number of tokens generated and delivered.
 func (r *Result) CompletionTokens() uint32 { return r.Finished.GetUsage().GetCompletionTokens() }
 
-// Add folds one event into the result: it records Started and Finished and
-// appends a delta's text and token ids. Use it to build a Result while also
-// handling each event yourself.
+// Add folds one event into the result: it records Started, and of the
+// result's own sample (r.SampleIndex) it appends a delta's text and token ids
+// and records Finished; deltas and Finished events of other samples are
+// ignored. Use it to build a Result while also handling each event yourself;
+// with n > 1, keep one Result per sample (or use CollectSamples).
 func (r *Result) Add(ev Event) {
 	if ev.RequestID != "" {
 		r.RequestID = ev.RequestID
+	}
+	if ev.Started == nil && ev.SampleIndex() != r.SampleIndex {
+		return
 	}
 	switch {
 	case ev.Started != nil:
@@ -99,9 +122,11 @@ func (r *Result) Add(ev Event) {
 
 // Stream is one Generate call in progress.
 type Stream struct {
-	stream grpc.ServerStreamingClient[pb.GenerateResponse]
-	cancel context.CancelFunc
-	err    error // sticky: io.EOF after Finished, or the call's error
+	stream   grpc.ServerStreamingClient[pb.GenerateResponse]
+	cancel   context.CancelFunc
+	samples  uint32   // the request's n, at least 1
+	finishes finishes // which samples have finished
+	err      error    // sticky: io.EOF after the last Finished, or the call's error
 }
 
 // Generate starts a generation and returns its event stream. ctx bounds the
@@ -114,11 +139,15 @@ func (c *Client) Generate(ctx context.Context, req *pb.GenerateRequest, opts ...
 		cancel()
 		return nil, err
 	}
-	return &Stream{stream: stream, cancel: cancel}, nil
+	n := sampleCount(req)
+	return &Stream{stream: stream, cancel: cancel, samples: n, finishes: newFinishes(n)}, nil
 }
 
-// Recv returns the next event. After the Finished event it returns io.EOF;
-// a failed call returns its gRPC status error (see google.golang.org/grpc/status).
+// Recv returns the next event. After the last Finished event (one per sample:
+// n of them for a request of n samples) it returns io.EOF; a failed call
+// returns its gRPC status error (see google.golang.org/grpc/status), and a
+// call the server ended before every sample's Finished event returns
+// io.ErrUnexpectedEOF.
 func (s *Stream) Recv() (Event, error) {
 	if s.err != nil {
 		return Event{}, s.err
@@ -126,7 +155,7 @@ func (s *Stream) Recv() (Event, error) {
 	resp, err := s.stream.Recv()
 	if err != nil {
 		if errors.Is(err, io.EOF) {
-			err = io.ErrUnexpectedEOF // the contract promises a Finished event
+			err = io.ErrUnexpectedEOF // the contract promises a Finished event per sample
 		}
 		s.fail(err)
 		return Event{}, err
@@ -137,7 +166,7 @@ func (s *Stream) Recv() (Event, error) {
 		Delta:     resp.GetDelta(),
 		Finished:  resp.GetFinished(),
 	}
-	if ev.Finished != nil {
+	if ev.Finished != nil && s.finishes.add(ev.Finished) {
 		s.fail(io.EOF)
 	}
 	return ev, nil
@@ -148,28 +177,58 @@ func (s *Stream) fail(err error) {
 	s.cancel()
 }
 
-// Events iterates over the remaining events; iteration ends after Finished,
-// or with one non-nil error.
+// Events iterates over the remaining events; iteration ends after the last
+// Finished (one per sample), or with one non-nil error.
 func (s *Stream) Events() iter.Seq2[Event, error] {
 	return events(s.Recv)
 }
 
-// Collect reads the remaining events and returns the whole generation.
+// Collect reads the remaining events and returns the whole generation. A
+// request of n > 1 samples gets [ErrMultipleSamples] and nothing is read: use
+// CollectSamples.
 func (s *Stream) Collect() (*Result, error) {
+	if s.samples > 1 {
+		return nil, ErrMultipleSamples
+	}
 	return collect(s.Recv)
+}
+
+// CollectSamples reads the remaining events and returns one Result per
+// sample, indexed by sample index (len n; one for a request without n). Each
+// has the request's Started and its own sample's text, token ids and
+// Finished. On an error it returns what it gathered so far (nil when no event
+// arrived) with the error.
+func (s *Stream) CollectSamples() ([]*Result, error) {
+	return collectSamples(s.samples, s.Recv)
 }
 
 // Close cancels the call if it is still running.
 func (s *Stream) Close() { s.cancel() }
 
-// Complete runs one generation to its end and returns it.
+// Complete runs one generation to its end and returns it. A request of n > 1
+// samples gets [ErrMultipleSamples] and is not sent: use CompleteSamples.
 func (c *Client) Complete(ctx context.Context, req *pb.GenerateRequest, opts ...grpc.CallOption) (*Result, error) {
+	if sampleCount(req) > 1 {
+		return nil, ErrMultipleSamples
+	}
 	s, err := c.Generate(ctx, req, opts...)
 	if err != nil {
 		return nil, err
 	}
 	defer s.Close()
 	return s.Collect()
+}
+
+// CompleteSamples runs one generation of n samples ([WithN]) to its end and
+// returns one Result per sample, indexed by sample index (see
+// [Stream.CollectSamples]).
+func (c *Client) CompleteSamples(ctx context.Context, req *pb.GenerateRequest, opts ...grpc.CallOption) ([]*Result, error) {
+	s, err := c.Generate(ctx, req, opts...)
+	if err != nil {
+		return nil, err
+	}
+	defer s.Close()
+	return s.CollectSamples()
 }
 
 // Abort cancels the generation with the given id wherever it runs. It reports
@@ -228,4 +287,67 @@ func collect(recv func() (Event, error)) (*Result, error) {
 		}
 		r.Add(ev)
 	}
+}
+
+// collectSamples gathers the events of a request of n samples into one Result
+// per sample. The Results are made once the first event arrives (the server
+// accepted n by then), not for an n it refuses.
+func collectSamples(n uint32, recv func() (Event, error)) ([]*Result, error) {
+	var results []*Result
+	for {
+		ev, err := recv()
+		if errors.Is(err, io.EOF) {
+			return results, nil
+		}
+		if err != nil {
+			return results, err
+		}
+		if results == nil {
+			results = make([]*Result, n)
+			for i := range results {
+				results[i] = &Result{SampleIndex: uint32(i)}
+			}
+		}
+		if ev.Started != nil {
+			for _, r := range results {
+				r.Add(ev)
+			}
+		} else if i := ev.SampleIndex(); i < n {
+			results[i].Add(ev)
+		}
+	}
+}
+
+// sampleCount is the number of samples req asks for: its n, or 1 when n is
+// absent or 0.
+func sampleCount(req *pb.GenerateRequest) uint32 {
+	if n := req.GetN(); n > 1 {
+		return n
+	}
+	return 1
+}
+
+// finishes tracks which samples of a generation have had their Finished
+// event.
+type finishes struct {
+	samples uint32
+	seen    map[uint32]struct{} // made at the first Finished of a request of n > 1
+}
+
+func newFinishes(samples uint32) finishes { return finishes{samples: samples} }
+
+// add records a Finished event and reports whether every sample has now
+// finished. A repeated or out-of-range sample index does not count.
+func (f *finishes) add(fin *pb.Finished) bool {
+	i := fin.GetSampleIndex()
+	if f.samples <= 1 {
+		return true
+	}
+	if i < f.samples {
+		if f.seen == nil {
+			f.seen = make(map[uint32]struct{})
+		}
+		f.seen[i] = struct{}{}
+	}
+	return uint32(len(f.seen)) == f.samples
 }

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"io"
+	"maps"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -40,10 +42,14 @@ func words(req *pb.GenerateRequest) ([]string, error) {
 }
 
 // run emits one generation's events through send until it ends or ctx is done.
+// A request for n > 1 samples is served by runSamples.
 func run(ctx context.Context, req *pb.GenerateRequest, send func(*pb.SessionResponse) error) error {
 	ws, err := words(req)
 	if err != nil {
 		return err
+	}
+	if req.GetN() > 1 {
+		return runSamples(req, ws, send)
 	}
 	id := req.GetRequestId()
 	if err := send(&pb.SessionResponse{RequestId: id, Event: &pb.SessionResponse_Started{Started: &pb.Started{Model: "fake"}}}); err != nil {
@@ -325,5 +331,80 @@ func TestRequestOptions(t *testing.T) {
 		req.GetStopping().GetMaxTokens() != 5 || req.GetStopping().GetStop()[0] != "\n" || !req.GetStopping().GetIgnoreEos() ||
 		req.GetTimeout().AsDuration() != 2*time.Second {
 		t.Fatalf("unexpected request %v", req)
+	}
+}
+
+func TestStructuredOutputOptions(t *testing.T) {
+	cases := []struct {
+		name  string
+		opt   tokenwire.Option
+		check func(*pb.StructuredOutput) bool
+	}{
+		{"json schema", tokenwire.WithJSONSchema(`{"type":"object"}`), func(so *pb.StructuredOutput) bool {
+			return so.GetJsonSchema() == `{"type":"object"}`
+		}},
+		{"json object", tokenwire.WithJSONObject(), func(so *pb.StructuredOutput) bool {
+			_, ok := so.GetFormat().(*pb.StructuredOutput_JsonObject)
+			return ok && so.GetJsonObject() != nil
+		}},
+		{"regex", tokenwire.WithRegex(`[0-9]+`), func(so *pb.StructuredOutput) bool {
+			return so.GetRegex() == `[0-9]+`
+		}},
+		{"lark", tokenwire.WithLarkGrammar(`start: "yes" | "no"`), func(so *pb.StructuredOutput) bool {
+			return so.GetGrammar().GetSyntax() == pb.Grammar_SYNTAX_LARK && so.GetGrammar().GetText() == `start: "yes" | "no"`
+		}},
+		{"gbnf", tokenwire.WithGBNFGrammar(`root ::= "yes" | "no"`), func(so *pb.StructuredOutput) bool {
+			return so.GetGrammar().GetSyntax() == pb.Grammar_SYNTAX_GBNF && so.GetGrammar().GetText() == `root ::= "yes" | "no"`
+		}},
+		{"choice", tokenwire.WithChoice("red", "green"), func(so *pb.StructuredOutput) bool {
+			return slices.Equal(so.GetChoice().GetOptions(), []string{"red", "green"})
+		}},
+		{"raw", tokenwire.WithStructuredOutput(&pb.StructuredOutput{Format: &pb.StructuredOutput_Regex{Regex: "a"}}), func(so *pb.StructuredOutput) bool {
+			return so.GetRegex() == "a"
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			req := tokenwire.TextRequest("x", c.opt)
+			if so := req.GetStructuredOutput(); so == nil || !c.check(so) {
+				t.Fatalf("structured_output %v", so)
+			}
+			// One format per request: the last option wins.
+			req = tokenwire.TextRequest("x", tokenwire.WithRegex("b"), c.opt)
+			if so := req.GetStructuredOutput(); !c.check(so) {
+				t.Fatalf("after another format: %v", so)
+			}
+		})
+	}
+	// An option applied twice builds a fresh message each time.
+	opt := tokenwire.WithChoice("a", "b")
+	one, two := tokenwire.TextRequest("x", opt), tokenwire.TextRequest("y", opt)
+	one.GetStructuredOutput().GetChoice().Options[0] = "changed"
+	if two.GetStructuredOutput().GetChoice().GetOptions()[0] != "a" {
+		t.Fatal("two requests share one structured_output message")
+	}
+	if tokenwire.TextRequest("x").GetStructuredOutput() != nil {
+		t.Fatal("structured_output set without an option")
+	}
+}
+
+func TestSamplesAndLogitBiasOptions(t *testing.T) {
+	bias := map[uint32]float32{1: -100, 2: 5}
+	req := tokenwire.TextRequest("x", tokenwire.WithN(3), tokenwire.WithTemperature(0.7),
+		tokenwire.WithLogitBias(bias), tokenwire.WithLogitBias(map[uint32]float32{2: 100, 3: -1.5}))
+	if req.N == nil || req.GetN() != 3 {
+		t.Fatalf("n %v", req.N)
+	}
+	want := map[uint32]float32{1: -100, 2: 100, 3: -1.5}
+	if !maps.Equal(req.GetSampling().GetLogitBias(), want) || req.GetSampling().GetTemperature() != 0.7 {
+		t.Fatalf("sampling %v", req.GetSampling())
+	}
+	bias[4] = 1 // the caller's map is not the request's
+	if _, ok := req.GetSampling().GetLogitBias()[4]; ok || len(bias) != 3 {
+		t.Fatal("WithLogitBias kept the caller's map")
+	}
+	plain := tokenwire.TextRequest("x")
+	if plain.N != nil || plain.GetSampling().GetLogitBias() != nil {
+		t.Fatalf("unexpected defaults %v", plain)
 	}
 }

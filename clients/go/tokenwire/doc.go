@@ -15,7 +15,13 @@
 //     cancels one generation by id ([Session.Cancel], [Generation.Cancel]);
 //   - [Client.Abort] cancels a generation by id from any connection;
 //   - request helpers ([TextRequest], [ChatRequest], [Option]) for the
-//     common fields.
+//     common fields, structured output ([WithJSONSchema], [WithJSONObject],
+//     [WithRegex], [WithLarkGrammar], [WithGBNFGrammar], [WithChoice]),
+//     logit bias ([WithLogitBias]) and n samples of one prompt ([WithN]);
+//   - for n > 1, streams that end after every sample's Finished event and
+//     [Stream.CollectSamples] / [Client.CompleteSamples], which give one
+//     [Result] per sample ([Stream.Collect] refuses n > 1 with
+//     [ErrMultipleSamples]).
 //
 // Deadlines: the context passed to Generate and OpenSession carries the gRPC
 // deadline (when it passes the call fails with codes.DeadlineExceeded and the

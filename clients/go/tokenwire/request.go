@@ -82,6 +82,102 @@ func WithTimeout(d time.Duration) Option {
 	return func(r *pb.GenerateRequest) { r.Timeout = durationpb.New(d) }
 }
 
+// WithN asks for n samples of the prompt (GenerateRequest.n, 1 to
+// GetModelInfo.max_samples). The prompt is processed once; each delta and
+// finished event carries its sample's index ([Event.SampleIndex]) and the
+// stream ends after every sample's finished event. Read the samples with
+// [Stream.CollectSamples] or [Generation.CollectSamples] ([Stream.Collect]
+// refuses n > 1). Sample i draws with seed + i when a seed is set. The
+// server refuses n > 1 with greedy decoding (temperature 0).
+func WithN(n uint32) Option {
+	return func(r *pb.GenerateRequest) { r.N = &n }
+}
+
+// WithLogitBias adds bias to the logits of the given token ids before
+// sampling: token id -> bias in [-100, 100], where -100 bans the token and
+// +100 forces it wherever it is allowed. The server accepts at most 300
+// entries. Several calls merge their entries (a later one wins for the same
+// id); the map is copied.
+func WithLogitBias(bias map[uint32]float32) Option {
+	return func(r *pb.GenerateRequest) {
+		s := sampling(r)
+		if s.LogitBias == nil {
+			s.LogitBias = make(map[uint32]float32, len(bias))
+		}
+		for id, b := range bias {
+			s.LogitBias[id] = b
+		}
+	}
+}
+
+// WithStructuredOutput constrains the output to a format, given as the raw
+// message (used as is, not copied); [WithJSONSchema], [WithJSONObject],
+// [WithRegex], [WithLarkGrammar], [WithGBNFGrammar] and [WithChoice] build
+// each kind. One format applies: the last structured-output option wins. A
+// kind the engine does not support (GetModelInfo.structured_output_kinds) or
+// a format that does not compile is refused with INVALID_ARGUMENT. When the
+// format allows nothing more the generation ends with
+// FINISH_REASON_STRUCTURED_OUTPUT_COMPLETE; it may still end earlier
+// (max_tokens, a stop, a timeout) with the output incomplete.
+func WithStructuredOutput(format *pb.StructuredOutput) Option {
+	return func(r *pb.GenerateRequest) { r.StructuredOutput = format }
+}
+
+// WithJSONSchema constrains the output to one JSON value that validates
+// against schema, a JSON Schema document given as JSON text (at most 64 KiB;
+// see the proto for the supported keywords). json.Marshal builds it from a
+// Go value.
+func WithJSONSchema(schema string) Option {
+	return func(r *pb.GenerateRequest) {
+		r.StructuredOutput = &pb.StructuredOutput{Format: &pb.StructuredOutput_JsonSchema{JsonSchema: schema}}
+	}
+}
+
+// WithJSONObject constrains the output to one JSON object, any keys and
+// values.
+func WithJSONObject() Option {
+	return func(r *pb.GenerateRequest) {
+		r.StructuredOutput = &pb.StructuredOutput{Format: &pb.StructuredOutput_JsonObject{JsonObject: &pb.JsonObjectFormat{}}}
+	}
+}
+
+// WithRegex constrains the whole output to match pattern (Rust regex syntax,
+// anchored at both ends, no lookaround or backreferences; at most 4 KiB).
+func WithRegex(pattern string) Option {
+	return func(r *pb.GenerateRequest) {
+		r.StructuredOutput = &pb.StructuredOutput{Format: &pb.StructuredOutput_Regex{Regex: pattern}}
+	}
+}
+
+// WithLarkGrammar constrains the output to a context-free grammar in Lark
+// notation as llguidance reads it (`start` is the start rule; at most 64 KiB).
+func WithLarkGrammar(grammar string) Option {
+	return withGrammar(pb.Grammar_SYNTAX_LARK, grammar)
+}
+
+// WithGBNFGrammar constrains the output to a context-free grammar in GBNF,
+// llama.cpp's EBNF (`root` is the start rule; at most 64 KiB).
+func WithGBNFGrammar(grammar string) Option {
+	return withGrammar(pb.Grammar_SYNTAX_GBNF, grammar)
+}
+
+// WithChoice constrains the output to exactly one of options (1 to 256
+// strings, each 1 to 1024 characters).
+func WithChoice(options ...string) Option {
+	options = append([]string(nil), options...)
+	return func(r *pb.GenerateRequest) {
+		choice := &pb.Choice{Options: append([]string(nil), options...)}
+		r.StructuredOutput = &pb.StructuredOutput{Format: &pb.StructuredOutput_Choice{Choice: choice}}
+	}
+}
+
+func withGrammar(syntax pb.Grammar_Syntax, text string) Option {
+	return func(r *pb.GenerateRequest) {
+		grammar := &pb.Grammar{Syntax: syntax, Text: text}
+		r.StructuredOutput = &pb.StructuredOutput{Format: &pb.StructuredOutput_Grammar{Grammar: grammar}}
+	}
+}
+
 func apply(r *pb.GenerateRequest, opts []Option) *pb.GenerateRequest {
 	for _, opt := range opts {
 		opt(r)

@@ -61,7 +61,8 @@ func (s *Session) Start(req *pb.GenerateRequest) (*Generation, error) {
 	if id == "" {
 		return nil, status.Error(codes.InvalidArgument, "tokenwire: a session request needs a request_id")
 	}
-	g := &Generation{id: id, session: s, notify: make(chan struct{}, 1)}
+	n := sampleCount(req)
+	g := &Generation{id: id, session: s, notify: make(chan struct{}, 1), samples: n, finishes: newFinishes(n)}
 	s.mu.Lock()
 	switch {
 	case s.gens == nil || s.closedSend:
@@ -162,11 +163,14 @@ func (s *Session) receive() {
 		if st := resp.GetError(); st != nil {
 			it.err = status.ErrorProto(st)
 		}
-		final := it.err != nil || it.ev.Finished != nil
 		s.mu.Lock()
 		g := s.gens[id]
-		if final && g != nil {
-			delete(s.gens, id)
+		if g != nil {
+			// A generation of n samples ends with its n-th Finished event.
+			it.last = it.ev.Finished != nil && g.finishes.add(it.ev.Finished)
+			if it.err != nil || it.last {
+				delete(s.gens, id)
+			}
 		}
 		s.mu.Unlock()
 		if g != nil {
@@ -186,7 +190,7 @@ func (s *Session) end(err error) {
 	for _, g := range gens {
 		gerr := err
 		if gerr == nil {
-			gerr = io.ErrUnexpectedEOF // the server ended the stream before this generation's last event
+			gerr = io.ErrUnexpectedEOF // the server ended the stream before this generation's last Finished event
 		}
 		g.push(item{err: gerr})
 	}
@@ -194,8 +198,9 @@ func (s *Session) end(err error) {
 
 // item is one queued event, or the error that ends a generation.
 type item struct {
-	ev  Event
-	err error
+	ev   Event
+	err  error
+	last bool // ev is the generation's last Finished event (one per sample)
 }
 
 // Generation is one generation running on a Session. Read it from one
@@ -204,6 +209,9 @@ type Generation struct {
 	id      string
 	session *Session
 	notify  chan struct{} // capacity 1: "the queue grew"
+	samples uint32        // the request's n, at least 1
+
+	finishes finishes // which samples have finished; used by the session's receiving goroutine only
 
 	mu    sync.Mutex
 	queue []item
@@ -217,9 +225,11 @@ func (g *Generation) ID() string { return g.id }
 func (g *Generation) Cancel() error { return g.session.Cancel(g.id) }
 
 // Recv returns the generation's next event, blocking until one arrives. After
-// the Finished event it returns io.EOF. A generation the server failed
-// returns its status as an error (see google.golang.org/grpc/status), as does
-// a generation whose stream ended before it finished.
+// the last Finished event (one per sample: n of them for a request of n
+// samples) it returns io.EOF. A generation the server failed returns its
+// status as an error (see google.golang.org/grpc/status), as does a
+// generation whose stream ended before it finished (io.ErrUnexpectedEOF when
+// the server ended the stream with OK).
 func (g *Generation) Recv() (Event, error) {
 	for {
 		g.mu.Lock()
@@ -235,7 +245,7 @@ func (g *Generation) Recv() (Event, error) {
 			switch {
 			case it.err != nil:
 				g.err = it.err
-			case it.ev.Finished != nil:
+			case it.last:
 				g.err = io.EOF
 			}
 			g.mu.Unlock()
@@ -249,12 +259,23 @@ func (g *Generation) Recv() (Event, error) {
 	}
 }
 
-// Events iterates over the remaining events; iteration ends after Finished,
-// or with one non-nil error.
+// Events iterates over the remaining events; iteration ends after the last
+// Finished (one per sample), or with one non-nil error.
 func (g *Generation) Events() iter.Seq2[Event, error] { return events(g.Recv) }
 
-// Collect reads the remaining events and returns the whole generation.
-func (g *Generation) Collect() (*Result, error) { return collect(g.Recv) }
+// Collect reads the remaining events and returns the whole generation. A
+// request of n > 1 samples gets [ErrMultipleSamples] and nothing is read: use
+// CollectSamples.
+func (g *Generation) Collect() (*Result, error) {
+	if g.samples > 1 {
+		return nil, ErrMultipleSamples
+	}
+	return collect(g.Recv)
+}
+
+// CollectSamples reads the remaining events and returns one Result per
+// sample, indexed by sample index, as [Stream.CollectSamples] does.
+func (g *Generation) CollectSamples() ([]*Result, error) { return collectSamples(g.samples, g.Recv) }
 
 func (g *Generation) push(it item) {
 	g.mu.Lock()

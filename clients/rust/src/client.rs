@@ -1,3 +1,4 @@
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use tonic::metadata::{AsciiMetadataKey, AsciiMetadataValue, MetadataMap};
@@ -19,7 +20,8 @@ use crate::session::Session;
 pub type AuthChannel = InterceptedService<Channel, BearerAuth>;
 
 /// One event of a generation: `Started`, then any number of `Delta`, then
-/// one `Finished`.
+/// one `Finished` per sample (one, unless the request set `n` > 1; then the
+/// samples' deltas come interleaved, each tagged with its `sample_index`).
 pub type Event = crate::pb::v1::generate_response::Event;
 
 /// A tokenwire client: both services on one channel.
@@ -131,6 +133,7 @@ impl Client {
     ) -> Result<Generation, Status> {
         let request = request.into();
         let request_id = request.request_id.clone();
+        let request_n = request.n;
         let stream = self
             .generation
             .clone()
@@ -140,16 +143,33 @@ impl Client {
         Ok(Generation {
             request_id,
             stream,
+            samples: Samples::of(request_n),
             done: false,
         })
     }
 
-    /// Runs one generation to the end and returns its output.
+    /// Runs one generation to the end and returns its output. A request for
+    /// several samples (`n` > 1) is refused with `INVALID_ARGUMENT` before
+    /// anything is sent: use [`Client::complete_samples`] for those.
     pub async fn complete(
         &self,
         request: impl Into<GenerateRequest>,
     ) -> Result<Completion, Status> {
+        let request = request.into();
+        Samples::of(request.n).require_one("complete", "complete_samples")?;
         self.generate(request).await?.collect().await
+    }
+
+    /// Runs one generation to the end and returns the output of each of its
+    /// samples, in `sample_index` order (one for a request without `n`).
+    /// Each [`Completion`] carries the request's `Started` event; the prompt
+    /// is counted once, in the `usage.prompt_tokens` of the first sample to
+    /// finish (0 in the others).
+    pub async fn complete_samples(
+        &self,
+        request: impl Into<GenerateRequest>,
+    ) -> Result<Vec<Completion>, Status> {
+        self.generate(request).await?.collect_samples().await
     }
 
     /// Cancels the generation `request_id` wherever it runs. Returns whether
@@ -219,6 +239,7 @@ impl Client {
 pub struct Generation {
     request_id: String,
     stream: Streaming<GenerateResponse>,
+    samples: Samples,
     done: bool,
 }
 
@@ -229,32 +250,58 @@ impl Generation {
         &self.request_id
     }
 
-    /// The next event, or `None` after `Finished`.
+    /// The number of samples requested (`n`; 1 when the request left it
+    /// unset): the stream ends after this many `Finished` events.
+    pub fn samples(&self) -> u32 {
+        self.samples.n()
+    }
+
+    /// The next event, or `None` once every sample has finished. A stream
+    /// that ends before a `Finished` event for each sample is an error
+    /// (`UNKNOWN`), and so is a `Finished` event for a sample index out of
+    /// range or seen before.
     pub async fn next(&mut self) -> Result<Option<Event>, Status> {
         if self.done {
             return Ok(None);
         }
         let Some(response) = self.stream.message().await? else {
             self.done = true;
-            return Err(Status::unknown(
-                "Generate stream ended without a finished event",
-            ));
+            return Err(self.samples.ended_early("Generate stream"));
         };
         if self.request_id.is_empty() {
             self.request_id = response.request_id;
         }
         match response.event {
             Some(event) => {
-                self.done = matches!(event, Event::Finished(_));
+                if let Event::Finished(finished) = &event {
+                    match self.samples.finish(finished.sample_index) {
+                        Ok(all) => self.done = all,
+                        Err(status) => {
+                            self.done = true;
+                            return Err(status);
+                        }
+                    }
+                }
                 Ok(Some(event))
             }
             None => Err(Status::unknown("Generate response without an event")),
         }
     }
 
-    /// Reads the remaining events and returns the output.
-    pub async fn collect(mut self) -> Result<Completion, Status> {
-        let mut acc = Accumulator::default();
+    /// Reads the remaining events and returns the output. A generation of
+    /// several samples (`n` > 1) is refused with `INVALID_ARGUMENT` (and
+    /// cancelled, as the stream is dropped): use
+    /// [`Generation::collect_samples`] for those.
+    pub async fn collect(self) -> Result<Completion, Status> {
+        self.samples.require_one("collect", "collect_samples")?;
+        let mut samples = self.collect_samples().await?;
+        Ok(samples.remove(0))
+    }
+
+    /// Reads the remaining events and returns the output of each sample, in
+    /// `sample_index` order (see [`Client::complete_samples`]).
+    pub async fn collect_samples(mut self) -> Result<Vec<Completion>, Status> {
+        let mut acc = Accumulator::new(self.samples.n());
         while let Some(event) = self.next().await? {
             acc.push(event);
         }
@@ -262,25 +309,123 @@ impl Generation {
     }
 }
 
-/// The output of a generation that ran to its end.
+/// Which samples of a generation have finished: a stream is complete once
+/// every sample, 0 to n - 1, has had its `Finished` event.
+#[derive(Clone, Debug)]
+pub(crate) struct Samples {
+    n: u32,
+    finished: BTreeSet<u32>,
+}
+
+impl Samples {
+    /// The samples of a request whose `n` field is `n` (absent or 0: 1).
+    pub(crate) fn of(n: Option<u32>) -> Self {
+        Self {
+            n: n.unwrap_or(1).max(1),
+            finished: BTreeSet::new(),
+        }
+    }
+
+    pub(crate) fn n(&self) -> u32 {
+        self.n
+    }
+
+    /// Records sample `index`'s `Finished` event; returns whether every
+    /// sample has now finished. An index out of range, or one that already
+    /// finished, is an error.
+    pub(crate) fn finish(&mut self, index: u32) -> Result<bool, Status> {
+        if index >= self.n {
+            return Err(Status::unknown(format!(
+                "finished event for sample {index} of a generation of {} sample(s)",
+                self.n
+            )));
+        }
+        if !self.finished.insert(index) {
+            return Err(Status::unknown(format!(
+                "a second finished event for sample {index}"
+            )));
+        }
+        Ok(self.all_finished())
+    }
+
+    fn all_finished(&self) -> bool {
+        u32::try_from(self.finished.len()).is_ok_and(|count| count == self.n)
+    }
+
+    /// The error for a stream (`what`) that ended before every sample
+    /// finished.
+    pub(crate) fn ended_early(&self, what: &str) -> Status {
+        if self.n == 1 {
+            return Status::unknown(format!("{what} ended without a finished event"));
+        }
+        let unfinished = (0..self.n).filter(|index| !self.finished.contains(index));
+        Status::unknown(format!(
+            "{what} ended without a finished event for sample(s) {} ({} of {} finished)",
+            list(unfinished),
+            self.finished.len(),
+            self.n
+        ))
+    }
+
+    /// Refuses a generation of several samples in the single-output helper
+    /// `helper`, naming the per-sample one.
+    pub(crate) fn require_one(&self, helper: &str, per_sample: &str) -> Result<(), Status> {
+        if self.n == 1 {
+            return Ok(());
+        }
+        Err(Status::invalid_argument(format!(
+            "{helper}() returns one output, but this generation has n = {} samples: \
+             use {per_sample}() for one output per sample",
+            self.n
+        )))
+    }
+}
+
+/// Sample indices for a message: the first few, then how many more.
+fn list(indices: impl Iterator<Item = u32>) -> String {
+    const SHOWN: usize = 8;
+    let mut shown = Vec::new();
+    let mut more = 0_usize;
+    for index in indices {
+        if shown.len() < SHOWN {
+            shown.push(index.to_string());
+        } else {
+            more += 1;
+        }
+    }
+    let mut text = shown.join(", ");
+    if more > 0 {
+        text.push_str(&format!(" and {more} more"));
+    }
+    text
+}
+
+/// The output of a generation (or of one of its samples, see
+/// [`Client::complete_samples`]) that ran to its end.
 #[derive(Clone, Debug)]
 pub struct Completion {
     /// The generation's id.
     pub request_id: String,
-    /// The output text: every delta's text, concatenated.
+    /// The output text: every delta's text (of this sample), concatenated.
     pub text: String,
-    /// The output token ids.
+    /// The output token ids (of this sample).
     pub token_ids: Vec<u32>,
-    /// The `Started` event (prompt tokens, model), if one was seen.
+    /// The generation's `Started` event (prompt tokens, model), if one was
+    /// seen; shared by all its samples.
     pub started: Option<Started>,
-    /// The `Finished` event: reason, usage, timing.
+    /// The (sample's) `Finished` event: reason, usage, timing.
     pub finished: Finished,
 }
 
 impl Completion {
-    /// Why the generation ended.
+    /// Why the generation (sample) ended.
     pub fn reason(&self) -> FinishReason {
         self.finished.reason()
+    }
+
+    /// Which sample this is (0 to n - 1; 0 for a request without `n`).
+    pub fn sample_index(&self) -> u32 {
+        self.finished.sample_index
     }
 
     /// Tokens generated and delivered, as counted by the server.
@@ -291,40 +436,84 @@ impl Completion {
     }
 }
 
-/// Folds events into a [`Completion`].
-#[derive(Default)]
+/// Folds the events of a generation of `n` samples into one [`Completion`]
+/// per sample.
 pub(crate) struct Accumulator {
+    n: u32,
+    started: Option<Started>,
+    samples: BTreeMap<u32, Partial>,
+}
+
+/// One sample's output so far.
+#[derive(Default)]
+struct Partial {
     text: String,
     token_ids: Vec<u32>,
-    started: Option<Started>,
     finished: Option<Finished>,
 }
 
 impl Accumulator {
+    /// An accumulator for `n` samples (at least 1).
+    pub(crate) fn new(n: u32) -> Self {
+        Self {
+            n: n.max(1),
+            started: None,
+            samples: BTreeMap::new(),
+        }
+    }
+
     pub(crate) fn push(&mut self, event: Event) {
         match event {
             Event::Started(started) => self.started = Some(started),
             Event::Delta(Delta {
-                token_ids, text, ..
+                token_ids,
+                text,
+                sample_index,
+                ..
             }) => {
-                self.text.push_str(&text);
-                self.token_ids.extend(token_ids);
+                let sample = self.samples.entry(sample_index).or_default();
+                sample.text.push_str(&text);
+                sample.token_ids.extend(token_ids);
             }
-            Event::Finished(finished) => self.finished = Some(finished),
+            Event::Finished(finished) => {
+                let index = finished.sample_index;
+                self.samples.entry(index).or_default().finished = Some(finished);
+            }
         }
     }
 
-    pub(crate) fn finish(self, request_id: String) -> Result<Completion, Status> {
-        let finished = self
-            .finished
-            .ok_or_else(|| Status::unknown("generation ended without a finished event"))?;
-        Ok(Completion {
-            request_id,
-            text: self.text,
-            token_ids: self.token_ids,
-            started: self.started,
-            finished,
-        })
+    /// One completion per sample, in index order; an error unless every
+    /// sample 0 to n - 1 has finished.
+    pub(crate) fn finish(self, request_id: String) -> Result<Vec<Completion>, Status> {
+        let Self {
+            n,
+            started,
+            mut samples,
+        } = self;
+        let finished = |index: &u32| samples.get(index).is_some_and(|s| s.finished.is_some());
+        if !(0..n).all(|index| finished(&index)) {
+            let message = if n == 1 {
+                "generation ended without a finished event".to_owned()
+            } else {
+                format!(
+                    "generation ended without a finished event for sample(s) {}",
+                    list((0..n).filter(|index| !finished(index)))
+                )
+            };
+            return Err(Status::unknown(message));
+        }
+        Ok((0..n)
+            .filter_map(|index| samples.remove(&index))
+            .filter_map(|sample| {
+                Some(Completion {
+                    request_id: request_id.clone(),
+                    text: sample.text,
+                    token_ids: sample.token_ids,
+                    started: started.clone(),
+                    finished: sample.finished?,
+                })
+            })
+            .collect())
     }
 }
 
@@ -333,41 +522,187 @@ mod tests {
     use super::*;
     use crate::pb::v1::Usage;
 
+    fn delta(sample_index: u32, ids: Vec<u32>, text: &str) -> Event {
+        Event::Delta(Delta {
+            token_ids: ids,
+            text: text.into(),
+            sample_index,
+            ..Default::default()
+        })
+    }
+
+    fn finished(sample_index: u32, reason: FinishReason, prompt: u32, completion: u32) -> Event {
+        Event::Finished(Finished {
+            reason: reason.into(),
+            usage: Some(Usage {
+                prompt_tokens: prompt,
+                completion_tokens: completion,
+                ..Usage::default()
+            }),
+            sample_index,
+            ..Finished::default()
+        })
+    }
+
     #[test]
     fn accumulator_concatenates_deltas() {
-        let mut acc = Accumulator::default();
+        let mut acc = Accumulator::new(1);
         acc.push(Event::Started(Started {
             prompt_tokens: 3,
             model: "m".into(),
         }));
         for (ids, text) in [(vec![1], " The"), (vec![2, 3], " sky")] {
-            acc.push(Event::Delta(Delta {
-                token_ids: ids,
-                text: text.into(),
-                ..Default::default()
-            }));
+            acc.push(delta(0, ids, text));
         }
-        acc.push(Event::Finished(Finished {
-            reason: FinishReason::Length.into(),
-            usage: Some(Usage {
-                completion_tokens: 3,
-                ..Usage::default()
-            }),
-            ..Finished::default()
-        }));
-        let done = acc.finish("r".into()).unwrap();
+        acc.push(finished(0, FinishReason::Length, 3, 3));
+        let mut done = acc.finish("r".into()).unwrap();
+        assert_eq!(done.len(), 1);
+        let done = done.remove(0);
+        assert_eq!(done.request_id, "r");
         assert_eq!(done.text, " The sky");
         assert_eq!(done.token_ids, [1, 2, 3]);
         assert_eq!(done.reason(), FinishReason::Length);
         assert_eq!(done.completion_tokens(), 3);
+        assert_eq!(done.sample_index(), 0);
+        assert_eq!(done.started.unwrap().prompt_tokens, 3);
     }
 
     #[test]
     fn accumulator_requires_finished() {
-        let acc = Accumulator::default();
+        let acc = Accumulator::new(1);
+        let status = acc.finish("r".into()).unwrap_err();
+        assert_eq!(status.code(), tonic::Code::Unknown);
         assert_eq!(
-            acc.finish("r".into()).unwrap_err().code(),
-            tonic::Code::Unknown
+            status.message(),
+            "generation ended without a finished event"
         );
+    }
+
+    #[test]
+    fn accumulator_collects_interleaved_samples_in_index_order() {
+        let mut acc = Accumulator::new(3);
+        acc.push(Event::Started(Started {
+            prompt_tokens: 9,
+            model: "m".into(),
+        }));
+        acc.push(delta(2, vec![20], "C"));
+        acc.push(delta(0, vec![1], "a"));
+        acc.push(delta(1, vec![10], "B"));
+        acc.push(delta(0, vec![2], "b"));
+        acc.push(finished(1, FinishReason::EndOfSequence, 9, 1));
+        acc.push(delta(2, vec![21, 22], "cc"));
+        acc.push(finished(2, FinishReason::StructuredOutputComplete, 0, 3));
+        acc.push(finished(0, FinishReason::Length, 0, 2));
+        let done = acc.finish("r".into()).unwrap();
+        let summary: Vec<_> = done
+            .iter()
+            .map(|c| {
+                (
+                    c.sample_index(),
+                    c.text.as_str(),
+                    c.token_ids.clone(),
+                    c.reason(),
+                    c.completion_tokens(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                (0, "ab", vec![1, 2], FinishReason::Length, 2),
+                (1, "B", vec![10], FinishReason::EndOfSequence, 1),
+                (
+                    2,
+                    "Ccc",
+                    vec![20, 21, 22],
+                    FinishReason::StructuredOutputComplete,
+                    3
+                ),
+            ]
+        );
+        // Every sample carries the Started event; the prompt is counted once.
+        assert!(
+            done.iter()
+                .all(|c| c.started.as_ref().unwrap().prompt_tokens == 9)
+        );
+        let prompt: u32 = done
+            .iter()
+            .map(|c| c.finished.usage.unwrap().prompt_tokens)
+            .sum();
+        assert_eq!(prompt, 9);
+    }
+
+    #[test]
+    fn accumulator_requires_a_finished_event_per_sample() {
+        let mut acc = Accumulator::new(3);
+        acc.push(delta(0, vec![1], "a"));
+        acc.push(delta(2, vec![2], "b"));
+        acc.push(finished(1, FinishReason::Length, 5, 1));
+        let status = acc.finish("r".into()).unwrap_err();
+        assert_eq!(status.code(), tonic::Code::Unknown);
+        assert_eq!(
+            status.message(),
+            "generation ended without a finished event for sample(s) 0, 2"
+        );
+    }
+
+    #[test]
+    fn samples_end_after_one_finished_event_each() {
+        let mut samples = Samples::of(Some(3));
+        assert_eq!(samples.n(), 3);
+        assert!(!samples.finish(2).unwrap());
+        assert!(!samples.finish(0).unwrap());
+        assert!(samples.finish(1).unwrap());
+        // Absent and 0 both mean one sample.
+        for n in [None, Some(0), Some(1)] {
+            let mut one = Samples::of(n);
+            assert_eq!(one.n(), 1);
+            assert!(one.finish(0).unwrap());
+        }
+    }
+
+    #[test]
+    fn samples_refuse_bad_or_repeated_indices() {
+        let mut samples = Samples::of(Some(2));
+        assert_eq!(samples.finish(2).unwrap_err().code(), tonic::Code::Unknown);
+        samples.finish(0).unwrap();
+        let repeated = samples.finish(0).unwrap_err();
+        assert_eq!(repeated.message(), "a second finished event for sample 0");
+    }
+
+    #[test]
+    fn samples_name_the_unfinished_ones() {
+        let one = Samples::of(None);
+        assert_eq!(
+            one.ended_early("Generate stream").message(),
+            "Generate stream ended without a finished event"
+        );
+        let mut three = Samples::of(Some(3));
+        three.finish(1).unwrap();
+        assert_eq!(
+            three.ended_early("Generate stream").message(),
+            "Generate stream ended without a finished event for sample(s) 0, 2 (1 of 3 finished)"
+        );
+        let many = Samples::of(Some(12));
+        assert!(
+            many.ended_early("x")
+                .message()
+                .contains("sample(s) 0, 1, 2, 3, 4, 5, 6, 7 and 4 more (0 of 12 finished)")
+        );
+    }
+
+    #[test]
+    fn single_output_helpers_refuse_several_samples() {
+        assert!(
+            Samples::of(Some(1))
+                .require_one("collect", "collect_samples")
+                .is_ok()
+        );
+        let status = Samples::of(Some(2))
+            .require_one("collect", "collect_samples")
+            .unwrap_err();
+        assert_eq!(status.code(), tonic::Code::InvalidArgument);
+        assert!(status.message().contains("n = 2"), "{}", status.message());
+        assert!(status.message().contains("collect_samples()"));
     }
 }

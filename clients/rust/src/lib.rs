@@ -4,6 +4,11 @@
 //! a small idiomatic layer:
 //!
 //! * [`Client::generate`] streams one generation ([`Generation`]);
+//!   [`Client::complete`] collects it, and [`Client::complete_samples`]
+//!   collects each sample of a request for several (`n`);
+//! * [`request`] builds requests: sampling, stopping, structured output (JSON
+//!   Schema, JSON object, regex, Lark or GBNF grammar, choice), `n` samples
+//!   and logit bias;
 //! * [`Client::session`] opens a bidirectional [`Session`] that multiplexes
 //!   many generations by `request_id` and cancels them by id;
 //! * [`Client::abort`] cancels any generation by id, from any connection;
@@ -61,6 +66,7 @@ pub mod pb {
 }
 
 pub use pb::v1::{
-    Delta, FinishReason, Finished, GenerateRequest, Started, Usage,
-    generation_service_client::GenerationServiceClient, model_service_client::ModelServiceClient,
+    Delta, FinishReason, Finished, GenerateRequest, Started, StructuredOutput,
+    StructuredOutputKind, Usage, generation_service_client::GenerationServiceClient,
+    model_service_client::ModelServiceClient,
 };

@@ -18,13 +18,45 @@
 //! assert_eq!(req.request_id, "sky-1");
 //! assert_eq!(req.stopping.unwrap().max_tokens, Some(16));
 //! ```
+//!
+//! Structured output (one format per request: a JSON Schema, any JSON object,
+//! a regular expression, a Lark or GBNF grammar, or a choice of strings),
+//! several samples of one prompt (`n`) and logit bias:
+//!
+//! ```
+//! use tokenwire_client::request::{self, Format};
+//!
+//! let req = request::chat_user("Is the sky blue?")
+//!     .choice(["yes", "no"])
+//!     .greedy()
+//!     .build();
+//! let Some(Format::Choice(choice)) = req.structured_output.unwrap().format else {
+//!     unreachable!()
+//! };
+//! assert_eq!(choice.options, ["yes", "no"]);
+//!
+//! let req = request::text("A colour:")
+//!     .n(3)
+//!     .temperature(1.0)
+//!     .logit_bias(42, -100.0) // never sample token 42
+//!     .build();
+//! assert_eq!(req.n, Some(3));
+//! assert_eq!(req.sampling.unwrap().logit_bias[&42], -100.0);
+//! ```
 
 use std::time::Duration;
 
 use crate::pb::v1::{
-    Chat, ChatMessage, GenerateRequest, OutputOptions, SamplingParams, StoppingCriteria, TokenIds,
-    generate_request::Input,
+    Chat, ChatMessage, Choice, GenerateRequest, Grammar, JsonObjectFormat, OutputOptions,
+    SamplingParams, StoppingCriteria, StructuredOutput, TokenIds, generate_request::Input,
 };
+
+/// A structured output format (`StructuredOutput.format`), for
+/// [`RequestBuilder::structured_output`].
+pub use crate::pb::v1::structured_output::Format;
+
+/// A grammar's notation (`Grammar.Syntax`), for [`RequestBuilder::grammar`].
+pub use crate::pb::v1::grammar::Syntax as GrammarSyntax;
 
 /// A [`GenerateRequest`] under construction.
 #[derive(Clone, Debug, Default)]
@@ -122,6 +154,91 @@ impl RequestBuilder {
         self
     }
 
+    /// Adds (or replaces) the logit bias of one token id: `bias` in
+    /// [-100, 100] is added to its logit before sampling. -100 bans the token,
+    /// +100 makes it the choice wherever it is allowed. At most 300 entries
+    /// per request.
+    pub fn logit_bias(mut self, token_id: u32, bias: f32) -> Self {
+        self.sampling().logit_bias.insert(token_id, bias);
+        self
+    }
+
+    /// Adds (or replaces) the logit biases of several token ids, as
+    /// `(token_id, bias)` pairs (see [`RequestBuilder::logit_bias`]).
+    pub fn logit_biases(mut self, biases: impl IntoIterator<Item = (u32, f32)>) -> Self {
+        self.sampling().logit_bias.extend(biases);
+        self
+    }
+
+    /// Asks for `n` samples of the prompt (1 to the server's
+    /// `GetModelInfo.max_samples`). Each delta and finished event then
+    /// carries its `sample_index` (0 to n - 1), the stream ends after every
+    /// sample's finished event, and sample `i` draws with `seed + i` when a
+    /// seed is set. The server refuses n > 1 with greedy decoding
+    /// (temperature 0). Collect the samples with
+    /// [`crate::Client::complete_samples`] or
+    /// [`crate::Generation::collect_samples`].
+    pub fn n(mut self, n: u32) -> Self {
+        self.request.n = Some(n);
+        self
+    }
+
+    /// Constrains the output to `format`, replacing any format set before
+    /// (a request has at most one). The methods below are shortcuts for
+    /// each kind; the server lists the kinds it supports in
+    /// `GetModelInfo.structured_output_kinds` and refuses others (and a
+    /// format that does not compile) with `INVALID_ARGUMENT`. When the
+    /// format allows nothing more the generation ends with
+    /// `FINISH_REASON_STRUCTURED_OUTPUT_COMPLETE`.
+    pub fn structured_output(mut self, format: Format) -> Self {
+        self.request.structured_output = Some(StructuredOutput {
+            format: Some(format),
+        });
+        self
+    }
+
+    /// The output is one JSON value valid against this JSON Schema (a JSON
+    /// object, as text).
+    pub fn json_schema(self, schema: impl Into<String>) -> Self {
+        self.structured_output(Format::JsonSchema(schema.into()))
+    }
+
+    /// The output is one JSON object, with any keys and values.
+    pub fn json_object(self) -> Self {
+        self.structured_output(Format::JsonObject(JsonObjectFormat {}))
+    }
+
+    /// The whole output matches this regular expression (Rust regex syntax,
+    /// anchored at both ends).
+    pub fn regex(self, pattern: impl Into<String>) -> Self {
+        self.structured_output(Format::Regex(pattern.into()))
+    }
+
+    /// The output follows this context-free grammar, written in `syntax`.
+    pub fn grammar(self, syntax: GrammarSyntax, text: impl Into<String>) -> Self {
+        self.structured_output(Format::Grammar(Grammar {
+            syntax: syntax.into(),
+            text: text.into(),
+        }))
+    }
+
+    /// The output follows this Lark grammar (`start` is the start rule).
+    pub fn lark_grammar(self, text: impl Into<String>) -> Self {
+        self.grammar(GrammarSyntax::Lark, text)
+    }
+
+    /// The output follows this GBNF grammar (`root` is the start rule).
+    pub fn gbnf_grammar(self, text: impl Into<String>) -> Self {
+        self.grammar(GrammarSyntax::Gbnf, text)
+    }
+
+    /// The output is exactly one of these strings.
+    pub fn choice<S: Into<String>>(self, options: impl IntoIterator<Item = S>) -> Self {
+        self.structured_output(Format::Choice(Choice {
+            options: options.into_iter().map(Into::into).collect(),
+        }))
+    }
+
     /// Sets the most tokens to generate.
     pub fn max_tokens(mut self, max_tokens: u32) -> Self {
         self.stopping().max_tokens = Some(max_tokens);
@@ -210,6 +327,73 @@ mod tests {
         assert!(req.stopping.is_none());
         assert!(req.output.is_none());
         assert!(req.timeout.is_none());
+        assert!(req.structured_output.is_none());
+        assert!(req.n.is_none());
+    }
+
+    fn format(req: GenerateRequest) -> Format {
+        req.structured_output
+            .and_then(|output| output.format)
+            .expect("a structured output format")
+    }
+
+    #[test]
+    fn structured_output_of_every_kind() {
+        let schema = r#"{"type": "object"}"#;
+        assert_eq!(
+            format(text("x").json_schema(schema).build()),
+            Format::JsonSchema(schema.into())
+        );
+        assert_eq!(
+            format(text("x").json_object().build()),
+            Format::JsonObject(JsonObjectFormat {})
+        );
+        assert_eq!(
+            format(text("x").regex("[0-9]+").build()),
+            Format::Regex("[0-9]+".into())
+        );
+        let Format::Grammar(lark) = format(text("x").lark_grammar("start: \"a\"").build()) else {
+            panic!("expected a grammar");
+        };
+        assert_eq!(lark.syntax(), GrammarSyntax::Lark);
+        assert_eq!(lark.text, "start: \"a\"");
+        let Format::Grammar(gbnf) = format(text("x").gbnf_grammar("root ::= \"a\"").build()) else {
+            panic!("expected a grammar");
+        };
+        assert_eq!(gbnf.syntax(), GrammarSyntax::Gbnf);
+        assert_eq!(gbnf.text, "root ::= \"a\"");
+        let Format::Choice(choice) = format(text("x").choice(["yes", "no"]).build()) else {
+            panic!("expected a choice");
+        };
+        assert_eq!(choice.options, ["yes", "no"]);
+        // Sampling and stopping stay untouched.
+        let req = text("x").json_object().build();
+        assert!(req.sampling.is_none() && req.stopping.is_none());
+    }
+
+    #[test]
+    fn last_structured_output_wins() {
+        let req = text("x")
+            .regex("a+")
+            .choice(vec![String::from("b")])
+            .build();
+        assert!(matches!(format(req), Format::Choice(_)));
+    }
+
+    #[test]
+    fn n_and_logit_bias() {
+        let req = text("x")
+            .n(4)
+            .temperature(0.8)
+            .logit_bias(7, -100.0)
+            .logit_biases([(8, 2.5), (7, 1.0)])
+            .build();
+        assert_eq!(req.n, Some(4));
+        let sampling = req.sampling.unwrap();
+        assert_eq!(sampling.temperature, Some(0.8));
+        assert_eq!(sampling.logit_bias.len(), 2);
+        assert_eq!(sampling.logit_bias[&7], 1.0);
+        assert_eq!(sampling.logit_bias[&8], 2.5);
     }
 
     #[test]

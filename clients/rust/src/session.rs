@@ -8,7 +8,7 @@ use tokio_stream::wrappers::UnboundedReceiverStream;
 use tonic::codegen::Bytes;
 use tonic::{Code, Request, Status};
 
-use crate::client::{Accumulator, AuthChannel, Completion, Event};
+use crate::client::{Accumulator, AuthChannel, Completion, Event, Samples};
 use crate::pb::v1::{
     GenerateRequest, SessionCancel, SessionRequest, SessionResponse,
     generation_service_client::GenerationServiceClient, session_request::Action,
@@ -17,11 +17,17 @@ use crate::pb::v1::{
 
 type EventSender = mpsc::UnboundedSender<Result<Event, Status>>;
 
+/// Where one generation's events go, until each of its samples finished.
+struct Route {
+    sender: EventSender,
+    samples: Samples,
+}
+
 /// State shared by the session handle, its generations and the reader task.
 #[derive(Default)]
 struct Shared {
     /// Generations in flight, by request id.
-    routes: HashMap<String, EventSender>,
+    routes: HashMap<String, Route>,
     /// Why the stream ended, once it has.
     ended: Option<Status>,
     /// The request side; `None` once half-closed.
@@ -88,6 +94,7 @@ impl Session {
                 "a Session start needs a request_id",
             ));
         }
+        let samples = Samples::of(request.n);
         let (sender, events) = mpsc::unbounded_channel();
         {
             let mut shared = lock(&self.shared);
@@ -110,12 +117,19 @@ impl Session {
             }
             // Registered under the same lock as the send, so no event of
             // this generation can arrive unrouted.
-            shared.routes.insert(request_id.clone(), sender);
+            shared.routes.insert(
+                request_id.clone(),
+                Route {
+                    sender,
+                    samples: samples.clone(),
+                },
+            );
         }
         Ok(SessionGeneration {
             request_id,
             events,
             session: self.clone(),
+            samples,
             done: false,
         })
     }
@@ -153,6 +167,7 @@ pub struct SessionGeneration {
     request_id: String,
     events: mpsc::UnboundedReceiver<Result<Event, Status>>,
     session: Session,
+    samples: Samples,
     done: bool,
 }
 
@@ -162,20 +177,35 @@ impl SessionGeneration {
         &self.request_id
     }
 
-    /// The next event, or `None` after `Finished`. A generation that failed
-    /// (the session's `error` event, or the whole stream failing) returns
-    /// its status as the error; the status's details carry the
-    /// `google.rpc.Status` (see `tonic_types::StatusExt`).
+    /// The number of samples requested (`n`; 1 when the request left it
+    /// unset): the generation ends after this many `Finished` events.
+    pub fn samples(&self) -> u32 {
+        self.samples.n()
+    }
+
+    /// The next event, or `None` once every sample has finished (one
+    /// `Finished` event each). A generation that failed (the session's
+    /// `error` event, or the whole stream failing) returns its status as the
+    /// error; the status's details carry the `google.rpc.Status` (see
+    /// `tonic_types::StatusExt`).
     pub async fn next(&mut self) -> Result<Option<Event>, Status> {
         if self.done {
             return Ok(None);
         }
         let received = self.events.recv().await;
-        self.done = !matches!(received, Some(Ok(Event::Started(_) | Event::Delta(_))));
+        self.done = true;
         match received {
-            Some(Ok(event)) => Ok(Some(event)),
+            Some(Ok(event)) => {
+                match &event {
+                    Event::Started(_) | Event::Delta(_) => self.done = false,
+                    Event::Finished(finished) => {
+                        self.done = self.samples.finish(finished.sample_index)?;
+                    }
+                }
+                Ok(Some(event))
+            }
             Some(Err(status)) => Err(status),
-            None => Err(Status::unknown("session ended without a final event")),
+            None => Err(self.samples.ended_early("session")),
         }
     }
 
@@ -184,9 +214,19 @@ impl SessionGeneration {
         self.session.cancel(self.request_id.clone())
     }
 
-    /// Reads the remaining events and returns the output.
-    pub async fn collect(mut self) -> Result<Completion, Status> {
-        let mut acc = Accumulator::default();
+    /// Reads the remaining events and returns the output. A generation of
+    /// several samples (`n` > 1) is refused with `INVALID_ARGUMENT`: use
+    /// [`SessionGeneration::collect_samples`] for those.
+    pub async fn collect(self) -> Result<Completion, Status> {
+        self.samples.require_one("collect", "collect_samples")?;
+        let mut samples = self.collect_samples().await?;
+        Ok(samples.remove(0))
+    }
+
+    /// Reads the remaining events and returns the output of each sample, in
+    /// `sample_index` order (see [`crate::Client::complete_samples`]).
+    pub async fn collect_samples(mut self) -> Result<Vec<Completion>, Status> {
+        let mut acc = Accumulator::new(self.samples.n());
         while let Some(event) = self.next().await? {
             acc.push(event);
         }
@@ -229,8 +269,8 @@ async fn read(
         Ok(()) => Status::unknown("the session stream ended before this generation finished"),
         Err(status) => status,
     };
-    for (_, sender) in shared.routes.drain() {
-        let _ = sender.send(Err(status.clone()));
+    for (_, route) in shared.routes.drain() {
+        let _ = route.sender.send(Err(status.clone()));
     }
     shared.ended = Some(status);
     shared.outbound = None;
@@ -240,27 +280,32 @@ fn route(shared: &mut Shared, response: SessionResponse) {
     let Some(event) = response.event else {
         return;
     };
+    let Some(route) = shared.routes.get_mut(&response.request_id) else {
+        // Events for unknown ids are ignored.
+        return;
+    };
     let (event, last) = match event {
         ResponseEvent::Started(started) => (Ok(Event::Started(started)), false),
         ResponseEvent::Delta(delta) => (Ok(Event::Delta(delta)), false),
-        ResponseEvent::Finished(finished) => (Ok(Event::Finished(finished)), true),
+        // The route stays until every sample has finished; a bad or
+        // repeated sample index ends it (the generation reports the error).
+        ResponseEvent::Finished(finished) => {
+            let last = route.samples.finish(finished.sample_index).unwrap_or(true);
+            (Ok(Event::Finished(finished)), last)
+        }
         ResponseEvent::Error(error) => (Err(to_status(&error)), true),
     };
-    let sender = if last {
-        shared.routes.remove(&response.request_id)
-    } else {
-        shared.routes.get(&response.request_id).cloned()
-    };
-    if let Some(sender) = sender {
-        // The generation's handle may have been dropped: nothing to do.
-        let _ = sender.send(event);
+    // The generation's handle may have been dropped: nothing to do.
+    let _ = route.sender.send(event);
+    if last {
+        shared.routes.remove(&response.request_id);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pb::v1::Finished;
+    use crate::pb::v1::{Delta, Finished};
 
     fn response(id: &str, event: ResponseEvent) -> SessionResponse {
         SessionResponse {
@@ -269,13 +314,131 @@ mod tests {
         }
     }
 
+    fn to(sender: EventSender, n: Option<u32>) -> Route {
+        Route {
+            sender,
+            samples: Samples::of(n),
+        }
+    }
+
+    fn finished(sample_index: u32) -> ResponseEvent {
+        ResponseEvent::Finished(Finished {
+            sample_index,
+            ..Finished::default()
+        })
+    }
+
+    fn delta(sample_index: u32, text: &str) -> ResponseEvent {
+        ResponseEvent::Delta(Delta {
+            text: text.into(),
+            sample_index,
+            ..Delta::default()
+        })
+    }
+
+    #[test]
+    fn routes_every_sample_until_the_last_finishes() {
+        let mut shared = Shared::default();
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        shared.routes.insert("s".into(), to(tx, Some(3)));
+        route(&mut shared, response("s", delta(1, "b")));
+        route(&mut shared, response("s", finished(1)));
+        route(&mut shared, response("s", delta(0, "a")));
+        route(&mut shared, response("s", finished(0)));
+        assert!(shared.routes.contains_key("s"), "sample 2 is still running");
+        route(&mut shared, response("s", delta(2, "c")));
+        route(&mut shared, response("s", finished(2)));
+        assert!(shared.routes.is_empty());
+        let mut seen = Vec::new();
+        while let Ok(event) = rx.try_recv() {
+            seen.push(match event.unwrap() {
+                Event::Delta(delta) => format!("d{}{}", delta.sample_index, delta.text),
+                Event::Finished(finished) => format!("f{}", finished.sample_index),
+                Event::Started(_) => "s".into(),
+            });
+        }
+        assert_eq!(seen, ["d1b", "f1", "d0a", "f0", "d2c", "f2"]);
+    }
+
+    #[tokio::test]
+    async fn generation_reads_every_sample_then_collects_them() {
+        let session = Session {
+            shared: Arc::new(Mutex::new(Shared::default())),
+        };
+        let (tx, events) = mpsc::unbounded_channel();
+        let generation = SessionGeneration {
+            request_id: "s".into(),
+            events,
+            session: session.clone(),
+            samples: Samples::of(Some(2)),
+            done: false,
+        };
+        assert_eq!(generation.samples(), 2);
+        lock(&session.shared)
+            .routes
+            .insert("s".into(), to(tx, Some(2)));
+        for event in [
+            delta(1, "x"),
+            delta(0, "a"),
+            finished(0),
+            delta(1, "y"),
+            finished(1),
+        ] {
+            route(&mut lock(&session.shared), response("s", event));
+        }
+        let samples = generation.collect_samples().await.unwrap();
+        let texts: Vec<_> = samples.iter().map(|c| c.text.as_str()).collect();
+        assert_eq!(texts, ["a", "xy"]);
+    }
+
+    #[tokio::test]
+    async fn generation_needs_a_finished_event_per_sample() {
+        let session = Session {
+            shared: Arc::new(Mutex::new(Shared::default())),
+        };
+        let (tx, events) = mpsc::unbounded_channel();
+        let mut generation = SessionGeneration {
+            request_id: "s".into(),
+            events,
+            session,
+            samples: Samples::of(Some(2)),
+            done: false,
+        };
+        tx.send(Ok(Event::Finished(Finished::default()))).unwrap();
+        drop(tx);
+        assert!(matches!(
+            generation.next().await,
+            Ok(Some(Event::Finished(_)))
+        ));
+        let status = generation.next().await.unwrap_err();
+        assert_eq!(status.code(), Code::Unknown);
+        assert!(
+            status.message().contains("sample(s) 1"),
+            "{}",
+            status.message()
+        );
+        // n > 1 cannot be collected into one output.
+        let (_tx, events) = mpsc::unbounded_channel();
+        let two = SessionGeneration {
+            request_id: "t".into(),
+            events,
+            session: generation.session.clone(),
+            samples: Samples::of(Some(2)),
+            done: false,
+        };
+        assert_eq!(
+            two.collect().await.unwrap_err().code(),
+            Code::InvalidArgument
+        );
+    }
+
     #[test]
     fn routes_by_id_and_drops_finished() {
         let mut shared = Shared::default();
         let (a_tx, mut a_rx) = mpsc::unbounded_channel();
         let (b_tx, mut b_rx) = mpsc::unbounded_channel();
-        shared.routes.insert("a".into(), a_tx);
-        shared.routes.insert("b".into(), b_tx);
+        shared.routes.insert("a".into(), to(a_tx, None));
+        shared.routes.insert("b".into(), to(b_tx, None));
         route(
             &mut shared,
             response("b", ResponseEvent::Finished(Finished::default())),

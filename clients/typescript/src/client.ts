@@ -9,6 +9,7 @@ import {
   FinishReason,
   FinishReasonSchema,
   GenerationService,
+  Grammar_Syntax,
 } from "../gen/tokenwire/v1/generation_pb.js";
 import type {
   ChatMessage,
@@ -19,6 +20,7 @@ import type {
   SessionRequestSchema,
   SessionResponse,
   Started,
+  StructuredOutputSchema,
 } from "../gen/tokenwire/v1/generation_pb.js";
 import { ModelService } from "../gen/tokenwire/v1/model_pb.js";
 import { bearerToken, tlsSessionOptions } from "./credentials.js";
@@ -49,15 +51,110 @@ export function tokenPrompt(ids: readonly number[]): PromptInit {
   return { case: "tokenIds", value: { ids: [...ids] } };
 }
 
+/**
+ * A request's `structuredOutput`: use {@link jsonSchemaOutput},
+ * {@link jsonObjectOutput}, {@link regexOutput}, {@link larkGrammarOutput},
+ * {@link gbnfGrammarOutput} or {@link choiceOutput}.
+ */
+export type StructuredOutputInit = MessageInitShape<typeof StructuredOutputSchema>;
+
+/** A JSON Schema, as its JSON text or as a plain object (serialized with JSON.stringify). */
+export type JsonSchema = string | { readonly [keyword: string]: unknown };
+
+/**
+ * The output is one JSON value valid against `schema`: its JSON text, sent as
+ * is, or a plain object, sent as `JSON.stringify(schema)`.
+ */
+export function jsonSchemaOutput(schema: JsonSchema): StructuredOutputInit {
+  if (typeof schema === "string") {
+    return { format: { case: "jsonSchema", value: schema } };
+  }
+  if (typeof schema !== "object" || schema === null || Array.isArray(schema)) {
+    throw new TypeError("a JSON Schema is a JSON object: pass its text or a plain object");
+  }
+  return { format: { case: "jsonSchema", value: JSON.stringify(schema) } };
+}
+
+/** The output is any JSON object (`{...}`). */
+export function jsonObjectOutput(): StructuredOutputInit {
+  return { format: { case: "jsonObject", value: {} } };
+}
+
+/**
+ * The whole output matches `pattern` (Rust regex syntax, anchored at both
+ * ends, no lookaround or backreferences: give its source text, not a RegExp).
+ */
+export function regexOutput(pattern: string): StructuredOutputInit {
+  if (typeof pattern !== "string") {
+    throw new TypeError("regexOutput takes the pattern's text (Rust regex syntax), not a RegExp");
+  }
+  return { format: { case: "regex", value: pattern } };
+}
+
+/** The output follows a Lark grammar (llguidance's dialect; `start` is the start rule). */
+export function larkGrammarOutput(grammar: string): StructuredOutputInit {
+  return { format: { case: "grammar", value: { syntax: Grammar_Syntax.LARK, text: grammar } } };
+}
+
+/** The output follows a GBNF grammar (llama.cpp's notation; `root` is the start rule). */
+export function gbnfGrammarOutput(grammar: string): StructuredOutputInit {
+  return { format: { case: "grammar", value: { syntax: Grammar_Syntax.GBNF, text: grammar } } };
+}
+
+/** The output is exactly one of `options` (1 to 256 strings). */
+export function choiceOutput(options: readonly string[]): StructuredOutputInit {
+  return { format: { case: "choice", value: { options: [...options] } } };
+}
+
+/** `sampling.logitBias` as the request wants it: token id -> bias. */
+export type LogitBiasInit = { [tokenId: number]: number };
+
+/**
+ * A `sampling.logitBias` from a Map, an object or [id, bias] pairs: token id
+ * -> bias in [-100, 100] added to its logit (-100 bans the token, +100 makes
+ * it the choice wherever it is allowed). At most 300 entries; the server
+ * checks the ranges. Throws on an id that is not a uint32 or a bias that is
+ * not a finite number.
+ */
+export function logitBias(
+  bias: ReadonlyMap<number, number> | Iterable<readonly [number, number]> | { readonly [tokenId: number]: number },
+): LogitBiasInit {
+  const entries: Iterable<readonly [number | string, number]> =
+    Symbol.iterator in bias ? (bias as Iterable<readonly [number, number]>) : Object.entries(bias);
+  const out: LogitBiasInit = {};
+  for (const [key, value] of entries) {
+    const id = typeof key === "string" && /^\d+$/.test(key) ? Number(key) : key;
+    if (typeof id !== "number" || !Number.isInteger(id) || id < 0 || id > 0xffff_ffff) {
+      throw new RangeError(`logit bias: token id ${JSON.stringify(key)} is not an integer in [0, 2^32)`);
+    }
+    if (typeof value !== "number" || !Number.isFinite(value)) {
+      throw new RangeError(`logit bias: the bias of token ${id} is not a finite number`);
+    }
+    out[id] = value;
+  }
+  return out;
+}
+
+/** How many samples `request` asks for (`n`; absent or 0 means 1). */
+export function sampleCount(request: Pick<GenerateRequestInit, "n">): number {
+  const n = request.n ?? 0;
+  return n === 0 ? 1 : n;
+}
+
 /** One event of a generation, from Generate or from a Session. */
 export type GenerationEvent =
   | { readonly case: "started"; readonly requestId: string; readonly value: Started }
   | { readonly case: "delta"; readonly requestId: string; readonly value: Delta }
   | { readonly case: "finished"; readonly requestId: string; readonly value: Finished };
 
-/** The outcome of a generation that ran to its `finished` event. */
+/**
+ * The outcome of a generation that ran to its `finished` event; with n > 1,
+ * of one of its samples.
+ */
 export interface GenerationResult {
   readonly requestId: string;
+  /** Which sample this is (0 to n - 1; 0 when the request asked for one). */
+  readonly sampleIndex: number;
   /** The whole output text (the deltas' text concatenated). */
   readonly text: string;
   /** The output token ids (empty when OutputOptions.token_ids is false). */
@@ -65,6 +162,11 @@ export interface GenerationResult {
   readonly reason: FinishReason;
   /** The reason's proto name, for example "FINISH_REASON_LENGTH". */
   readonly reasonName: string;
+  /**
+   * Tokens in the prompt (the `started` event's count; with n > 1 the same
+   * for every sample, whereas `finished.usage.promptTokens` counts the prompt
+   * in the first sample to finish only, so that usage adds up).
+   */
   readonly promptTokens: number;
   readonly completionTokens: number;
   /** The `finished` event itself (stop matched, usage, timing, speculation). */
@@ -111,53 +213,137 @@ export class GenerationError extends ConnectError {
   }
 }
 
-/** Folds events into a {@link GenerationResult}. */
+/** The sample an event belongs to (`started` is shared: 0). */
+function sampleIndexOf(event: GenerationEvent): number {
+  return event.case === "started" ? 0 : event.value.sampleIndex;
+}
+
+interface SampleParts {
+  text: string;
+  readonly tokenIds: number[];
+  finished: Finished | undefined;
+}
+
+/**
+ * Folds a generation's events into one {@link GenerationResult} per sample,
+ * checking that each event names a sample of the request and that no sample
+ * goes on after its `finished` event.
+ */
 class Accumulator {
-  private text = "";
-  private readonly tokenIds: number[] = [];
-  private promptTokens = 0;
-  result: GenerationResult | undefined;
+  private started: Started | undefined;
+  private readonly samples: SampleParts[];
+  private finishedCount = 0;
 
-  constructor(private requestId: string) {}
+  constructor(
+    private requestId: string,
+    readonly n: number,
+  ) {
+    this.samples = Array.from({ length: n }, () => ({ text: "", tokenIds: [], finished: undefined }));
+  }
 
+  /** Every sample has its `finished` event. */
+  get complete(): boolean {
+    return this.finishedCount === this.n;
+  }
+
+  /** Adds one event; throws a ConnectError (INTERNAL) on an event the stream cannot carry. */
   add(event: GenerationEvent): void {
     this.requestId = event.requestId;
-    switch (event.case) {
-      case "started":
-        this.promptTokens = event.value.promptTokens;
-        break;
-      case "delta":
-        this.text += event.value.text;
-        this.tokenIds.push(...event.value.tokenIds);
-        break;
-      case "finished": {
-        const finished = event.value;
-        this.result = {
-          requestId: this.requestId,
-          text: this.text,
-          tokenIds: this.tokenIds,
-          reason: finished.reason,
-          reasonName: finishReasonName(finished.reason),
-          promptTokens: finished.usage?.promptTokens ?? this.promptTokens,
-          completionTokens: finished.usage?.completionTokens ?? 0,
-          finished,
-        };
-        break;
-      }
+    if (event.case === "started") {
+      this.started = event.value;
+      return;
     }
+    const index = event.value.sampleIndex;
+    const part = this.samples[index];
+    if (part === undefined) {
+      throw new ConnectError(
+        `generation stream sent an event for sample ${index} of a request for ${this.n} sample(s)`,
+        Code.Internal,
+      );
+    }
+    if (part.finished !== undefined) {
+      throw new ConnectError(`generation stream went on with sample ${index} after its finished event`, Code.Internal);
+    }
+    if (event.case === "delta") {
+      part.text += event.value.text;
+      part.tokenIds.push(...event.value.tokenIds);
+    } else {
+      part.finished = event.value;
+      this.finishedCount += 1;
+    }
+  }
+
+  /** One result per sample, by index; throws unless every sample has finished. */
+  results(): GenerationResult[] {
+    if (!this.complete) {
+      const missing = this.samples.flatMap((part, index) => (part.finished === undefined ? [index] : []));
+      throw new ConnectError(
+        this.n === 1
+          ? "generation stream ended without a finished event"
+          : `generation stream ended without a finished event for sample(s) ${missing.join(", ")} of ${this.n}`,
+        Code.Internal,
+      );
+    }
+    return this.samples.map((part, sampleIndex) => {
+      const finished = part.finished as Finished;
+      return {
+        requestId: this.requestId,
+        sampleIndex,
+        text: part.text,
+        tokenIds: part.tokenIds,
+        reason: finished.reason,
+        reasonName: finishReasonName(finished.reason),
+        promptTokens: this.started?.promptTokens ?? finished.usage?.promptTokens ?? 0,
+        completionTokens: finished.usage?.completionTokens ?? 0,
+        finished,
+      };
+    });
   }
 }
 
-/** Reads a generation's events to the end and returns its result. */
+function checkSampleCount(n: number): void {
+  if (!Number.isInteger(n) || n < 1) {
+    throw new RangeError(`a request asks for at least one sample, not ${n}`);
+  }
+}
+
+/**
+ * Reads a one-sample generation's events to the end and returns its result.
+ * A stream with several samples (GenerateRequest.n > 1) is refused: use
+ * {@link collectSamples}.
+ */
 export async function collect(events: AsyncIterable<GenerationEvent>, requestId = ""): Promise<GenerationResult> {
-  const acc = new Accumulator(requestId);
+  const acc = new Accumulator(requestId, 1);
+  for await (const event of events) {
+    const index = sampleIndexOf(event);
+    if (index !== 0) {
+      throw new Error(
+        `collect() reads a generation of one sample, but this stream has sample ${index} ` +
+          "(GenerateRequest.n > 1): use collectSamples(events, n)",
+      );
+    }
+    acc.add(event);
+  }
+  const [result] = acc.results();
+  return result as GenerationResult;
+}
+
+/**
+ * Reads the events of a generation of `n` samples (GenerateRequest.n) to the
+ * end and returns one result per sample, by sample index. Throws when the
+ * stream ends before every sample's `finished` event.
+ */
+export async function collectSamples(
+  events: AsyncIterable<GenerationEvent>,
+  n: number,
+  requestId = "",
+): Promise<GenerationResult[]> {
+  checkSampleCount(n);
+  const acc = new Accumulator(requestId, n);
   for await (const event of events) {
     acc.add(event);
   }
-  if (acc.result === undefined) {
-    throw new ConnectError("generation stream ended without a finished event", Code.Internal);
-  }
-  return acc.result;
+  return acc.results();
 }
 
 function toEvent(response: GenerateResponse | SessionResponse): GenerationEvent | undefined {
@@ -268,8 +454,11 @@ export class TokenwireClient {
 
   /**
    * Streams one generation's events: one `started`, any number of `delta`,
-   * one `finished`. Failures (bad input, deadline...) throw ConnectError.
-   * Breaking out of the loop, `signal` or `timeoutMs` cancels the generation.
+   * one `finished`; with `n` > 1, the deltas of every sample interleaved and
+   * one `finished` per sample (each carries its `sampleIndex`), the stream
+   * ending after the last of them. Failures (bad input, deadline...) throw
+   * ConnectError. Breaking out of the loop, `signal` or `timeoutMs` cancels
+   * the generation.
    */
   async *generate(request: GenerateRequestInit, options: CallOpts = {}): AsyncGenerator<GenerationEvent, void, undefined> {
     for await (const response of this.generation.generate(request, options)) {
@@ -280,9 +469,27 @@ export class TokenwireClient {
     }
   }
 
-  /** Runs one generation to its end and returns the text and finish reason. */
+  /**
+   * Runs one generation to its end and returns the text and finish reason.
+   * A request for several samples (`n` > 1) is refused before it is sent:
+   * use {@link completeSamples}.
+   */
   complete(request: GenerateRequestInit, options: CallOpts = {}): Promise<GenerationResult> {
+    const n = sampleCount(request);
+    if (n !== 1) {
+      return Promise.reject(
+        new Error(`complete() returns one completion, but the request asks for n=${n} samples: use completeSamples()`),
+      );
+    }
     return collect(this.generate(request, options), request.requestId ?? "");
+  }
+
+  /**
+   * Runs one generation to its end and returns one result per sample
+   * (`request.n`, default 1), by sample index.
+   */
+  completeSamples(request: GenerateRequestInit, options: CallOpts = {}): Promise<GenerationResult[]> {
+    return collectSamples(this.generate(request, options), sampleCount(request), request.requestId ?? "");
   }
 
   /** Cancels a generation by id, wherever it runs; true if one was in flight. */
@@ -343,7 +550,7 @@ export class Session {
     if (this.inFlight.has(requestId)) {
       throw new Error(`request id ${JSON.stringify(requestId)} is already in flight on this session`);
     }
-    const generation = new SessionGeneration(requestId, () => this.cancel(requestId));
+    const generation = new SessionGeneration(requestId, sampleCount(request), () => this.cancel(requestId));
     this.inFlight.set(requestId, generation);
     this.requests.push({ action: { case: "start", value: request } });
     return generation;
@@ -385,8 +592,7 @@ export class Session {
         if (event === undefined) {
           continue;
         }
-        generation.deliver(event);
-        if (event.case === "finished") {
+        if (generation.deliver(event)) {
           this.inFlight.delete(response.requestId);
         }
       }
@@ -410,34 +616,51 @@ export class Session {
 
 /**
  * One generation of a Session. Iterate it for its events (buffered until
- * read), or await `result()` for the collected text and finish reason; a
- * failed generation throws its {@link GenerationError}.
+ * read; with n > 1 they run to the last sample's `finished` event), or await
+ * `result()` (`results()` with n > 1) for the collected text and finish
+ * reason; a failed generation throws its {@link GenerationError}.
  */
 export class SessionGeneration implements AsyncIterable<GenerationEvent> {
   private readonly events = new AsyncQueue<GenerationEvent>();
   private readonly accumulator: Accumulator;
-  private readonly done: Promise<GenerationResult>;
-  private settle!: { resolve: (r: GenerationResult) => void; reject: (e: unknown) => void };
+  private readonly done: Promise<GenerationResult[]>;
+  private settle!: { resolve: (r: GenerationResult[]) => void; reject: (e: unknown) => void };
 
   /** @internal Created by {@link Session.start}. */
   constructor(
     readonly requestId: string,
+    /** How many samples the generation was started with (its request's `n`). */
+    readonly samples: number,
     private readonly cancelFn: () => void,
   ) {
-    this.accumulator = new Accumulator(requestId);
-    this.done = new Promise<GenerationResult>((resolve, reject) => {
+    checkSampleCount(samples);
+    this.accumulator = new Accumulator(requestId, samples);
+    this.done = new Promise<GenerationResult[]>((resolve, reject) => {
       this.settle = { resolve, reject };
     });
     this.done.catch(() => undefined);
   }
 
-  /** Cancels this generation (it ends with FINISH_REASON_CANCELLED). */
+  /** Cancels this generation (it ends with FINISH_REASON_CANCELLED, every sample). */
   cancel(): void {
     this.cancelFn();
   }
 
-  /** The generation's outcome, once its `finished` event has arrived. */
+  /**
+   * The generation's outcome, once its `finished` event has arrived. Refused
+   * (rejected) for a generation of several samples: use `results()`.
+   */
   result(): Promise<GenerationResult> {
+    if (this.samples !== 1) {
+      return Promise.reject(
+        new Error(`result() gives one completion, but ${this.requestId} has n=${this.samples} samples: use results()`),
+      );
+    }
+    return this.done.then((results) => results[0] as GenerationResult);
+  }
+
+  /** One result per sample, by sample index, once every sample's `finished` event has arrived. */
+  results(): Promise<GenerationResult[]> {
     return this.done;
   }
 
@@ -445,14 +668,22 @@ export class SessionGeneration implements AsyncIterable<GenerationEvent> {
     return this.events[Symbol.asyncIterator]();
   }
 
-  /** @internal */
-  deliver(event: GenerationEvent): void {
-    this.accumulator.add(event);
-    this.events.push(event);
-    if (event.case === "finished" && this.accumulator.result !== undefined) {
-      this.events.end();
-      this.settle.resolve(this.accumulator.result);
+  /** @internal Takes one event; true once the generation is over (every sample finished, or failed). */
+  deliver(event: GenerationEvent): boolean {
+    try {
+      this.accumulator.add(event);
+    } catch (error) {
+      this.cancelFn();
+      this.fail(error);
+      return true;
     }
+    this.events.push(event);
+    if (this.accumulator.complete) {
+      this.events.end();
+      this.settle.resolve(this.accumulator.results());
+      return true;
+    }
+    return false;
   }
 
   /** @internal */

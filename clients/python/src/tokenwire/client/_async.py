@@ -220,7 +220,8 @@ class AsyncClient:
         caller's W3C ``traceparent``, which the server's span then continues
         (``opentelemetry.propagate.inject`` fills a dict with it).
 
-        Yields one ``Started``, ``Delta`` events, then one ``Finished``; raises a
+        Yields one ``Started``, ``Delta`` events, then one ``Finished`` (one per sample with
+        ``n`` > 1, each event carrying its ``sample_index``); raises a
         ``TokenwireError`` subclass if the call fails. ``timeout`` is the gRPC
         deadline of the whole stream (failing it with ``DeadlineExceededError``);
         ``time_limit_s`` is the server-side limit that keeps partial output.
@@ -241,6 +242,18 @@ class AsyncClient:
         """Run one generation to its end and return the whole ``Completion``."""
         async with self.generate(prompt, request_id=request_id, timeout=timeout, **options) as stream:
             return await stream.collect()
+
+    async def complete_samples(
+        self,
+        prompt: Prompt,
+        *,
+        request_id: str | None = None,
+        timeout: Timeout = UNSET,
+        **options: Unpack[GenerateOptions],
+    ) -> tuple[Completion, ...]:
+        """Run one generation of ``n`` samples to its end: one ``Completion`` per sample, by index."""
+        async with self.generate(prompt, request_id=request_id, timeout=timeout, **options) as stream:
+            return await stream.collect_samples()
 
     def session(self, *, timeout: float | None = None) -> Session:
         """A Session stream multiplexing many generations: ``async with client.session() as session:``.
@@ -312,10 +325,9 @@ class GenerateStream:
         ) = None
         self._attempts = 0
         self._received = False
-        self._finished = False
         self._done = False
         self._request_id: str | None = request.request_id or None
-        self._builder = CompletionBuilder()
+        self._builder = CompletionBuilder(request.n or 1)
 
     @property
     def request_id(self) -> str | None:
@@ -352,9 +364,12 @@ class GenerateStream:
             if not isinstance(response, generation_pb2.GenerateResponse):  # EOF
                 self._done = True
                 self._call = None
-                if not self._finished:
+                if not self._builder.complete:
+                    builder = self._builder
                     raise ProtocolError(
-                        "Generate stream ended without a finished event", request_id=self._request_id
+                        f"Generate stream ended after {builder.finished_count} finished events "
+                        f"of {builder.samples}",
+                        request_id=self._request_id,
                     )
                 raise StopAsyncIteration
             self._received = True
@@ -362,16 +377,21 @@ class GenerateStream:
             event = event_from_proto(response.request_id, response)
             if event is None:
                 continue
-            if isinstance(event, Finished):
-                self._finished = True
             self._builder.add(event)
             return event
 
     async def collect(self) -> Completion:
-        """Read the rest of the stream; the ``Completion`` of all its events (those already read too)."""
+        """Read the rest of the stream; the ``Completion`` of all its events (those already read too).
+        For a request with ``n`` > 1 use ``collect_samples``."""
         async for _ in self:
             pass
         return self._builder.build()
+
+    async def collect_samples(self) -> tuple[Completion, ...]:
+        """Read the rest of the stream; one ``Completion`` per sample, by ``sample_index``."""
+        async for _ in self:
+            pass
+        return self._builder.build_samples()
 
     async def cancel(self) -> None:
         """Cancel the call (the server cancels the generation and frees its slot)."""
@@ -563,7 +583,7 @@ class GenerationHandle:
         self._done = False
         self._attempts = 1
         self._cancel_requested = False
-        self._builder = CompletionBuilder()
+        self._builder = CompletionBuilder(request.n or 1)
 
     @property
     def attempts(self) -> int:
@@ -591,9 +611,9 @@ class GenerationHandle:
                 continue
             if isinstance(event, Started):
                 self._started = True
-            elif isinstance(event, Finished):
-                self._done = True
             self._builder.add(event)
+            if isinstance(event, Finished) and self._builder.complete:
+                self._done = True
             return event
 
     async def _retry(self, error: TokenwireError) -> bool:
@@ -622,3 +642,9 @@ class GenerationHandle:
         async for _ in self:
             pass
         return self._builder.build()
+
+    async def results(self) -> tuple[Completion, ...]:
+        """Read the rest of this generation; one ``Completion`` per sample (``n`` > 1), by index."""
+        async for _ in self:
+            pass
+        return self._builder.build_samples()

@@ -142,6 +142,19 @@ class Client:
     ) -> Completion:
         return self._loop.run(self._async.complete(prompt, request_id=request_id, timeout=timeout, **options))
 
+    def complete_samples(
+        self,
+        prompt: Prompt,
+        *,
+        request_id: str | None = None,
+        timeout: Timeout = UNSET,
+        **options: Unpack[GenerateOptions],
+    ) -> tuple[Completion, ...]:
+        """One ``Completion`` per sample of a request with ``n`` samples; see ``AsyncClient``."""
+        return self._loop.run(
+            self._async.complete_samples(prompt, request_id=request_id, timeout=timeout, **options)
+        )
+
     def session(self, *, timeout: float | None = None) -> SyncSession:
         """``with client.session() as session:``: see ``AsyncClient.session``."""
 
@@ -188,6 +201,9 @@ class SyncGenerateStream:
     def collect(self) -> Completion:
         return self._loop.run(self._stream.collect())
 
+    def collect_samples(self) -> tuple[Completion, ...]:
+        return self._loop.run(self._stream.collect_samples())
+
     def cancel(self) -> None:
         self._loop.run(self._stream.cancel())
 
@@ -225,6 +241,9 @@ class SyncGenerationHandle:
 
     def result(self) -> Completion:
         return self._loop.run(self._handle.result())
+
+    def results(self) -> tuple[Completion, ...]:
+        return self._loop.run(self._handle.results())
 
 
 class SyncSession:

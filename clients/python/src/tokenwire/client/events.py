@@ -20,6 +20,8 @@ class FinishReason(enum.IntEnum):
     STOP_TOKEN = 4
     CANCELLED = 5
     DEADLINE = 6
+    STRUCTURED_OUTPUT_COMPLETE = 7
+    """The request's structured-output format allowed nothing more."""
 
     @property
     def proto_name(self) -> str:
@@ -82,6 +84,8 @@ class Delta:
     text: str
     token_ids: tuple[int, ...]
     logprobs: tuple[TokenLogprob, ...] = ()
+    sample_index: int = 0
+    """Which sample it belongs to (0 to n - 1; 0 when n is 1)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,10 +99,13 @@ class Finished:
     speculative: SpeculativeStats
     stop_string: str | None = None
     stop_token_id: int | None = None
+    sample_index: int = 0
+    """Which sample ended (0 to n - 1; 0 when n is 1). With n > 1 each sample has its own
+    ``Finished``, and ``usage.prompt_tokens`` counts the prompt in the first of them only."""
 
 
 Event = Started | Delta | Finished
-"""One event of a generation: one ``Started``, any number of ``Delta``, one ``Finished``."""
+"""One event of a generation: one ``Started``, any number of ``Delta``, one ``Finished`` per sample."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,38 +132,73 @@ class Completion:
         return self.finished.timing
 
 
-class CompletionBuilder:
-    """Accumulates events into a ``Completion`` (checking the stream's order)."""
+@dataclass(slots=True)
+class _SampleParts:
+    text: list[str]
+    token_ids: list[int]
+    logprobs: list[TokenLogprob]
+    finished: Finished | None = None
 
-    def __init__(self) -> None:
+
+class CompletionBuilder:
+    """Accumulates events into a ``Completion`` per sample (checking the stream's order)."""
+
+    def __init__(self, samples: int = 1) -> None:
+        self.samples = samples
         self._started: Started | None = None
-        self._finished: Finished | None = None
-        self._text: list[str] = []
-        self._token_ids: list[int] = []
-        self._logprobs: list[TokenLogprob] = []
+        self._parts = [_SampleParts([], [], []) for _ in range(samples)]
+
+    @property
+    def finished_count(self) -> int:
+        return sum(1 for part in self._parts if part.finished is not None)
+
+    @property
+    def complete(self) -> bool:
+        """Every sample has its ``Finished``."""
+        return self.finished_count == self.samples
+
+    def _part(self, index: int) -> _SampleParts:
+        if not 0 <= index < self.samples:
+            raise RuntimeError(f"an event for sample {index} of a request for {self.samples}")
+        return self._parts[index]
 
     def add(self, event: Event) -> None:
         match event:
             case Started():
                 self._started = event
             case Delta():
-                self._text.append(event.text)
-                self._token_ids.extend(event.token_ids)
-                self._logprobs.extend(event.logprobs)
+                part = self._part(event.sample_index)
+                part.text.append(event.text)
+                part.token_ids.extend(event.token_ids)
+                part.logprobs.extend(event.logprobs)
             case Finished():
-                self._finished = event
+                self._part(event.sample_index).finished = event
 
     def build(self) -> Completion:
-        if self._started is None or self._finished is None:
+        """The ``Completion`` of a request for one sample."""
+        if self.samples != 1:
+            raise ValueError(f"the request asked for n={self.samples} samples: use the samples' calls")
+        return self.build_samples()[0]
+
+    def build_samples(self) -> tuple[Completion, ...]:
+        """One ``Completion`` per sample, by index."""
+        started = self._started
+        if started is None or not self.complete:
             raise RuntimeError("the generation's stream is incomplete")
-        return Completion(
-            request_id=self._finished.request_id,
-            text="".join(self._text),
-            token_ids=tuple(self._token_ids),
-            logprobs=tuple(self._logprobs),
-            started=self._started,
-            finished=self._finished,
-        )
+        completions = []
+        for part in self._parts:
+            assert part.finished is not None
+            completions.append(
+                Completion(
+                    request_id=part.finished.request_id,
+                    text="".join(part.text),
+                    token_ids=tuple(part.token_ids),
+                    logprobs=tuple(part.logprobs),
+                    started=started,
+                    finished=part.finished,
+                )
+            )
+        return tuple(completions)
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +221,11 @@ class ModelInfo:
     max_batch_size: int
     default_max_tokens: int
     eos_token_ids: tuple[int, ...]
+    structured_output_kinds: tuple[str, ...] = ()
+    """The structured-output kinds the engine follows: "json_schema", "json_object", "regex",
+    "grammar_lark", "grammar_gbnf", "choice"."""
+    max_samples: int = 1
+    """The largest ``n`` the server accepts."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,6 +275,7 @@ def event_from_proto(
             delta.text,
             tuple(delta.token_ids),
             tuple(_logprob(lp) for lp in delta.logprobs),
+            delta.sample_index,
         )
     if kind == "finished":
         fin = response.finished
@@ -253,6 +301,7 @@ def event_from_proto(
             ),
             stop_string=fin.stop_string if matched == "stop_string" else None,
             stop_token_id=fin.stop_token_id if matched == "stop_token_id" else None,
+            sample_index=fin.sample_index,
         )
     return None
 
@@ -269,4 +318,10 @@ def model_info_from_proto(message: model_pb2.GetModelInfoResponse) -> ModelInfo:
         max_batch_size=message.max_batch_size,
         default_max_tokens=message.default_max_tokens,
         eos_token_ids=tuple(message.eos_token_ids),
+        structured_output_kinds=tuple(
+            model_pb2.StructuredOutputKind.Name(kind).removeprefix("STRUCTURED_OUTPUT_KIND_").lower()
+            for kind in message.structured_output_kinds
+            if kind in model_pb2.StructuredOutputKind.values()
+        ),
+        max_samples=message.max_samples,
     )

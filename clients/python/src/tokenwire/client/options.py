@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import math
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, TypedDict
@@ -181,6 +182,27 @@ class GenerateOptions(TypedDict, total=False):
     time_limit_s: float
     """Server-side limit for this generation: when it passes, the generation ends with
     ``FinishReason.DEADLINE`` keeping its partial output (unlike ``timeout``, which fails the call)."""
+    logit_bias: Mapping[int, float]
+    """Token id -> bias in [-100, 100] added to its logit; -100 bans it, +100 forces it."""
+    n: int
+    """Samples of this prompt (1 to ``ModelInfo.max_samples``): each ``Delta`` and ``Finished``
+    carries its ``sample_index``; collect them with ``collect_samples`` / ``complete_samples``."""
+    # structured output: at most one of these
+    json_schema: str | Mapping[str, object]
+    """The output is JSON valid against this JSON Schema (a dict is serialized for you)."""
+    json_object: bool
+    """The output is a JSON object."""
+    regex: str
+    """The whole output matches this regex (Rust regex syntax)."""
+    lark_grammar: str
+    """The output follows this grammar (Lark, as llguidance reads it; ``start`` is the start rule)."""
+    gbnf_grammar: str
+    """The output follows this grammar (llama.cpp's GBNF; ``root`` is the start rule)."""
+    choice: Sequence[str]
+    """The output is exactly one of these strings."""
+
+
+STRUCTURED_OPTIONS = ("json_schema", "json_object", "regex", "lark_grammar", "gbnf_grammar", "choice")
 
 
 def _duration(seconds: float) -> duration_pb2.Duration:
@@ -242,7 +264,33 @@ def build_request(
         request.speculative.draft_length = options["draft_length"]
     if "time_limit_s" in options:
         request.timeout.CopyFrom(_duration(options["time_limit_s"]))
+    for token, bias in options.get("logit_bias", {}).items():
+        sampling.logit_bias[token] = bias
+    if "n" in options:
+        request.n = options["n"]
+    _structured_output(request.structured_output, options)
     return request
+
+
+def _structured_output(message: generation_pb2.StructuredOutput, options: GenerateOptions) -> None:
+    chosen = [name for name in STRUCTURED_OPTIONS if name in options and options[name] is not False]  # type: ignore[literal-required]  # the names are GenerateOptions keys
+    if len(chosen) > 1:
+        raise ValueError(f"structured output: set one of {', '.join(STRUCTURED_OPTIONS)}; got {chosen}")
+    if "json_schema" in options:
+        schema = options["json_schema"]
+        message.json_schema = schema if isinstance(schema, str) else json.dumps(schema)
+    elif options.get("json_object", False):
+        message.json_object.SetInParent()
+    elif "regex" in options:
+        message.regex = options["regex"]
+    elif "lark_grammar" in options:
+        message.grammar.syntax = generation_pb2.Grammar.SYNTAX_LARK
+        message.grammar.text = options["lark_grammar"]
+    elif "gbnf_grammar" in options:
+        message.grammar.syntax = generation_pb2.Grammar.SYNTAX_GBNF
+        message.grammar.text = options["gbnf_grammar"]
+    elif "choice" in options:
+        message.choice.options.extend(options["choice"])
 
 
 _SPECULATION_METHODS = {

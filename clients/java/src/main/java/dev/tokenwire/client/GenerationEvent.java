@@ -7,15 +7,21 @@ import java.util.List;
 
 /**
  * One event of a generation, from a {@code Generate} stream or a {@code Session}: exactly one
- * {@link Started}, any number of {@link Delta}, then one {@link Finished} or (sessions only) one
- * {@link Failed}.
+ * {@link Started}, any number of {@link Delta}, then one {@link Finished} per sample (one unless
+ * the request set {@code n} > 1) or (sessions only) one {@link Failed}. With {@code n} > 1 the
+ * samples' deltas and finished events are interleaved; each carries its {@code sampleIndex()}.
  */
 public sealed interface GenerationEvent {
 
   /** The generation this event belongs to. */
   String requestId();
 
-  /** Whether this is the generation's last event. */
+  /**
+   * Whether this event ends its sample or the whole generation: a {@link Finished} (the last event
+   * of its sample, and of the generation when {@code n} is 1) or a {@link Failed}. With {@code n}
+   * > 1 the generation ends after the last sample's {@link Finished}; {@link GenerationStream} and
+   * {@link SessionGeneration} count them for you.
+   */
   default boolean isFinal() {
     return this instanceof Finished || this instanceof Failed;
   }
@@ -40,9 +46,18 @@ public sealed interface GenerationEvent {
     public List<Integer> tokenIds() {
       return delta.getTokenIdsList();
     }
+
+    /** The sample this output belongs to: 0 to n - 1 (always 0 when n is 1). */
+    public int sampleIndex() {
+      return delta.getSampleIndex();
+    }
   }
 
-  /** The generation ended: why, with usage and timing. */
+  /**
+   * A sample ended (the generation, when n is 1): why, with usage and timing. With n > 1 the
+   * prompt is counted once, in the first finished event to arrive ({@code usage.prompt_tokens} is
+   * 0 in the others).
+   */
   record Finished(String requestId, dev.tokenwire.v1.Finished finished) implements GenerationEvent {
     public FinishReason reason() {
       return finished.getReason();
@@ -50,6 +65,11 @@ public sealed interface GenerationEvent {
 
     public int completionTokens() {
       return finished.getUsage().getCompletionTokens();
+    }
+
+    /** The sample that ended: 0 to n - 1 (always 0 when n is 1). */
+    public int sampleIndex() {
+      return finished.getSampleIndex();
     }
   }
 

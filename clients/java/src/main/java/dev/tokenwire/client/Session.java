@@ -22,7 +22,8 @@ import java.util.function.Consumer;
  * Many generations multiplexed on one bidirectional {@code Session} stream. Thread-safe.
  *
  * <p>{@link #start} sends a generation and returns its handle; every response is routed to the
- * handle of its {@code request_id}. {@link #halfClose()} means "no more requests": generations in
+ * handle of its {@code request_id}. A generation with {@code n} > 1 samples stays in flight until
+ * each of its samples has had its {@code finished} event. {@link #halfClose()} means "no more requests": generations in
  * flight run to completion, then the stream ends. {@link #close()} cancels the whole stream (and
  * so every generation still on it).
  */
@@ -54,7 +55,7 @@ public final class Session implements AutoCloseable {
     if (id.isEmpty()) {
       throw new IllegalArgumentException("a Session generation needs a request_id");
     }
-    SessionGeneration generation = new SessionGeneration(this, id);
+    SessionGeneration generation = new SessionGeneration(this, id, Accumulator.samples(request));
     synchronized (sendLock) {
       if (halfClosed) {
         throw new IllegalStateException("the session no longer takes requests");
@@ -153,8 +154,7 @@ public final class Session implements AutoCloseable {
       if (generation == null) {
         return; // ended already (for example failed with the stream)
       }
-      generation.deliver(event);
-      if (event.isFinal()) {
+      if (generation.deliver(event)) { // its last event: the last sample's finished, or an error
         inFlight.remove(event.requestId(), generation);
       }
     }

@@ -2,6 +2,7 @@ package dev.tokenwire.client;
 
 import io.grpc.StatusRuntimeException;
 import java.time.Duration;
+import java.util.List;
 import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.LinkedBlockingQueue;
@@ -9,63 +10,90 @@ import java.util.concurrent.TimeUnit;
 
 /**
  * One generation running on a {@link Session}. Its events can be read one by one ({@link #take()},
- * {@link #poll(Duration)}) and/or awaited as a whole ({@link #result()}); both see every event.
+ * {@link #poll(Duration)}) and/or awaited as a whole ({@link #result()}, or {@link #samples()} for
+ * a request with {@code n} > 1); both see every event. The generation ends with its last
+ * sample's {@code finished} event (the only one when {@code n} is 1) or with a {@code Failed}.
  */
 public final class SessionGeneration {
   private final Session session;
   private final String requestId;
   private final BlockingQueue<GenerationEvent> events = new LinkedBlockingQueue<>();
-  private final CompletableFuture<GenerationResult> result = new CompletableFuture<>();
+  private final CompletableFuture<List<GenerationResult>> samples = new CompletableFuture<>();
+  private final CompletableFuture<GenerationResult> result; // null when n > 1
   private final Accumulator accumulator;
   private boolean ended; // guarded by this
-  private volatile boolean finalTaken;
+  private volatile GenerationEvent lastEvent; // the event that ended the generation, once it has
+  private volatile boolean lastTaken;
 
-  SessionGeneration(Session session, String requestId) {
+  SessionGeneration(Session session, String requestId, long samples) {
     this.session = session;
     this.requestId = requestId;
-    this.accumulator = new Accumulator(requestId);
+    this.accumulator = new Accumulator(requestId, samples);
+    this.result = samples == 1 ? new CompletableFuture<>() : null;
   }
 
   public String requestId() {
     return requestId;
   }
 
+  /** The number of samples the request asked for ({@code n}; 1 when absent or 0). */
+  public long sampleCount() {
+    return accumulator.samples();
+  }
+
   /**
    * Completes with the result when the generation finishes (cancelled ones included: reason
    * FINISH_REASON_CANCELLED), or exceptionally with a {@link StatusRuntimeException} when it fails.
+   * For a request with one sample only.
+   *
+   * @throws IllegalStateException when the request asked for {@code n} > 1 samples: use
+   *     {@link #samples()}
    */
   public CompletableFuture<GenerationResult> result() {
+    if (result == null) {
+      throw new IllegalStateException("generation " + requestId + " asks for n = " + sampleCount()
+          + " samples: use samples(), one result per sample");
+    }
     return result;
   }
 
-  /** Whether the generation has ended (its final event has arrived). */
+  /**
+   * Completes with one result per sample, in sample-index order, when the last sample finishes
+   * (a list of one when {@code n} is 1), or exceptionally with a {@link StatusRuntimeException}
+   * when the generation fails.
+   */
+  public CompletableFuture<List<GenerationResult>> samples() {
+    return samples;
+  }
+
+  /** Whether the generation has ended (its last event has arrived). */
   public boolean isDone() {
-    return result.isDone();
+    return samples.isDone();
   }
 
   /**
    * The next event, waiting for it.
    *
-   * @throws IllegalStateException if the final event was already taken
+   * @throws IllegalStateException if the generation's last event was already taken
    */
   public GenerationEvent take() throws InterruptedException {
-    if (finalTaken && events.isEmpty()) {
+    if (lastTaken && events.isEmpty()) {
       throw new IllegalStateException("generation " + requestId + " has ended");
     }
     return record(events.take());
   }
 
-  /** The next event, or null if none arrives within {@code timeout} or the final one was taken. */
+  /** The next event, or null if none arrives within {@code timeout} or the last one was taken. */
   public GenerationEvent poll(Duration timeout) throws InterruptedException {
-    if (finalTaken && events.isEmpty()) {
+    if (lastTaken && events.isEmpty()) {
       return null;
     }
     return record(events.poll(timeout.toNanos(), TimeUnit.NANOSECONDS));
   }
 
   /**
-   * Cancels the generation: it ends with a {@code finished} event whose reason is
-   * FINISH_REASON_CANCELLED. Does nothing once it has ended.
+   * Cancels the generation: each sample still running ends with a {@code finished} event whose
+   * reason is FINISH_REASON_CANCELLED. Does nothing once it has ended.
    */
   public void cancel() {
     if (!isDone()) {
@@ -74,27 +102,46 @@ public final class SessionGeneration {
   }
 
   private GenerationEvent record(GenerationEvent event) {
-    if (event != null && event.isFinal()) {
-      finalTaken = true;
+    if (event != null && event == lastEvent) {
+      lastTaken = true;
     }
     return event;
   }
 
-  /** Called in order from the Session's response thread (or once on stream failure). */
-  synchronized void deliver(GenerationEvent event) {
+  /**
+   * Called in order from the Session's response thread (or once on stream failure). Returns
+   * whether the generation has ended with this event.
+   */
+  synchronized boolean deliver(GenerationEvent event) {
     if (ended) {
-      return;
+      return true;
     }
-    events.add(event);
+    List<GenerationResult> done;
     try {
-      GenerationResult done = accumulator.add(event);
-      if (done != null) {
-        ended = true;
-        result.complete(done);
-      }
+      done = accumulator.add(event);
     } catch (StatusRuntimeException e) {
-      ended = true;
-      result.completeExceptionally(e);
+      end(event);
+      if (result != null) {
+        result.completeExceptionally(e);
+      }
+      samples.completeExceptionally(e);
+      return true;
     }
+    if (done == null) {
+      events.add(event);
+      return false;
+    }
+    end(event);
+    if (result != null) {
+      result.complete(done.get(0));
+    }
+    samples.complete(done);
+    return true;
+  }
+
+  private void end(GenerationEvent event) {
+    ended = true;
+    lastEvent = event; // before it is queued, so that record() recognises it
+    events.add(event);
   }
 }

@@ -23,6 +23,7 @@ import io.grpc.stub.MetadataUtils;
 import java.io.UncheckedIOException;
 import java.time.Duration;
 import java.util.Iterator;
+import java.util.List;
 import java.util.Objects;
 import java.util.concurrent.TimeUnit;
 
@@ -122,15 +123,33 @@ public final class TokenwireClient implements AutoCloseable {
     try {
       Iterator<GenerateResponse> responses =
           withDeadline(GenerationServiceGrpc.newBlockingStub(channel)).generate(request);
-      return new GenerationStream(context, responses);
+      return new GenerationStream(context, responses, Accumulator.samples(request));
     } finally {
       context.detach(previous);
     }
   }
 
-  /** Runs one generation to its end and returns the whole output. */
+  /**
+   * Runs one generation to its end and returns the whole output. For a request with one sample
+   * only; see {@link #completeSamples}.
+   *
+   * @throws IllegalArgumentException when the request asks for {@code n} > 1 samples (nothing is
+   *     sent)
+   */
   public GenerationResult complete(GenerateRequest request) {
+    if (Accumulator.samples(request) != 1) {
+      throw new IllegalArgumentException("the request asks for n = " + Accumulator.samples(request)
+          + " samples: use completeSamples, which returns one result per sample");
+    }
     return generate(request).collect(text -> {});
+  }
+
+  /**
+   * Runs one generation of {@code n} samples (the request's {@code n}; 1 when absent) to its end
+   * and returns one result per sample, in sample-index order.
+   */
+  public List<GenerationResult> completeSamples(GenerateRequest request) {
+    return generate(request).collectSamples((text, sampleIndex) -> {});
   }
 
   /** Opens a Session stream for many generations at once. Close it when done. */

@@ -14,27 +14,75 @@ import dev.tokenwire.v1.SessionResponse;
 import dev.tokenwire.v1.Started;
 import dev.tokenwire.v1.Usage;
 import io.grpc.stub.StreamObserver;
-import java.util.HashSet;
-import java.util.Set;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.CopyOnWriteArrayList;
 
 /**
- * A scripted GenerationService. Generate streams "Hello", " world" and finishes with LENGTH.
- * Session: each start gets started + delta "x"; max_tokens 1 finishes at once (LENGTH), text "bad"
- * gets an INVALID_ARGUMENT error, anything else waits for its cancel (CANCELLED).
+ * A scripted GenerationService. Generate streams "Hello", " world" and finishes with LENGTH; with
+ * a structured output, '{"a": ' and '1}' and STRUCTURED_OUTPUT_COMPLETE; with n > 1, the deltas
+ * "s<i>.<step>" of its samples interleaved (highest index first), then their finished events
+ * (LENGTH, highest index first, prompt tokens in the first only); text "short" ends after one
+ * sample's finished event, text "stray" sends a delta for sample n.
+ * Session: each start gets started + delta "x" (one per sample, with n > 1); max_tokens 1 finishes
+ * at once (LENGTH), text "bad" gets an INVALID_ARGUMENT error, anything else waits for its cancel
+ * (CANCELLED); with n > 1, every sample but the last finishes at once (LENGTH) and the last waits
+ * for its cancel. Every request is recorded in {@link #requests}.
  */
 final class FakeGenerationService extends GenerationServiceGrpc.GenerationServiceImplBase {
+  final List<GenerateRequest> requests = new CopyOnWriteArrayList<>();
 
   @Override
   public void generate(GenerateRequest request, StreamObserver<GenerateResponse> responses) {
+    requests.add(request);
     String id = request.getRequestId().isEmpty() ? "server-id" : request.getRequestId();
     responses.onNext(GenerateResponse.newBuilder().setRequestId(id)
         .setStarted(Started.newBuilder().setPromptTokens(3).setModel("fake")).build());
+    if (request.getN() > 1) {
+      generateSamples(request, id, responses);
+      return;
+    }
+    if (request.hasStructuredOutput()) {
+      for (String text : new String[] {"{\"a\": ", "1}"}) {
+        responses.onNext(GenerateResponse.newBuilder().setRequestId(id)
+            .setDelta(Delta.newBuilder().setText(text)).build());
+      }
+      responses.onNext(GenerateResponse.newBuilder().setRequestId(id)
+          .setFinished(finished(FinishReason.FINISH_REASON_STRUCTURED_OUTPUT_COMPLETE, 4)).build());
+      responses.onCompleted();
+      return;
+    }
     for (String text : new String[] {"Hello", " world"}) {
       responses.onNext(GenerateResponse.newBuilder().setRequestId(id)
           .setDelta(Delta.newBuilder().setText(text).addTokenIds(text.length())).build());
     }
     responses.onNext(GenerateResponse.newBuilder().setRequestId(id)
         .setFinished(finished(FinishReason.FINISH_REASON_LENGTH, 2)).build());
+    responses.onCompleted();
+  }
+
+  private static void generateSamples(GenerateRequest request, String id, StreamObserver<GenerateResponse> responses) {
+    int n = request.getN();
+    if (request.getText().equals("stray")) {
+      responses.onNext(GenerateResponse.newBuilder().setRequestId(id)
+          .setDelta(Delta.newBuilder().setText("?").setSampleIndex(n)).build());
+    }
+    for (int step = 0; step < 2; step++) {
+      for (int i = n - 1; i >= 0; i--) {
+        responses.onNext(GenerateResponse.newBuilder().setRequestId(id)
+            .setDelta(Delta.newBuilder().setText("s" + i + "." + step).addTokenIds(100 * i + step).setSampleIndex(i))
+            .build());
+      }
+    }
+    int last = request.getText().equals("short") ? n - 1 : 0;
+    for (int i = n - 1; i >= last; i--) {
+      Finished finished = finished(FinishReason.FINISH_REASON_LENGTH, 2).toBuilder()
+          .setSampleIndex(i)
+          .setUsage(Usage.newBuilder().setCompletionTokens(2).setPromptTokens(i == n - 1 ? 3 : 0))
+          .build();
+      responses.onNext(GenerateResponse.newBuilder().setRequestId(id).setFinished(finished).build());
+    }
     responses.onCompleted();
   }
 
@@ -47,21 +95,25 @@ final class FakeGenerationService extends GenerationServiceGrpc.GenerationServic
   @Override
   public StreamObserver<SessionRequest> session(StreamObserver<SessionResponse> responses) {
     return new StreamObserver<>() {
-      private final Set<String> running = new HashSet<>();
+      /** Generations waiting for their cancel, and which of their samples is running. */
+      private final Map<String, Integer> running = new HashMap<>();
       private boolean halfClosed;
 
       @Override
       public void onNext(SessionRequest request) {
         if (request.hasCancel()) {
           String id = request.getCancel().getRequestId();
-          if (running.remove(id)) {
+          Integer sample = running.remove(id);
+          if (sample != null) {
             responses.onNext(SessionResponse.newBuilder().setRequestId(id)
-                .setFinished(finished(FinishReason.FINISH_REASON_CANCELLED, 1)).build());
+                .setFinished(finished(FinishReason.FINISH_REASON_CANCELLED, 1).toBuilder().setSampleIndex(sample))
+                .build());
             maybeEnd();
           }
           return;
         }
         GenerateRequest start = request.getStart();
+        requests.add(start);
         String id = start.getRequestId();
         if (start.getText().equals("bad")) {
           responses.onNext(SessionResponse.newBuilder().setRequestId(id)
@@ -72,13 +124,23 @@ final class FakeGenerationService extends GenerationServiceGrpc.GenerationServic
         }
         responses.onNext(SessionResponse.newBuilder().setRequestId(id)
             .setStarted(Started.newBuilder().setPromptTokens(1).setModel("fake")).build());
-        responses.onNext(SessionResponse.newBuilder().setRequestId(id)
-            .setDelta(Delta.newBuilder().setText("x").addTokenIds(7)).build());
-        if (start.getStopping().getMaxTokens() == 1) {
+        int n = Math.max(start.getN(), 1);
+        for (int i = 0; i < n; i++) {
+          responses.onNext(SessionResponse.newBuilder().setRequestId(id)
+              .setDelta(Delta.newBuilder().setText("x" + (n > 1 ? i : "")).addTokenIds(7).setSampleIndex(i)).build());
+        }
+        if (n > 1) {
+          for (int i = 0; i < n - 1; i++) {
+            responses.onNext(SessionResponse.newBuilder().setRequestId(id)
+                .setFinished(finished(FinishReason.FINISH_REASON_LENGTH, 1).toBuilder().setSampleIndex(i))
+                .build());
+          }
+          running.put(id, n - 1);
+        } else if (start.getStopping().getMaxTokens() == 1) {
           responses.onNext(SessionResponse.newBuilder().setRequestId(id)
               .setFinished(finished(FinishReason.FINISH_REASON_LENGTH, 1)).build());
         } else {
-          running.add(id);
+          running.put(id, 0);
         }
       }
 
