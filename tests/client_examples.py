@@ -12,9 +12,14 @@ import json
 import os
 import re
 import subprocess
+import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+import grpc
+from tokenwire.v1 import generation_pb2, generation_pb2_grpc, model_pb2, model_pb2_grpc
 
 from tests.conftest import LiveServer, SecureLiveServer
 
@@ -163,3 +168,67 @@ def check_samples_output(stdout: str) -> None:
     assert len(set(texts)) > 1, f"sampled answers should differ: {stdout}"
     label, started, summed = lines[3].split()
     assert label == "prompt_tokens" and int(started) == int(summed) > 0, stdout
+
+
+# --- retry: what each client's retry example prints ------------------------------------------------
+
+RETRY_HOLD_S = 4.0
+"""How long a generation holds the busy server's one slot before the harness cancels it: longer
+than any example takes to start and send its first request, and within its retries (the server's
+RetryInfo says ~1 s; the examples try up to 10 times)."""
+
+
+def run_while_busy(
+    command: Sequence[str],
+    server: LiveServer,
+    *,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+) -> str:
+    """Run an example while another generation holds the busy sim server's only slot for
+    ``RETRY_HOLD_S`` (so the example's first Generate is refused with RESOURCE_EXHAUSTED and
+    RetryInfo, and a retry succeeds once the slot is free); its stdout."""
+    with grpc.insecure_channel(server.address) as channel:
+        generation = generation_pb2_grpc.GenerationServiceStub(channel)
+        model = model_pb2_grpc.ModelServiceStub(channel)
+        blocker = generation_pb2.GenerateRequest(
+            text="hold the slot", stopping=generation_pb2.StoppingCriteria(max_tokens=4000, ignore_eos=True)
+        )
+        call = generation.Generate(blocker)
+
+        def drain() -> None:
+            try:
+                for _ in call:
+                    pass
+            except grpc.RpcError:
+                pass  # cancelled by the timer, as intended
+
+        holder = threading.Thread(target=drain, daemon=True)
+        holder.start()
+        deadline = time.monotonic() + 10
+        while model.GetLoad(model_pb2.GetLoadRequest()).active_requests < 1:
+            assert time.monotonic() < deadline, "the blocker never took the slot"
+            time.sleep(0.01)
+        release = threading.Timer(RETRY_HOLD_S, call.cancel)
+        release.start()
+        try:
+            return run_example(command, server, cwd=cwd, env=env)
+        finally:
+            release.cancel()
+            call.cancel()
+            holder.join(timeout=30)
+
+
+def check_retry_output(stdout: str) -> None:
+    """Three lines: ``attempts <n>`` (n >= 2: the first was refused, RESOURCE_EXHAUSTED, and
+    retried after the server's RetryInfo delay), ``completion_tokens <k>`` (k > 0), and
+    ``violation sampling.top_p <description>`` read from the INVALID_ARGUMENT of a request with
+    top_p = 5."""
+    lines = stdout.splitlines()
+    assert len(lines) == 3, stdout
+    label, attempts = lines[0].split()
+    assert label == "attempts" and int(attempts) >= 2, stdout
+    label, tokens = lines[1].split()
+    assert label == "completion_tokens" and int(tokens) > 0, stdout
+    label, field, description = lines[2].split(" ", 2)
+    assert label == "violation" and field == "sampling.top_p" and "(0, 1]" in description, stdout

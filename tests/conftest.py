@@ -123,6 +123,16 @@ def secure_live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sec
     stop_live_server(live, thread)
 
 
+@pytest.fixture(scope="session")
+def busy_sim_server() -> Iterator[LiveServer]:
+    """The simulation engine with one slot and no queue: while one generation runs, the next is
+    refused with RESOURCE_EXHAUSTED and RetryInfo (the client examples' retry demonstration)."""
+    config = ServeConfig(port=0, engine="sim", max_batch_size=1, max_waiting=0, sim_step_ms=5.0)
+    live, thread = serve_in_thread(config)
+    yield live
+    stop_live_server(live, thread)
+
+
 @pytest.fixture
 async def channel(live_server: LiveServer) -> AsyncIterator[aio.Channel]:
     async with aio.insecure_channel(live_server.address) as opened:

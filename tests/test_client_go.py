@@ -6,12 +6,14 @@ import json
 
 from tests.client_examples import (
     CLIENTS,
+    check_retry_output,
     check_samples_output,
     check_secure_stream_example,
     check_session_output,
     check_stream_output,
     check_structured_output,
     run_example,
+    run_while_busy,
 )
 from tests.conftest import LiveServer, SecureLiveServer
 
@@ -35,6 +37,13 @@ def test_samples_example(live_server: LiveServer) -> None:
     """n = 3 on one Generate stream (WithN, CompleteSamples): one line per sample, the prompt
     counted once."""
     check_samples_output(run_example([str(BIN / "samples")], live_server))
+
+
+def test_retry_example(busy_sim_server: LiveServer) -> None:
+    """While another generation holds the busy server's only slot, the first Generate is refused
+    with RESOURCE_EXHAUSTED and RetryInfo and a retry succeeds (Stream.Attempts counts the calls);
+    top_p = 5 gets INVALID_ARGUMENT with its field violation (FieldViolations)."""
+    check_retry_output(run_while_busy([str(BIN / "retry")], busy_sim_server))
 
 
 def test_stream_example_over_mtls_with_token(secure_live_server: SecureLiveServer) -> None:

@@ -1,15 +1,22 @@
-"""The Java client's examples, built by clients/java/ci.sh (target/classes, target/classpath.txt)."""
+"""The Java client's examples, built by clients/java/ci.sh.
+
+The library is in target/classes; the examples (src/examples/java, kept out of the library jar)
+are compiled with the tests into target/test-classes; target/classpath.txt lists the runtime
+dependencies.
+"""
 
 from __future__ import annotations
 
 from tests.client_examples import (
     CLIENTS,
+    check_retry_output,
     check_samples_output,
     check_secure_stream_example,
     check_session_output,
     check_stream_output,
     check_structured_output,
     run_example,
+    run_while_busy,
 )
 from tests.conftest import LiveServer, SecureLiveServer
 
@@ -18,7 +25,8 @@ HERE = CLIENTS / "java"
 
 def java(main_class: str) -> list[str]:
     dependencies = (HERE / "target" / "classpath.txt").read_text().strip()
-    return ["java", "-cp", f"{HERE / 'target' / 'classes'}:{dependencies}", main_class]
+    classes = f"{HERE / 'target' / 'classes'}:{HERE / 'target' / 'test-classes'}"
+    return ["java", "-cp", f"{classes}:{dependencies}", main_class]
 
 
 def stream() -> list[str]:
@@ -43,3 +51,7 @@ def test_structured_example(live_server: LiveServer) -> None:
 
 def test_samples_example(live_server: LiveServer) -> None:
     check_samples_output(run_example(java("dev.tokenwire.examples.SamplesExample"), live_server))
+
+
+def test_retry_example(busy_sim_server: LiveServer) -> None:
+    check_retry_output(run_while_busy(java("dev.tokenwire.examples.RetryExample"), busy_sim_server))

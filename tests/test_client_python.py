@@ -54,12 +54,14 @@ from tokenwire.v1 import generation_pb2, generation_pb2_grpc, model_pb2, model_p
 
 from service.config import ServeConfig
 from tests.client_examples import (
+    check_retry_output,
     check_samples_output,
     check_secure_stream_example,
     check_session_output,
     check_stream_output,
     check_structured_output,
     run_example,
+    run_while_busy,
 )
 from tests.conftest import LiveServer, SecureLiveServer, serve_in_thread, stop_live_server, write_tokens_file
 from tests.tls_certs import TOKEN_MODEL_ONLY
@@ -83,6 +85,10 @@ def test_structured_example(live_server: LiveServer) -> None:
 
 def test_samples_example(live_server: LiveServer) -> None:
     check_samples_output(run_example([sys.executable, str(EXAMPLES / "samples.py")], live_server))
+
+
+def test_retry_example(busy_sim_server: LiveServer) -> None:
+    check_retry_output(run_while_busy([sys.executable, str(EXAMPLES / "retry.py")], busy_sim_server))
 
 
 def test_structured_output_n_and_logit_bias_options_map_to_the_request() -> None:

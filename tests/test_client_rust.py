@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from tests.client_examples import (
     CLIENTS,
+    check_retry_output,
     check_samples_output,
     check_secure_stream_example,
     check_session_output,
     check_stream_output,
     check_structured_output,
     run_example,
+    run_while_busy,
 )
 from tests.conftest import LiveServer, SecureLiveServer
 
@@ -41,3 +43,9 @@ def test_stream_example_over_mtls_with_token(secure_live_server: SecureLiveServe
     check_secure_stream_example(
         [str(EXAMPLES / "stream"), "What is the capital of France?"], secure_live_server
     )
+
+
+def test_retry_example(busy_sim_server: LiveServer) -> None:
+    """RESOURCE_EXHAUSTED with RetryInfo from the busy server is retried (attempts >= 2), and the
+    INVALID_ARGUMENT of top_p = 5 is read as a field violation of sampling.top_p."""
+    check_retry_output(run_while_busy([str(EXAMPLES / "retry")], busy_sim_server))

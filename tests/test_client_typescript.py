@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from tests.client_examples import (
     CLIENTS,
+    check_retry_output,
     check_samples_output,
     check_secure_stream_example,
     check_session_output,
     check_stream_output,
     check_structured_output,
     run_example,
+    run_while_busy,
 )
 from tests.conftest import LiveServer, SecureLiveServer
 
@@ -31,6 +33,10 @@ def test_structured_example(live_server: LiveServer) -> None:
 
 def test_samples_example(live_server: LiveServer) -> None:
     check_samples_output(run_example(["node", "dist/examples/samples.js"], live_server, cwd=HERE))
+
+
+def test_retry_example(busy_sim_server: LiveServer) -> None:
+    check_retry_output(run_while_busy(["node", "dist/examples/retry.js"], busy_sim_server, cwd=HERE))
 
 
 def test_stream_example_over_mtls_with_a_token(secure_live_server: SecureLiveServer) -> None:

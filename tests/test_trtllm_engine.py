@@ -763,6 +763,7 @@ async def test_grpc_model_info_says_what_1_2_1_honours(model_dir: Path) -> None:
     assert set(unsupported) == {
         "sampling.top_p",
         "sampling.min_p",
+        "sampling.logit_bias",
         "sampling.seed",
         "sampling.repetition_penalty",
         "sampling.presence_penalty",

@@ -125,3 +125,20 @@ async def test_logit_bias_travels_as_embedding_bias(xgrammar: TrtLlmEngine, trt:
     assert bias.shape == (xgrammar.info.vocab_size,) and bias.dtype == torch.float32
     assert bias[5] == 2.5 and bias[9] == float("-inf")
     assert int((bias != 0).sum()) == 2
+
+
+async def test_logit_bias_is_refused_under_one_model_eagle3_on_1_2(trt: DoubleState, model_dir: Path) -> None:
+    """1.2.1 samples one-model EAGLE-3 with temperature and top-k only: a bias could be dropped."""
+    engine = TrtLlmEngine(make_settings(model_dir), max_batch_size=4)
+    await engine.start()
+    try:
+        refused = {item.field: item.reason for item in engine.info.unsupported_fields}
+        assert "one-model EAGLE-3" in refused["sampling.logit_bias"]
+    finally:
+        await engine.shutdown()
+    plain = TrtLlmEngine(make_settings(model_dir, speculative_config=None), max_batch_size=4)
+    await plain.start()
+    try:
+        assert "sampling.logit_bias" not in {item.field for item in plain.info.unsupported_fields}
+    finally:
+        await plain.shutdown()

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Go client CI: install the code generators, regenerate, check formatting,
 # vet, build the library and examples, run the unit tests. Needs no server.
-# Needs: go (1.26+), network access to the Go module proxy on first run, and
+# Needs: go (1.25+), network access to the Go module proxy on first run, and
 # the repository's Python venv for buf and google/rpc/status.proto (made with
 # `make .deps/googleapis/google/rpc/status.proto` when missing).
 # Set GO_TEST_FLAGS (e.g. "-race") to pass extra flags to `go test`.
@@ -59,7 +59,7 @@ go vet ./...
 
 step "go build ./... and the examples into .bin"
 go build ./...
-go build -o "$GOBIN/" ./examples/stream ./examples/session ./examples/orca ./examples/structured ./examples/samples
+go build -o "$GOBIN/" ./examples/stream ./examples/session ./examples/orca ./examples/structured ./examples/samples ./examples/retry
 
 step "go test ./..."
 # shellcheck disable=SC2086 # GO_TEST_FLAGS is a list of flags

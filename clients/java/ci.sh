@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Java client CI: fetch the codegen plugins, regenerate, build with all lint
 # warnings as errors, run the unit tests (in-process fake server; no tokenwire
-# server needed), and write target/classpath.txt for running the examples:
-#   java -cp clients/java/target/classes:$(cat clients/java/target/classpath.txt) \
+# server needed), and write target/classpath.txt for running the examples, which
+# src/examples/java holds and the test compile builds into target/test-classes
+# (so the library jar has none):
+#   java -cp clients/java/target/classes:clients/java/target/test-classes:$(cat clients/java/target/classpath.txt) \
 #     dev.tokenwire.examples.StreamExample
 # Needs: java 17+, mvn, make and python3 (buf and google/rpc/status.proto come
 # from the repository's .venv via the top-level Makefile).
@@ -46,7 +48,9 @@ if $check_generated; then
 fi
 
 # Compile (-Xlint:all -Werror, see pom.xml), unit tests, runtime classpath file.
-rm -rf target/surefire-reports
+# From clean class folders, so that classes of moved or removed sources never linger
+# (the sources were just regenerated, so everything is recompiled anyway).
+rm -rf target/surefire-reports target/classes target/test-classes
 "${mvn[@]}" test dependency:build-classpath \
   -Dmdep.outputFile=target/classpath.txt -Dmdep.includeScope=runtime
 

@@ -44,4 +44,4 @@ step "cargo test"
 cargo test --locked
 
 echo
-echo "rust client OK: examples in $HERE/target/debug/examples/{stream,session,structured,samples}"
+echo "rust client OK: examples in $HERE/target/debug/examples/{stream,session,structured,samples,retry}"

@@ -2,7 +2,8 @@
 # TypeScript client CI: install pinned tools (npm ci), regenerate code with the
 # local protoc-gen-es, type-check and build in strict mode, run unit tests.
 # Needs only node/npm (Node 20+) plus the repository's Python venv for buf and
-# google/rpc/status.proto (made by the top-level Makefile if missing).
+# google/rpc/status.proto (made by the top-level Makefile if missing) and
+# error_details.proto (copied here from the same package).
 # No server needed.
 set -euo pipefail
 
@@ -18,9 +19,17 @@ if [[ ! -f $stamp || "$(cat "$stamp")" != "$want" ]]; then
   echo "$want" >"$stamp"
 fi
 
-# 2. buf (from the venv) and google/rpc/status.proto (copied into .deps).
+# 2. buf (from the venv) and google/rpc/status.proto (copied into .deps by the Makefile).
 if [[ ! -x "$ROOT/.venv/bin/buf" || ! -f "$ROOT/.deps/googleapis/google/rpc/status.proto" ]]; then
   make -C "$ROOT" .deps/googleapis/google/rpc/status.proto
+fi
+
+# google/rpc/error_details.proto (BadRequest, RetryInfo, ErrorInfo...) from the
+# same installed googleapis-common-protos, next to status.proto.
+details="$ROOT/.deps/googleapis/google/rpc/error_details.proto"
+if [[ ! -f $details ]]; then
+  src="$("$ROOT/.venv/bin/python" -c 'import google.rpc.error_details_pb2 as m, os; print(os.path.dirname(m.__file__))')/error_details.proto"
+  cp "$src" "$details.tmp.$$" && mv "$details.tmp.$$" "$details"
 fi
 
 # 3. Generate (buf runs from the repository root: see buf.gen.yaml).

@@ -92,10 +92,14 @@ def unsupported_fields(llm_args: Mapping[str, object], release: Release) -> tupl
         refuse("top_p", why, allowed=1.0)
         refuse("top_k", why)
         refuse("min_p", why, allowed=0.0)
+        refuse("logit_bias", why)
     elif one_model and release.allow_advanced_sampling_key:
         why = f"{name} samples one-model EAGLE-3 with temperature and top-k only (PR #10083's support table)"
         refuse("top_p", why, allowed=1.0)
         refuse("min_p", why, allowed=0.0)
+        # embedding_bias is applied by TorchSampler's own sampling path; nothing shows the one-model
+        # drafter's sampling applies it, so it is refused rather than possibly dropped.
+        refuse("logit_bias", why)
     elif spec is not None and not release.eagle3_one_model_key:
         why = f"{name} samples EAGLE-3 with temperature, top-k and top-p only (PR #14745)"
         refuse("min_p", why, allowed=0.0)

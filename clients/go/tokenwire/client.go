@@ -16,18 +16,28 @@ type Client struct {
 	conn  *grpc.ClientConn // nil when built with New
 	gen   pb.GenerationServiceClient
 	model pb.ModelServiceClient
+	retry *RetryPolicy // nil: DefaultRetryPolicy
 }
 
 // Dial returns a client for target ("host:port" or any gRPC target) with
-// these gRPC dial options. With no options the connection is plaintext
-// (insecure credentials). [Connect] is the simpler way to add TLS, mTLS and
-// a bearer token. Like grpc.NewClient, it does not connect until the first
-// call.
+// these gRPC dial options. The connection is plaintext (insecure transport
+// credentials) unless the options set transport credentials or a credentials
+// bundle of their own; other options (per-RPC credentials, a dialer,
+// interceptors) keep that default. [Connect] is the simpler way to add TLS,
+// mTLS and a bearer token. Like grpc.NewClient, it does not connect until the
+// first call.
 func Dial(target string, opts ...grpc.DialOption) (*Client, error) {
-	if len(opts) == 0 {
-		opts = []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+	// The default goes first, so that transport credentials among opts
+	// replace it (the last one wins).
+	withDefault := append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, opts...)
+	conn, err := grpc.NewClient(target, withDefault...)
+	if err != nil {
+		// grpc refuses transport credentials next to a credentials bundle:
+		// opts may carry a bundle, which then replaces the default.
+		if c, err2 := grpc.NewClient(target, opts...); err2 == nil {
+			conn, err = c, nil
+		}
 	}
-	conn, err := grpc.NewClient(target, opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -123,7 +133,12 @@ func (r *Result) Add(ev Event) {
 // Stream is one Generate call in progress.
 type Stream struct {
 	stream   grpc.ServerStreamingClient[pb.GenerateResponse]
+	ctx      context.Context
 	cancel   context.CancelFunc
+	open     func() (grpc.ServerStreamingClient[pb.GenerateResponse], error)
+	policy   RetryPolicy
+	attempts int      // calls made so far
+	received bool     // an event arrived: no more retries
 	samples  uint32   // the request's n, at least 1
 	finishes finishes // which samples have finished
 	err      error    // sticky: io.EOF after the last Finished, or the call's error
@@ -131,16 +146,42 @@ type Stream struct {
 
 // Generate starts a generation and returns its event stream. ctx bounds the
 // whole call: cancelling it (or its deadline passing) cancels the generation
-// on the server. Read the stream to its end or call Close.
+// on the server. Read the stream to its end or call Close. A call that fails
+// with a retryable code before its first event is retried per the client's
+// [RetryPolicy] (or the call's, [WithCallRetryPolicy]), within ctx.
 func (c *Client) Generate(ctx context.Context, req *pb.GenerateRequest, opts ...grpc.CallOption) (*Stream, error) {
 	ctx, cancel := context.WithCancel(ctx)
-	stream, err := c.gen.Generate(ctx, req, opts...)
-	if err != nil {
+	n := sampleCount(req)
+	s := &Stream{
+		ctx:    ctx,
+		cancel: cancel,
+		open: func() (grpc.ServerStreamingClient[pb.GenerateResponse], error) {
+			return c.gen.Generate(ctx, req, opts...)
+		},
+		policy:   c.retryPolicy(opts),
+		samples:  n,
+		finishes: newFinishes(n),
+	}
+	if err := s.connect(); err != nil {
 		cancel()
 		return nil, err
 	}
-	n := sampleCount(req)
-	return &Stream{stream: stream, cancel: cancel, samples: n, finishes: newFinishes(n)}, nil
+	return s, nil
+}
+
+// connect opens the call, retrying per the policy.
+func (s *Stream) connect() error {
+	for {
+		s.attempts++
+		stream, err := s.open()
+		if err == nil {
+			s.stream = stream
+			return nil
+		}
+		if err = s.policy.wait(s.ctx, s.attempts, err); err != nil {
+			return err
+		}
+	}
 }
 
 // Recv returns the next event. After the last Finished event (one per sample:
@@ -153,13 +194,22 @@ func (s *Stream) Recv() (Event, error) {
 		return Event{}, s.err
 	}
 	resp, err := s.stream.Recv()
-	if err != nil {
+	for err != nil {
 		if errors.Is(err, io.EOF) {
 			err = io.ErrUnexpectedEOF // the contract promises a Finished event per sample
+		} else if !s.received {
+			// Nothing arrived yet: the call may be re-sent.
+			if err = s.policy.wait(s.ctx, s.attempts, err); err == nil {
+				if err = s.connect(); err == nil {
+					resp, err = s.stream.Recv()
+					continue
+				}
+			}
 		}
 		s.fail(err)
 		return Event{}, err
 	}
+	s.received = true
 	ev := Event{
 		RequestID: resp.GetRequestId(),
 		Started:   resp.GetStarted(),
@@ -205,6 +255,12 @@ func (s *Stream) CollectSamples() ([]*Result, error) {
 // Close cancels the call if it is still running.
 func (s *Stream) Close() { s.cancel() }
 
+// Attempts is the number of calls made for this generation so far: 1, plus
+// one per retry (see [RetryPolicy]). Read it after Generate returns, e.g.
+// once the stream is read to its end; like Recv, it is not safe for use
+// concurrently with Recv.
+func (s *Stream) Attempts() int { return s.attempts }
+
 // Complete runs one generation to its end and returns it. A request of n > 1
 // samples gets [ErrMultipleSamples] and is not sent: use CompleteSamples.
 func (c *Client) Complete(ctx context.Context, req *pb.GenerateRequest, opts ...grpc.CallOption) (*Result, error) {
@@ -234,30 +290,51 @@ func (c *Client) CompleteSamples(ctx context.Context, req *pb.GenerateRequest, o
 // Abort cancels the generation with the given id wherever it runs. It reports
 // whether one was in flight; unknown and finished ids are not an error.
 func (c *Client) Abort(ctx context.Context, requestID string, opts ...grpc.CallOption) (bool, error) {
-	resp, err := c.gen.Abort(ctx, &pb.AbortRequest{RequestId: requestID}, opts...)
+	resp, err := unary(ctx, c, opts, func() (*pb.AbortResponse, error) {
+		return c.gen.Abort(ctx, &pb.AbortRequest{RequestId: requestID}, opts...)
+	})
 	return resp.GetCancelled(), err
 }
 
 // ModelInfo describes the served model and engine.
 func (c *Client) ModelInfo(ctx context.Context, opts ...grpc.CallOption) (*pb.GetModelInfoResponse, error) {
-	return c.model.GetModelInfo(ctx, &pb.GetModelInfoRequest{}, opts...)
+	return unary(ctx, c, opts, func() (*pb.GetModelInfoResponse, error) {
+		return c.model.GetModelInfo(ctx, &pb.GetModelInfoRequest{}, opts...)
+	})
 }
 
 // Load reports the engine's current occupancy.
 func (c *Client) Load(ctx context.Context, opts ...grpc.CallOption) (*pb.GetLoadResponse, error) {
-	return c.model.GetLoad(ctx, &pb.GetLoadRequest{}, opts...)
+	return unary(ctx, c, opts, func() (*pb.GetLoadResponse, error) {
+		return c.model.GetLoad(ctx, &pb.GetLoadRequest{}, opts...)
+	})
 }
 
 // Tokenize tokenizes text as a text prompt would be.
 func (c *Client) Tokenize(ctx context.Context, text string, opts ...grpc.CallOption) ([]uint32, error) {
 	req := &pb.TokenizeRequest{Input: &pb.TokenizeRequest_Text{Text: text}}
-	resp, err := c.model.Tokenize(ctx, req, opts...)
+	resp, err := unary(ctx, c, opts, func() (*pb.TokenizeResponse, error) {
+		return c.model.Tokenize(ctx, req, opts...)
+	})
 	return resp.GetTokenIds(), err
+}
+
+// TokenizeChat tokenizes a conversation as a chat prompt would be (rendered
+// with the model's chat template), and returns the token ids and the
+// rendered prompt text.
+func (c *Client) TokenizeChat(ctx context.Context, messages []*pb.ChatMessage, opts ...grpc.CallOption) ([]uint32, string, error) {
+	req := &pb.TokenizeRequest{Input: &pb.TokenizeRequest_Chat{Chat: &pb.Chat{Messages: messages}}}
+	resp, err := unary(ctx, c, opts, func() (*pb.TokenizeResponse, error) {
+		return c.model.Tokenize(ctx, req, opts...)
+	})
+	return resp.GetTokenIds(), resp.GetRenderedPrompt(), err
 }
 
 // Detokenize turns token ids back into text, without special tokens.
 func (c *Client) Detokenize(ctx context.Context, ids []uint32, opts ...grpc.CallOption) (string, error) {
-	resp, err := c.model.Detokenize(ctx, &pb.DetokenizeRequest{TokenIds: ids}, opts...)
+	resp, err := unary(ctx, c, opts, func() (*pb.DetokenizeResponse, error) {
+		return c.model.Detokenize(ctx, &pb.DetokenizeRequest{TokenIds: ids}, opts...)
+	})
 	return resp.GetText(), err
 }
 

@@ -14,6 +14,7 @@ import (
 
 	pb "github.com/tokenwire/tokenwire/clients/go/gen/tokenwire/v1"
 	"github.com/tokenwire/tokenwire/clients/go/tokenwire"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -26,6 +27,58 @@ import (
 // generates until cancelled; "fail" is rejected with INVALID_ARGUMENT.
 type fakeServer struct {
 	pb.UnimplementedGenerationServiceServer
+	running *registry // generations in flight, for Abort; nil: Abort cancels nothing
+	// reject, when set, may fail a Session start before it runs (it may send
+	// events first).
+	reject func(req *pb.GenerateRequest, send func(*pb.SessionResponse) error) error
+}
+
+// registry maps the request ids of running generations to their cancel
+// functions, so that Abort can reach a generation on any stream.
+type registry struct {
+	mu      sync.Mutex
+	cancels map[string]context.CancelFunc
+	aborts  []string // ids passed to Abort, in order
+}
+
+func newRegistry() *registry { return &registry{cancels: map[string]context.CancelFunc{}} }
+
+func (r *registry) add(id string, cancel context.CancelFunc) {
+	if r == nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.cancels[id] = cancel
+}
+
+func (r *registry) remove(id string) {
+	if r == nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.cancels, id)
+}
+
+func (r *registry) abort(id string) bool {
+	if r == nil {
+		return false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.aborts = append(r.aborts, id)
+	cancel := r.cancels[id]
+	if cancel != nil {
+		cancel()
+	}
+	return cancel != nil
+}
+
+func (r *registry) aborted() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.aborts)
 }
 
 const tick = 5 * time.Millisecond
@@ -33,7 +86,10 @@ const tick = 5 * time.Millisecond
 func words(req *pb.GenerateRequest) ([]string, error) {
 	switch text := req.GetText(); text {
 	case "fail":
-		return nil, status.Error(codes.InvalidArgument, "bad prompt")
+		st, _ := status.New(codes.InvalidArgument, "bad prompt").WithDetails(&errdetails.BadRequest{
+			FieldViolations: []*errdetails.BadRequest_FieldViolation{{Field: "text", Description: "bad prompt"}},
+		})
+		return nil, st.Err()
 	case "forever":
 		return nil, nil
 	default:
@@ -65,6 +121,12 @@ func run(ctx context.Context, req *pb.GenerateRequest, send func(*pb.SessionResp
 		}
 		select {
 		case <-ctx.Done():
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				// The call's deadline passed: it fails, as on the real
+				// server (a Finished event here could reach the client
+				// before its own deadline does).
+				return status.FromContextError(ctx.Err()).Err()
+			}
 			return finish(pb.FinishReason_FINISH_REASON_CANCELLED, n)
 		case <-time.After(tick):
 		}
@@ -97,7 +159,7 @@ func (fakeServer) Generate(req *pb.GenerateRequest, stream grpc.ServerStreamingS
 	})
 }
 
-func (fakeServer) Session(stream grpc.BidiStreamingServer[pb.SessionRequest, pb.SessionResponse]) error {
+func (f fakeServer) Session(stream grpc.BidiStreamingServer[pb.SessionRequest, pb.SessionResponse]) error {
 	var sendMu, mu sync.Mutex
 	send := func(r *pb.SessionResponse) error {
 		sendMu.Lock()
@@ -128,9 +190,18 @@ func (fakeServer) Session(stream grpc.BidiStreamingServer[pb.SessionRequest, pb.
 		mu.Lock()
 		cancels[start.GetRequestId()] = cancel
 		mu.Unlock()
+		f.running.add(start.GetRequestId(), cancel)
 		wg.Go(func() {
 			defer cancel()
-			if err := run(ctx, start, send); err != nil {
+			defer f.running.remove(start.GetRequestId())
+			err := error(nil)
+			if f.reject != nil {
+				err = f.reject(start, send)
+			}
+			if err == nil {
+				err = run(ctx, start, send)
+			}
+			if err != nil {
 				st, _ := status.FromError(err)
 				_ = send(&pb.SessionResponse{RequestId: start.GetRequestId(), Event: &pb.SessionResponse_Error{Error: st.Proto()}})
 			}
@@ -138,25 +209,45 @@ func (fakeServer) Session(stream grpc.BidiStreamingServer[pb.SessionRequest, pb.
 	}
 }
 
-func (fakeServer) Abort(_ context.Context, req *pb.AbortRequest) (*pb.AbortResponse, error) {
-	return &pb.AbortResponse{Cancelled: req.GetRequestId() == "running"}, nil
+func (f fakeServer) Abort(_ context.Context, req *pb.AbortRequest) (*pb.AbortResponse, error) {
+	cancelled := f.running.abort(req.GetRequestId())
+	return &pb.AbortResponse{Cancelled: cancelled || req.GetRequestId() == "running"}, nil
 }
 
 func newClient(t *testing.T) *tokenwire.Client {
 	t.Helper()
-	lis := bufconn.Listen(1 << 20)
-	srv := grpc.NewServer()
-	pb.RegisterGenerationServiceServer(srv, fakeServer{})
-	go func() { _ = srv.Serve(lis) }()
-	t.Cleanup(srv.Stop)
-	dialer := func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }
+	client, _ := newClientServer(t)
+	return client
+}
+
+// newClientServer returns a client of a fake server whose Abort reaches the
+// generations of every stream, with that server's registry.
+func newClientServer(t *testing.T) (*tokenwire.Client, *registry) {
+	t.Helper()
+	running := newRegistry()
+	dialer := serveFake(t, fakeServer{running: running})
 	client, err := tokenwire.Dial("passthrough:///bufnet",
 		grpc.WithContextDialer(dialer), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = client.Close() })
-	return client
+	return client, running
+}
+
+// serveFake serves srv (and whatever register adds) over bufconn until the
+// test ends and returns a dialer for it.
+func serveFake(t *testing.T, srv pb.GenerationServiceServer, register ...func(*grpc.Server)) func(context.Context, string) (net.Conn, error) {
+	t.Helper()
+	lis := bufconn.Listen(1 << 20)
+	server := grpc.NewServer()
+	pb.RegisterGenerationServiceServer(server, srv)
+	for _, r := range register {
+		r(server)
+	}
+	go func() { _ = server.Serve(lis) }()
+	t.Cleanup(server.Stop)
+	return func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }
 }
 
 func testContext(t *testing.T) context.Context {
@@ -291,7 +382,7 @@ func TestSessionCloseFailsInFlight(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := gen.Recv(); err != nil { // started
+	if _, err := gen.Recv(testContext(t)); err != nil { // started
 		t.Fatal(err)
 	}
 	session.Close()

@@ -38,6 +38,7 @@ type connectConfig struct {
 	serverName string
 	token      *string
 	dial       []grpc.DialOption
+	retry      *RetryPolicy
 }
 
 // WithTLS turns TLS on. The server's certificate is verified against the
@@ -114,7 +115,11 @@ func Connect(target string, opts ...ConnectOption) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return Dial(target, dial...)
+	c, err := Dial(target, dial...)
+	if err == nil && cfg.retry != nil {
+		c.SetRetryPolicy(*cfg.retry)
+	}
+	return c, err
 }
 
 func (c *connectConfig) dialOptions() ([]grpc.DialOption, error) {

@@ -18,6 +18,14 @@
 //     common fields, structured output ([WithJSONSchema], [WithJSONObject],
 //     [WithRegex], [WithLarkGrammar], [WithGBNFGrammar], [WithChoice]),
 //     logit bias ([WithLogitBias]) and n samples of one prompt ([WithN]);
+//   - options for every GenerateRequest field (sampling, stopping, output and
+//     logprobs, speculation: [WithTopP], [WithStopTokenIDs], [WithLogprobs],
+//     [WithSpeculation] and more);
+//   - retries of UNAVAILABLE and RESOURCE_EXHAUSTED before the first event,
+//     honouring google.rpc.RetryInfo ([RetryPolicy], [WithRetryPolicy],
+//     [WithCallRetryPolicy]; [Stream.Attempts] counts the calls made);
+//   - the google.rpc error details decoded: [FieldViolations], [RetryDelay],
+//     [ErrorInfo], [ErrorReason];
 //   - for n > 1, streams that end after every sample's Finished event and
 //     [Stream.CollectSamples] / [Client.CompleteSamples], which give one
 //     [Result] per sample ([Stream.Collect] refuses n > 1 with

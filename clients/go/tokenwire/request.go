@@ -75,6 +75,108 @@ func WithSeed(seed uint64) Option {
 	return func(r *pb.GenerateRequest) { sampling(r).Seed = &seed }
 }
 
+// WithTopP sets nucleus sampling: keep the smallest set of tokens whose
+// probability adds up to at least p, in (0, 1].
+func WithTopP(p float32) Option {
+	return func(r *pb.GenerateRequest) { sampling(r).TopP = &p }
+}
+
+// WithTopK keeps only the k most likely tokens (at least 1).
+func WithTopK(k uint32) Option {
+	return func(r *pb.GenerateRequest) { sampling(r).TopK = &k }
+}
+
+// WithMinP drops tokens whose probability is below p times the top token's,
+// p in [0, 1].
+func WithMinP(p float32) Option {
+	return func(r *pb.GenerateRequest) { sampling(r).MinP = &p }
+}
+
+// WithRepetitionPenalty penalizes tokens already in the prompt or output, in
+// (0, 10]: above 1 discourages repetition, below 1 encourages it.
+func WithRepetitionPenalty(penalty float32) Option {
+	return func(r *pb.GenerateRequest) { sampling(r).RepetitionPenalty = &penalty }
+}
+
+// WithPresencePenalty subtracts penalty, in [-2, 2], once from the logit of
+// every token already in the output.
+func WithPresencePenalty(penalty float32) Option {
+	return func(r *pb.GenerateRequest) { sampling(r).PresencePenalty = &penalty }
+}
+
+// WithFrequencyPenalty subtracts penalty, in [-2, 2], from each token's logit
+// once per time it appears in the output.
+func WithFrequencyPenalty(penalty float32) Option {
+	return func(r *pb.GenerateRequest) { sampling(r).FrequencyPenalty = &penalty }
+}
+
+// WithMinTokens sets the fewest tokens to generate before end-of-sequence,
+// stop tokens and stop strings may end the generation.
+func WithMinTokens(n uint32) Option {
+	return func(r *pb.GenerateRequest) { stopping(r).MinTokens = &n }
+}
+
+// WithStopTokenIDs adds token ids that end the generation when sampled (the
+// matched id is reported in Finished.stop_token_id, not output).
+func WithStopTokenIDs(ids ...uint32) Option {
+	ids = append([]uint32(nil), ids...)
+	return func(r *pb.GenerateRequest) { s := stopping(r); s.StopTokenIds = append(s.StopTokenIds, ids...) }
+}
+
+// WithLogprobs asks for the log-probability of each new token in the deltas
+// (Delta.logprobs) and, with top > 0, the top most likely candidates at each
+// position too (at most 20).
+func WithLogprobs(top uint32) Option {
+	return func(r *pb.GenerateRequest) {
+		o := output(r)
+		o.Logprobs = true
+		o.TopLogprobs = top
+	}
+}
+
+// WithOutputTokenIDs says whether deltas carry the new token ids (default
+// true).
+func WithOutputTokenIDs(on bool) Option {
+	return func(r *pb.GenerateRequest) { output(r).TokenIds = &on }
+}
+
+// WithOutputText says whether deltas carry the new text (default true).
+func WithOutputText(on bool) Option {
+	return func(r *pb.GenerateRequest) { output(r).Text = &on }
+}
+
+// WithSpeculation selects the speculative decoding method of this request
+// (SPECULATIVE_METHOD_OFF, _NGRAM, _EAGLE3; UNSPECIFIED: the server default)
+// and, when draftLength > 0, the most draft tokens proposed per step (1 to
+// 16; 0 leaves the server default).
+func WithSpeculation(method pb.SpeculativeOptions_SpeculativeMethod, draftLength uint32) Option {
+	return func(r *pb.GenerateRequest) {
+		spec := &pb.SpeculativeOptions{Method: method}
+		if draftLength > 0 {
+			spec.DraftLength = &draftLength
+		}
+		r.Speculative = spec
+	}
+}
+
+// WithSampling sets the raw sampling parameters (used as is, not copied);
+// later sampling options change them.
+func WithSampling(params *pb.SamplingParams) Option {
+	return func(r *pb.GenerateRequest) { r.Sampling = params }
+}
+
+// WithStopping sets the raw stopping criteria (used as is, not copied);
+// later stopping options change them.
+func WithStopping(criteria *pb.StoppingCriteria) Option {
+	return func(r *pb.GenerateRequest) { r.Stopping = criteria }
+}
+
+// WithOutput sets the raw output options (used as is, not copied); later
+// output options change them.
+func WithOutput(opts *pb.OutputOptions) Option {
+	return func(r *pb.GenerateRequest) { r.Output = opts }
+}
+
 // WithTimeout bounds the generation itself: when d passes, it ends with
 // FINISH_REASON_DEADLINE and keeps its partial output (unlike a context
 // deadline, which fails the call).
@@ -190,6 +292,13 @@ func stopping(r *pb.GenerateRequest) *pb.StoppingCriteria {
 		r.Stopping = &pb.StoppingCriteria{}
 	}
 	return r.Stopping
+}
+
+func output(r *pb.GenerateRequest) *pb.OutputOptions {
+	if r.Output == nil {
+		r.Output = &pb.OutputOptions{}
+	}
+	return r.Output
 }
 
 func sampling(r *pb.GenerateRequest) *pb.SamplingParams {

@@ -14,7 +14,7 @@ use std::error::Error;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use tokenwire_client::{Client, Code, ConnectOptions, ENV_TARGET, Status, request};
+use tokenwire_client::{Client, ConnectOptions, ENV_TARGET, request};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -64,8 +64,10 @@ async fn run() -> Result<(), Box<dyn Error>> {
 
 /// A gRPC status as `CODE: message`; any other error with its causes.
 fn describe(error: &(dyn Error + 'static)) -> String {
-    if let Some(status) = error.downcast_ref::<Status>() {
-        return format!("{}: {}", code_name(status.code()), status.message());
+    if let Some(error) = error.downcast_ref::<tokenwire_client::Error>()
+        && error.status().is_some()
+    {
+        return format!("{}: {}", error.code_name(), error.message());
     }
     let mut text = error.to_string();
     let mut source = error.source();
@@ -75,16 +77,4 @@ fn describe(error: &(dyn Error + 'static)) -> String {
         source = cause.source();
     }
     text
-}
-
-/// The canonical name of a status code: `InvalidArgument` -> `INVALID_ARGUMENT`.
-fn code_name(code: Code) -> String {
-    let mut name = String::new();
-    for (i, c) in format!("{code:?}").char_indices() {
-        if i > 0 && c.is_ascii_uppercase() {
-            name.push('_');
-        }
-        name.push(c.to_ascii_uppercase());
-    }
-    name
 }

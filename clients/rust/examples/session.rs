@@ -43,7 +43,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // Read "drop" up to its first delta, then cancel it.
     let mut drop_text = String::new();
-    while let Some(event) = drop.next().await? {
+    while let Some(event) = drop.message().await? {
         if let Event::Delta(delta) = event {
             drop_text.push_str(&delta.text);
             drop.cancel()?;

@@ -17,7 +17,7 @@ use std::io::Write as _;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use tokenwire_client::{Client, Code, ConnectOptions, ENV_TARGET, Event, Status, request};
+use tokenwire_client::{Client, ConnectOptions, ENV_TARGET, Event, request};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -48,7 +48,7 @@ async fn run() -> Result<(), Box<dyn Error>> {
     let mut generation = client.generate(req).await?;
 
     let mut stdout = std::io::stdout();
-    while let Some(event) = generation.next().await? {
+    while let Some(event) = generation.message().await? {
         match event {
             Event::Started(_) => {}
             Event::Delta(delta) => {
@@ -71,8 +71,10 @@ async fn run() -> Result<(), Box<dyn Error>> {
 
 /// A gRPC status as `CODE: message`; any other error with its causes.
 fn describe(error: &(dyn Error + 'static)) -> String {
-    if let Some(status) = error.downcast_ref::<Status>() {
-        return format!("{}: {}", code_name(status.code()), status.message());
+    if let Some(error) = error.downcast_ref::<tokenwire_client::Error>()
+        && error.status().is_some()
+    {
+        return format!("{}: {}", error.code_name(), error.message());
     }
     let mut text = error.to_string();
     let mut source = error.source();
@@ -82,16 +84,4 @@ fn describe(error: &(dyn Error + 'static)) -> String {
         source = cause.source();
     }
     text
-}
-
-/// The canonical name of a status code: `PermissionDenied` -> `PERMISSION_DENIED`.
-fn code_name(code: Code) -> String {
-    let mut name = String::new();
-    for (i, c) in format!("{code:?}").char_indices() {
-        if i > 0 && c.is_ascii_uppercase() {
-            name.push('_');
-        }
-        name.push(c.to_ascii_uppercase());
-    }
-    name
 }

@@ -1,5 +1,9 @@
 use std::collections::{BTreeMap, BTreeSet};
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
+
+use futures_core::Stream;
 
 use tonic::metadata::{AsciiMetadataKey, AsciiMetadataValue, MetadataMap};
 use tonic::service::interceptor::InterceptedService;
@@ -7,12 +11,14 @@ use tonic::transport::Channel;
 use tonic::{Request, Status, Streaming};
 
 use crate::connect::{BearerAuth, ConnectError, ConnectOptions};
+use crate::error::{Error, Result};
 use crate::pb::v1::{
     AbortRequest, Delta, DetokenizeRequest, FinishReason, Finished, GenerateRequest,
     GenerateResponse, GetLoadRequest, GetLoadResponse, GetModelInfoRequest, GetModelInfoResponse,
     Started, TokenizeRequest, TokenizeResponse, generation_service_client::GenerationServiceClient,
     model_service_client::ModelServiceClient,
 };
+use crate::retry::{RetryPolicy, with_retries};
 use crate::session::Session;
 
 /// The channel under the stubs: a tonic [`Channel`] whose calls pass through
@@ -33,6 +39,35 @@ pub struct Client {
     model: ModelServiceClient<AuthChannel>,
     deadline: Option<Duration>,
     metadata: MetadataMap,
+    retry: RetryPolicy,
+}
+
+/// Options of one call, for [`Client::generate_with`]: they replace the
+/// client's deadline and retry policy for that call.
+#[derive(Clone, Debug, Default)]
+#[must_use]
+pub struct CallOptions {
+    deadline: Option<Duration>,
+    retry: Option<RetryPolicy>,
+}
+
+impl CallOptions {
+    /// The client's deadline and retry policy.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// This call's gRPC deadline (see [`Client::with_deadline`]).
+    pub fn deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = Some(deadline);
+        self
+    }
+
+    /// This call's retry policy (see [`RetryPolicy`]).
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.retry = Some(policy);
+        self
+    }
 }
 
 impl Client {
@@ -71,6 +106,7 @@ impl Client {
             model: ModelServiceClient::with_interceptor(channel, auth),
             deadline: None,
             metadata: MetadataMap::new(),
+            retry: RetryPolicy::default(),
         }
     }
 
@@ -87,12 +123,30 @@ impl Client {
         }
     }
 
+    /// A client that retries per `policy` (the default: [`RetryPolicy::default`];
+    /// [`RetryPolicy::disabled`] turns retries off). Generate is retried only
+    /// before its first event; unary calls (model info, load, tokenize,
+    /// detokenize, abort) until they succeed; Session streams are not
+    /// retried.
+    #[must_use]
+    pub fn with_retry(&self, policy: RetryPolicy) -> Self {
+        Self {
+            retry: policy,
+            ..self.clone()
+        }
+    }
+
+    /// The client's retry policy.
+    pub fn retry_policy(&self) -> &RetryPolicy {
+        &self.retry
+    }
+
     /// A client whose unary and Generate calls (not Session streams, yet) also
     /// carry this ASCII metadata entry, e.g. the
     /// caller's W3C `traceparent`, which tokenwire's span for the call then
     /// continues (an OpenTelemetry app would inject its propagator's fields).
     /// Fails on a key or value gRPC does not allow.
-    pub fn with_metadata(&self, key: &str, value: &str) -> Result<Self, Status> {
+    pub fn with_metadata(&self, key: &str, value: &str) -> Result<Self> {
         let key = AsciiMetadataKey::from_bytes(key.as_bytes())
             .map_err(|_| Status::invalid_argument(format!("invalid metadata key {key:?}")))?;
         let value = AsciiMetadataValue::try_from(value)
@@ -102,10 +156,12 @@ impl Client {
         Ok(client)
     }
 
-    fn request<T>(&self, message: T) -> Request<T> {
+    /// A request for one attempt, with `timeout` (the time left to the
+    /// deadline) as its gRPC deadline.
+    fn request<T>(&self, message: T, timeout: Option<Duration>) -> Request<T> {
         let mut request = Request::new(message);
-        if let Some(deadline) = self.deadline {
-            request.set_timeout(deadline);
+        if let Some(timeout) = timeout {
+            request.set_timeout(timeout);
         }
         for entry in self.metadata.iter() {
             if let tonic::metadata::KeyAndValueRef::Ascii(key, value) = entry {
@@ -126,35 +182,60 @@ impl Client {
         self.model.clone()
     }
 
-    /// Starts one generation and returns its event stream.
-    pub async fn generate(
+    /// Runs one unary call with the client's deadline and retries.
+    async fn unary<T, F, Fut>(&self, call: F) -> Result<T>
+    where
+        F: FnMut(Option<Duration>) -> Fut,
+        Fut: Future<Output = std::result::Result<T, Status>>,
+    {
+        with_retries(&self.retry, self.deadline, call).await
+    }
+
+    /// Starts one generation and returns its event stream, once its first
+    /// event arrived (or the stream ended): until then a call failing with
+    /// a retryable code is retried per the client's [`RetryPolicy`]; after
+    /// it, never.
+    pub async fn generate(&self, request: impl Into<GenerateRequest>) -> Result<Generation> {
+        self.generate_with(request, &CallOptions::default()).await
+    }
+
+    /// [`Client::generate`] with this call's own deadline and retry policy.
+    pub async fn generate_with(
         &self,
         request: impl Into<GenerateRequest>,
-    ) -> Result<Generation, Status> {
+        options: &CallOptions,
+    ) -> Result<Generation> {
         let request = request.into();
         let request_id = request.request_id.clone();
         let request_n = request.n;
-        let stream = self
-            .generation
-            .clone()
-            .generate(self.request(request))
-            .await?
-            .into_inner();
+        let policy = options.retry.as_ref().unwrap_or(&self.retry);
+        let deadline = options.deadline.or(self.deadline);
+        let mut attempts = 0_u32;
+        let (stream, first) = with_retries(policy, deadline, |timeout| {
+            attempts += 1;
+            let mut stub = self.generation.clone();
+            let call = self.request(request.clone(), timeout);
+            async move {
+                let mut stream = stub.generate(call).await?.into_inner();
+                let first = stream.message().await?;
+                Ok((stream, first))
+            }
+        })
+        .await?;
         Ok(Generation {
             request_id,
             stream,
+            first: Some(first),
             samples: Samples::of(request_n),
             done: false,
+            attempts,
         })
     }
 
     /// Runs one generation to the end and returns its output. A request for
     /// several samples (`n` > 1) is refused with `INVALID_ARGUMENT` before
     /// anything is sent: use [`Client::complete_samples`] for those.
-    pub async fn complete(
-        &self,
-        request: impl Into<GenerateRequest>,
-    ) -> Result<Completion, Status> {
+    pub async fn complete(&self, request: impl Into<GenerateRequest>) -> Result<Completion> {
         let request = request.into();
         Samples::of(request.n).require_one("complete", "complete_samples")?;
         self.generate(request).await?.collect().await
@@ -168,18 +249,22 @@ impl Client {
     pub async fn complete_samples(
         &self,
         request: impl Into<GenerateRequest>,
-    ) -> Result<Vec<Completion>, Status> {
+    ) -> Result<Vec<Completion>> {
         self.generate(request).await?.collect_samples().await
     }
 
     /// Cancels the generation `request_id` wherever it runs. Returns whether
     /// one was in flight.
-    pub async fn abort(&self, request_id: impl Into<String>) -> Result<bool, Status> {
-        let request = AbortRequest {
+    pub async fn abort(&self, request_id: impl Into<String>) -> Result<bool> {
+        let message = AbortRequest {
             request_id: request_id.into(),
         };
-        let response = self.generation.clone().abort(self.request(request)).await?;
-        Ok(response.into_inner().cancelled)
+        self.unary(|timeout| {
+            let mut stub = self.generation.clone();
+            let request = self.request(message.clone(), timeout);
+            async move { Ok(stub.abort(request).await?.into_inner().cancelled) }
+        })
+        .await
     }
 
     /// Opens a Session: many generations multiplexed on one stream. The call
@@ -191,59 +276,82 @@ impl Client {
     }
 
     /// Describes the model and engine behind the server.
-    pub async fn model_info(&self) -> Result<GetModelInfoResponse, Status> {
-        let request = self.request(GetModelInfoRequest {});
-        Ok(self
-            .model
-            .clone()
-            .get_model_info(request)
-            .await?
-            .into_inner())
+    pub async fn model_info(&self) -> Result<GetModelInfoResponse> {
+        self.unary(|timeout| {
+            let mut stub = self.model.clone();
+            let request = self.request(GetModelInfoRequest {}, timeout);
+            async move { Ok(stub.get_model_info(request).await?.into_inner()) }
+        })
+        .await
     }
 
     /// The engine's current occupancy.
-    pub async fn load(&self) -> Result<GetLoadResponse, Status> {
-        let request = self.request(GetLoadRequest {});
-        Ok(self.model.clone().get_load(request).await?.into_inner())
+    pub async fn load(&self) -> Result<GetLoadResponse> {
+        self.unary(|timeout| {
+            let mut stub = self.model.clone();
+            let request = self.request(GetLoadRequest {}, timeout);
+            async move { Ok(stub.get_load(request).await?.into_inner()) }
+        })
+        .await
     }
 
     /// Tokenizes text exactly as a `text` prompt would be.
-    pub async fn tokenize(&self, text: impl Into<String>) -> Result<TokenizeResponse, Status> {
+    pub async fn tokenize(&self, text: impl Into<String>) -> Result<TokenizeResponse> {
         use crate::pb::v1::tokenize_request::Input;
-        let request = self.request(TokenizeRequest {
+        let message = TokenizeRequest {
             input: Some(Input::Text(text.into())),
-        });
-        Ok(self.model.clone().tokenize(request).await?.into_inner())
+        };
+        self.unary(|timeout| {
+            let mut stub = self.model.clone();
+            let request = self.request(message.clone(), timeout);
+            async move { Ok(stub.tokenize(request).await?.into_inner()) }
+        })
+        .await
     }
 
     /// Turns token ids back into text (without special tokens).
-    pub async fn detokenize(&self, token_ids: impl Into<Vec<u32>>) -> Result<String, Status> {
-        let request = self.request(DetokenizeRequest {
+    pub async fn detokenize(&self, token_ids: impl Into<Vec<u32>>) -> Result<String> {
+        let message = DetokenizeRequest {
             token_ids: token_ids.into(),
             keep_special_tokens: false,
-        });
-        Ok(self
-            .model
-            .clone()
-            .detokenize(request)
-            .await?
-            .into_inner()
-            .text)
+        };
+        self.unary(|timeout| {
+            let mut stub = self.model.clone();
+            let request = self.request(message.clone(), timeout);
+            async move { Ok(stub.detokenize(request).await?.into_inner().text) }
+        })
+        .await
     }
 }
 
-/// The event stream of one Generate call.
+/// The event stream of one Generate call: a [`Stream`] of
+/// `Result<Event, Error>` (read it with `futures::StreamExt::next`, or in a
+/// `select!`), or read it with [`Generation::message`].
+///
+/// The stream ends (`None`) once every sample has finished; a stream that
+/// ends before a `Finished` event for each sample, or that sends one for a
+/// sample index out of range or seen before, yields an
+/// [`Error::ProtocolViolation`]. After an error the stream ends.
 ///
 /// Dropping it cancels the call, and with it the generation.
 #[derive(Debug)]
 pub struct Generation {
     request_id: String,
     stream: Streaming<GenerateResponse>,
+    /// The first message, read by [`Client::generate`] (`Some(None)`: the
+    /// stream ended before any), until it is returned.
+    first: Option<Option<GenerateResponse>>,
     samples: Samples,
     done: bool,
+    attempts: u32,
 }
 
 impl Generation {
+    /// How many attempts starting the call took (1 unless it was retried).
+    pub fn attempts(&self) -> u32 {
+        self.attempts
+    }
+
     /// The generation's id: the caller's, or (once the first event arrived)
     /// the one the server assigned.
     pub fn request_id(&self) -> &str {
@@ -256,43 +364,46 @@ impl Generation {
         self.samples.n()
     }
 
-    /// The next event, or `None` once every sample has finished. A stream
-    /// that ends before a `Finished` event for each sample is an error
-    /// (`UNKNOWN`), and so is a `Finished` event for a sample index out of
-    /// range or seen before.
-    pub async fn next(&mut self) -> Result<Option<Event>, Status> {
-        if self.done {
-            return Ok(None);
-        }
-        let Some(response) = self.stream.message().await? else {
+    /// The next event, or `None` once every sample has finished (the
+    /// stream's next item, as a `Result<Option<_>>` for `?`).
+    pub async fn message(&mut self) -> Result<Option<Event>> {
+        std::future::poll_fn(|cx| Pin::new(&mut *self).poll_next(cx))
+            .await
+            .transpose()
+    }
+
+    /// Checks one received message (`None`: the stream ended) against the
+    /// contract and returns its event.
+    fn accept(&mut self, received: Option<GenerateResponse>) -> Result<Option<Event>> {
+        let Some(response) = received else {
             self.done = true;
             return Err(self.samples.ended_early("Generate stream"));
         };
         if self.request_id.is_empty() {
             self.request_id = response.request_id;
         }
-        match response.event {
-            Some(event) => {
-                if let Event::Finished(finished) = &event {
-                    match self.samples.finish(finished.sample_index) {
-                        Ok(all) => self.done = all,
-                        Err(status) => {
-                            self.done = true;
-                            return Err(status);
-                        }
-                    }
+        let Some(event) = response.event else {
+            self.done = true;
+            return Err(Error::ProtocolViolation(
+                "Generate response without an event".into(),
+            ));
+        };
+        if let Event::Finished(finished) = &event {
+            match self.samples.finish(finished.sample_index) {
+                Ok(all) => self.done = all,
+                Err(error) => {
+                    self.done = true;
+                    return Err(error);
                 }
-                Ok(Some(event))
             }
-            None => Err(Status::unknown("Generate response without an event")),
         }
+        Ok(Some(event))
     }
-
     /// Reads the remaining events and returns the output. A generation of
     /// several samples (`n` > 1) is refused with `INVALID_ARGUMENT` (and
     /// cancelled, as the stream is dropped): use
     /// [`Generation::collect_samples`] for those.
-    pub async fn collect(self) -> Result<Completion, Status> {
+    pub async fn collect(self) -> Result<Completion> {
         self.samples.require_one("collect", "collect_samples")?;
         let mut samples = self.collect_samples().await?;
         Ok(samples.remove(0))
@@ -300,12 +411,35 @@ impl Generation {
 
     /// Reads the remaining events and returns the output of each sample, in
     /// `sample_index` order (see [`Client::complete_samples`]).
-    pub async fn collect_samples(mut self) -> Result<Vec<Completion>, Status> {
+    pub async fn collect_samples(mut self) -> Result<Vec<Completion>> {
         let mut acc = Accumulator::new(self.samples.n());
-        while let Some(event) = self.next().await? {
+        while let Some(event) = self.message().await? {
             acc.push(event);
         }
         acc.finish(self.request_id)
+    }
+}
+
+impl Stream for Generation {
+    type Item = Result<Event>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        if this.done {
+            return Poll::Ready(None);
+        }
+        let received = match this.first.take() {
+            Some(first) => first,
+            None => match ready!(Pin::new(&mut this.stream).poll_next(cx)) {
+                Some(Ok(response)) => Some(response),
+                Some(Err(status)) => {
+                    this.done = true;
+                    return Poll::Ready(Some(Err(status.into())));
+                }
+                None => None,
+            },
+        };
+        Poll::Ready(this.accept(received).transpose())
     }
 }
 
@@ -333,15 +467,15 @@ impl Samples {
     /// Records sample `index`'s `Finished` event; returns whether every
     /// sample has now finished. An index out of range, or one that already
     /// finished, is an error.
-    pub(crate) fn finish(&mut self, index: u32) -> Result<bool, Status> {
+    pub(crate) fn finish(&mut self, index: u32) -> Result<bool> {
         if index >= self.n {
-            return Err(Status::unknown(format!(
+            return Err(Error::ProtocolViolation(format!(
                 "finished event for sample {index} of a generation of {} sample(s)",
                 self.n
             )));
         }
         if !self.finished.insert(index) {
-            return Err(Status::unknown(format!(
+            return Err(Error::ProtocolViolation(format!(
                 "a second finished event for sample {index}"
             )));
         }
@@ -354,12 +488,12 @@ impl Samples {
 
     /// The error for a stream (`what`) that ended before every sample
     /// finished.
-    pub(crate) fn ended_early(&self, what: &str) -> Status {
+    pub(crate) fn ended_early(&self, what: &str) -> Error {
         if self.n == 1 {
-            return Status::unknown(format!("{what} ended without a finished event"));
+            return Error::ProtocolViolation(format!("{what} ended without a finished event"));
         }
         let unfinished = (0..self.n).filter(|index| !self.finished.contains(index));
-        Status::unknown(format!(
+        Error::ProtocolViolation(format!(
             "{what} ended without a finished event for sample(s) {} ({} of {} finished)",
             list(unfinished),
             self.finished.len(),
@@ -369,7 +503,7 @@ impl Samples {
 
     /// Refuses a generation of several samples in the single-output helper
     /// `helper`, naming the per-sample one.
-    pub(crate) fn require_one(&self, helper: &str, per_sample: &str) -> Result<(), Status> {
+    pub(crate) fn require_one(&self, helper: &str, per_sample: &str) -> Result<()> {
         if self.n == 1 {
             return Ok(());
         }
@@ -377,7 +511,8 @@ impl Samples {
             "{helper}() returns one output, but this generation has n = {} samples: \
              use {per_sample}() for one output per sample",
             self.n
-        )))
+        ))
+        .into())
     }
 }
 
@@ -484,7 +619,7 @@ impl Accumulator {
 
     /// One completion per sample, in index order; an error unless every
     /// sample 0 to n - 1 has finished.
-    pub(crate) fn finish(self, request_id: String) -> Result<Vec<Completion>, Status> {
+    pub(crate) fn finish(self, request_id: String) -> Result<Vec<Completion>> {
         let Self {
             n,
             started,
@@ -500,7 +635,7 @@ impl Accumulator {
                     list((0..n).filter(|index| !finished(index)))
                 )
             };
-            return Err(Status::unknown(message));
+            return Err(Error::ProtocolViolation(message));
         }
         Ok((0..n)
             .filter_map(|index| samples.remove(&index))
@@ -570,12 +705,10 @@ mod tests {
     #[test]
     fn accumulator_requires_finished() {
         let acc = Accumulator::new(1);
-        let status = acc.finish("r".into()).unwrap_err();
-        assert_eq!(status.code(), tonic::Code::Unknown);
-        assert_eq!(
-            status.message(),
-            "generation ended without a finished event"
-        );
+        let error = acc.finish("r".into()).unwrap_err();
+        assert!(error.is_protocol_violation(), "{error:?}");
+        assert_eq!(error.code(), tonic::Code::Unknown);
+        assert_eq!(error.message(), "generation ended without a finished event");
     }
 
     #[test]
@@ -638,10 +771,10 @@ mod tests {
         acc.push(delta(0, vec![1], "a"));
         acc.push(delta(2, vec![2], "b"));
         acc.push(finished(1, FinishReason::Length, 5, 1));
-        let status = acc.finish("r".into()).unwrap_err();
-        assert_eq!(status.code(), tonic::Code::Unknown);
+        let error = acc.finish("r".into()).unwrap_err();
+        assert!(matches!(&error, Error::ProtocolViolation(_)), "{error:?}");
         assert_eq!(
-            status.message(),
+            error.message(),
             "generation ended without a finished event for sample(s) 0, 2"
         );
     }
@@ -664,7 +797,7 @@ mod tests {
     #[test]
     fn samples_refuse_bad_or_repeated_indices() {
         let mut samples = Samples::of(Some(2));
-        assert_eq!(samples.finish(2).unwrap_err().code(), tonic::Code::Unknown);
+        assert!(samples.finish(2).unwrap_err().is_protocol_violation());
         samples.finish(0).unwrap();
         let repeated = samples.finish(0).unwrap_err();
         assert_eq!(repeated.message(), "a second finished event for sample 0");

@@ -13,20 +13,27 @@
 //!   many generations by `request_id` and cancels them by id;
 //! * [`Client::abort`] cancels any generation by id, from any connection;
 //! * [`Client::with_deadline`] sets a gRPC deadline on every call;
+//! * [`Client::with_retry`] and [`RetryPolicy`] retry `UNAVAILABLE` and
+//!   `RESOURCE_EXHAUSTED` (before a stream's first event), honouring the
+//!   server's `RetryInfo`; [`Client::generate_with`] and [`CallOptions`] set
+//!   the deadline and retries of one call;
+//! * every call fails with [`Error`]: a gRPC status whose standard details
+//!   (field violations, retry delay, `ErrorInfo` reason) it decodes, or a
+//!   protocol violation;
 //! * [`Client::connect_with`] and [`ConnectOptions`] add TLS, mTLS and a
 //!   bearer token sent on every call.
 //!
 //! ```no_run
 //! use tokenwire_client::{Client, request};
 //!
-//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! # async fn run() -> Result<(), tokenwire_client::Error> {
 //! let client = Client::connect("127.0.0.1:50051").await?;
 //! let req = request::chat_user("What is the capital of France?")
 //!     .greedy()
 //!     .max_tokens(32)
 //!     .build();
 //! let mut generation = client.generate(req).await?;
-//! while let Some(event) = generation.next().await? {
+//! while let Some(event) = generation.message().await? {
 //!     if let tokenwire_client::Event::Delta(delta) = event {
 //!         print!("{}", delta.text);
 //!     }
@@ -39,16 +46,26 @@
 
 mod client;
 mod connect;
+mod error;
 pub mod request;
+mod retry;
 mod session;
 
-pub use client::{AuthChannel, Client, Completion, Event, Generation};
+pub use client::{AuthChannel, CallOptions, Client, Completion, Event, Generation};
 pub use connect::{
     BearerAuth, ConnectError, ConnectOptions, ENV_CLIENT_CERT, ENV_CLIENT_KEY, ENV_TARGET,
     ENV_TLS_CA, ENV_TOKEN, MAX_TOKEN_BYTES,
 };
+pub use error::{Error, Result, code_name};
+/// The `Stream` trait that [`Generation`] and [`SessionGeneration`]
+/// implement (from futures-core; `futures::StreamExt` adds `next()`).
+pub use futures_core::Stream;
+pub use retry::RetryPolicy;
 pub use session::{Session, SessionGeneration};
 pub use tonic::{Code, Status};
+/// The standard `google.rpc` error details, as decoded by [`Error`]'s
+/// accessors (from tonic-types).
+pub use tonic_types::{BadRequest, ErrorDetails, ErrorInfo, FieldViolation, RetryInfo};
 
 /// The generated protobuf messages and gRPC stubs.
 pub mod pb {

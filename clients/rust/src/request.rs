@@ -48,8 +48,13 @@ use std::time::Duration;
 
 use crate::pb::v1::{
     Chat, ChatMessage, Choice, GenerateRequest, Grammar, JsonObjectFormat, OutputOptions,
-    SamplingParams, StoppingCriteria, StructuredOutput, TokenIds, generate_request::Input,
+    SamplingParams, SpeculativeOptions, StoppingCriteria, StructuredOutput, TokenIds,
+    generate_request::Input,
 };
+
+/// A speculative decoding method (`SpeculativeOptions.SpeculativeMethod`),
+/// for [`RequestBuilder::speculative`].
+pub use crate::pb::v1::speculative_options::SpeculativeMethod;
 
 /// A structured output format (`StructuredOutput.format`), for
 /// [`RequestBuilder::structured_output`].
@@ -145,6 +150,40 @@ impl RequestBuilder {
     /// Sets `top_k`.
     pub fn top_k(mut self, top_k: u32) -> Self {
         self.sampling().top_k = Some(top_k);
+        self
+    }
+
+    /// Drops tokens whose probability is below `min_p` times the top
+    /// token's (in [0, 1]; engine default 0, off).
+    pub fn min_p(mut self, min_p: f32) -> Self {
+        self.sampling().min_p = Some(min_p);
+        self
+    }
+
+    /// Sets the repetition penalty (in (0, 10]; above 1 discourages tokens
+    /// already in the prompt or output; engine default 1, off).
+    pub fn repetition_penalty(mut self, penalty: f32) -> Self {
+        self.sampling().repetition_penalty = Some(penalty);
+        self
+    }
+
+    /// Sets the presence penalty (in [-2, 2]): subtracted once from the logit
+    /// of every token already in the output.
+    pub fn presence_penalty(mut self, penalty: f32) -> Self {
+        self.sampling().presence_penalty = Some(penalty);
+        self
+    }
+
+    /// Sets the frequency penalty (in [-2, 2]): subtracted from a token's
+    /// logit once per time it appears in the output.
+    pub fn frequency_penalty(mut self, penalty: f32) -> Self {
+        self.sampling().frequency_penalty = Some(penalty);
+        self
+    }
+
+    /// Replaces all sampling parameters at once.
+    pub fn sampling_params(mut self, sampling: SamplingParams) -> Self {
+        self.request.sampling = Some(sampling);
         self
     }
 
@@ -278,6 +317,37 @@ impl RequestBuilder {
         self
     }
 
+    /// Whether deltas carry the new token ids (`OutputOptions.token_ids`;
+    /// server default: true).
+    pub fn include_token_ids(mut self, include: bool) -> Self {
+        self.output().token_ids = Some(include);
+        self
+    }
+
+    /// Whether deltas carry the new text (`OutputOptions.text`; server
+    /// default: true).
+    pub fn include_text(mut self, include: bool) -> Self {
+        self.output().text = Some(include);
+        self
+    }
+
+    /// Chooses speculative decoding for this request: the drafter, and the
+    /// most draft tokens per step (1 to 16; `None`: the server default).
+    /// Speculation never changes what is generated, only how fast; the
+    /// server lists what it offers in `GetModelInfo.speculative`.
+    pub fn speculative(mut self, method: SpeculativeMethod, draft_length: Option<u32>) -> Self {
+        self.request.speculative = Some(SpeculativeOptions {
+            method: method.into(),
+            draft_length,
+        });
+        self
+    }
+
+    /// Turns speculative decoding off for this request.
+    pub fn no_speculation(self) -> Self {
+        self.speculative(SpeculativeMethod::Off, None)
+    }
+
     /// Sets the generation's own timeout: when it passes the generation ends
     /// with `FINISH_REASON_DEADLINE` and keeps its partial output (unlike a
     /// gRPC deadline, see [`crate::Client::with_deadline`]).
@@ -329,6 +399,55 @@ mod tests {
         assert!(req.timeout.is_none());
         assert!(req.structured_output.is_none());
         assert!(req.n.is_none());
+        assert!(req.speculative.is_none());
+    }
+
+    #[test]
+    fn every_field_is_reachable() {
+        let req = text("x")
+            .min_p(0.05)
+            .repetition_penalty(1.1)
+            .presence_penalty(0.5)
+            .frequency_penalty(-0.5)
+            .top_p(0.9)
+            .top_k(40)
+            .include_token_ids(false)
+            .include_text(true)
+            .logprobs(3)
+            .speculative(SpeculativeMethod::Ngram, Some(5))
+            .min_tokens(2)
+            .stop_token_id(7)
+            .ignore_eos(true)
+            .build();
+        let sampling = req.sampling.unwrap();
+        assert_eq!(sampling.min_p, Some(0.05));
+        assert_eq!(sampling.repetition_penalty, Some(1.1));
+        assert_eq!(sampling.presence_penalty, Some(0.5));
+        assert_eq!(sampling.frequency_penalty, Some(-0.5));
+        assert_eq!((sampling.top_p, sampling.top_k), (Some(0.9), Some(40)));
+        let output = req.output.unwrap();
+        assert_eq!((output.token_ids, output.text), (Some(false), Some(true)));
+        assert!(output.logprobs);
+        assert_eq!(output.top_logprobs, 3);
+        let speculative = req.speculative.unwrap();
+        assert_eq!(speculative.method(), SpeculativeMethod::Ngram);
+        assert_eq!(speculative.draft_length, Some(5));
+        let stopping = req.stopping.unwrap();
+        assert_eq!(stopping.min_tokens, Some(2));
+        assert_eq!(stopping.stop_token_ids, [7]);
+        assert!(stopping.ignore_eos);
+        let off = text("x").no_speculation().build().speculative.unwrap();
+        assert_eq!(off.method(), SpeculativeMethod::Off);
+        let replaced = text("x")
+            .temperature(2.0)
+            .sampling_params(SamplingParams {
+                seed: Some(1),
+                ..SamplingParams::default()
+            })
+            .build()
+            .sampling
+            .unwrap();
+        assert_eq!((replaced.temperature, replaced.seed), (None, Some(1)));
     }
 
     fn format(req: GenerateRequest) -> Format {

@@ -1,6 +1,10 @@
 use std::collections::HashMap;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
+
+use futures_core::Stream;
 
 use prost::Message as _;
 use tokio::sync::mpsc;
@@ -9,13 +13,32 @@ use tonic::codegen::Bytes;
 use tonic::{Code, Request, Status};
 
 use crate::client::{Accumulator, AuthChannel, Completion, Event, Samples};
+use crate::error::{Error, Result};
 use crate::pb::v1::{
     GenerateRequest, SessionCancel, SessionRequest, SessionResponse,
     generation_service_client::GenerationServiceClient, session_request::Action,
     session_response::Event as ResponseEvent,
 };
 
-type EventSender = mpsc::UnboundedSender<Result<Event, Status>>;
+type EventSender = mpsc::UnboundedSender<Result<Event>>;
+
+/// Why the session stream ended (cloneable, unlike [`Error`]).
+#[derive(Clone, Debug)]
+enum Ended {
+    /// The call failed with this status.
+    Status(Status),
+    /// The server ended the stream while generations were in flight.
+    Violation(String),
+}
+
+impl Ended {
+    fn error(&self) -> Error {
+        match self {
+            Self::Status(status) => status.clone().into(),
+            Self::Violation(message) => Error::ProtocolViolation(message.clone()),
+        }
+    }
+}
 
 /// Where one generation's events go, until each of its samples finished.
 struct Route {
@@ -29,7 +52,7 @@ struct Shared {
     /// Generations in flight, by request id.
     routes: HashMap<String, Route>,
     /// Why the stream ended, once it has.
-    ended: Option<Status>,
+    ended: Option<Ended>,
     /// The request side; `None` once half-closed.
     outbound: Option<mpsc::UnboundedSender<SessionRequest>>,
 }
@@ -86,34 +109,33 @@ impl Session {
 
     /// Starts a generation. `request.request_id` is required and must not be
     /// in flight on this session (`ALREADY_EXISTS` otherwise).
-    pub fn start(&self, request: impl Into<GenerateRequest>) -> Result<SessionGeneration, Status> {
+    pub fn start(&self, request: impl Into<GenerateRequest>) -> Result<SessionGeneration> {
         let request = request.into();
         let request_id = request.request_id.clone();
         if request_id.is_empty() {
-            return Err(Status::invalid_argument(
-                "a Session start needs a request_id",
-            ));
+            return Err(Status::invalid_argument("a Session start needs a request_id").into());
         }
         let samples = Samples::of(request.n);
         let (sender, events) = mpsc::unbounded_channel();
         {
             let mut shared = lock(&self.shared);
-            if let Some(status) = &shared.ended {
-                return Err(status.clone());
+            if let Some(ended) = &shared.ended {
+                return Err(ended.error());
             }
             if shared.routes.contains_key(&request_id) {
                 return Err(Status::already_exists(format!(
                     "request_id {request_id:?} is already in flight on this session"
-                )));
+                ))
+                .into());
             }
             let Some(outbound) = &shared.outbound else {
-                return Err(Status::failed_precondition("the session is closed"));
+                return Err(Status::failed_precondition("the session is closed").into());
             };
             let start = SessionRequest {
                 action: Some(Action::Start(request)),
             };
             if outbound.send(start).is_err() {
-                return Err(Status::unavailable("the session stream is gone"));
+                return Err(Status::unavailable("the session stream is gone").into());
             }
             // Registered under the same lock as the send, so no event of
             // this generation can arrive unrouted.
@@ -137,21 +159,30 @@ impl Session {
     /// Cancels the generation `request_id` of this session: it ends with a
     /// `Finished` event whose reason is `FINISH_REASON_CANCELLED`. Unknown
     /// or finished ids are ignored by the server.
-    pub fn cancel(&self, request_id: impl Into<String>) -> Result<(), Status> {
+    pub fn cancel(&self, request_id: impl Into<String>) -> Result<()> {
         let shared = lock(&self.shared);
-        let Some(outbound) = &shared.outbound else {
-            return Err(Status::failed_precondition(
-                "the session is closed; use Client::abort",
-            ));
-        };
-        let cancel = SessionRequest {
-            action: Some(Action::Cancel(SessionCancel {
-                request_id: request_id.into(),
-            })),
-        };
-        outbound
-            .send(cancel)
-            .map_err(|_| Status::unavailable("the session stream is gone"))
+        send_cancel(&shared, request_id.into())
+    }
+
+    /// Cancels every generation in flight on this session (each ends with a
+    /// `FINISH_REASON_CANCELLED` `Finished` event) and returns how many
+    /// cancels were sent. The session stays open for new starts; call
+    /// [`Session::close`] too to end it.
+    pub fn cancel_all(&self) -> Result<usize> {
+        let shared = lock(&self.shared);
+        let mut ids: Vec<String> = shared.routes.keys().cloned().collect();
+        ids.sort();
+        for id in &ids {
+            send_cancel(&shared, id.clone())?;
+        }
+        Ok(ids.len())
+    }
+
+    /// The request ids of the generations in flight on this session.
+    pub fn in_flight(&self) -> Vec<String> {
+        let mut ids: Vec<String> = lock(&self.shared).routes.keys().cloned().collect();
+        ids.sort();
+        ids
     }
 
     /// Half-closes the stream: no more starts or cancels. Generations in
@@ -161,11 +192,26 @@ impl Session {
     }
 }
 
-/// One generation of a [`Session`].
+/// Sends a cancel for `request_id` on the session's request side.
+fn send_cancel(shared: &Shared, request_id: String) -> Result<()> {
+    let Some(outbound) = &shared.outbound else {
+        return Err(Status::failed_precondition("the session is closed; use Client::abort").into());
+    };
+    let cancel = SessionRequest {
+        action: Some(Action::Cancel(SessionCancel { request_id })),
+    };
+    outbound
+        .send(cancel)
+        .map_err(|_| Status::unavailable("the session stream is gone").into())
+}
+
+/// One generation of a [`Session`]: a [`Stream`] of `Result<Event, Error>`
+/// (or read it with [`SessionGeneration::message`]) that ends once every
+/// sample has finished. Dropping it before then cancels the generation.
 #[derive(Debug)]
 pub struct SessionGeneration {
     request_id: String,
-    events: mpsc::UnboundedReceiver<Result<Event, Status>>,
+    events: mpsc::UnboundedReceiver<Result<Event>>,
     session: Session,
     samples: Samples,
     done: bool,
@@ -185,39 +231,25 @@ impl SessionGeneration {
 
     /// The next event, or `None` once every sample has finished (one
     /// `Finished` event each). A generation that failed (the session's
-    /// `error` event, or the whole stream failing) returns its status as the
-    /// error; the status's details carry the `google.rpc.Status` (see
-    /// `tonic_types::StatusExt`).
-    pub async fn next(&mut self) -> Result<Option<Event>, Status> {
-        if self.done {
-            return Ok(None);
-        }
-        let received = self.events.recv().await;
-        self.done = true;
-        match received {
-            Some(Ok(event)) => {
-                match &event {
-                    Event::Started(_) | Event::Delta(_) => self.done = false,
-                    Event::Finished(finished) => {
-                        self.done = self.samples.finish(finished.sample_index)?;
-                    }
-                }
-                Ok(Some(event))
-            }
-            Some(Err(status)) => Err(status),
-            None => Err(self.samples.ended_early("session")),
-        }
+    /// `error` event, or the whole stream failing) returns its status as
+    /// [`Error::Status`], whose accessors decode the details (field
+    /// violations, retry delay, `ErrorInfo` reason); a stream that ended
+    /// before the generation finished is an [`Error::ProtocolViolation`].
+    pub async fn message(&mut self) -> Result<Option<Event>> {
+        std::future::poll_fn(|cx| Pin::new(&mut *self).poll_next(cx))
+            .await
+            .transpose()
     }
 
     /// Cancels this generation (see [`Session::cancel`]).
-    pub fn cancel(&self) -> Result<(), Status> {
+    pub fn cancel(&self) -> Result<()> {
         self.session.cancel(self.request_id.clone())
     }
 
     /// Reads the remaining events and returns the output. A generation of
     /// several samples (`n` > 1) is refused with `INVALID_ARGUMENT`: use
     /// [`SessionGeneration::collect_samples`] for those.
-    pub async fn collect(self) -> Result<Completion, Status> {
+    pub async fn collect(self) -> Result<Completion> {
         self.samples.require_one("collect", "collect_samples")?;
         let mut samples = self.collect_samples().await?;
         Ok(samples.remove(0))
@@ -225,12 +257,52 @@ impl SessionGeneration {
 
     /// Reads the remaining events and returns the output of each sample, in
     /// `sample_index` order (see [`crate::Client::complete_samples`]).
-    pub async fn collect_samples(mut self) -> Result<Vec<Completion>, Status> {
+    pub async fn collect_samples(mut self) -> Result<Vec<Completion>> {
         let mut acc = Accumulator::new(self.samples.n());
-        while let Some(event) = self.next().await? {
+        while let Some(event) = self.message().await? {
             acc.push(event);
         }
-        acc.finish(self.request_id)
+        acc.finish(std::mem::take(&mut self.request_id))
+    }
+}
+
+impl Drop for SessionGeneration {
+    /// A generation dropped before it finished (an early `return`, `?`, a
+    /// `select!` that took another branch) is cancelled on the server.
+    fn drop(&mut self) {
+        if !self.done && !self.request_id.is_empty() {
+            let shared = lock(&self.session.shared);
+            if shared.routes.contains_key(&self.request_id) {
+                let _ = send_cancel(&shared, self.request_id.clone());
+            }
+        }
+    }
+}
+
+impl Stream for SessionGeneration {
+    type Item = Result<Event>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        if this.done {
+            return Poll::Ready(None);
+        }
+        let received = ready!(this.events.poll_recv(cx));
+        this.done = true;
+        Poll::Ready(Some(match received {
+            Some(Ok(event)) => {
+                match &event {
+                    Event::Started(_) | Event::Delta(_) => this.done = false,
+                    Event::Finished(finished) => match this.samples.finish(finished.sample_index) {
+                        Ok(all) => this.done = all,
+                        Err(error) => return Poll::Ready(Some(Err(error))),
+                    },
+                }
+                Ok(event)
+            }
+            Some(Err(error)) => Err(error),
+            None => Err(this.samples.ended_early("session")),
+        }))
     }
 }
 
@@ -265,14 +337,16 @@ async fn read(
         return;
     };
     let mut shared = lock(&shared);
-    let status = match result {
-        Ok(()) => Status::unknown("the session stream ended before this generation finished"),
-        Err(status) => status,
+    let ended = match result {
+        Ok(()) => {
+            Ended::Violation("the session stream ended before this generation finished".into())
+        }
+        Err(status) => Ended::Status(status),
     };
     for (_, route) in shared.routes.drain() {
-        let _ = route.sender.send(Err(status.clone()));
+        let _ = route.sender.send(Err(ended.error()));
     }
-    shared.ended = Some(status);
+    shared.ended = Some(ended);
     shared.outbound = None;
 }
 
@@ -293,7 +367,7 @@ fn route(shared: &mut Shared, response: SessionResponse) {
             let last = route.samples.finish(finished.sample_index).unwrap_or(true);
             (Ok(Event::Finished(finished)), last)
         }
-        ResponseEvent::Error(error) => (Err(to_status(&error)), true),
+        ResponseEvent::Error(error) => (Err(to_status(&error).into()), true),
     };
     // The generation's handle may have been dropped: nothing to do.
     let _ = route.sender.send(event);
@@ -407,15 +481,13 @@ mod tests {
         tx.send(Ok(Event::Finished(Finished::default()))).unwrap();
         drop(tx);
         assert!(matches!(
-            generation.next().await,
+            generation.message().await,
             Ok(Some(Event::Finished(_)))
         ));
-        let status = generation.next().await.unwrap_err();
-        assert_eq!(status.code(), Code::Unknown);
+        let error = generation.message().await.unwrap_err();
         assert!(
-            status.message().contains("sample(s) 1"),
-            "{}",
-            status.message()
+            matches!(&error, Error::ProtocolViolation(message) if message.contains("sample(s) 1")),
+            "{error:?}"
         );
         // n > 1 cannot be collected into one output.
         let (_tx, events) = mpsc::unbounded_channel();
@@ -464,5 +536,75 @@ mod tests {
             &mut shared,
             response("zzz", ResponseEvent::Finished(Finished::default())),
         );
+    }
+
+    #[test]
+    fn cancel_all_cancels_every_generation_in_flight() {
+        let (outbound, mut requests) = mpsc::unbounded_channel();
+        let session = Session {
+            shared: Arc::new(Mutex::new(Shared {
+                outbound: Some(outbound),
+                ..Shared::default()
+            })),
+        };
+        let (tx, _rx) = mpsc::unbounded_channel();
+        for id in ["b", "a"] {
+            lock(&session.shared)
+                .routes
+                .insert(id.into(), to(tx.clone(), None));
+        }
+        assert_eq!(session.in_flight(), ["a", "b"]);
+        assert_eq!(session.cancel_all().unwrap(), 2);
+        let mut cancelled = Vec::new();
+        while let Ok(request) = requests.try_recv() {
+            let Some(Action::Cancel(cancel)) = request.action else {
+                panic!("expected a cancel");
+            };
+            cancelled.push(cancel.request_id);
+        }
+        assert_eq!(cancelled, ["a", "b"]);
+        // Dropping an unfinished generation cancels it.
+        let (_tx, events) = mpsc::unbounded_channel();
+        drop(SessionGeneration {
+            request_id: "a".into(),
+            events,
+            session: session.clone(),
+            samples: Samples::of(None),
+            done: false,
+        });
+        let Some(Action::Cancel(cancel)) = requests.try_recv().unwrap().action else {
+            panic!("expected a cancel");
+        };
+        assert_eq!(cancel.request_id, "a");
+        // Once closed, cancelling is refused.
+        session.close();
+        let error = session.cancel_all().unwrap_err();
+        assert_eq!(error.code(), Code::FailedPrecondition);
+    }
+
+    #[tokio::test]
+    async fn session_generation_is_a_stream() {
+        use std::future::poll_fn;
+        let session = Session {
+            shared: Arc::new(Mutex::new(Shared::default())),
+        };
+        let (tx, events) = mpsc::unbounded_channel();
+        let mut generation = SessionGeneration {
+            request_id: "s".into(),
+            events,
+            session,
+            samples: Samples::of(None),
+            done: false,
+        };
+        tx.send(Ok(Event::Delta(Delta::default()))).unwrap();
+        tx.send(Ok(Event::Finished(Finished::default()))).unwrap();
+        let mut seen = Vec::new();
+        while let Some(item) = poll_fn(|cx| Pin::new(&mut generation).poll_next(cx)).await {
+            seen.push(item.unwrap());
+        }
+        assert!(matches!(
+            seen.as_slice(),
+            [Event::Delta(_), Event::Finished(_)]
+        ));
     }
 }

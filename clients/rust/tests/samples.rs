@@ -138,7 +138,7 @@ async fn stream_goes_on_until_every_sample_finished() {
     let mut generation = client.generate(req).await.unwrap();
     assert_eq!(generation.samples(), 3);
     let mut seen = Vec::new();
-    while let Some(event) = generation.next().await.unwrap() {
+    while let Some(event) = generation.message().await.unwrap() {
         seen.push(match event {
             Event::Started(_) => "s".to_owned(),
             Event::Delta(delta) => format!("d{}", delta.sample_index),
@@ -147,7 +147,7 @@ async fn stream_goes_on_until_every_sample_finished() {
     }
     assert_eq!(seen, ["s", "d0", "d1", "d2", "f1", "d0", "f0", "d2", "f2"]);
     // Finished: no more events.
-    assert!(generation.next().await.unwrap().is_none());
+    assert!(generation.message().await.unwrap().is_none());
 }
 
 #[tokio::test]
@@ -182,7 +182,7 @@ async fn a_stream_without_every_finished_event_is_an_error() {
     let mut generation = client.generate(req).await.unwrap();
     let mut finished = 0;
     let error = loop {
-        match generation.next().await {
+        match generation.message().await {
             Ok(Some(Event::Finished(_))) => finished += 1,
             Ok(Some(_)) => {}
             Ok(None) => panic!("the stream must not end quietly"),
@@ -190,6 +190,11 @@ async fn a_stream_without_every_finished_event_is_an_error() {
         }
     };
     assert_eq!(finished, 2);
+    // A broken contract is a protocol violation (code UNKNOWN), not a status.
+    assert!(
+        matches!(&error, tokenwire_client::Error::ProtocolViolation(_)),
+        "{error:?}"
+    );
     assert_eq!(error.code(), Code::Unknown);
     assert_eq!(
         error.message(),
@@ -199,7 +204,7 @@ async fn a_stream_without_every_finished_event_is_an_error() {
         .complete_samples(request::text("hi").id("short").n(3).temperature(1.0))
         .await
         .unwrap_err();
-    assert_eq!(collected.code(), Code::Unknown);
+    assert!(collected.is_protocol_violation(), "{collected:?}");
 }
 
 #[tokio::test]

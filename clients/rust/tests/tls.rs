@@ -211,7 +211,7 @@ async fn three_calls(client: &Client) {
     assert_eq!(generate.code(), Code::Unimplemented, "{generate:?}");
     let session = client.session();
     let mut generation = session.start(request::text("hi").id("s")).unwrap();
-    let failed = generation.next().await.unwrap_err();
+    let failed = generation.message().await.unwrap_err();
     assert_eq!(failed.code(), Code::Unimplemented, "{failed:?}");
 }
 

@@ -1,4 +1,5 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
+import { durationFromMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import type { CallOptions, Client, Interceptor, Transport } from "@connectrpc/connect";
 import { Http2SessionManager, createGrpcTransport } from "@connectrpc/connect-node";
@@ -10,6 +11,7 @@ import {
   FinishReasonSchema,
   GenerationService,
   Grammar_Syntax,
+  SpeculativeOptions_SpeculativeMethod,
 } from "../gen/tokenwire/v1/generation_pb.js";
 import type {
   ChatMessage,
@@ -23,9 +25,13 @@ import type {
   StructuredOutputSchema,
 } from "../gen/tokenwire/v1/generation_pb.js";
 import { ModelService } from "../gen/tokenwire/v1/model_pb.js";
+import type { GetLoadResponse, GetModelInfoResponse, TokenizeResponse } from "../gen/tokenwire/v1/model_pb.js";
 import { bearerToken, tlsSessionOptions } from "./credentials.js";
 import type { TlsOptions } from "./credentials.js";
+import { TokenwireError, protocolError } from "./errors.js";
 import { AsyncQueue } from "./queue.js";
+import { DEFAULT_RETRY_POLICY, Deadline, backoff, resolveRetryPolicy, retryDelayMs } from "./retry.js";
+import type { ResolvedRetryPolicy, RetryOption } from "./retry.js";
 
 /** A generation request, as a plain object (every field optional, as in proto3). */
 export type GenerateRequestInit = MessageInitShape<typeof GenerateRequestSchema>;
@@ -135,6 +141,131 @@ export function logitBias(
   return out;
 }
 
+/** Speculative decoding methods, by the names {@link GenerateOptions.speculation} takes. */
+const SPECULATION = {
+  off: SpeculativeOptions_SpeculativeMethod.OFF,
+  ngram: SpeculativeOptions_SpeculativeMethod.NGRAM,
+  eagle3: SpeculativeOptions_SpeculativeMethod.EAGLE3,
+} as const;
+
+/**
+ * Every option of a GenerateRequest as one flat object (for
+ * {@link generateRequest}); absent ones take the server's or engine's
+ * defaults. The names follow the proto fields (tokenwire.v1.GenerateRequest
+ * and its SamplingParams, StoppingCriteria, OutputOptions,
+ * SpeculativeOptions).
+ */
+export interface GenerateOptions {
+  /** The request id (Sessions need one; Generate makes one when absent). */
+  requestId?: string;
+  // sampling
+  temperature?: number;
+  topP?: number;
+  topK?: number;
+  minP?: number;
+  seed?: number | bigint;
+  repetitionPenalty?: number;
+  presencePenalty?: number;
+  frequencyPenalty?: number;
+  /** Token id -> bias in [-100, 100]: a Map, an object or pairs (see {@link logitBias}). */
+  logitBias?: Parameters<typeof logitBias>[0];
+  // stopping
+  maxTokens?: number;
+  minTokens?: number;
+  stop?: readonly string[];
+  stopTokenIds?: readonly number[];
+  ignoreEos?: boolean;
+  // output
+  /** Send the token ids of each delta (OutputOptions.token_ids). */
+  includeTokenIds?: boolean;
+  /** Send the text of each delta (OutputOptions.text). */
+  includeText?: boolean;
+  logprobs?: boolean;
+  topLogprobs?: number;
+  // speculative decoding
+  /** The drafter for this generation; absent: the server's default (see GetModelInfo). */
+  speculation?: keyof typeof SPECULATION;
+  /** Most draft tokens per step; absent: the server's default. */
+  draftLength?: number;
+  /**
+   * Server-side time limit: when it passes the generation ends with
+   * FINISH_REASON_DEADLINE, keeping its output (unlike a call's `timeoutMs`,
+   * which fails the call).
+   */
+  timeLimitMs?: number;
+  /** Samples of this prompt (GenerateRequest.n). */
+  n?: number;
+  /** Use {@link jsonSchemaOutput}, {@link regexOutput}, {@link choiceOutput}... */
+  structuredOutput?: StructuredOutputInit;
+}
+
+/**
+ * A GenerateRequest from a prompt (a string is a text prompt; else use
+ * {@link textPrompt}, {@link chatPrompt} or {@link tokenPrompt}) and flat
+ * {@link GenerateOptions}. Sub-messages are set only when one of their
+ * options is.
+ */
+export function generateRequest(prompt: string | PromptInit, options: GenerateOptions = {}): GenerateRequestInit {
+  const request: GenerateRequestInit = { input: typeof prompt === "string" ? textPrompt(prompt) : prompt };
+  const o = options;
+  const pick = <K extends keyof GenerateOptions>(...keys: K[]): Pick<GenerateOptions, K> | undefined => {
+    const out: Partial<GenerateOptions> = {};
+    for (const key of keys) {
+      if (o[key] !== undefined) {
+        out[key] = o[key];
+      }
+    }
+    return Object.keys(out).length > 0 ? (out as Pick<GenerateOptions, K>) : undefined;
+  };
+  if (o.requestId !== undefined) {
+    request.requestId = o.requestId;
+  }
+  const sampling = pick("temperature", "topP", "topK", "minP", "repetitionPenalty", "presencePenalty", "frequencyPenalty");
+  if (sampling !== undefined || o.seed !== undefined || o.logitBias !== undefined) {
+    request.sampling = {
+      ...sampling,
+      ...(o.seed !== undefined ? { seed: BigInt(o.seed) } : {}),
+      ...(o.logitBias !== undefined ? { logitBias: logitBias(o.logitBias) } : {}),
+    };
+  }
+  const stopping = pick("maxTokens", "minTokens", "ignoreEos");
+  if (stopping !== undefined || o.stop !== undefined || o.stopTokenIds !== undefined) {
+    request.stopping = {
+      ...stopping,
+      ...(o.stop !== undefined ? { stop: [...o.stop] } : {}),
+      ...(o.stopTokenIds !== undefined ? { stopTokenIds: [...o.stopTokenIds] } : {}),
+    };
+  }
+  const output = pick("logprobs", "topLogprobs");
+  if (output !== undefined || o.includeTokenIds !== undefined || o.includeText !== undefined) {
+    request.output = {
+      ...output,
+      ...(o.includeTokenIds !== undefined ? { tokenIds: o.includeTokenIds } : {}),
+      ...(o.includeText !== undefined ? { text: o.includeText } : {}),
+    };
+  }
+  if (o.speculation !== undefined || o.draftLength !== undefined) {
+    const method = o.speculation === undefined ? undefined : SPECULATION[o.speculation];
+    if (o.speculation !== undefined && method === undefined) {
+      throw new RangeError(`speculation is one of ${Object.keys(SPECULATION).join(", ")}, not ${String(o.speculation)}`);
+    }
+    request.speculative = {
+      ...(method !== undefined ? { method } : {}),
+      ...(o.draftLength !== undefined ? { draftLength: o.draftLength } : {}),
+    };
+  }
+  if (o.timeLimitMs !== undefined) {
+    request.timeout = durationFromMs(o.timeLimitMs);
+  }
+  if (o.n !== undefined) {
+    request.n = o.n;
+  }
+  if (o.structuredOutput !== undefined) {
+    request.structuredOutput = o.structuredOutput;
+  }
+  return request;
+}
+
 /** How many samples `request` asks for (`n`; absent or 0 means 1). */
 export function sampleCount(request: Pick<GenerateRequestInit, "n">): number {
   const n = request.n ?? 0;
@@ -192,21 +323,21 @@ export function statusCodeName(code: Code): string {
 
 /**
  * A generation that failed inside a Session (its `error` event), with the
- * same code and details that Generate would have failed with.
+ * same code and details that Generate would have failed with; the details are
+ * decoded by the {@link TokenwireError} accessors.
  */
-export class GenerationError extends ConnectError {
-  // ConnectError's brand check (its Symbol.hasInstance, inherited here) wants
-  // name === "ConnectError", so `name` stays as is; `instanceof
-  // GenerationError` checks the prototype chain.
+export class GenerationError extends TokenwireError {
   static override [Symbol.hasInstance](value: unknown): boolean {
     return typeof value === "object" && value !== null && GenerationError.prototype.isPrototypeOf(value);
   }
 
+  declare readonly requestId: string;
+
   constructor(
-    readonly requestId: string,
+    requestId: string,
     readonly status: Status,
   ) {
-    super(status.message, status.code in Code ? (status.code as Code) : Code.Unknown);
+    super(status.message, status.code in Code ? (status.code as Code) : Code.Unknown, { requestId });
     for (const detail of status.details) {
       this.details.push({ type: detail.typeUrl.slice(detail.typeUrl.lastIndexOf("/") + 1), value: detail.value });
     }
@@ -246,7 +377,7 @@ class Accumulator {
     return this.finishedCount === this.n;
   }
 
-  /** Adds one event; throws a ConnectError (INTERNAL) on an event the stream cannot carry. */
+  /** Adds one event; throws a TokenwireError (INTERNAL) on an event the stream cannot carry. */
   add(event: GenerationEvent): void {
     this.requestId = event.requestId;
     if (event.case === "started") {
@@ -256,13 +387,13 @@ class Accumulator {
     const index = event.value.sampleIndex;
     const part = this.samples[index];
     if (part === undefined) {
-      throw new ConnectError(
+      throw protocolError(
         `generation stream sent an event for sample ${index} of a request for ${this.n} sample(s)`,
-        Code.Internal,
+        this.requestId,
       );
     }
     if (part.finished !== undefined) {
-      throw new ConnectError(`generation stream went on with sample ${index} after its finished event`, Code.Internal);
+      throw protocolError(`generation stream went on with sample ${index} after its finished event`, this.requestId);
     }
     if (event.case === "delta") {
       part.text += event.value.text;
@@ -277,11 +408,11 @@ class Accumulator {
   results(): GenerationResult[] {
     if (!this.complete) {
       const missing = this.samples.flatMap((part, index) => (part.finished === undefined ? [index] : []));
-      throw new ConnectError(
+      throw protocolError(
         this.n === 1
           ? "generation stream ended without a finished event"
           : `generation stream ended without a finished event for sample(s) ${missing.join(", ")} of ${this.n}`,
-        Code.Internal,
+        this.requestId,
       );
     }
     return this.samples.map((part, sampleIndex) => {
@@ -346,6 +477,37 @@ export async function collectSamples(
   return acc.results();
 }
 
+/**
+ * Notes the `finished` event of each sample of a plain (not collected)
+ * generation stream, so that a stream ending early fails instead of ending
+ * silently: the gRPC status was OK, but the generation did not complete.
+ */
+class FinishedTracker {
+  private readonly finished = new Set<number>();
+
+  constructor(readonly n: number) {}
+
+  see(event: GenerationEvent): void {
+    if (event.case === "finished") {
+      this.finished.add(event.value.sampleIndex);
+    }
+  }
+
+  /** Throws a TokenwireError (INTERNAL: a protocol violation) unless every sample has finished. */
+  check(requestId: string | undefined): void {
+    if (this.finished.size >= this.n) {
+      return;
+    }
+    const missing = Array.from({ length: this.n }, (_, i) => i).filter((i) => !this.finished.has(i));
+    throw protocolError(
+      this.n === 1
+        ? "generation stream ended without a finished event"
+        : `generation stream ended without a finished event for sample(s) ${missing.join(", ")} of ${this.n}`,
+      requestId,
+    );
+  }
+}
+
 function toEvent(response: GenerateResponse | SessionResponse): GenerationEvent | undefined {
   const { requestId, event } = response;
   switch (event.case) {
@@ -360,8 +522,33 @@ function toEvent(response: GenerateResponse | SessionResponse): GenerationEvent 
   }
 }
 
-/** Per-call options: `timeoutMs` is the gRPC deadline, `signal` cancels the call. */
-export type CallOpts = Pick<CallOptions, "timeoutMs" | "signal" | "headers">;
+/**
+ * The events of one Generate call (see {@link TokenwireClient.generate}): an
+ * async generator, and AsyncDisposable so that `await using` cancels the call
+ * when the block is left early (as `break` or `return()` do).
+ */
+export interface GenerationStream extends AsyncGenerator<GenerationEvent, void, undefined>, AsyncDisposable {
+  [Symbol.asyncDispose](): Promise<void>;
+  /**
+   * The Generate calls made for this generation so far: 0 until iteration
+   * starts, then 1 plus the retries (see {@link RetryPolicy}). Read it once
+   * the stream has ended (or thrown) for the total.
+   */
+  readonly attempts: number;
+}
+
+/** The reports of a WatchLoad call (see {@link TokenwireClient.watchLoad}); `await using` cancels it. */
+export interface LoadStream extends AsyncGenerator<GetLoadResponse, void, undefined>, AsyncDisposable {
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+/**
+ * Per-call options: `timeoutMs` is the call's deadline (every attempt and the
+ * waits between them), `signal` cancels the call, `headers` are sent with it,
+ * `retry` overrides fields of the client's {@link RetryPolicy} for this call
+ * (`false`: no retries).
+ */
+export type CallOpts = Pick<CallOptions, "timeoutMs" | "signal" | "headers"> & { retry?: RetryOption };
 
 export interface TokenwireClientOptions {
   /**
@@ -383,6 +570,27 @@ export interface TokenwireClientOptions {
    * most 4096 bytes.
    */
   token?: string;
+  /**
+   * Retries of UNAVAILABLE and RESOURCE_EXHAUSTED before anything of the call
+   * was received: fields over the defaults (4 attempts, 200 ms doubling to
+   * 5 s with equal jitter, RetryInfo honoured up to 30 s); `false` disables
+   * them. See {@link RetryPolicy}.
+   */
+  retry?: RetryOption;
+}
+
+/** Aborts `controller` when `signal` does; returns the function that unlinks them. */
+function linkSignal(signal: AbortSignal | undefined, controller: AbortController): () => void {
+  if (signal === undefined) {
+    return () => undefined;
+  }
+  if (signal.aborted) {
+    controller.abort(signal.reason);
+    return () => undefined;
+  }
+  const onAbort = (): void => controller.abort(signal.reason);
+  signal.addEventListener("abort", onAbort, { once: true });
+  return () => signal.removeEventListener("abort", onAbort);
 }
 
 /** A target with a scheme ("http://...", "https://...") is used as is. */
@@ -431,11 +639,14 @@ function connectionOf(
 export class TokenwireClient {
   /** The generated GenerationService client, for anything the wrapper does not cover. */
   readonly generation: Client<typeof GenerationService>;
-  /** The generated ModelService client (GetModelInfo, GetLoad, Tokenize, Detokenize). */
+  /** The generated ModelService client (the wrapper's getModelInfo, getLoad, watchLoad, tokenize and detokenize use it). */
   readonly models: Client<typeof ModelService>;
+  /** The client's retry policy (every field set); calls may override it with `retry`. */
+  readonly retryPolicy: ResolvedRetryPolicy;
   private readonly sessionManager: Http2SessionManager | undefined;
 
   constructor(target: string, options: TokenwireClientOptions = {}) {
+    this.retryPolicy = resolveRetryPolicy(DEFAULT_RETRY_POLICY, options.retry);
     let transport = options.transport;
     if (transport === undefined) {
       const { baseUrl, sessionOptions } = connectionOf(target, options.tls);
@@ -457,16 +668,75 @@ export class TokenwireClient {
    * one `finished`; with `n` > 1, the deltas of every sample interleaved and
    * one `finished` per sample (each carries its `sampleIndex`), the stream
    * ending after the last of them. Failures (bad input, deadline...) throw
-   * ConnectError. Breaking out of the loop, `signal` or `timeoutMs` cancels
+   * {@link TokenwireError} (a ConnectError with the details decoded), and so
+   * does a stream that ends before every sample's `finished` event (INTERNAL,
+   * a protocol violation). Breaking out of the loop, `signal` or `timeoutMs` cancels
    * the generation.
    */
-  async *generate(request: GenerateRequestInit, options: CallOpts = {}): AsyncGenerator<GenerationEvent, void, undefined> {
-    for await (const response of this.generation.generate(request, options)) {
-      const event = toEvent(response);
-      if (event !== undefined) {
-        yield event;
+  generate(request: GenerateRequestInit, options: CallOpts = {}): GenerationStream {
+    const counter = { attempts: 0 };
+    const stream = this.stream(request, options, counter) as AsyncGenerator<GenerationEvent, void, undefined> &
+      AsyncDisposable;
+    stream[Symbol.asyncDispose] = async () => {
+      await stream.return(undefined);
+    };
+    Object.defineProperty(stream, "attempts", { get: () => counter.attempts, enumerable: true });
+    return stream as GenerationStream;
+  }
+
+  private async *stream(
+    request: GenerateRequestInit,
+    options: CallOpts,
+    counter: { attempts: number },
+  ): AsyncGenerator<GenerationEvent, void, undefined> {
+    const { retry, timeoutMs, signal, ...callOptions } = options;
+    const policy = resolveRetryPolicy(this.retryPolicy, retry);
+    const deadline = new Deadline(timeoutMs);
+    const finished = new FinishedTracker(sampleCount(request));
+    let requestId = request.requestId;
+    let received = false;
+    // The call's own signal, so that every way out (break, return(), an
+    // exception in the loop body, `await using`) cancels the call on any
+    // transport, not only on those that cancel when the response is dropped.
+    const controller = new AbortController();
+    const unlink = linkSignal(signal, controller);
+    let completed = false;
+    try {
+      for (let attempt = 1; ; attempt += 1) {
+        try {
+          const timeout = deadline.remainingMs(requestId);
+          counter.attempts = attempt;
+          const call = this.generation.generate(request, {
+            ...callOptions,
+            signal: controller.signal,
+            timeoutMs: timeout,
+          });
+          for await (const response of call) {
+            received = true;
+            const event = toEvent(response);
+            if (event !== undefined) {
+              requestId = event.requestId;
+              finished.see(event);
+              yield event;
+            }
+          }
+          break;
+        } catch (error) {
+          const failure = TokenwireError.of(error, requestId);
+          // Retried only before the first event: a generation is never replayed.
+          if (received || !(await backoff(policy, attempt, failure, deadline, controller.signal))) {
+            throw failure;
+          }
+        }
+      }
+      completed = true;
+    } finally {
+      unlink();
+      if (!completed) {
+        controller.abort(new ConnectError("generation stream closed by the client", Code.Canceled));
       }
     }
+    finished.check(requestId);
   }
 
   /**
@@ -494,13 +764,128 @@ export class TokenwireClient {
 
   /** Cancels a generation by id, wherever it runs; true if one was in flight. */
   async abort(requestId: string, options: CallOpts = {}): Promise<boolean> {
-    const response = await this.generation.abort({ requestId }, options);
+    const response = await this.unary((o) => this.generation.abort({ requestId }, o), options, requestId);
     return response.cancelled;
+  }
+
+  // --- ModelService ------------------------------------------------------------------------------
+
+  /** The served model: name, engine, context length, speculation, structured output kinds, max samples... */
+  getModelInfo(options: CallOpts = {}): Promise<GetModelInfoResponse> {
+    return this.unary((o) => this.models.getModelInfo({}, o), options);
+  }
+
+  /** The server's load now: active, waiting and in-flight requests, slots, KV cache and CPU use. */
+  getLoad(options: CallOpts = {}): Promise<GetLoadResponse> {
+    return this.unary((o) => this.models.getLoad({}, o), options);
+  }
+
+  /**
+   * The load every `intervalMs` (absent: the server's default), until the
+   * loop is left, `signal` aborts or `timeoutMs` passes; `await using` and
+   * `break` cancel the call. Retried per the policy before the first report
+   * only.
+   */
+  watchLoad(intervalMs?: number, options: CallOpts = {}): LoadStream {
+    const stream = this.loadStream(intervalMs, options) as LoadStream;
+    stream[Symbol.asyncDispose] = async () => {
+      await stream.return(undefined);
+    };
+    return stream;
+  }
+
+  private async *loadStream(intervalMs: number | undefined, options: CallOpts): AsyncGenerator<GetLoadResponse, void, undefined> {
+    const { retry, timeoutMs, signal, ...callOptions } = options;
+    const policy = resolveRetryPolicy(this.retryPolicy, retry);
+    const deadline = new Deadline(timeoutMs);
+    const controller = new AbortController();
+    const unlink = linkSignal(signal, controller);
+    const request = intervalMs === undefined ? {} : { interval: durationFromMs(intervalMs) };
+    let received = false;
+    try {
+      for (let attempt = 1; ; attempt += 1) {
+        try {
+          const call = this.models.watchLoad(request, {
+            ...callOptions,
+            signal: controller.signal,
+            timeoutMs: deadline.remainingMs(),
+          });
+          for await (const response of call) {
+            received = true;
+            if (response.load !== undefined) {
+              yield response.load;
+            }
+          }
+          return;
+        } catch (error) {
+          const failure = TokenwireError.of(error);
+          if (received || !(await backoff(policy, attempt, failure, deadline, controller.signal))) {
+            throw failure;
+          }
+        }
+      }
+    } finally {
+      unlink();
+      controller.abort(new ConnectError("load stream closed by the client", Code.Canceled));
+    }
+  }
+
+  /**
+   * The token ids of a text, or of a chat rendered with the model's template
+   * (then `renderedPrompt` is the text it became).
+   */
+  tokenize(
+    input: string | ReadonlyArray<Pick<ChatMessage, "role" | "content">>,
+    options: CallOpts = {},
+  ): Promise<TokenizeResponse> {
+    const request =
+      typeof input === "string"
+        ? { input: { case: "text" as const, value: input } }
+        : { input: { case: "chat" as const, value: { messages: input.map((m) => ({ role: m.role, content: m.content })) } } };
+    return this.unary((o) => this.models.tokenize(request, o), options);
+  }
+
+  /** The text of `tokenIds` (special tokens dropped unless `keepSpecialTokens`). */
+  async detokenize(
+    tokenIds: readonly number[],
+    options: CallOpts & { keepSpecialTokens?: boolean } = {},
+  ): Promise<string> {
+    const { keepSpecialTokens, ...callOptions } = options;
+    const response = await this.unary(
+      (o) => this.models.detokenize({ tokenIds: [...tokenIds], keepSpecialTokens: keepSpecialTokens ?? false }, o),
+      callOptions,
+    );
+    return response.text;
+  }
+
+  /** One unary call, retried per the policy; failures thrown as TokenwireError. */
+  private async unary<T>(
+    call: (options: CallOptions) => Promise<T>,
+    options: CallOpts,
+    requestId?: string,
+  ): Promise<T> {
+    const { retry, timeoutMs, ...callOptions } = options;
+    const policy = resolveRetryPolicy(this.retryPolicy, retry);
+    const deadline = new Deadline(timeoutMs);
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        return await call({ ...callOptions, timeoutMs: deadline.remainingMs(requestId) });
+      } catch (error) {
+        const failure = TokenwireError.of(error, requestId);
+        if (!(await backoff(policy, attempt, failure, deadline, callOptions.signal))) {
+          throw failure;
+        }
+      }
+    }
   }
 
   /** Opens a Session stream: many generations multiplexed on one call. */
   session(options: CallOpts = {}): Session {
-    return new Session(this.generation, options);
+    return new Session(
+      this.generation,
+      { ...options, retry: resolveRetryPolicy(this.retryPolicy, options.retry) },
+      (requestId, headers) => this.abort(requestId, { headers }),
+    );
   }
 
   /** Closes the connection (calls in flight fail). */
@@ -521,16 +906,27 @@ export class Session {
   private readonly inFlight = new Map<string, SessionGeneration>();
   private readonly controller = new AbortController();
   private ended = false;
+  private readonly headers: CallOpts["headers"];
+  private readonly policy: ResolvedRetryPolicy;
+  private readonly deadline: Deadline;
+  /** Generations refused with a retryable code, waiting to be started again. */
+  private readonly waiting = new Map<
+    string,
+    { timer: ReturnType<typeof setTimeout>; failure: GenerationError; generation: SessionGeneration }
+  >();
 
-  constructor(client: Client<typeof GenerationService>, options: CallOpts) {
-    const { signal, ...rest } = options;
-    if (signal !== undefined) {
-      if (signal.aborted) {
-        this.controller.abort(signal.reason);
-      } else {
-        signal.addEventListener("abort", () => this.controller.abort(signal.reason), { once: true });
-      }
-    }
+  /** @internal Created by {@link TokenwireClient.session}. */
+  constructor(
+    client: Client<typeof GenerationService>,
+    options: CallOpts,
+    private readonly abortRpc: (requestId: string, headers: CallOpts["headers"]) => Promise<boolean> = (requestId) =>
+      client.abort({ requestId }, { headers: options.headers }).then((r) => r.cancelled),
+  ) {
+    const { signal, retry, ...rest } = options;
+    this.headers = options.headers;
+    this.policy = resolveRetryPolicy(DEFAULT_RETRY_POLICY, retry);
+    this.deadline = new Deadline(options.timeoutMs);
+    linkSignal(signal, this.controller);
     // connect wants an AsyncGenerator (it calls throw() on failure), not just an AsyncIterable.
     const requests = this.requests;
     async function* outgoing(): AsyncGenerator<MessageInitShape<typeof SessionRequestSchema>> {
@@ -541,8 +937,13 @@ export class Session {
     this.closed.catch(() => undefined);
   }
 
-  /** Starts a generation; its `requestId` must not be in flight on this session. */
-  start(request: SessionStartInit): SessionGeneration {
+  /**
+   * Starts a generation; its `requestId` must not be in flight on this
+   * session. `options.signal` cancels this generation alone, as its
+   * `cancel()` does (it ends with FINISH_REASON_CANCELLED); a signal already
+   * aborted fails it with CANCELLED without sending it.
+   */
+  start(request: SessionStartInit, options: { signal?: AbortSignal } = {}): SessionGeneration {
     const { requestId } = request;
     if (this.ended || this.requests.isEnded) {
       throw new Error("session is closed");
@@ -550,20 +951,68 @@ export class Session {
     if (this.inFlight.has(requestId)) {
       throw new Error(`request id ${JSON.stringify(requestId)} is already in flight on this session`);
     }
-    const generation = new SessionGeneration(requestId, sampleCount(request), () => this.cancel(requestId));
+    const generation = new SessionGeneration(requestId, sampleCount(request), () => this.cancel(requestId), request);
+    const { signal } = options;
+    if (signal?.aborted === true) {
+      generation.fail(
+        new TokenwireError("generation cancelled before it was sent", Code.Canceled, { requestId, cause: signal.reason }),
+      );
+      return generation;
+    }
+    if (signal !== undefined) {
+      const onAbort = (): void => generation.cancel();
+      signal.addEventListener("abort", onAbort, { once: true });
+      generation.results().then(
+        () => signal.removeEventListener("abort", onAbort),
+        () => signal.removeEventListener("abort", onAbort),
+      );
+    }
     this.inFlight.set(requestId, generation);
     this.requests.push({ action: { case: "start", value: request } });
     return generation;
   }
 
-  /** Cancels one generation: it ends with FINISH_REASON_CANCELLED. Unknown ids are ignored. */
+  /**
+   * Cancels one generation: it ends with FINISH_REASON_CANCELLED. Unknown ids
+   * are ignored. After {@link close} the stream takes no more requests, so a
+   * generation still in flight is cancelled with the Abort RPC instead (the
+   * same connection and headers; its failure is ignored: the generation's own
+   * outcome still arrives on the stream).
+   */
   cancel(requestId: string): void {
-    this.requests.push({ action: { case: "cancel", value: { requestId } } });
+    const waiting = this.waiting.get(requestId);
+    if (waiting !== undefined) {
+      // Refused and waiting to retry: not running anywhere, so it ends with its refusal.
+      this.stopWaiting(requestId);
+      return;
+    }
+    if (!this.requests.isEnded) {
+      this.requests.push({ action: { case: "cancel", value: { requestId } } });
+    } else if (!this.ended && this.inFlight.has(requestId)) {
+      this.abortRpc(requestId, this.headers).catch(() => undefined);
+    }
   }
 
   /** No more requests: generations in flight run to completion, then the stream ends. */
   close(): void {
     this.requests.end();
+    for (const requestId of [...this.waiting.keys()]) {
+      this.stopWaiting(requestId);
+    }
+  }
+
+  /**
+   * For `await using`: cancels whatever still runs on the session (as
+   * {@link abort} does; nothing when every generation has ended), and waits
+   * for the stream to end. Never throws.
+   */
+  async [Symbol.asyncDispose](): Promise<void> {
+    if (this.inFlight.size > 0) {
+      this.abort();
+    } else {
+      this.close();
+    }
+    await this.closed.catch(() => undefined);
   }
 
   /** Cancels the stream and every generation on it. */
@@ -584,8 +1033,11 @@ export class Session {
           continue;
         }
         if (response.event.case === "error") {
-          this.inFlight.delete(response.requestId);
-          generation.fail(new GenerationError(response.requestId, response.event.value));
+          const failure = new GenerationError(response.requestId, response.event.value);
+          if (!this.scheduleRetry(generation, failure)) {
+            this.inFlight.delete(response.requestId);
+            generation.fail(failure);
+          }
           continue;
         }
         const event = toEvent(response);
@@ -597,13 +1049,59 @@ export class Session {
         }
       }
     } catch (error) {
-      this.failAll(ConnectError.from(error));
-      throw error;
+      const failure = TokenwireError.of(error);
+      this.failAll(failure);
+      throw failure;
     } finally {
       this.ended = true;
       this.requests.end();
+      for (const { timer } of this.waiting.values()) {
+        clearTimeout(timer);
+      }
+      this.waiting.clear();
     }
-    this.failAll(new ConnectError("session stream ended before the generation finished", Code.Internal));
+    this.failAll(protocolError("session stream ended before the generation finished"));
+  }
+
+  /**
+   * A generation refused before it started (no event yet) with a retryable
+   * code is started again after the policy's wait, unless it was cancelled,
+   * the session no longer takes requests, or the wait would pass the
+   * session's deadline. True when a retry is scheduled.
+   */
+  private scheduleRetry(generation: SessionGeneration, failure: GenerationError): boolean {
+    if (generation.received || generation.cancelRequested || this.requests.isEnded) {
+      return false;
+    }
+    const delay = retryDelayMs(this.policy, generation.attempts, failure);
+    if (delay === undefined || this.deadline.passedAfter(delay)) {
+      return false;
+    }
+    const { requestId } = generation;
+    const timer = setTimeout(() => {
+      this.waiting.delete(requestId);
+      if (this.requests.isEnded) {
+        this.inFlight.delete(requestId);
+        generation.fail(failure);
+        return;
+      }
+      generation.attempts += 1;
+      this.requests.push({ action: { case: "start", value: generation.request } });
+    }, delay);
+    this.waiting.set(requestId, { timer, failure, generation });
+    return true;
+  }
+
+  /** Ends a generation waiting to retry with the refusal it got. */
+  private stopWaiting(requestId: string): void {
+    const waiting = this.waiting.get(requestId);
+    if (waiting === undefined) {
+      return;
+    }
+    clearTimeout(waiting.timer);
+    this.waiting.delete(requestId);
+    this.inFlight.delete(requestId);
+    waiting.generation.fail(waiting.failure);
   }
 
   private failAll(error: ConnectError): void {
@@ -625,6 +1123,13 @@ export class SessionGeneration implements AsyncIterable<GenerationEvent> {
   private readonly accumulator: Accumulator;
   private readonly done: Promise<GenerationResult[]>;
   private settle!: { resolve: (r: GenerationResult[]) => void; reject: (e: unknown) => void };
+  private over = false;
+  /** @internal Attempts made to start it (retries of a retryable refusal). */
+  attempts = 1;
+  /** @internal Some event of it has arrived (it is never retried after that). */
+  received = false;
+  /** @internal cancel() was called. */
+  cancelRequested = false;
 
   /** @internal Created by {@link Session.start}. */
   constructor(
@@ -632,6 +1137,8 @@ export class SessionGeneration implements AsyncIterable<GenerationEvent> {
     /** How many samples the generation was started with (its request's `n`). */
     readonly samples: number,
     private readonly cancelFn: () => void,
+    /** @internal The start request, sent again on a retry. */
+    readonly request: SessionStartInit = { requestId },
   ) {
     checkSampleCount(samples);
     this.accumulator = new Accumulator(requestId, samples);
@@ -643,7 +1150,25 @@ export class SessionGeneration implements AsyncIterable<GenerationEvent> {
 
   /** Cancels this generation (it ends with FINISH_REASON_CANCELLED, every sample). */
   cancel(): void {
+    if (this.over) {
+      return;
+    }
+    this.cancelRequested = true;
     this.cancelFn();
+  }
+
+  /** Whether the generation has ended (finished every sample, or failed). */
+  get isDone(): boolean {
+    return this.over;
+  }
+
+  /**
+   * For `await using`: cancels the generation unless it has ended, and waits
+   * for its end (never throws).
+   */
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.cancel();
+    await this.done.catch(() => undefined);
   }
 
   /**
@@ -670,6 +1195,7 @@ export class SessionGeneration implements AsyncIterable<GenerationEvent> {
 
   /** @internal Takes one event; true once the generation is over (every sample finished, or failed). */
   deliver(event: GenerationEvent): boolean {
+    this.received = true;
     try {
       this.accumulator.add(event);
     } catch (error) {
@@ -679,6 +1205,7 @@ export class SessionGeneration implements AsyncIterable<GenerationEvent> {
     }
     this.events.push(event);
     if (this.accumulator.complete) {
+      this.over = true;
       this.events.end();
       this.settle.resolve(this.accumulator.results());
       return true;
@@ -688,6 +1215,7 @@ export class SessionGeneration implements AsyncIterable<GenerationEvent> {
 
   /** @internal */
   fail(error: unknown): void {
+    this.over = true;
     this.events.fail(error);
     this.settle.reject(error);
   }

@@ -104,6 +104,18 @@ final class Accumulator {
     return bySample.computeIfAbsent(index, i -> new Sample());
   }
 
+  /**
+   * The error for a stream that ended (normally, at the gRPC level) before every sample's
+   * {@code finished} event: INTERNAL, as the server broke the streaming contract.
+   */
+  StatusRuntimeException truncated(String stream) {
+    return Status.INTERNAL
+        .withDescription(samples == 1
+            ? "the " + stream + " stream ended without a finished event"
+            : "the " + stream + " stream ended after " + finishedCount + " finished events of " + samples + " samples")
+        .asRuntimeException();
+  }
+
   private StatusRuntimeException protocolError(String what) {
     return Status.INTERNAL
         .withDescription("generation " + requestId + ": the server sent " + what)

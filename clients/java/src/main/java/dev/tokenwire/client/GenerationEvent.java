@@ -82,6 +82,11 @@ public sealed interface GenerationEvent {
     public io.grpc.Status.Code code() {
       return io.grpc.Status.fromCodeValue(status.getCode()).getCode();
     }
+
+    /** The status's details decoded: field violations, retry delay, ErrorInfo reason. */
+    public ErrorDetails details() {
+      return ErrorDetails.of(status);
+    }
   }
 
   /** Maps one event of a Generate stream. */

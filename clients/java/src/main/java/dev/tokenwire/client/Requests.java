@@ -10,6 +10,7 @@ import dev.tokenwire.v1.SamplingParams;
 import dev.tokenwire.v1.StoppingCriteria;
 import dev.tokenwire.v1.StructuredOutput;
 import dev.tokenwire.v1.StructuredOutputKind;
+import dev.tokenwire.v1.TokenIds;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
@@ -42,6 +43,43 @@ public final class Requests {
   /** A request whose input is a plain text prompt. */
   public static GenerateRequest.Builder text(String prompt) {
     return GenerateRequest.newBuilder().setText(prompt);
+  }
+
+  /** A request whose input is a conversation ({@link #message}s, oldest first). */
+  public static GenerateRequest.Builder chat(List<ChatMessage> messages) {
+    return GenerateRequest.newBuilder().setChat(Chat.newBuilder().addAllMessages(messages));
+  }
+
+  /** One chat message: {@code role} is "system", "user", "assistant" or "tool". */
+  public static ChatMessage message(String role, String content) {
+    return ChatMessage.newBuilder().setRole(role).setContent(content).build();
+  }
+
+  /** A request whose input is token ids, used as they are (each an unsigned id in the vocabulary). */
+  public static GenerateRequest.Builder tokens(int... ids) {
+    TokenIds.Builder tokenIds = TokenIds.newBuilder();
+    for (int id : ids) {
+      if (id < 0) {
+        throw new IllegalArgumentException("token id " + id + " is negative");
+      }
+      tokenIds.addIds(id);
+    }
+    return GenerateRequest.newBuilder().setTokenIds(tokenIds);
+  }
+
+  /** A text request with {@code options} (every other GenerateRequest field). */
+  public static GenerateRequest text(String prompt, GenerateOptions options) {
+    return options.applyTo(text(prompt)).build();
+  }
+
+  /** A one-message chat request from the user with {@code options}. */
+  public static GenerateRequest chat(String userMessage, GenerateOptions options) {
+    return options.applyTo(chat(userMessage)).build();
+  }
+
+  /** A chat request with {@code options}. */
+  public static GenerateRequest chat(List<ChatMessage> messages, GenerateOptions options) {
+    return options.applyTo(chat(messages)).build();
   }
 
   /** Greedy decoding (temperature 0): the same request gives the same output. */

@@ -6,6 +6,7 @@ import dev.tokenwire.v1.SessionCancel;
 import dev.tokenwire.v1.SessionRequest;
 import dev.tokenwire.v1.SessionResponse;
 import io.grpc.Status;
+import io.grpc.protobuf.StatusProto;
 import io.grpc.stub.ClientCallStreamObserver;
 import io.grpc.stub.ClientResponseObserver;
 import java.time.Duration;
@@ -16,6 +17,7 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
+import java.util.function.BiFunction;
 import java.util.function.Consumer;
 
 /**
@@ -31,13 +33,18 @@ public final class Session implements AutoCloseable {
   private final Map<String, SessionGeneration> inFlight = new ConcurrentHashMap<>();
   private final CompletableFuture<Void> terminated = new CompletableFuture<>();
   private final Consumer<String> abort;
+  private final BiFunction<Integer, Throwable, Duration> retryDelay;
+  /** Generations waiting to be sent again, with the error that ends them if they are not. */
+  private final Map<String, GenerationEvent.Failed> waiting = new ConcurrentHashMap<>();
   private final Object sendLock = new Object();
   private ClientCallStreamObserver<SessionRequest> requests; // guarded by sendLock
   private boolean halfClosed; // guarded by sendLock
-  private volatile Status ended;
+  private volatile com.google.rpc.Status ended; // with its details (BadRequest, RetryInfo, ...)
 
-  Session(GenerationServiceGrpc.GenerationServiceStub stub, Consumer<String> abort) {
+  Session(GenerationServiceGrpc.GenerationServiceStub stub, Consumer<String> abort,
+      BiFunction<Integer, Throwable, Duration> retryDelay) {
     this.abort = abort;
+    this.retryDelay = retryDelay;
     synchronized (sendLock) {
       stub.session(new Responses());
     }
@@ -55,7 +62,7 @@ public final class Session implements AutoCloseable {
     if (id.isEmpty()) {
       throw new IllegalArgumentException("a Session generation needs a request_id");
     }
-    SessionGeneration generation = new SessionGeneration(this, id, Accumulator.samples(request));
+    SessionGeneration generation = new SessionGeneration(this, request, Accumulator.samples(request));
     synchronized (sendLock) {
       if (halfClosed) {
         throw new IllegalStateException("the session no longer takes requests");
@@ -65,7 +72,7 @@ public final class Session implements AutoCloseable {
       }
       requests.onNext(SessionRequest.newBuilder().setStart(request).build());
     }
-    Status status = ended;
+    com.google.rpc.Status status = ended;
     if (status != null) {
       fail(generation, status);
     }
@@ -77,6 +84,11 @@ public final class Session implements AutoCloseable {
    * {@link #halfClose()} the cancel goes through the Abort RPC instead.
    */
   public void cancel(String requestId) {
+    GenerationEvent.Failed pending = waiting.remove(requestId);
+    if (pending != null) { // waiting to be sent again: it ends now, with its error
+      endWith(requestId, pending);
+      return;
+    }
     synchronized (sendLock) {
       if (!halfClosed) {
         requests.onNext(SessionRequest.newBuilder()
@@ -94,6 +106,13 @@ public final class Session implements AutoCloseable {
       if (!halfClosed) {
         halfClosed = true;
         requests.onCompleted();
+      }
+    }
+    // Generations waiting to be sent again cannot be: they end with their error.
+    for (String id : List.copyOf(waiting.keySet())) {
+      GenerationEvent.Failed pending = waiting.remove(id);
+      if (pending != null) {
+        endWith(id, pending);
       }
     }
   }
@@ -126,19 +145,77 @@ public final class Session implements AutoCloseable {
     }
   }
 
-  private void endAll(Status status) {
+  private void endAll(com.google.rpc.Status status) {
     ended = status;
+    // Those waiting to be sent again end with their own error.
+    for (String id : List.copyOf(waiting.keySet())) {
+      GenerationEvent.Failed pending = waiting.remove(id);
+      if (pending != null) {
+        endWith(id, pending);
+      }
+    }
     for (SessionGeneration generation : List.copyOf(inFlight.values())) {
       fail(generation, status);
     }
   }
 
-  private void fail(SessionGeneration generation, Status status) {
+  private void endWith(String requestId, GenerationEvent event) {
+    SessionGeneration generation = inFlight.get(requestId);
+    if (generation != null && generation.deliver(event)) {
+      inFlight.remove(requestId, generation);
+    }
+  }
+
+  /**
+   * Schedules sending {@code generation}'s start again after {@code failed} (a retryable error
+   * before any of its events) and returns true, or returns false when the error is final.
+   */
+  private boolean retryLater(SessionGeneration generation, GenerationEvent.Failed failed) {
+    if (!generation.retryable()) {
+      return false;
+    }
+    Duration delay = retryDelay.apply(generation.attempts(), Accumulator.failure(failed));
+    if (delay == null) {
+      return false;
+    }
+    String id = generation.requestId();
+    waiting.put(id, failed);
+    CompletableFuture.delayedExecutor(delay.toNanos(), TimeUnit.NANOSECONDS).execute(() -> {
+      GenerationEvent.Failed pending = waiting.remove(id);
+      if (pending == null) {
+        return; // cancelled, half-closed or the stream ended meanwhile
+      }
+      synchronized (sendLock) {
+        if (!halfClosed && !terminated.isDone() && generation.retryable() && inFlight.get(id) == generation) {
+          generation.nextAttempt();
+          requests.onNext(SessionRequest.newBuilder().setStart(generation.request()).build());
+          return;
+        }
+      }
+      endWith(id, pending);
+    });
+    return true;
+  }
+
+  private void fail(SessionGeneration generation, com.google.rpc.Status status) {
     inFlight.remove(generation.requestId(), generation);
-    generation.deliver(new GenerationEvent.Failed(generation.requestId(), com.google.rpc.Status.newBuilder()
+    generation.deliver(new GenerationEvent.Failed(generation.requestId(), status));
+  }
+
+  /** The stream's error as a google.rpc.Status, its details (BadRequest, RetryInfo, ...) kept. */
+  static com.google.rpc.Status statusOf(Throwable error) {
+    com.google.rpc.Status full = StatusProto.fromThrowable(error);
+    if (full != null) {
+      return full;
+    }
+    return statusOf(Status.fromThrowable(error));
+  }
+
+  private static com.google.rpc.Status statusOf(Status status) {
+    return com.google.rpc.Status.newBuilder()
         .setCode(status.getCode().value())
         .setMessage(status.getDescription() == null ? status.getCode().name() : status.getDescription())
-        .build()));
+        .build();
   }
 
   private final class Responses implements ClientResponseObserver<SessionRequest, SessionResponse> {
@@ -154,6 +231,9 @@ public final class Session implements AutoCloseable {
       if (generation == null) {
         return; // ended already (for example failed with the stream)
       }
+      if (event instanceof GenerationEvent.Failed failed && retryLater(generation, failed)) {
+        return;
+      }
       if (generation.deliver(event)) { // its last event: the last sample's finished, or an error
         inFlight.remove(event.requestId(), generation);
       }
@@ -161,13 +241,13 @@ public final class Session implements AutoCloseable {
 
     @Override
     public void onError(Throwable error) {
-      endAll(Status.fromThrowable(error));
+      endAll(statusOf(error));
       terminated.completeExceptionally(error);
     }
 
     @Override
     public void onCompleted() {
-      endAll(Status.INTERNAL.withDescription("the Session stream ended before this generation's final event"));
+      endAll(statusOf(Status.INTERNAL.withDescription("the Session stream ended before this generation's final event")));
       terminated.complete(null);
     }
   }

@@ -1,8 +1,12 @@
 package dev.tokenwire.client;
 
+import dev.tokenwire.v1.GenerateRequest;
+import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 import java.time.Duration;
+import java.util.Iterator;
 import java.util.List;
+import java.util.NoSuchElementException;
 import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.LinkedBlockingQueue;
@@ -14,7 +18,7 @@ import java.util.concurrent.TimeUnit;
  * a request with {@code n} > 1); both see every event. The generation ends with its last
  * sample's {@code finished} event (the only one when {@code n} is 1) or with a {@code Failed}.
  */
-public final class SessionGeneration {
+public final class SessionGeneration implements Iterable<GenerationEvent> {
   private final Session session;
   private final String requestId;
   private final BlockingQueue<GenerationEvent> events = new LinkedBlockingQueue<>();
@@ -24,10 +28,15 @@ public final class SessionGeneration {
   private boolean ended; // guarded by this
   private volatile GenerationEvent lastEvent; // the event that ended the generation, once it has
   private volatile boolean lastTaken;
+  private final GenerateRequest request;
+  private volatile boolean received; // an event other than a retried error has arrived
+  private volatile boolean cancelRequested;
+  private int attempts = 1; // starts sent; guarded by this
 
-  SessionGeneration(Session session, String requestId, long samples) {
+  SessionGeneration(Session session, GenerateRequest request, long samples) {
     this.session = session;
-    this.requestId = requestId;
+    this.request = request;
+    this.requestId = request.getRequestId();
     this.accumulator = new Accumulator(requestId, samples);
     this.result = samples == 1 ? new CompletableFuture<>() : null;
   }
@@ -92,13 +101,69 @@ public final class SessionGeneration {
   }
 
   /**
+   * The generation's events as a blocking iterator, like {@link GenerationStream}: it ends after
+   * the last sample's {@code finished} event, and throws the {@link StatusRuntimeException} of a
+   * failed generation (a Session {@code error}, or the stream failing) instead of returning its
+   * {@code Failed} event. It shares the queue with {@link #take()}: each event is read once.
+   * When the waiting thread is interrupted, {@code next()} throws CANCELLED (the thread's
+   * interrupt flag stays set).
+   */
+  @Override
+  public Iterator<GenerationEvent> iterator() {
+    return new Iterator<>() {
+      @Override
+      public boolean hasNext() {
+        return !(lastTaken && events.isEmpty());
+      }
+
+      @Override
+      public GenerationEvent next() {
+        if (!hasNext()) {
+          throw new NoSuchElementException("generation " + requestId + " has ended");
+        }
+        GenerationEvent event;
+        try {
+          event = take();
+        } catch (InterruptedException e) {
+          Thread.currentThread().interrupt();
+          throw Status.CANCELLED.withDescription("interrupted while waiting for an event of generation " + requestId)
+              .withCause(e).asRuntimeException();
+        }
+        if (event instanceof GenerationEvent.Failed failed) {
+          throw Accumulator.failure(failed);
+        }
+        return event;
+      }
+    };
+  }
+
+  /**
    * Cancels the generation: each sample still running ends with a {@code finished} event whose
    * reason is FINISH_REASON_CANCELLED. Does nothing once it has ended.
    */
   public void cancel() {
+    cancelRequested = true;
     if (!isDone()) {
       session.cancel(requestId);
     }
+  }
+
+  /** How many times its start has been sent (more than 1 after retries). */
+  public synchronized int attempts() {
+    return attempts;
+  }
+
+  GenerateRequest request() {
+    return request;
+  }
+
+  /** Whether a failure now may be retried: nothing received yet and no cancel asked for. */
+  boolean retryable() {
+    return !received && !cancelRequested;
+  }
+
+  synchronized int nextAttempt() {
+    return ++attempts;
   }
 
   private GenerationEvent record(GenerationEvent event) {
@@ -116,6 +181,7 @@ public final class SessionGeneration {
     if (ended) {
       return true;
     }
+    received = true;
     List<GenerationResult> done;
     try {
       done = accumulator.add(event);

@@ -204,8 +204,9 @@ class TokenwireClientTest {
 
   @Test
   void aStreamThatEndsBeforeEverySampleFinishedIsAnError() {
-    IllegalStateException error = assertThrows(IllegalStateException.class,
+    StatusRuntimeException error = assertThrows(StatusRuntimeException.class,
         () -> client.generate(samples("short", 3)).collectSamples((text, sample) -> {}));
+    assertEquals(Status.Code.INTERNAL, error.getStatus().getCode());
     assertTrue(error.getMessage().contains("1 finished events of 3 samples"), error.getMessage());
   }
 
