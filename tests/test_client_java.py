@@ -7,6 +7,8 @@ dependencies.
 
 from __future__ import annotations
 
+import json
+
 from tests.client_examples import (
     CLIENTS,
     check_retry_output,
@@ -55,3 +57,17 @@ def test_samples_example(live_server: LiveServer) -> None:
 
 def test_retry_example(busy_sim_server: LiveServer) -> None:
     check_retry_output(run_while_busy(java("dev.tokenwire.examples.RetryExample"), busy_sim_server))
+
+
+def test_tokenize_example(live_server: LiveServer) -> None:
+    """tokenize(chat) gives the ids and the rendered prompt, detokenize gives the text back."""
+    output = run_example(java("dev.tokenwire.examples.TokenizeExample"), live_server)
+    fields = dict(line.split(" ", 1) for line in output.splitlines())
+    assert set(fields) == {"chat_tokens", "rendered", "kept", "text_tokens", "text"}, output
+    rendered = json.loads(fields["rendered"])
+    assert int(fields["chat_tokens"]) > 0
+    assert "You are a helpful assistant." in rendered
+    assert rendered.endswith("What is the capital of France?<|im_end|>\n<|im_start|>assistant\n"), rendered
+    assert json.loads(fields["kept"]) == rendered
+    assert int(fields["text_tokens"]) > 5
+    assert json.loads(fields["text"]) == "Tokenizers split text: naïve café, 東京."

@@ -515,6 +515,20 @@ async def test_generate_retries_honouring_retry_info(fake: Fake) -> None:
     assert isinstance(events[-1], Finished) and events[-1].request_id == "r1"
 
 
+async def test_a_calls_own_retry_policy_overrides_the_clients(fake: Fake) -> None:
+    fake.script.failures = [(U, 0.01), (U, 0.01)]
+    async with AsyncClient(fake.address, retry=RetryPolicy.disabled()) as client:
+        stream = client.generate("hi", request_id="per-call", retry=FAST)
+        events = [event async for event in stream]
+        assert stream.attempts == 3 and isinstance(events[-1], Finished)
+        fake.script.failures, fake.script.calls = [(U, 0.01)], 0
+        with pytest.raises(UnavailableError):
+            await client.complete("hi", request_id="no-retry")  # the client's policy: none
+        fake.script.failures, fake.script.calls = [(U, 0.01)], 0
+        assert (await client.model_info(retry=FAST)).model  # unary calls take one too
+        assert fake.script.calls == 2
+
+
 async def test_retries_are_bounded(fake: Fake) -> None:
     fake.script.failures = [(U, 0.01)] * 5
     async with AsyncClient(fake.address, retry=RetryPolicy(max_attempts=2)) as client:

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package tokenwire is a thin, typed Go client for the tokenwire.v1 gRPC API.
 //
 // The generated messages and stubs live in

@@ -126,8 +126,9 @@ impl Client {
     /// A client that retries per `policy` (the default: [`RetryPolicy::default`];
     /// [`RetryPolicy::disabled`] turns retries off). Generate is retried only
     /// before its first event; unary calls (model info, load, tokenize,
-    /// detokenize, abort) until they succeed; Session streams are not
-    /// retried.
+    /// detokenize, abort) until they succeed; a Session start is re-sent on
+    /// its stream when its `error` event comes before any other event of it
+    /// (see [`Session::start`]); the Session stream itself is not retried.
     #[must_use]
     pub fn with_retry(&self, policy: RetryPolicy) -> Self {
         Self {
@@ -271,8 +272,11 @@ impl Client {
     /// itself starts in the background (on the current tokio runtime, so
     /// call this from within one); its failures are reported to every
     /// generation of the session.
+    ///
+    /// Cancels after [`Session::close`] call [`Client::abort`] on this
+    /// client.
     pub fn session(&self) -> Session {
-        Session::open(self.generation.clone(), self.deadline)
+        Session::open(self.generation.clone(), self.deadline, self.clone())
     }
 
     /// Describes the model and engine behind the server.
@@ -295,12 +299,58 @@ impl Client {
         .await
     }
 
-    /// Tokenizes text exactly as a `text` prompt would be.
+    /// Tokenizes text exactly as a `text` prompt would be: the response's
+    /// `token_ids` (its `rendered_prompt` is empty for text).
     pub async fn tokenize(&self, text: impl Into<String>) -> Result<TokenizeResponse> {
         use crate::pb::v1::tokenize_request::Input;
-        let message = TokenizeRequest {
+        self.tokenize_request(TokenizeRequest {
             input: Some(Input::Text(text.into())),
-        };
+        })
+        .await
+    }
+
+    /// Tokenizes a conversation, given as `(role, content)` pairs oldest
+    /// first (as [`crate::request::chat`] takes them), exactly as a `chat`
+    /// prompt would be: rendered with the model's chat template, followed
+    /// by the generation prompt for the assistant's reply. The response
+    /// carries the `token_ids` and the `rendered_prompt` text that was
+    /// tokenized. An empty conversation is refused with `INVALID_ARGUMENT`
+    /// (by the server).
+    ///
+    /// ```no_run
+    /// # async fn run(client: &tokenwire_client::Client) -> tokenwire_client::Result<()> {
+    /// let tokens = client
+    ///     .tokenize_chat([("system", "Be brief."), ("user", "Hi!")])
+    ///     .await?;
+    /// println!("{} tokens: {:?}", tokens.token_ids.len(), tokens.rendered_prompt);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn tokenize_chat<R, C>(
+        &self,
+        messages: impl IntoIterator<Item = (R, C)>,
+    ) -> Result<TokenizeResponse>
+    where
+        R: Into<String>,
+        C: Into<String>,
+    {
+        use crate::pb::v1::{Chat, ChatMessage, tokenize_request::Input};
+        let messages = messages
+            .into_iter()
+            .map(|(role, content)| ChatMessage {
+                role: role.into(),
+                content: content.into(),
+            })
+            .collect();
+        self.tokenize_request(TokenizeRequest {
+            input: Some(Input::Chat(Chat { messages })),
+        })
+        .await
+    }
+
+    /// Sends a Tokenize request as built (text or chat input), with the
+    /// client's deadline, retries and metadata.
+    pub async fn tokenize_request(&self, message: TokenizeRequest) -> Result<TokenizeResponse> {
         self.unary(|timeout| {
             let mut stub = self.model.clone();
             let request = self.request(message.clone(), timeout);

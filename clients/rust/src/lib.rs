@@ -14,8 +14,8 @@
 //! * [`Client::abort`] cancels any generation by id, from any connection;
 //! * [`Client::with_deadline`] sets a gRPC deadline on every call;
 //! * [`Client::with_retry`] and [`RetryPolicy`] retry `UNAVAILABLE` and
-//!   `RESOURCE_EXHAUSTED` (before a stream's first event), honouring the
-//!   server's `RetryInfo`; [`Client::generate_with`] and [`CallOptions`] set
+//!   `RESOURCE_EXHAUSTED` (before a stream's first event, Session starts
+//!   included), honouring the server's `RetryInfo`; [`Client::generate_with`] and [`CallOptions`] set
 //!   the deadline and retries of one call;
 //! * every call fails with [`Error`]: a gRPC status whose standard details
 //!   (field violations, retry delay, `ErrorInfo` reason) it decodes, or a

@@ -104,7 +104,7 @@ impl RetryPolicy {
 
 /// A uniform random number in `[0, 1)` for the jitter (std's randomly keyed
 /// hasher: no extra dependency, good enough for spreading retries).
-fn jitter() -> f64 {
+pub(crate) fn jitter() -> f64 {
     let mut hasher = RandomState::new().build_hasher();
     hasher.write_u128(
         std::time::SystemTime::now()

@@ -1,6 +1,7 @@
 use std::collections::HashMap;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -8,17 +9,20 @@ use futures_core::Stream;
 
 use prost::Message as _;
 use tokio::sync::mpsc;
+use tokio::task::AbortHandle;
+use tokio::time::Instant;
 use tokio_stream::wrappers::UnboundedReceiverStream;
 use tonic::codegen::Bytes;
 use tonic::{Code, Request, Status};
 
-use crate::client::{Accumulator, AuthChannel, Completion, Event, Samples};
+use crate::client::{Accumulator, AuthChannel, Client, Completion, Event, Samples};
 use crate::error::{Error, Result};
 use crate::pb::v1::{
     GenerateRequest, SessionCancel, SessionRequest, SessionResponse,
     generation_service_client::GenerationServiceClient, session_request::Action,
     session_response::Event as ResponseEvent,
 };
+use crate::retry::{RetryPolicy, jitter};
 
 type EventSender = mpsc::UnboundedSender<Result<Event>>;
 
@@ -44,6 +48,39 @@ impl Ended {
 struct Route {
     sender: EventSender,
     samples: Samples,
+    /// What re-sending the start needs, until the generation's first event
+    /// arrived or it was cancelled (`None` from then on: no more retries).
+    start: Option<Start>,
+}
+
+/// A start that may still be re-sent after a retryable `error` event.
+struct Start {
+    request: GenerateRequest,
+    policy: RetryPolicy,
+    /// Attempts so far, shared with the [`SessionGeneration`] (which reports
+    /// it); also tells this start apart from a later one of the same id.
+    attempts: Arc<AtomicU32>,
+    /// While waiting to re-send: the error event's status (the generation's
+    /// error, should the start not be re-sent after all) and the waiting task.
+    waiting: Option<(Status, AbortHandle)>,
+}
+
+impl Route {
+    /// Whether the generation is waiting to be re-sent (and so is not on the
+    /// server).
+    fn waiting(&self) -> bool {
+        self.start
+            .as_ref()
+            .is_some_and(|start| start.waiting.is_some())
+    }
+
+    /// Ends a generation that was waiting to be re-sent with its last error.
+    fn give_up(self) {
+        if let Some((status, task)) = self.start.and_then(|start| start.waiting) {
+            task.abort();
+            let _ = self.sender.send(Err(status.into()));
+        }
+    }
 }
 
 /// State shared by the session handle, its generations and the reader task.
@@ -55,6 +92,13 @@ struct Shared {
     ended: Option<Ended>,
     /// The request side; `None` once half-closed.
     outbound: Option<mpsc::UnboundedSender<SessionRequest>>,
+    /// The client that opened the session: a cancel after the half-close
+    /// calls its Abort RPC (`None` only in unit tests).
+    client: Option<Client>,
+    /// The client's retry policy, for starts without their own.
+    retry: RetryPolicy,
+    /// When the session call's deadline passes, if it has one.
+    deadline: Option<Instant>,
 }
 
 fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
@@ -70,7 +114,9 @@ fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
 /// [`SessionGeneration`] that receives that generation's events only.
 /// [`Session::close`] half-closes the stream ("no more requests"); the server
 /// then ends it once the generations in flight finish. Dropping the session
-/// and all its generations also half-closes it.
+/// and all its generations also half-closes it. Generations still in flight
+/// can be cancelled after the half-close too: the cancel then goes through
+/// the Abort RPC (see [`Session::cancel`]).
 #[derive(Clone)]
 pub struct Session {
     shared: Arc<Mutex<Shared>>,
@@ -87,13 +133,19 @@ impl std::fmt::Debug for Session {
 }
 
 impl Session {
+    /// Opens a Session on `stub`; `client` (the stub's) makes the Abort
+    /// calls of the cancels sent after the half-close.
     pub(crate) fn open(
-        client: GenerationServiceClient<AuthChannel>,
+        stub: GenerationServiceClient<AuthChannel>,
         deadline: Option<Duration>,
+        client: Client,
     ) -> Self {
         let (outbound, requests) = mpsc::unbounded_channel();
         let shared = Arc::new(Mutex::new(Shared {
             outbound: Some(outbound),
+            retry: client.retry_policy().clone(),
+            client: Some(client),
+            deadline: deadline.map(|deadline| Instant::now() + deadline),
             ..Shared::default()
         }));
         let mut request = Request::new(UnboundedReceiverStream::new(requests));
@@ -103,20 +155,46 @@ impl Session {
         // The call runs in its own task: the server may send no response
         // headers before the first start, so awaiting them here could wait
         // forever.
-        tokio::spawn(read(client, request, Arc::downgrade(&shared)));
+        tokio::spawn(read(stub, request, Arc::downgrade(&shared)));
         Self { shared }
     }
 
     /// Starts a generation. `request.request_id` is required and must not be
     /// in flight on this session (`ALREADY_EXISTS` otherwise).
+    ///
+    /// A start whose `error` event comes before any other event of it, with a
+    /// retryable code (`UNAVAILABLE`, `RESOURCE_EXHAUSTED`), is re-sent on
+    /// this stream per the client's [`RetryPolicy`] (the server's
+    /// `RetryInfo` delay, or jittered backoff; at most `max_attempts`
+    /// attempts; never past the session's deadline), unless it was cancelled
+    /// or the session closed meanwhile: then it ends with that error.
+    /// [`SessionGeneration::attempts`] counts the attempts.
     pub fn start(&self, request: impl Into<GenerateRequest>) -> Result<SessionGeneration> {
-        let request = request.into();
+        self.start_inner(request.into(), None)
+    }
+
+    /// [`Session::start`] with this start's own retry policy
+    /// ([`RetryPolicy::disabled`]: never re-sent).
+    pub fn start_with_retry(
+        &self,
+        request: impl Into<GenerateRequest>,
+        policy: RetryPolicy,
+    ) -> Result<SessionGeneration> {
+        self.start_inner(request.into(), Some(policy))
+    }
+
+    fn start_inner(
+        &self,
+        request: GenerateRequest,
+        policy: Option<RetryPolicy>,
+    ) -> Result<SessionGeneration> {
         let request_id = request.request_id.clone();
         if request_id.is_empty() {
             return Err(Status::invalid_argument("a Session start needs a request_id").into());
         }
         let samples = Samples::of(request.n);
         let (sender, events) = mpsc::unbounded_channel();
+        let attempts = Arc::new(AtomicU32::new(1));
         {
             let mut shared = lock(&self.shared);
             if let Some(ended) = &shared.ended {
@@ -132,11 +210,12 @@ impl Session {
                 return Err(Status::failed_precondition("the session is closed").into());
             };
             let start = SessionRequest {
-                action: Some(Action::Start(request)),
+                action: Some(Action::Start(request.clone())),
             };
             if outbound.send(start).is_err() {
                 return Err(Status::unavailable("the session stream is gone").into());
             }
+            let policy = policy.unwrap_or_else(|| shared.retry.clone());
             // Registered under the same lock as the send, so no event of
             // this generation can arrive unrouted.
             shared.routes.insert(
@@ -144,6 +223,12 @@ impl Session {
                 Route {
                     sender,
                     samples: samples.clone(),
+                    start: Some(Start {
+                        request,
+                        policy,
+                        attempts: attempts.clone(),
+                        waiting: None,
+                    }),
                 },
             );
         }
@@ -153,27 +238,38 @@ impl Session {
             session: self.clone(),
             samples,
             done: false,
+            attempts,
         })
     }
 
     /// Cancels the generation `request_id` of this session: it ends with a
     /// `Finished` event whose reason is `FINISH_REASON_CANCELLED`. Unknown
     /// or finished ids are ignored by the server.
+    ///
+    /// After [`Session::close`] the stream carries no more requests, so the
+    /// cancel calls the Abort RPC with the request id instead (on the
+    /// current tokio runtime, in the background, with the client's deadline,
+    /// retry policy and metadata); the generation still ends with its
+    /// `FINISH_REASON_CANCELLED` `Finished` event on the session. Should
+    /// that call fail, the generation ends with its error. Ids not in flight
+    /// on this session are then ignored here (an Abort would cancel a
+    /// generation of that id elsewhere; [`crate::Client::abort`] does that).
     pub fn cancel(&self, request_id: impl Into<String>) -> Result<()> {
-        let shared = lock(&self.shared);
-        send_cancel(&shared, request_id.into())
+        let mut shared = lock(&self.shared);
+        self.send_cancel(&mut shared, request_id.into())
     }
 
     /// Cancels every generation in flight on this session (each ends with a
     /// `FINISH_REASON_CANCELLED` `Finished` event) and returns how many
-    /// cancels were sent. The session stays open for new starts; call
+    /// cancels were sent (through the Abort RPC after [`Session::close`], as
+    /// for [`Session::cancel`]). The session stays open for new starts; call
     /// [`Session::close`] too to end it.
     pub fn cancel_all(&self) -> Result<usize> {
-        let shared = lock(&self.shared);
+        let mut shared = lock(&self.shared);
         let mut ids: Vec<String> = shared.routes.keys().cloned().collect();
         ids.sort();
         for id in &ids {
-            send_cancel(&shared, id.clone())?;
+            self.send_cancel(&mut shared, id.clone())?;
         }
         Ok(ids.len())
     }
@@ -185,24 +281,78 @@ impl Session {
         ids
     }
 
-    /// Half-closes the stream: no more starts or cancels. Generations in
-    /// flight run to completion.
+    /// Half-closes the stream: no more starts. Generations in flight run to
+    /// completion, unless cancelled (which then calls the Abort RPC). A
+    /// generation waiting to be re-sent after a retryable error cannot be
+    /// any more: it ends with that error.
     pub fn close(&self) {
-        lock(&self.shared).outbound = None;
+        let mut shared = lock(&self.shared);
+        shared.outbound = None;
+        let waiting: Vec<String> = shared
+            .routes
+            .iter()
+            .filter(|(_, route)| route.waiting())
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in waiting {
+            if let Some(route) = shared.routes.remove(&id) {
+                route.give_up();
+            }
+        }
     }
-}
 
-/// Sends a cancel for `request_id` on the session's request side.
-fn send_cancel(shared: &Shared, request_id: String) -> Result<()> {
-    let Some(outbound) = &shared.outbound else {
-        return Err(Status::failed_precondition("the session is closed; use Client::abort").into());
-    };
-    let cancel = SessionRequest {
-        action: Some(Action::Cancel(SessionCancel { request_id })),
-    };
-    outbound
-        .send(cancel)
-        .map_err(|_| Status::unavailable("the session stream is gone").into())
+    /// Cancels `request_id`: a cancel on the session's request side while
+    /// it is open; after the half-close, an Abort call for a generation in
+    /// flight on this session (nothing for any other id). A generation
+    /// waiting to be re-sent is not on the server: it ends with its last
+    /// error at once; any other is never re-sent from now on.
+    fn send_cancel(&self, shared: &mut Shared, request_id: String) -> Result<()> {
+        if let Some(route) = shared.routes.get_mut(&request_id) {
+            if route.waiting() {
+                if let Some(route) = shared.routes.remove(&request_id) {
+                    route.give_up();
+                }
+                return Ok(());
+            }
+            route.start = None;
+        }
+        if let Some(outbound) = &shared.outbound {
+            let cancel = SessionRequest {
+                action: Some(Action::Cancel(SessionCancel { request_id })),
+            };
+            return outbound
+                .send(cancel)
+                .map_err(|_| Status::unavailable("the session stream is gone").into());
+        }
+        if !shared.routes.contains_key(&request_id) {
+            // Finished, unknown, or the stream ended (and with it every
+            // generation on it): nothing to cancel.
+            return Ok(());
+        }
+        let Some(client) = shared.client.clone() else {
+            return Err(Status::failed_precondition("the session is closed").into());
+        };
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
+            Status::failed_precondition(
+                "the session is closed, and its Abort call needs a tokio runtime",
+            )
+        })?;
+        let session = Arc::downgrade(&self.shared);
+        runtime.spawn(async move {
+            // Success: the generation ends with its cancelled `Finished`
+            // event on the stream (or had finished meanwhile).
+            let Err(error) = client.abort(request_id.clone()).await else {
+                return;
+            };
+            let Some(session) = session.upgrade() else {
+                return;
+            };
+            if let Some(route) = lock(&session).routes.remove(&request_id) {
+                let _ = route.sender.send(Err(error));
+            }
+        });
+        Ok(())
+    }
 }
 
 /// One generation of a [`Session`]: a [`Stream`] of `Result<Event, Error>`
@@ -215,12 +365,19 @@ pub struct SessionGeneration {
     session: Session,
     samples: Samples,
     done: bool,
+    attempts: Arc<AtomicU32>,
 }
 
 impl SessionGeneration {
     /// The generation's id.
     pub fn request_id(&self) -> &str {
         &self.request_id
+    }
+
+    /// How many times its start was sent (1 unless it was re-sent after a
+    /// retryable `error` event, see [`Session::start`]).
+    pub fn attempts(&self) -> u32 {
+        self.attempts.load(Ordering::Relaxed)
     }
 
     /// The number of samples requested (`n`; 1 when the request left it
@@ -271,9 +428,11 @@ impl Drop for SessionGeneration {
     /// `select!` that took another branch) is cancelled on the server.
     fn drop(&mut self) {
         if !self.done && !self.request_id.is_empty() {
-            let shared = lock(&self.session.shared);
+            let mut shared = lock(&self.session.shared);
             if shared.routes.contains_key(&self.request_id) {
-                let _ = send_cancel(&shared, self.request_id.clone());
+                let _ = self
+                    .session
+                    .send_cancel(&mut shared, self.request_id.clone());
             }
         }
     }
@@ -320,15 +479,15 @@ fn to_status(error: &tonic_types::pb::Status) -> Status {
 async fn read(
     mut client: GenerationServiceClient<AuthChannel>,
     request: Request<UnboundedReceiverStream<SessionRequest>>,
-    shared: std::sync::Weak<Mutex<Shared>>,
+    shared: Weak<Mutex<Shared>>,
 ) {
     let result = async {
         let mut stream = client.session(request).await?.into_inner();
         while let Some(response) = stream.message().await? {
-            let Some(shared) = shared.upgrade() else {
+            let Some(session) = shared.upgrade() else {
                 break;
             };
-            route(&mut lock(&shared), response);
+            route(&mut lock(&session), response, &shared);
         }
         Ok::<(), Status>(())
     }
@@ -344,20 +503,51 @@ async fn read(
         Err(status) => Ended::Status(status),
     };
     for (_, route) in shared.routes.drain() {
+        if let Some((_, task)) = route.start.and_then(|start| start.waiting) {
+            task.abort();
+        }
         let _ = route.sender.send(Err(ended.error()));
     }
     shared.ended = Some(ended);
     shared.outbound = None;
 }
 
-fn route(shared: &mut Shared, response: SessionResponse) {
+/// Routes one response to its generation; `session` (the shared state's)
+/// lets a retry re-send the start later.
+fn route(shared: &mut Shared, response: SessionResponse, session: &Weak<Mutex<Shared>>) {
     let Some(event) = response.event else {
         return;
     };
-    let Some(route) = shared.routes.get_mut(&response.request_id) else {
+    let Shared {
+        routes,
+        outbound,
+        deadline,
+        ..
+    } = shared;
+    let Some(route) = routes.get_mut(&response.request_id) else {
         // Events for unknown ids are ignored.
         return;
     };
+    if let ResponseEvent::Error(error) = &event {
+        let status = to_status(error);
+        if let Some(start) = &mut route.start
+            && outbound.is_some()
+            && let Some(delay) = retry_delay(start, &status, *deadline)
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            let task = runtime.spawn(resend(
+                session.clone(),
+                response.request_id.clone(),
+                start.attempts.clone(),
+                delay,
+            ));
+            start.waiting = Some((status, task.abort_handle()));
+            return;
+        }
+    } else {
+        // The generation started: never re-sent from now on.
+        route.start = None;
+    }
     let (event, last) = match event {
         ResponseEvent::Started(started) => (Ok(Event::Started(started)), false),
         ResponseEvent::Delta(delta) => (Ok(Event::Delta(delta)), false),
@@ -372,7 +562,67 @@ fn route(shared: &mut Shared, response: SessionResponse) {
     // The generation's handle may have been dropped: nothing to do.
     let _ = route.sender.send(event);
     if last {
-        shared.routes.remove(&response.request_id);
+        routes.remove(&response.request_id);
+    }
+}
+
+/// The wait before re-sending `start` after its `error` event `status`, or
+/// `None` when it is final: not retryable, the attempts used up, a
+/// `RetryInfo` delay above the cap, a wait ending past the deadline.
+fn retry_delay(start: &Start, status: &Status, deadline: Option<Instant>) -> Option<Duration> {
+    if start.waiting.is_some() {
+        return None;
+    }
+    let attempts = start.attempts.load(Ordering::Relaxed);
+    let delay = start
+        .policy
+        .delay(attempts, &Error::from(status.clone()), jitter())?;
+    if deadline.is_some_and(|deadline| Instant::now() + delay >= deadline) {
+        return None;
+    }
+    Some(delay)
+}
+
+/// Waits `delay`, then re-sends the start of `request_id` (the one counted
+/// by `attempts`) on the session, unless it was cancelled, the session
+/// closed or the stream ended meanwhile.
+async fn resend(
+    session: Weak<Mutex<Shared>>,
+    request_id: String,
+    attempts: Arc<AtomicU32>,
+    delay: Duration,
+) {
+    tokio::time::sleep(delay).await;
+    let Some(session) = session.upgrade() else {
+        return;
+    };
+    let mut shared = lock(&session);
+    let Shared {
+        routes, outbound, ..
+    } = &mut *shared;
+    let Some(route) = routes.get_mut(&request_id) else {
+        return;
+    };
+    let Some(start) = route
+        .start
+        .as_mut()
+        .filter(|start| Arc::ptr_eq(&start.attempts, &attempts))
+    else {
+        return;
+    };
+    let Some((status, _)) = start.waiting.take() else {
+        return;
+    };
+    let again = SessionRequest {
+        action: Some(Action::Start(start.request.clone())),
+    };
+    if outbound
+        .as_ref()
+        .is_some_and(|outbound| outbound.send(again).is_ok())
+    {
+        attempts.fetch_add(1, Ordering::Relaxed);
+    } else if let Some(route) = routes.remove(&request_id) {
+        let _ = route.sender.send(Err(status.into()));
     }
 }
 
@@ -392,6 +642,7 @@ mod tests {
         Route {
             sender,
             samples: Samples::of(n),
+            start: None,
         }
     }
 
@@ -415,13 +666,13 @@ mod tests {
         let mut shared = Shared::default();
         let (tx, mut rx) = mpsc::unbounded_channel();
         shared.routes.insert("s".into(), to(tx, Some(3)));
-        route(&mut shared, response("s", delta(1, "b")));
-        route(&mut shared, response("s", finished(1)));
-        route(&mut shared, response("s", delta(0, "a")));
-        route(&mut shared, response("s", finished(0)));
+        route(&mut shared, response("s", delta(1, "b")), &Weak::new());
+        route(&mut shared, response("s", finished(1)), &Weak::new());
+        route(&mut shared, response("s", delta(0, "a")), &Weak::new());
+        route(&mut shared, response("s", finished(0)), &Weak::new());
         assert!(shared.routes.contains_key("s"), "sample 2 is still running");
-        route(&mut shared, response("s", delta(2, "c")));
-        route(&mut shared, response("s", finished(2)));
+        route(&mut shared, response("s", delta(2, "c")), &Weak::new());
+        route(&mut shared, response("s", finished(2)), &Weak::new());
         assert!(shared.routes.is_empty());
         let mut seen = Vec::new();
         while let Ok(event) = rx.try_recv() {
@@ -446,6 +697,7 @@ mod tests {
             session: session.clone(),
             samples: Samples::of(Some(2)),
             done: false,
+            attempts: Arc::default(),
         };
         assert_eq!(generation.samples(), 2);
         lock(&session.shared)
@@ -458,7 +710,11 @@ mod tests {
             delta(1, "y"),
             finished(1),
         ] {
-            route(&mut lock(&session.shared), response("s", event));
+            route(
+                &mut lock(&session.shared),
+                response("s", event),
+                &Weak::new(),
+            );
         }
         let samples = generation.collect_samples().await.unwrap();
         let texts: Vec<_> = samples.iter().map(|c| c.text.as_str()).collect();
@@ -477,6 +733,7 @@ mod tests {
             session,
             samples: Samples::of(Some(2)),
             done: false,
+            attempts: Arc::default(),
         };
         tx.send(Ok(Event::Finished(Finished::default()))).unwrap();
         drop(tx);
@@ -497,6 +754,7 @@ mod tests {
             session: generation.session.clone(),
             samples: Samples::of(Some(2)),
             done: false,
+            attempts: Arc::default(),
         };
         assert_eq!(
             two.collect().await.unwrap_err().code(),
@@ -514,6 +772,7 @@ mod tests {
         route(
             &mut shared,
             response("b", ResponseEvent::Finished(Finished::default())),
+            &Weak::new(),
         );
         route(
             &mut shared,
@@ -525,6 +784,7 @@ mod tests {
                     details: vec![],
                 }),
             ),
+            &Weak::new(),
         );
         assert!(shared.routes.is_empty());
         assert!(matches!(b_rx.try_recv(), Ok(Ok(Event::Finished(_)))));
@@ -535,6 +795,7 @@ mod tests {
         route(
             &mut shared,
             response("zzz", ResponseEvent::Finished(Finished::default())),
+            &Weak::new(),
         );
     }
 
@@ -571,12 +832,14 @@ mod tests {
             session: session.clone(),
             samples: Samples::of(None),
             done: false,
+            attempts: Arc::default(),
         });
         let Some(Action::Cancel(cancel)) = requests.try_recv().unwrap().action else {
             panic!("expected a cancel");
         };
         assert_eq!(cancel.request_id, "a");
-        // Once closed, cancelling is refused.
+        // Once closed, a cancel needs the Abort RPC: without a client to call
+        // it on (tests/session_cancel.rs has one), it is refused.
         session.close();
         let error = session.cancel_all().unwrap_err();
         assert_eq!(error.code(), Code::FailedPrecondition);
@@ -595,6 +858,7 @@ mod tests {
             session,
             samples: Samples::of(None),
             done: false,
+            attempts: Arc::default(),
         };
         tx.send(Ok(Event::Delta(Delta::default()))).unwrap();
         tx.send(Ok(Event::Finished(Finished::default()))).unwrap();

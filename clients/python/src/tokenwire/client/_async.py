@@ -172,9 +172,13 @@ class AsyncClient:
             )
         return left
 
-    async def _backoff(self, attempt: int, error: TokenwireError, deadline: float | None) -> bool:
-        """Sleep before the next attempt and return True, or return False when ``error`` is final."""
-        delay = self.retry.delay_s(attempt, error, self._rng)
+    async def _backoff(
+        self, attempt: int, error: TokenwireError, deadline: float | None, policy: RetryPolicy | None = None
+    ) -> bool:
+        """Sleep before the next attempt and return True, or return False when ``error`` is final.
+
+        ``policy``: the call's own retry policy; None: the client's."""
+        delay = (policy or self.retry).delay_s(attempt, error, self._rng)
         if delay is None:
             return False
         if deadline is not None and asyncio.get_running_loop().time() + delay >= deadline:
@@ -191,6 +195,7 @@ class AsyncClient:
         method: aio.UnaryUnaryMultiCallable[RequestT, ResponseT],
         request: RequestT,
         timeout: Timeout,
+        retry: RetryPolicy | None = None,
     ) -> ResponseT:
         deadline = self._deadline(timeout)
         attempt = 0
@@ -200,7 +205,7 @@ class AsyncClient:
                 return await method(request, timeout=self._remaining(deadline), metadata=self._metadata)
             except aio.AioRpcError as rpc_error:
                 error = error_from_rpc(rpc_error)
-                if not await self._backoff(attempt, error, deadline):
+                if not await self._backoff(attempt, error, deadline, retry):
                     raise error from rpc_error
 
     # --- GenerationService ----------------------------------------------------------------------
@@ -212,6 +217,7 @@ class AsyncClient:
         request_id: str | None = None,
         timeout: Timeout = UNSET,
         metadata: Sequence[tuple[str, str]] = (),
+        retry: RetryPolicy | None = None,
         **options: Unpack[GenerateOptions],
     ) -> GenerateStream:
         """Stream one generation: ``async for event in client.generate(...)``.
@@ -226,10 +232,11 @@ class AsyncClient:
         deadline of the whole stream (failing it with ``DeadlineExceededError``);
         ``time_limit_s`` is the server-side limit that keeps partial output.
         Leaving the loop early (or ``await stream.cancel()``, or ``async with``)
-        cancels the call and frees the engine slot.
+        cancels the call and frees the engine slot. ``retry`` overrides the client's
+        ``RetryPolicy`` for this call (``RetryPolicy.disabled()``: no retries).
         """
         request = build_request(prompt, request_id, options)
-        return GenerateStream(self, request, self._deadline(timeout), (*self._metadata, *metadata))
+        return GenerateStream(self, request, self._deadline(timeout), (*self._metadata, *metadata), retry)
 
     async def complete(
         self,
@@ -237,10 +244,13 @@ class AsyncClient:
         *,
         request_id: str | None = None,
         timeout: Timeout = UNSET,
+        retry: RetryPolicy | None = None,
         **options: Unpack[GenerateOptions],
     ) -> Completion:
         """Run one generation to its end and return the whole ``Completion``."""
-        async with self.generate(prompt, request_id=request_id, timeout=timeout, **options) as stream:
+        async with self.generate(
+            prompt, request_id=request_id, timeout=timeout, retry=retry, **options
+        ) as stream:
             return await stream.collect()
 
     async def complete_samples(
@@ -249,10 +259,13 @@ class AsyncClient:
         *,
         request_id: str | None = None,
         timeout: Timeout = UNSET,
+        retry: RetryPolicy | None = None,
         **options: Unpack[GenerateOptions],
     ) -> tuple[Completion, ...]:
         """Run one generation of ``n`` samples to its end: one ``Completion`` per sample, by index."""
-        async with self.generate(prompt, request_id=request_id, timeout=timeout, **options) as stream:
+        async with self.generate(
+            prompt, request_id=request_id, timeout=timeout, retry=retry, **options
+        ) as stream:
             return await stream.collect_samples()
 
     def session(self, *, timeout: float | None = None) -> Session:
@@ -262,25 +275,33 @@ class AsyncClient:
         """
         return Session(self, timeout)
 
-    async def abort(self, request_id: str, *, timeout: Timeout = UNSET) -> bool:
+    async def abort(
+        self, request_id: str, *, timeout: Timeout = UNSET, retry: RetryPolicy | None = None
+    ) -> bool:
         """Cancel the generation ``request_id`` wherever it runs; True if one was in flight."""
         response = await self._unary(
-            self._gen_stub.Abort, generation_pb2.AbortRequest(request_id=request_id), timeout
+            self._gen_stub.Abort, generation_pb2.AbortRequest(request_id=request_id), timeout, retry
         )
         return response.cancelled
 
     # --- ModelService ---------------------------------------------------------------------------
 
-    async def model_info(self, *, timeout: Timeout = UNSET) -> ModelInfo:
-        response = await self._unary(self._model_stub.GetModelInfo, model_pb2.GetModelInfoRequest(), timeout)
+    async def model_info(self, *, timeout: Timeout = UNSET, retry: RetryPolicy | None = None) -> ModelInfo:
+        response = await self._unary(
+            self._model_stub.GetModelInfo, model_pb2.GetModelInfoRequest(), timeout, retry
+        )
         return model_info_from_proto(response)
 
-    async def load(self, *, timeout: Timeout = UNSET) -> Load:
-        response = await self._unary(self._model_stub.GetLoad, model_pb2.GetLoadRequest(), timeout)
+    async def load(self, *, timeout: Timeout = UNSET, retry: RetryPolicy | None = None) -> Load:
+        response = await self._unary(self._model_stub.GetLoad, model_pb2.GetLoadRequest(), timeout, retry)
         return Load(response.active_requests, response.waiting_requests, response.in_flight_requests)
 
     async def tokenize(
-        self, prompt: str | Sequence[ChatMessage], *, timeout: Timeout = UNSET
+        self,
+        prompt: str | Sequence[ChatMessage],
+        *,
+        timeout: Timeout = UNSET,
+        retry: RetryPolicy | None = None,
     ) -> Tokenization:
         """Tokenize text, or a conversation rendered with the chat template, as a generation would."""
         request = model_pb2.TokenizeRequest()
@@ -291,14 +312,19 @@ class AsyncClient:
                 generation_pb2.ChatMessage(role=m.role, content=m.content) for m in prompt
             )
             request.chat.SetInParent()
-        response = await self._unary(self._model_stub.Tokenize, request, timeout)
+        response = await self._unary(self._model_stub.Tokenize, request, timeout, retry)
         return Tokenization(tuple(response.token_ids), response.rendered_prompt)
 
     async def detokenize(
-        self, token_ids: Sequence[int], *, keep_special_tokens: bool = False, timeout: Timeout = UNSET
+        self,
+        token_ids: Sequence[int],
+        *,
+        keep_special_tokens: bool = False,
+        timeout: Timeout = UNSET,
+        retry: RetryPolicy | None = None,
     ) -> str:
         request = model_pb2.DetokenizeRequest(token_ids=token_ids, keep_special_tokens=keep_special_tokens)
-        response = await self._unary(self._model_stub.Detokenize, request, timeout)
+        response = await self._unary(self._model_stub.Detokenize, request, timeout, retry)
         return response.text
 
 
@@ -315,8 +341,10 @@ class GenerateStream:
         request: generation_pb2.GenerateRequest,
         deadline: float | None,
         metadata: tuple[tuple[str, str], ...] | None = None,
+        retry: RetryPolicy | None = None,
     ) -> None:
         self._client = client
+        self._retry = retry
         self._request = request
         self._metadata = client.metadata if metadata is None else metadata
         self._deadline = deadline
@@ -357,7 +385,9 @@ class GenerateStream:
             except aio.AioRpcError as rpc_error:
                 self._call = None
                 error = error_from_rpc(rpc_error, request_id=self._request_id)
-                if not self._received and await self._client._backoff(self._attempts, error, self._deadline):
+                if not self._received and await self._client._backoff(
+                    self._attempts, error, self._deadline, self._retry
+                ):
                     continue
                 self._done = True
                 raise error from rpc_error
@@ -516,12 +546,19 @@ class Session:
                 handle._queue.put_nowait(failure(handle.request_id))
 
     async def start(
-        self, request_id: str, prompt: Prompt, **options: Unpack[GenerateOptions]
+        self,
+        request_id: str,
+        prompt: Prompt,
+        *,
+        retry: RetryPolicy | None = None,
+        **options: Unpack[GenerateOptions],
     ) -> GenerationHandle:
-        """Start a generation with a caller-chosen ``request_id``, unique among this session's live ones."""
+        """Start a generation with a caller-chosen ``request_id``, unique among this session's live ones.
+
+        ``retry`` overrides the client's ``RetryPolicy`` for re-sending this start."""
         if not request_id:
             raise ValueError("a Session generation needs a request_id")
-        handle = GenerationHandle(self, build_request(prompt, request_id, options))
+        handle = GenerationHandle(self, build_request(prompt, request_id, options), retry)
         await self._send_start(handle)
         return handle
 
@@ -574,8 +611,11 @@ class Session:
 class GenerationHandle:
     """One generation of a Session: iterate its events, ``cancel()`` it, or await its ``result()``."""
 
-    def __init__(self, session: Session, request: generation_pb2.GenerateRequest) -> None:
+    def __init__(
+        self, session: Session, request: generation_pb2.GenerateRequest, retry: RetryPolicy | None = None
+    ) -> None:
         self._session = session
+        self._retry_policy = retry
         self._request = request
         self.request_id: str = request.request_id
         self._queue: asyncio.Queue[_Item] = asyncio.Queue()
@@ -620,7 +660,7 @@ class GenerationHandle:
         session = self._session
         if self._started or self._cancel_requested:
             return False
-        if not await session._client._backoff(self._attempts, error, session._deadline):
+        if not await session._client._backoff(self._attempts, error, session._deadline, self._retry_policy):
             return False
         if self._cancel_requested:
             return False

@@ -121,13 +121,14 @@ class Client:
         request_id: str | None = None,
         timeout: Timeout = UNSET,
         metadata: Sequence[tuple[str, str]] = (),
+        retry: RetryPolicy | None = None,
         **options: Unpack[GenerateOptions],
     ) -> SyncGenerateStream:
         """``for event in client.generate(...)``: see ``AsyncClient.generate``."""
 
         async def make() -> GenerateStream:
             return self._async.generate(
-                prompt, request_id=request_id, timeout=timeout, metadata=metadata, **options
+                prompt, request_id=request_id, timeout=timeout, metadata=metadata, retry=retry, **options
             )
 
         return SyncGenerateStream(self._loop, self._loop.run(make()))
@@ -138,9 +139,12 @@ class Client:
         *,
         request_id: str | None = None,
         timeout: Timeout = UNSET,
+        retry: RetryPolicy | None = None,
         **options: Unpack[GenerateOptions],
     ) -> Completion:
-        return self._loop.run(self._async.complete(prompt, request_id=request_id, timeout=timeout, **options))
+        return self._loop.run(
+            self._async.complete(prompt, request_id=request_id, timeout=timeout, retry=retry, **options)
+        )
 
     def complete_samples(
         self,
@@ -148,11 +152,14 @@ class Client:
         *,
         request_id: str | None = None,
         timeout: Timeout = UNSET,
+        retry: RetryPolicy | None = None,
         **options: Unpack[GenerateOptions],
     ) -> tuple[Completion, ...]:
         """One ``Completion`` per sample of a request with ``n`` samples; see ``AsyncClient``."""
         return self._loop.run(
-            self._async.complete_samples(prompt, request_id=request_id, timeout=timeout, **options)
+            self._async.complete_samples(
+                prompt, request_id=request_id, timeout=timeout, retry=retry, **options
+            )
         )
 
     def session(self, *, timeout: float | None = None) -> SyncSession:
@@ -163,23 +170,36 @@ class Client:
 
         return SyncSession(self._loop, self._loop.run(make()))
 
-    def abort(self, request_id: str, *, timeout: Timeout = UNSET) -> bool:
-        return self._loop.run(self._async.abort(request_id, timeout=timeout))
+    def abort(self, request_id: str, *, timeout: Timeout = UNSET, retry: RetryPolicy | None = None) -> bool:
+        return self._loop.run(self._async.abort(request_id, timeout=timeout, retry=retry))
 
-    def model_info(self, *, timeout: Timeout = UNSET) -> ModelInfo:
-        return self._loop.run(self._async.model_info(timeout=timeout))
+    def model_info(self, *, timeout: Timeout = UNSET, retry: RetryPolicy | None = None) -> ModelInfo:
+        return self._loop.run(self._async.model_info(timeout=timeout, retry=retry))
 
-    def load(self, *, timeout: Timeout = UNSET) -> Load:
-        return self._loop.run(self._async.load(timeout=timeout))
+    def load(self, *, timeout: Timeout = UNSET, retry: RetryPolicy | None = None) -> Load:
+        return self._loop.run(self._async.load(timeout=timeout, retry=retry))
 
-    def tokenize(self, prompt: str | Sequence[ChatMessage], *, timeout: Timeout = UNSET) -> Tokenization:
-        return self._loop.run(self._async.tokenize(prompt, timeout=timeout))
+    def tokenize(
+        self,
+        prompt: str | Sequence[ChatMessage],
+        *,
+        timeout: Timeout = UNSET,
+        retry: RetryPolicy | None = None,
+    ) -> Tokenization:
+        return self._loop.run(self._async.tokenize(prompt, timeout=timeout, retry=retry))
 
     def detokenize(
-        self, token_ids: Sequence[int], *, keep_special_tokens: bool = False, timeout: Timeout = UNSET
+        self,
+        token_ids: Sequence[int],
+        *,
+        keep_special_tokens: bool = False,
+        timeout: Timeout = UNSET,
+        retry: RetryPolicy | None = None,
     ) -> str:
         return self._loop.run(
-            self._async.detokenize(token_ids, keep_special_tokens=keep_special_tokens, timeout=timeout)
+            self._async.detokenize(
+                token_ids, keep_special_tokens=keep_special_tokens, timeout=timeout, retry=retry
+            )
         )
 
 
@@ -263,10 +283,15 @@ class SyncSession:
         self._loop.run(self._session.__aexit__(exc_type, exc, tb))
 
     def start(
-        self, request_id: str, prompt: Prompt, **options: Unpack[GenerateOptions]
+        self,
+        request_id: str,
+        prompt: Prompt,
+        *,
+        retry: RetryPolicy | None = None,
+        **options: Unpack[GenerateOptions],
     ) -> SyncGenerationHandle:
         return SyncGenerationHandle(
-            self._loop, self._loop.run(self._session.start(request_id, prompt, **options))
+            self._loop, self._loop.run(self._session.start(request_id, prompt, retry=retry, **options))
         )
 
     def close(self) -> None:

@@ -1,6 +1,9 @@
 package dev.tokenwire.client;
 
 import dev.tokenwire.v1.AbortRequest;
+import dev.tokenwire.v1.Chat;
+import dev.tokenwire.v1.ChatMessage;
+import dev.tokenwire.v1.DetokenizeRequest;
 import dev.tokenwire.v1.GenerateRequest;
 import dev.tokenwire.v1.GenerateResponse;
 import dev.tokenwire.v1.GenerationServiceGrpc;
@@ -290,6 +293,43 @@ public final class TokenwireClient implements AutoCloseable {
   public TokenizeResponse tokenize(String text) {
     TokenizeRequest request = TokenizeRequest.newBuilder().setText(text).build();
     return unary(deadline -> withDeadline(ModelServiceGrpc.newBlockingStub(channel), deadline).tokenize(request));
+  }
+
+  /**
+   * Tokenizes a conversation ({@link Requests#message}s, oldest first) as a {@code chat} prompt
+   * would be: rendered with the model's chat template (with the assistant's generation prompt),
+   * then tokenized. The response holds the token ids ({@code getTokenIdsList()}) and the rendered
+   * prompt ({@code getRenderedPrompt()}). The server refuses an empty conversation, or any
+   * conversation when the model has no chat template, with INVALID_ARGUMENT.
+   */
+  public TokenizeResponse tokenize(List<ChatMessage> messages) {
+    TokenizeRequest request = TokenizeRequest.newBuilder()
+        .setChat(Chat.newBuilder().addAllMessages(Objects.requireNonNull(messages, "messages")))
+        .build();
+    return unary(deadline -> withDeadline(ModelServiceGrpc.newBlockingStub(channel), deadline).tokenize(request));
+  }
+
+  /**
+   * Turns token ids (each below {@code GetModelInfo.vocab_size}, e.g. {@code
+   * GenerationResult.tokenIds()} or {@code TokenizeResponse.getTokenIdsList()}) back into text.
+   * Special tokens (such as chat markers) are left out unless {@code keepSpecialTokens}, as in
+   * generated text.
+   *
+   * @throws IllegalArgumentException for a negative token id (token ids are unsigned; nothing is
+   *     sent)
+   */
+  public String detokenize(List<Integer> tokenIds, boolean keepSpecialTokens) {
+    DetokenizeRequest.Builder builder = DetokenizeRequest.newBuilder().setKeepSpecialTokens(keepSpecialTokens);
+    for (Integer id : Objects.requireNonNull(tokenIds, "tokenIds")) {
+      if (Objects.requireNonNull(id, "token id") < 0) {
+        throw new IllegalArgumentException("token id " + id + " is negative");
+      }
+      builder.addTokenIds(id);
+    }
+    DetokenizeRequest request = builder.build();
+    return unary(deadline -> withDeadline(ModelServiceGrpc.newBlockingStub(channel), deadline)
+        .detokenize(request)
+        .getText());
   }
 
   /** The generated blocking stub for GenerationService, with this client's deadline. */
