@@ -12,12 +12,13 @@ RPC_PROTOS := .deps/googleapis/google/rpc/status.proto
 # regenerate its code with buf (local plugins), build, type-check, unit-test.
 CLIENT_LANGS := typescript go java rust
 
-.PHONY: help venv generate generate-python check-generated clients lint format test pytest serve clean \
+.PHONY: help venv generate generate-python check-generated clients lint format test test-fast pytest serve clean \
 	bench bench-speculation bench-engine bench-stalls soak dashboard
 
 help:
 	@echo "make serve   set everything up, then serve the embedded model on 127.0.0.1:50051"
 	@echo "make test    lint, check generated code, run the test suite"
+	@echo "make test-fast          the unit tier only: no server, no model, no client toolchain (< 1 min)"
 	@echo "make lint | format | generate | clients | check-generated | clean"
 	@echo "make bench              front door: tokenwire (sim engine) vs the bare grpc.aio floor"
 	@echo "make bench-speculation  native engine speculation vs none vs llama.cpp (builds llama-cpp-python)"
@@ -69,6 +70,7 @@ clients: $(RPC_PROTOS)
 lint: $(RPC_PROTOS)
 	buf lint
 	buf format --diff --exit-code
+	$(BIN)/python .ci/check_layers.py
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
@@ -98,6 +100,10 @@ pytest: $(VENV)/.installed $(PROMTOOL)
 	timeout --signal=INT --kill-after=60 $(PYTEST_CAP_S) $(BIN)/pytest -q
 
 test: lint check-generated pytest  # check-generated builds the clients the tests run
+
+# The unit tier only (tests/conftest.py: tiers): no server, no model, no client toolchain.
+test-fast: $(VENV)/.installed
+	$(BIN)/pytest -q -m unit
 
 serve: generate-python
 	$(BIN)/tokenwire serve

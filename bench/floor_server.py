@@ -42,12 +42,12 @@ from dataclasses import dataclass
 from typing import Literal, TypeVar
 
 import uvloop
-from google.protobuf import duration_pb2
 from grpc import aio
 from tokenwire.v1 import generation_pb2, generation_pb2_grpc
 
 from engines.sim.schedule import Pacer as SimPacer
 from engines.sim.schedule import step_sizes
+from service.durations import duration
 
 Mode = Literal["latency", "throughput"]
 GenerateContext = aio.ServicerContext[generation_pb2.GenerateRequest, generation_pb2.GenerateResponse]
@@ -210,12 +210,6 @@ def _deliver(batch: Batch) -> None:
             stream.sink.put_nowait(stream)
 
 
-def _duration(nanoseconds: int) -> duration_pb2.Duration:
-    message = duration_pb2.Duration()
-    message.FromNanoseconds(nanoseconds)
-    return message
-
-
 def _token_ids(count: int) -> list[int]:
     if count <= len(TOKEN_IDS):
         return list(TOKEN_IDS[:count])
@@ -255,13 +249,15 @@ def _finished(stream: FloorStream) -> generation_pb2.Finished:
     message = generation_pb2.Finished(
         reason=reason,
         usage=generation_pb2.Usage(prompt_tokens=stream.prompt_tokens, completion_tokens=stream.produced),
-        timing=generation_pb2.Timing(queued=_duration(0), total=_duration(now - stream.arrival_ns)),
+        timing=generation_pb2.Timing(queued=duration(0.0), total=duration((now - stream.arrival_ns) / 1e9)),
         speculative=generation_pb2.SpeculativeStats(
             draft_tokens=stream.drafted, accepted_tokens=stream.accepted, decode_steps=stream.steps
         ),
     )
     if stream.first_token_ns:
-        message.timing.time_to_first_token.CopyFrom(_duration(stream.first_token_ns - stream.arrival_ns))
+        message.timing.time_to_first_token.CopyFrom(
+            duration((stream.first_token_ns - stream.arrival_ns) / 1e9)
+        )
     return message
 
 

@@ -60,6 +60,10 @@ class SpeculationMethod(enum.Enum):
     """An EAGLE-3 draft head reading the target's hidden states (needs trained head weights)."""
 
 
+MAX_DRAFT_LENGTH = 16
+"""Most draft tokens one speculative step may propose: the API's limit, and every engine's."""
+
+
 @dataclass(frozen=True, slots=True)
 class SpeculationParams:
     """Speculative decoding for one request. It never changes what is generated

@@ -22,7 +22,7 @@ import structlog
 from grpc import aio
 from tokenwire.v1 import generation_pb2, generation_pb2_grpc
 
-from engines.contract import Engine
+from engines.contract import MAX_DRAFT_LENGTH, Engine
 from service import logs
 from service.config import (
     ENGINE_NAMES,
@@ -109,8 +109,8 @@ def _seconds(raw: str) -> float:
 
 def _draft_length(raw: str) -> int:
     value = int(raw)
-    if not 1 <= value <= 16:
-        raise ValueError("must be in [1, 16]")
+    if not 1 <= value <= MAX_DRAFT_LENGTH:
+        raise ValueError(f"must be in [1, {MAX_DRAFT_LENGTH}]")
     return value
 
 
@@ -318,7 +318,7 @@ def _add_engine_flags(parser: argparse.ArgumentParser) -> None:
         "--draft-length",
         _draft_length,
         defaults.draft_length,
-        "native: most draft tokens per step (1 to 16)",
+        f"native: most draft tokens per step (1 to {MAX_DRAFT_LENGTH})",
     )
 
 

@@ -8,17 +8,17 @@ sends it as an ``error`` event. Nothing else builds statuses.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import NoReturn, TypeVar
 
 import grpc
-from google.protobuf import any_pb2, duration_pb2
+from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc import aio
 from grpc_status import rpc_status
 
 from engines.contract import EngineError, EngineOverloaded
+from service.durations import duration
 
 ERROR_DOMAIN = "tokenwire.v1"
 MAX_VIOLATIONS = 20
@@ -162,11 +162,6 @@ def _pack(
     return packed
 
 
-def _duration(seconds: float) -> duration_pb2.Duration:
-    whole = math.floor(seconds)
-    return duration_pb2.Duration(seconds=whole, nanos=round((seconds - whole) * 1e9))
-
-
 def to_rpc_status(error: ServiceError) -> status_pb2.Status:
     """``error`` as a ``google.rpc.Status`` with its details."""
     details = [_pack(error_details_pb2.ErrorInfo(reason=error.reason, domain=ERROR_DOMAIN))]
@@ -185,7 +180,7 @@ def to_rpc_status(error: ServiceError) -> status_pb2.Status:
                 )
             )
         case Unavailable() | ResourceExhausted():
-            details.append(_pack(error_details_pb2.RetryInfo(retry_delay=_duration(error.retry_after_s))))
+            details.append(_pack(error_details_pb2.RetryInfo(retry_delay=duration(error.retry_after_s))))
         case _:
             pass
     code: int = error.code.value[0]

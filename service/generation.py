@@ -31,6 +31,7 @@ from engines.contract import (
 )
 from service.detokenize import IncrementalDetokenizer
 from service.errors import Internal, ReaderStalled
+from service.prepared import PreparedGeneration
 from service.registry import CancelCause, RequestRegistry, Ticket
 from service.stop_strings import StopStringMatcher, detokenize_until_stop
 
@@ -43,19 +44,6 @@ logprobs per token (about 250 bytes each)."""
 
 STALLED_RETRY_AFTER_S = 1.0
 """RetryInfo for a generation ended because its reader stopped reading."""
-
-
-@dataclass(frozen=True, slots=True)
-class PreparedGeneration:
-    """A validated request: what the engine runs plus what the service does around it."""
-
-    engine_request: EngineRequest
-    samples: int = 1
-    """How many samples of the prompt (GenerateRequest.n)."""
-    stop_strings: tuple[str, ...] = ()
-    include_token_ids: bool = True
-    include_text: bool = True
-    timeout_s: float | None = None
 
 
 class EndReason(enum.Enum):

@@ -15,7 +15,8 @@ from tokenwire.v1 import generation_pb2, generation_pb2_grpc
 
 from engines.contract import RequestId
 from service import errors
-from service.generation import STALLED_RETRY_AFTER_S, Delta, Finished, PreparedGeneration
+from service.generation import STALLED_RETRY_AFTER_S, Delta, Finished
+from service.prepared import PreparedGeneration
 from service.registry import CancelCause, Ticket
 from service.rejections import log_failure, rejected
 from service.runtime import Phase, Runtime

@@ -14,6 +14,7 @@ from google.protobuf.message import Message
 from tokenwire.v1 import generation_pb2, model_pb2
 
 from engines.contract import (
+    MAX_DRAFT_LENGTH,
     ChatMessage,
     EngineRequest,
     RequestId,
@@ -28,7 +29,7 @@ from engines.contract import (
     UnsupportedField,
 )
 from service.errors import MAX_VIOLATIONS, FieldViolation, InvalidArgument, quoted
-from service.generation import PreparedGeneration
+from service.prepared import PreparedGeneration
 
 CHAT_ROLES = frozenset({"system", "user", "assistant", "tool"})
 MAX_REQUEST_ID_CHARS = 128
@@ -36,7 +37,6 @@ MAX_STOP_STRINGS = 16
 MAX_STOP_STRING_CHARS = 256
 MAX_STOP_TOKEN_IDS = 64
 MAX_TOP_LOGPROBS = 20
-MAX_DRAFT_LENGTH = 16
 MAX_CHAT_MESSAGES = 4096
 """More messages than this never fit a context window we serve; refused before rendering."""
 MAX_DETOKENIZE_IDS = 65536
@@ -192,7 +192,7 @@ def _render_chat(tokenizer: Tokenizer, messages: Sequence[ChatMessage], field: s
         return ""
 
 
-def prompt_from(
+def _prompt_from(
     request: generation_pb2.GenerateRequest | model_pb2.TokenizeRequest,
     tokenizer: Tokenizer,
     limits: Limits,
@@ -239,7 +239,7 @@ def prompt_from(
 
 def tokenize_request(request: model_pb2.TokenizeRequest, tokenizer: Tokenizer, limits: Limits) -> Prompt:
     bad = _Violations()
-    prompt = prompt_from(request, tokenizer, limits, bad)
+    prompt = _prompt_from(request, tokenizer, limits, bad)
     bad.raise_if_any()
     return prompt
 
@@ -522,7 +522,7 @@ def prepare_generation(
     """Validate ``request`` and turn it into a ``PreparedGeneration``; raises ``InvalidArgument``."""
     bad = _Violations()
     request_id = _request_id(request.request_id, required=require_id, bad=bad) or assigned_id
-    prompt = prompt_from(request, tokenizer, limits, bad)
+    prompt = _prompt_from(request, tokenizer, limits, bad)
     prompt_tokens = len(prompt.token_ids)
     if prompt_tokens >= limits.context_length:
         field = request.WhichOneof("input") or "input"

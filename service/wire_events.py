@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import math
 from typing import assert_never
 
-from google.protobuf import duration_pb2
 from tokenwire.v1 import generation_pb2
 
-from service.generation import Delta, EndReason, Finished, GenerationEvent, PreparedGeneration, Started
+from service.durations import duration
+from service.generation import Delta, EndReason, Finished, GenerationEvent, Started
+from service.prepared import PreparedGeneration
 
 _REASONS = {
     EndReason.END_OF_SEQUENCE: generation_pb2.FINISH_REASON_END_OF_SEQUENCE,
@@ -19,12 +19,6 @@ _REASONS = {
     EndReason.DEADLINE: generation_pb2.FINISH_REASON_DEADLINE,
     EndReason.STRUCTURED_OUTPUT_COMPLETE: generation_pb2.FINISH_REASON_STRUCTURED_OUTPUT_COMPLETE,
 }
-
-
-def duration(seconds: float) -> duration_pb2.Duration:
-    whole = math.floor(seconds)
-    nanos = min(round((seconds - whole) * 1e9), 999_999_999)
-    return duration_pb2.Duration(seconds=whole, nanos=nanos)
 
 
 def fill_delta(

@@ -53,6 +53,16 @@ def _run(
     )
 
 
+def java_example(main_class: str) -> list[str]:
+    """The command that runs one of the Java client's examples, built by clients/java/ci.sh: the
+    library in target/classes, the examples (compiled with the tests, not in the library jar) in
+    target/test-classes, the dependencies listed in target/classpath.txt."""
+    java = CLIENTS / "java"
+    dependencies = (java / "target" / "classpath.txt").read_text().strip()
+    classes = f"{java / 'target' / 'classes'}:{java / 'target' / 'test-classes'}"
+    return ["java", "-cp", f"{classes}:{dependencies}", main_class]
+
+
 def run_example(
     command: Sequence[str],
     live_server: LiveServer | SecureLiveServer,

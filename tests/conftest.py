@@ -24,7 +24,56 @@ from service.tracing import Tracing
 from tests.stubs import GenerationStub, ModelStub
 from tests.tls_certs import TOKEN_ALL, TOKEN_MODEL_ONLY, TestPki, make_test_pki
 
+# The shared helper modules' asserts explain their failures like the tests' own (registered before
+# any test module imports them; this module does not).
+pytest.register_assert_rewrite(
+    "tests.client_examples",
+    "tests.engine_runs",
+    "tests.streams",
+    "tests.tokenizer_fixtures",
+    "tests.trtllm_requests",
+)
+
 TEST_BATCH_SIZE = 4
+
+# Test tiers (markers; `make test-fast` runs the unit tier, `make test` all of them):
+#   unit     no server, no model forward pass, no client toolchain: the whole tier in well
+#            under a minute;
+#   model    the real model, in process or behind a live server on 127.0.0.1;
+#   clients  the Go, TypeScript, Rust, Java and Python clients' builds and examples, grpcurl;
+#   trtllm   the TensorRT-LLM adapter against its test double.
+# A module is in the tier its name is listed under; an unlisted module is in "model", so a new
+# module lands in the full gate until someone decides otherwise.
+UNIT_MODULES = frozenset({
+    "test_byte_level", "test_compose_prompts", "test_delivery", "test_detokenize", "test_draft_data",
+    "test_draft_training", "test_durations", "test_fused_ops", "test_kv_cache", "test_logs",
+    "test_request_table", "test_sampling", "test_sim_engine", "test_stall_watch", "test_stop_strings",
+    "test_structured_compile",
+})  # fmt: skip
+CLIENT_MODULES = frozenset({
+    "test_client_go", "test_client_java", "test_client_python", "test_client_rust",
+    "test_client_typescript", "test_grpcurl_recipes",
+})  # fmt: skip
+TRTLLM_MODULES = frozenset({
+    "test_trtllm_engine", "test_trtllm_guided", "test_trtllm_presets", "test_trtllm_versions",
+    "test_cli_trtllm",
+})  # fmt: skip
+
+
+def tier_of(module: str) -> str:
+    if module in UNIT_MODULES:
+        return "unit"
+    if module in CLIENT_MODULES:
+        return "clients"
+    if module in TRTLLM_MODULES:
+        return "trtllm"
+    return "model"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        module = item.nodeid.split("::", 1)[0].rsplit("/", 1)[-1].removesuffix(".py")
+        item.add_marker(getattr(pytest.mark, tier_of(module)))
 
 
 @dataclass(frozen=True, slots=True)

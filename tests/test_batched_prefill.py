@@ -10,7 +10,7 @@ import pytest
 from engines.contract import ChatMessage, EngineRequest, RequestId, SamplingParams, StoppingParams, TokenId
 from engines.native import steps
 from engines.native.engine import NativeEngine, NativeEngineConfig
-from tests.test_prefix_cache import Run, drain
+from tests.engine_runs import Run, drain
 
 QUESTIONS = (
     "What is the capital of France?",

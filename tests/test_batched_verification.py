@@ -19,7 +19,7 @@ from engines.contract import (
 )
 from engines.native import steps
 from engines.native.engine import NativeEngine, NativeEngineConfig
-from tests.test_prefix_cache import Run, drain
+from tests.engine_runs import Run, drain
 
 QUESTIONS = (
     "Write a short story about a lighthouse keeper.",

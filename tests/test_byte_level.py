@@ -11,7 +11,7 @@ from engines.byte_level import byte_pieces, piece_of
 from engines.sim.config import SimEngineConfig
 from engines.sim.engine import load_tokenizer
 from service.detokenize import IncrementalDetokenizer
-from tests.test_detokenize import TEXTS, SentencePieceStyle, _smollm2_hf, smollm2_tokenizer
+from tests.tokenizer_fixtures import TEXTS, SentencePieceStyle, smollm2_hf, smollm2_tokenizer
 
 REPLACEMENT = "\ufffd"
 
@@ -49,7 +49,7 @@ def _cleaned_up(text: str) -> str:
 
 
 def _hf_inputs(cleanup: bool = False) -> tuple[list[str | None], set[int], Decode, DecodeEach, Encode]:
-    hf = _smollm2_hf()
+    hf = smollm2_hf()
     vocab: list[str | None] = [None] * len(hf)
     for token, index in hf.get_vocab().items():
         vocab[index] = token
@@ -96,7 +96,7 @@ def test_a_transformers_tokenizer_decodes_as_its_pieces_say() -> None:
     vocab, special, decode, decode_each, encode = _hf_inputs()
     pieces = byte_pieces(vocab, special, decode, decode_each, encode)
     assert pieces is not None
-    hf = _smollm2_hf()
+    hf = smollm2_hf()
     for ids in _random_sequences(len(vocab), 8):
         assert _text(pieces, ids) == hf.decode(ids, skip_special_tokens=True)
 

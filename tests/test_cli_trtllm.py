@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.test_cli import run
+from tests.cli_process import run
 
 LATENCY = "maverick-fp8-eagle3-latency"
 

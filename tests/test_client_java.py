@@ -17,6 +17,7 @@ from tests.client_examples import (
     check_session_output,
     check_stream_output,
     check_structured_output,
+    java_example,
     run_example,
     run_while_busy,
 )
@@ -26,9 +27,7 @@ HERE = CLIENTS / "java"
 
 
 def java(main_class: str) -> list[str]:
-    dependencies = (HERE / "target" / "classpath.txt").read_text().strip()
-    classes = f"{HERE / 'target' / 'classes'}:{HERE / 'target' / 'test-classes'}"
-    return ["java", "-cp", f"{classes}:{dependencies}", main_class]
+    return java_example(main_class)
 
 
 def stream() -> list[str]:

@@ -22,10 +22,10 @@ from tokenwire.v1 import generation_pb2, generation_pb2_grpc, model_pb2, model_p
 
 from service.config import ServeConfig
 from service.registry import RequestRegistry
+from tests.cli_process import ServeProcess
 from tests.conftest import serve_in_thread
+from tests.health import health_watch
 from tests.streams import Generation, from_responses, read_generate, read_session, rest_of_generate
-from tests.test_cli import ServeProcess
-from tests.test_model_service import health_watch
 
 SHORT = 300
 LONG = 6000

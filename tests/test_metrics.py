@@ -12,7 +12,6 @@ import re
 import shutil
 import subprocess
 import time
-import urllib.request
 from collections.abc import AsyncIterable, AsyncIterator, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -24,6 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tokenwire.v1 import generation_pb2, generation_pb2_grpc
 
 from tests.conftest import TEST_BATCH_SIZE, LiveServer, serve_in_thread, server_config, stop_live_server
+from tests.metrics_scrape import scrape_text
 from tests.stubs import GenerationStub
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,14 +45,6 @@ def metered() -> Iterator[LiveServer]:
 async def stub(metered: LiveServer) -> AsyncIterator[GenerationStub]:
     async with aio.insecure_channel(metered.address) as channel:
         yield generation_pb2_grpc.GenerationServiceStub(channel)
-
-
-def scrape_text(live: LiveServer) -> str:
-    port = live.server.metrics_port
-    assert port is not None
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
-        body: bytes = response.read()
-    return body.decode()
 
 
 async def scrape(live: LiveServer) -> Samples:

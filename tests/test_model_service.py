@@ -17,6 +17,7 @@ from grpc_reflection.v1alpha import reflection_pb2
 from tokenwire.v1 import generation_pb2, model_pb2
 
 from tests.conftest import LiveServer, serve_in_thread, server_config, stop_live_server
+from tests.health import health_check, health_watch
 from tests.stubs import ModelStub
 
 GRPCURL = shutil.which("grpcurl", path=str(Path(sys.executable).parent)) or "grpcurl"
@@ -51,27 +52,6 @@ async def test_tokenize_chat_renders_the_template(model: ModelStub) -> None:
         model_pb2.DetokenizeRequest(token_ids=response.token_ids, keep_special_tokens=True)
     )
     assert kept.text == response.rendered_prompt
-
-
-def health_check(
-    channel: aio.Channel,
-) -> aio.UnaryUnaryMultiCallable[health_pb2.HealthCheckRequest, health_pb2.HealthCheckResponse]:
-    # Typed by hand: the typeshed stub of grpc_health's HealthStub declares no methods.
-    return channel.unary_unary(
-        "/grpc.health.v1.Health/Check",
-        request_serializer=health_pb2.HealthCheckRequest.SerializeToString,
-        response_deserializer=health_pb2.HealthCheckResponse.FromString,
-    )
-
-
-def health_watch(
-    channel: aio.Channel,
-) -> aio.UnaryStreamMultiCallable[health_pb2.HealthCheckRequest, health_pb2.HealthCheckResponse]:
-    return channel.unary_stream(
-        "/grpc.health.v1.Health/Watch",
-        request_serializer=health_pb2.HealthCheckRequest.SerializeToString,
-        response_deserializer=health_pb2.HealthCheckResponse.FromString,
-    )
 
 
 async def test_health_is_serving(channel: aio.Channel) -> None:

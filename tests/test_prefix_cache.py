@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncGenerator, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 
 import pytest
 import torch
@@ -18,9 +17,7 @@ from tokenwire.v1 import generation_pb2, generation_pb2_grpc
 
 from engines.contract import (
     ChatMessage,
-    EngineOutput,
     EngineRequest,
-    FinishStats,
     RequestId,
     SamplingParams,
     SpeculationMethod,
@@ -33,6 +30,7 @@ from engines.native.engine import NativeEngine, NativeEngineConfig
 from engines.native.kv_cache import KVCache
 from engines.native.prefix_cache import PrefixCache
 from tests.conftest import LiveServer
+from tests.engine_runs import Run, drain
 from tests.streams import collect
 
 BLOCK = 16
@@ -207,13 +205,6 @@ def test_a_reused_prefix_survives_a_flood_of_blocks_nobody_reuses() -> None:
 # --- the engine, with and without the cache ---------------------------------------------------------
 
 
-@dataclass
-class Run:
-    tokens: list[TokenId]
-    logprobs: list[float]
-    stats: FinishStats
-
-
 @pytest.fixture(scope="module")
 def engines() -> Iterator[tuple[NativeEngine, NativeEngine]]:
     """(without a prefix cache, with one); both greedy-identical engines of the real model."""
@@ -257,18 +248,6 @@ async def run(
         speculation=None if speculation is None else SpeculationParams(speculation, 4),
     )
     return await drain(engine.generate(request))
-
-
-async def drain(stream: AsyncGenerator[EngineOutput, None]) -> Run:
-    tokens: list[TokenId] = []
-    logprobs: list[float] = []
-    last = EngineOutput()
-    async for output in stream:
-        tokens += output.token_ids
-        logprobs += [item.logprob for item in output.logprobs]
-        last = output
-    assert last.stats is not None
-    return Run(tokens, logprobs, last.stats)
 
 
 def assert_same(cold: Run, warm: Run) -> None:

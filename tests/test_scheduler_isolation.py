@@ -31,7 +31,7 @@ from engines.native.matrices import WeightFormat
 from engines.native.model import Transformer
 from engines.native.sampling import RequestSampler, SampledToken
 from engines.native.scheduler import Scheduler, SchedulerConfig
-from tests.test_steps import CONFIG, EOS, PROMPT, random_weights
+from tests.tiny_model import CONFIG, EOS, PROMPT, random_weights
 
 MAX_TOKENS = 12
 POISON_TEMPERATURE = 0.375

@@ -32,8 +32,8 @@ from service.config import ConfigError, OpenServiceName, ServeConfig
 from service.tls import listener_risks
 from tests.client_examples import secure_env
 from tests.conftest import LiveServer, SecureLiveServer, serve_in_thread, stop_live_server, write_tokens_file
+from tests.metrics_scrape import scrape_text
 from tests.streams import collect
-from tests.test_metrics import scrape_text
 from tests.tls_certs import TOKEN_ALL, TOKEN_MODEL_ONLY, TestPki, make_test_pki
 
 SHA_ONLY_TOKEN = "tw-test-hashed-5d1e0c7b"

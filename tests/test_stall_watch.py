@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from service.stall import StallWatch
-from tests.test_cli import run
+from tests.cli_process import run
 
 TIMEOUT_S = 0.05
 

@@ -9,7 +9,7 @@ import pytest
 
 from service.detokenize import IncrementalDetokenizer
 from service.stop_strings import StopResult, StopStringMatcher, detokenize_until_stop
-from tests.test_detokenize import HfTokenizer, smollm2_tokenizer
+from tests.tokenizer_fixtures import HfTokenizer, smollm2_tokenizer
 
 SEED = 7
 

@@ -26,7 +26,7 @@ from tokenwire.v1 import generation_pb2, generation_pb2_grpc
 from service.engine_choice import build_engine
 from service.server import TokenwireServer
 from service.tracing import Tracing, add_trace_ids
-from tests.client_examples import CLIENTS, run_example
+from tests.client_examples import CLIENTS, java_example, run_example
 from tests.conftest import LiveServer, serve_in_thread, server_config, stop_live_server
 from tests.stubs import GenerationStub
 
@@ -231,12 +231,6 @@ async def test_spans_reach_an_otlp_receiver() -> None:
 async def test_tracing_is_off_without_an_endpoint() -> None:
     server = TokenwireServer(server_config(), build_engine(replace(server_config(), engine="sim")))
     assert server.tracing is None and server.runtime.tracer is None
-
-
-def java_example(main_class: str) -> list[str]:
-    java = CLIENTS / "java"
-    dependencies = (java / "target" / "classpath.txt").read_text().strip()
-    return ["java", "-cp", f"{java / 'target' / 'classes'}:{dependencies}", main_class]
 
 
 @pytest.mark.parametrize("client", ["python", "go", "typescript", "rust", "java"])

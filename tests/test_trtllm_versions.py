@@ -138,6 +138,7 @@ def test_what_each_configuration_refuses() -> None:
     assert fields("1.2.1") == {
         "sampling.top_p": 1.0,
         "sampling.min_p": 0.0,
+        "sampling.logit_bias": None,
         "sampling.seed": None,
         **penalties,
         "speculative.draft_length": 3.0,
@@ -147,6 +148,7 @@ def test_what_each_configuration_refuses() -> None:
         "sampling.top_p": 1.0,
         "sampling.top_k": None,
         "sampling.min_p": 0.0,
+        "sampling.logit_bias": None,
         "sampling.seed": None,
         **penalties,
         "speculative.draft_length": 3.0,

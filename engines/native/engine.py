@@ -20,6 +20,7 @@ import structlog
 import torch
 
 from engines.contract import (
+    MAX_DRAFT_LENGTH,
     EngineInfo,
     EngineLoad,
     EngineOutput,
@@ -47,7 +48,6 @@ _log = structlog.get_logger(__name__)
 
 MODEL_NAME = "SmolLM2-135M-Instruct"
 PrefillMode = Literal["batched", "fcfs"]
-MAX_DRAFT_LENGTH = 16
 """Longer drafts make every verification pass dearer for tokens that are rarely all accepted."""
 
 
