@@ -29,13 +29,30 @@ class PrepareQueueFull(ResourceExhausted):
     reason = "PREPARE_QUEUE_FULL"
 
 
+Refusal = Callable[[int, float], ResourceExhausted]
+"""The error a full queue answers with, given the jobs pending and the retry delay."""
+
+
+def _prepare_queue_full(pending: int, retry_after_s: float) -> ResourceExhausted:
+    return PrepareQueueFull(f"{pending} large inputs are being prepared; retry shortly", retry_after_s)
+
+
 class Offload:
-    def __init__(self, max_pending: int = 16, retry_after_s: float = 1.0) -> None:
-        self._executor = concurrent.futures.ThreadPoolExecutor(
-            max_workers=1, thread_name_prefix="tokenwire-prepare"
-        )
+    """One worker thread with a bounded queue. Also used for compiling structured-output formats
+    (``service.structured``), with its own thread and refusal."""
+
+    def __init__(
+        self,
+        max_pending: int = 16,
+        retry_after_s: float = 1.0,
+        *,
+        thread_name: str = "tokenwire-prepare",
+        refusal: Refusal = _prepare_queue_full,
+    ) -> None:
+        self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix=thread_name)
         self._max_pending = max_pending
         self._retry_after_s = retry_after_s
+        self._refusal = refusal
         self._pending = 0
         self._lock = threading.Lock()
 
@@ -46,11 +63,16 @@ class Offload:
         """
         if weight <= INLINE_BYTES:
             return fn(*args, **kwargs)
+        return await asyncio.wrap_future(self.submit(fn, *args, **kwargs))
+
+    def submit(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> concurrent.futures.Future[R]:
+        """Queue ``fn(*args, **kwargs)`` on the worker; raises the refusal when ``max_pending`` wait.
+
+        The job counts as pending until it ends, whoever still waits for it.
+        """
         with self._lock:
             if self._pending >= self._max_pending:
-                raise PrepareQueueFull(
-                    f"{self._pending} large inputs are being prepared; retry shortly", self._retry_after_s
-                )
+                raise self._refusal(self._pending, self._retry_after_s)
             self._pending += 1
 
         def job() -> R:
@@ -61,12 +83,11 @@ class Offload:
                     self._pending -= 1
 
         try:
-            future = self._executor.submit(job)
+            return self._executor.submit(job)
         except RuntimeError:  # shut down
             with self._lock:
                 self._pending -= 1
             raise
-        return await asyncio.wrap_future(future)
 
     @property
     def pending(self) -> int:

@@ -11,12 +11,11 @@ compile that outlives its time limit keeps its thread until it ends (llguidance'
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
-import threading
 from collections.abc import Callable
 
 from engines.contract import InvalidStructuredOutput, StructuredOutput, StructuredOutputKind
 from service.errors import FieldViolation, InvalidArgument, ResourceExhausted
+from service.offload import Offload
 
 FIELDS = {
     StructuredOutputKind.JSON_SCHEMA: "structured_output.json_schema",
@@ -33,6 +32,12 @@ class CompileQueueFull(ResourceExhausted):
     reason = "COMPILE_QUEUE_FULL"
 
 
+def _compile_queue_full(pending: int, retry_after_s: float) -> CompileQueueFull:
+    return CompileQueueFull(
+        f"{pending} structured-output formats are being compiled; retry shortly", retry_after_s
+    )
+
+
 class FormatCompiler:
     def __init__(
         self,
@@ -44,38 +49,14 @@ class FormatCompiler:
     ) -> None:
         self._compile = compile_format
         self._time_limit_s = time_limit_s
-        self._max_pending = max_pending
-        self._retry_after_s = retry_after_s
-        self._executor = concurrent.futures.ThreadPoolExecutor(
-            max_workers=1, thread_name_prefix="tokenwire-compile"
+        self._worker = Offload(
+            max_pending, retry_after_s, thread_name="tokenwire-compile", refusal=_compile_queue_full
         )
-        self._pending = 0
-        self._lock = threading.Lock()
 
     async def check(self, spec: StructuredOutput) -> None:
         """Compile ``spec`` (or find it compiled); raises ``InvalidArgument`` naming the field with the
         compiler's reason, or ``CompileQueueFull``."""
-        with self._lock:
-            if self._pending >= self._max_pending:
-                raise CompileQueueFull(
-                    f"{self._pending} structured-output formats are being compiled; retry shortly",
-                    self._retry_after_s,
-                )
-            self._pending += 1
-
-        def job() -> None:
-            try:
-                self._compile(spec)
-            finally:
-                with self._lock:
-                    self._pending -= 1
-
-        try:
-            future = self._executor.submit(job)
-        except RuntimeError:  # shut down
-            with self._lock:
-                self._pending -= 1
-            raise
+        future = self._worker.submit(self._compile, spec)
         field = FIELDS[spec.kind]
         try:
             await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)), self._time_limit_s)
@@ -87,8 +68,7 @@ class FormatCompiler:
 
     @property
     def pending(self) -> int:
-        with self._lock:
-            return self._pending
+        return self._worker.pending
 
     def shutdown(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        self._worker.shutdown()
