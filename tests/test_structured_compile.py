@@ -143,3 +143,22 @@ async def test_a_compile_error_names_the_field() -> None:
         assert compiler.pending == 0
     finally:
         compiler.shutdown()
+
+
+async def test_a_burst_of_one_format_compiles_once_and_none_is_refused() -> None:
+    """Fifty requests with one schema at once: the first compiles, the rest wait for it or find it
+    known; none is refused for a full queue (16), as a burst of identical requests once was."""
+    calls: list[StructuredOutput] = []
+
+    def slow(spec: StructuredOutput) -> None:
+        calls.append(spec)
+        time.sleep(0.05)
+
+    compiler = FormatCompiler(slow, max_pending=16)
+    try:
+        spec = _choice("yes", "no")
+        await asyncio.gather(*(compiler.check(spec) for _ in range(50)))  # all at once, first time
+        await asyncio.gather(*(compiler.check(spec) for _ in range(50)))  # known by now
+        assert len(calls) == 1
+    finally:
+        compiler.shutdown()
