@@ -5,7 +5,7 @@ messages tokenwire sends (Started, Delta with token ids and text, Finished
 with usage, timing and speculative stats), paced like the simulation engine,
 but with no validation, tokenizer, detokenizer, stop strings, registry or
 logging. Whatever tokenwire costs above this server is the front door's
-overhead; ``python -m service.loadgen compare`` puts the two side by side.
+overhead; ``python -m tokenwire.loadgen compare`` puts the two side by side.
 
 Tokens come from ONE worker thread, as the simulation engine's do: each step
 it hands every active stream's tokens to the event loop with one

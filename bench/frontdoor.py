@@ -27,9 +27,8 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2
 from report_file import machine, replace_section
-
-from service.loadgen.report import format_comparison, format_table, load_levels
-from service.loadgen.stats import LevelResult, compare
+from tokenwire.loadgen.report import format_comparison, format_table, load_levels
+from tokenwire.loadgen.stats import LevelResult, compare
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "frontdoor"

@@ -34,7 +34,7 @@ from service.config import (
     OpenServiceName,
     ServeConfig,
 )
-from service.engine_choice import EngineConfigError, build_engine, describe_engine, train_native_draft
+from service.engine_choice import EngineConfigError, build_engine, describe_engine
 
 T = TypeVar("T")
 
@@ -444,7 +444,7 @@ def _build_parser() -> argparse.ArgumentParser:
         description="Drive a running server over Generate (or Session) at several concurrency levels from "
         "several client processes; print a table, write JSON and PNG charts (see docs/benchmarks.md).",
     )
-    from service.loadgen.cli import add_run_arguments
+    from tokenwire.loadgen.cli import add_run_arguments
 
     add_run_arguments(bench)
 
@@ -492,7 +492,11 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 def _train_draft(args: argparse.Namespace) -> int:
-    record = train_native_draft(
+    # The native engine's trainer: imported by this command only, never on the serving path
+    # (.ci/check_layers.py holds both to that).
+    from engines.native.eagle3.train import train_with
+
+    record = train_with(
         args.work_dir,
         output=args.output,
         epochs=args.epochs,
@@ -687,7 +691,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         case "generate":
             return asyncio.run(_generate(args))
         case "bench":
-            from service.loadgen.cli import run_from_args
+            from tokenwire.loadgen.cli import run_from_args
 
             return run_from_args(args)
         case "train-draft":

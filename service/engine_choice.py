@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import TYPE_CHECKING, assert_never
 
 import structlog
@@ -152,33 +151,6 @@ def _sim_config(config: ServeConfig) -> SimEngineConfig:
     except ValueError as error:
         raise EngineConfigError(f"invalid sim engine configuration: {error}") from error
     return sim
-
-
-def train_native_draft(work_dir: Path | None, **overrides: object) -> dict[str, object]:
-    """``tokenwire train-draft``: train the native engine's EAGLE-3 head; returns the training record.
-
-    ``overrides`` name ``TrainSettings`` fields; those given as None keep its defaults.
-    """
-    # The trainer belongs to the native engine and pulls in torch: imported only here.
-    from engines.native.eagle3.train import TrainSettings, default_work_dir, train
-
-    base = TrainSettings(work_dir=work_dir or default_work_dir())
-    unknown = set(overrides) - set(TrainSettings.__dataclass_fields__)
-    if unknown:
-        raise TypeError(f"not training settings: {sorted(unknown)}")
-    given = {name: value for name, value in overrides.items() if value is not None}
-    settings = dataclasses.replace(base, **given)  # type: ignore[arg-type]  # names checked above
-    return train(settings)
-
-
-def sim_step_sizes(*, acceptance: float, max_draft: int, seed: int) -> Callable[[str], Iterator[int]]:
-    """The sim engine's per-request step sizes, for a load client to replay its schedule."""
-    from engines.sim.schedule import step_sizes
-
-    def sizes(request_id: str) -> Iterator[int]:
-        return step_sizes(request_id, acceptance=acceptance, max_draft=max_draft, seed=seed)
-
-    return sizes
 
 
 def build_engine(config: ServeConfig) -> Engine:

@@ -131,3 +131,28 @@ def test_training_resumed_from_a_checkpoint_ends_where_one_uninterrupted_run_doe
     restarted = train_from_data(other)
     assert restarted["optimizer_steps"] == steps
     assert _digest(other.output) != _digest(runs["whole"].output)
+
+
+def test_the_train_draft_command_passes_its_flags_to_the_trainer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`tokenwire train-draft` reaches the trainer through ``train_with`` (engine_choice no longer
+    carries it); every flag given becomes its setting, and flags left out keep the defaults."""
+    from engines.native.eagle3 import train as trainer
+    from service import cli
+
+    seen: list[TrainSettings] = []
+
+    def fake_train(settings: TrainSettings) -> dict[str, object]:
+        seen.append(settings)
+        return {"stage": settings.stage, "epochs": settings.epochs}
+
+    monkeypatch.setattr(trainer, "train", fake_train)
+    argv = ["train-draft", "--work-dir", str(tmp_path), "--epochs", "5", "--stage", "features"]
+    assert cli.main([*argv, "--follow-up-samples", "2", "--concurrency", "5"]) == 0
+    (settings,) = seen
+    defaults = TrainSettings(work_dir=tmp_path)
+    assert settings == replace(defaults, epochs=5, stage="features", follow_up_samples=2, concurrency=5)
+    assert json.loads(capsys.readouterr().out) == {"stage": "features", "epochs": 5}
+    with pytest.raises(TypeError, match="not training settings"):
+        trainer.train_with(tmp_path, learning_rate_typo=1.0)

@@ -14,13 +14,12 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
-
-from engines.sim.schedule import step_sizes
-from service.loadgen import cli
-from service.loadgen.driver import DriverConfig, SimParams, run, split
-from service.loadgen.plots import write_plots
-from service.loadgen.report import format_comparison, format_table, load_levels, write_json
-from service.loadgen.stats import (
+from tokenwire.loadgen import cli
+from tokenwire.loadgen.driver import DriverConfig, SimParams, run, split
+from tokenwire.loadgen.plots import write_plots
+from tokenwire.loadgen.report import format_comparison, format_table, load_levels, write_json
+from tokenwire.loadgen.sim_replay import replay_step_sizes
+from tokenwire.loadgen.stats import (
     LevelResult,
     LevelSpec,
     RequestRecord,
@@ -35,6 +34,8 @@ from service.loadgen.stats import (
     summarize,
     token_events,
 )
+
+from engines.sim.schedule import step_sizes
 
 MS = 1_000_000
 REPO = Path(__file__).resolve().parent.parent
@@ -177,10 +178,26 @@ def test_summary_reports_added_latency_with_a_simulated_schedule() -> None:
     assert result.added_latency_ms_p50 == pytest.approx(0.3)
 
 
-def test_sim_params_replay_the_simulation_engines_draws() -> None:
-    schedule = SimParams(step_ms=3.0, acceptance=0.81, max_draft=3, seed=7).schedule()
-    expected = step_sizes("lg-0-5", acceptance=0.81, max_draft=3, seed=7)
-    assert list(itertools.islice(schedule.step_sizes("lg-0-5"), 50)) == list(itertools.islice(expected, 50))
+@pytest.mark.parametrize(
+    ("acceptance", "max_draft", "seed"),
+    [(0.81, 3, 7), (0.5, 1, 0), (0.0, 4, 3), (1.0, 2, 11), (0.93, 7, 123), (0.3, 0, 5)],
+)
+def test_sim_params_replay_the_simulation_engines_draws(acceptance: float, max_draft: int, seed: int) -> None:
+    """The load generator replays the schedule from its rule, without the server's code: the
+    two must agree draw for draw, or every added-latency figure of a sim run is wrong."""
+    schedule = SimParams(step_ms=3.0, acceptance=acceptance, max_draft=max_draft, seed=seed).schedule()
+    for request_id in [f"lg-{process}-{n}" for process in range(3) for n in range(40)] + ["", "é-ü"]:
+        expected = step_sizes(request_id, acceptance=acceptance, max_draft=max_draft, seed=seed)
+        replayed = schedule.step_sizes(request_id)
+        assert list(itertools.islice(replayed, 200)) == list(itertools.islice(expected, 200)), request_id
+
+
+@pytest.mark.parametrize(("acceptance", "max_draft"), [(1.5, 3), (-0.1, 3), (0.5, -1)])
+def test_sim_replay_refuses_what_the_engine_refuses(acceptance: float, max_draft: int) -> None:
+    with pytest.raises(ValueError, match="must be"):
+        next(replay_step_sizes("a", acceptance=acceptance, max_draft=max_draft, seed=0))
+    with pytest.raises(ValueError, match="must be"):
+        next(step_sizes("a", acceptance=acceptance, max_draft=max_draft, seed=0))
 
 
 # The rest of a level's summary

@@ -32,7 +32,7 @@ import math
 import random
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -256,6 +256,20 @@ def _fingerprint(settings: TrainSettings, sequences: int, d2t: torch.Tensor) -> 
         {"settings": relevant, "sequences": sequences, "d2t": d2t.tolist()}, sort_keys=True
     )
     return hashlib.sha256(described.encode()).hexdigest()
+
+
+def train_with(work_dir: Path | None, **overrides: object) -> dict[str, object]:
+    """``tokenwire train-draft``: ``train`` with ``TrainSettings`` fields named in ``overrides``.
+
+    Overrides given as None keep the defaults; ``work_dir`` None means ``default_work_dir()``.
+    """
+    unknown = set(overrides) - set(TrainSettings.__dataclass_fields__)
+    if unknown:
+        raise TypeError(f"not training settings: {sorted(unknown)}")
+    given = {name: value for name, value in overrides.items() if value is not None}
+    base = TrainSettings(work_dir=work_dir or default_work_dir())
+    settings = replace(base, **given)  # type: ignore[arg-type]  # names checked above
+    return train(settings)
 
 
 def train(settings: TrainSettings) -> dict[str, object]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from service.loadgen.stats import LevelResult
+from tokenwire.loadgen.stats import LevelResult
 
 _LATENCY_SERIES: tuple[tuple[str, str, str], ...] = (
     ("ttft_ms_p50", "TTFT p50", "tab:blue"),

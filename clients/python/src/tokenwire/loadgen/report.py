@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
-from service.loadgen.driver import DriverConfig, LevelProgress
-from service.loadgen.stats import Comparison, LevelResult
+from tokenwire.loadgen.driver import DriverConfig, LevelProgress
+from tokenwire.loadgen.stats import Comparison, LevelResult
 
 JSON_FORMAT = "tokenwire-loadgen/1"
 

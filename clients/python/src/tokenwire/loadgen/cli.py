@@ -1,4 +1,4 @@
-"""``python -m service.loadgen``: ``run`` drives a server, ``compare`` sets tokenwire against the floor.
+"""``python -m tokenwire.loadgen``: ``run`` drives a server, ``compare`` sets tokenwire against the floor.
 
 The argument builders are public so that another command line (``tokenwire
 bench``) can offer the same flags.
@@ -12,10 +12,10 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from service.loadgen.driver import DriverConfig, LoadError, SimParams, run
-from service.loadgen.plots import write_plots
-from service.loadgen.report import ProgressBar, format_comparison, format_table, load_levels, write_json
-from service.loadgen.stats import compare
+from tokenwire.loadgen.driver import DriverConfig, LoadError, SimParams, run
+from tokenwire.loadgen.plots import write_plots
+from tokenwire.loadgen.report import ProgressBar, format_comparison, format_table, load_levels, write_json
+from tokenwire.loadgen.stats import compare
 
 RESULTS_DIRECTORY = Path("bench/results")
 
@@ -135,8 +135,8 @@ def compare_from_args(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``python -m service.loadgen``."""
-    parser = argparse.ArgumentParser(prog="python -m service.loadgen", description=__doc__.split("\n")[0])
+    """Entry point of ``python -m tokenwire.loadgen``."""
+    parser = argparse.ArgumentParser(prog="python -m tokenwire.loadgen", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     add_run_arguments(commands.add_parser("run", help="drive a running server at several concurrency levels"))
     add_compare_arguments(commands.add_parser("compare", help="tokenwire vs. the floor from two JSON files"))

@@ -4,11 +4,11 @@
 the bare grpc.aio floor) at several concurrency levels from several client
 processes; ``stats`` reduces what the clients saw to one ``LevelResult`` per
 level; ``report`` and ``plots`` show it; ``stats.compare`` sets tokenwire
-against the floor. Command line: ``python -m service.loadgen run --help``.
+against the floor. Command line: ``python -m tokenwire.loadgen run --help``.
 """
 
-from service.loadgen.driver import DriverConfig, LoadError, SimParams, run
-from service.loadgen.stats import Comparison, LevelResult, RequestRecord, compare, summarize
+from tokenwire.loadgen.driver import DriverConfig, LoadError, SimParams, run
+from tokenwire.loadgen.stats import Comparison, LevelResult, RequestRecord, compare, summarize
 
 __all__ = [
     "Comparison",

@@ -23,15 +23,15 @@ import queue
 import time
 import traceback
 from array import array
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, TypeAlias
 
 import grpc
 from grpc import aio
-from tokenwire.v1 import generation_pb2, generation_pb2_grpc
 
-from service.loadgen.stats import (
+from tokenwire.loadgen.sim_replay import replay_step_sizes
+from tokenwire.loadgen.stats import (
     LevelResult,
     LevelSpec,
     RequestRecord,
@@ -39,6 +39,7 @@ from service.loadgen.stats import (
     process_cpu_seconds,
     summarize,
 )
+from tokenwire.v1 import generation_pb2, generation_pb2_grpc
 
 if TYPE_CHECKING:
     from ctypes import Array as CArray
@@ -70,10 +71,13 @@ class SimParams:
     seed: int = 0
 
     def schedule(self) -> SimSchedule:
-        """The replayable schedule: the sim engine's own step-size draws, through the engine factory."""
-        from service.engine_choice import sim_step_sizes
+        """The replayable schedule: the sim engine's step-size draws, replayed from their rule."""
 
-        sizes = sim_step_sizes(acceptance=self.acceptance, max_draft=self.max_draft, seed=self.seed)
+        def sizes(request_id: str) -> Iterator[int]:
+            return replay_step_sizes(
+                request_id, acceptance=self.acceptance, max_draft=self.max_draft, seed=self.seed
+            )
+
         return SimSchedule(step_ms=self.step_ms, step_sizes=sizes)
 
 
