@@ -195,15 +195,25 @@ class ChatMessage:
 
 @dataclass(frozen=True, slots=True)
 class SpeculativeConfig:
-    """How an engine speculates; ``method`` is empty when it does not."""
+    """How an engine speculates by default; ``method`` is OFF when it does not."""
 
-    method: str = ""
+    method: SpeculationMethod = SpeculationMethod.OFF
     draft_length: int = 0
-    available_methods: tuple[str, ...] = ()
-    """Methods a request may choose (``SpeculationMethod`` values), "off" included; empty when
-    speculation is fixed at start-up (the request's choice is then ignored)."""
+    available_methods: tuple[SpeculationMethod, ...] = ()
+    """Methods a request may choose, OFF included where it is allowed; empty when the engine takes
+    no choice from requests (the sim engine, whose steps only imitate speculation)."""
     draft_model: str = ""
     """What drafts, when it is a model: its name and the sha256 of its weights."""
+    simulated: bool = False
+    """The engine imitates ``method``'s step sizes without drafting (the sim engine)."""
+
+    @property
+    def name(self) -> str:
+        """The method as GetModelInfo and the metrics name it: "" when off, ``eagle3-simulated``
+        for a simulation of EAGLE-3."""
+        if self.method is SpeculationMethod.OFF:
+            return ""
+        return f"{self.method.value}-simulated" if self.simulated else self.method.value
 
 
 @dataclass(frozen=True, slots=True)

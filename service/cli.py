@@ -22,17 +22,20 @@ import structlog
 from grpc import aio
 from tokenwire.v1 import generation_pb2, generation_pb2_grpc
 
-from engines.contract import MAX_DRAFT_LENGTH, Engine
+from engines.contract import MAX_DRAFT_LENGTH, Engine, SpeculationMethod
 from service import logs
 from service.config import (
     ENGINE_NAMES,
     OPEN_SERVICE_NAMES,
+    PREFILL_NAMES,
     SIM_MODES,
-    SPECULATION_NAMES,
     WEIGHTS_NAMES,
     ConfigError,
+    NativeOptions,
     OpenServiceName,
     ServeConfig,
+    SimOptions,
+    TrtLlmOptions,
 )
 from service.engine_choice import EngineConfigError, build_engine, describe_engine
 
@@ -180,6 +183,7 @@ def _overrides(raw: str) -> tuple[str, ...]:
 
 def _add_engine_flags(parser: argparse.ArgumentParser) -> None:
     defaults = ServeConfig()
+    native, sim = defaults.native, defaults.sim
     _add(parser, "--engine", str, defaults.engine, "inference engine", choices=list(ENGINE_NAMES))
     _add(
         parser,
@@ -239,14 +243,12 @@ def _add_engine_flags(parser: argparse.ArgumentParser) -> None:
         parser,
         "--sim-mode",
         str,
-        defaults.sim_mode,
+        sim.mode,
         "sim: the record's shape: latency (8 users x 1,000 tok/s) or throughput (hundreds of users)",
         choices=list(SIM_MODES),
     )
-    _add(
-        parser, "--sim-step-ms", float, defaults.sim_step_ms, "sim: step interval in latency mode (default 3)"
-    )
-    _add(parser, "--sim-seed", int, defaults.sim_seed, "sim: seed of the acceptance draws")
+    _add(parser, "--sim-step-ms", float, sim.step_ms, "sim: step interval in latency mode (default 3)")
+    _add(parser, "--sim-seed", int, sim.seed, "sim: seed of the acceptance draws")
     _add(
         parser,
         "--coalesce-tokens",
@@ -261,12 +263,12 @@ def _add_engine_flags(parser: argparse.ArgumentParser) -> None:
         defaults.coalesce_ms,
         "... or once the oldest pending token waited this long (0: never hold back)",
     )
-    _add(parser, "--threads", _positive_int, defaults.threads, "native: CPU threads (default: all)")
+    _add(parser, "--threads", _positive_int, native.threads, "native: CPU threads (default: all)")
     _add(
         parser,
         "--kv-cache-mb",
         _positive_int,
-        defaults.kv_cache_mb,
+        native.kv_cache_mb,
         "native: MiB the KV cache may hold at once; it grows by the page as requests need it and "
         "requests wait when it is full (also caps the context length)",
     )
@@ -274,7 +276,7 @@ def _add_engine_flags(parser: argparse.ArgumentParser) -> None:
         parser,
         "--prefix-cache-mb",
         _non_negative_int,
-        defaults.prefix_cache_mb,
+        native.prefix_cache_mb,
         "native: MiB for the keys and values of prompt prefixes seen before, reused by later requests "
         "that start the same way (least recently used blocks make room; 0: off)",
     )
@@ -282,7 +284,7 @@ def _add_engine_flags(parser: argparse.ArgumentParser) -> None:
         parser,
         "--speculate-max-decoding",
         _positive_int,
-        defaults.speculate_max_decoding,
+        native.speculate_max_decoding,
         "native: requests speculate while at most this many decode together, their drafts verified in "
         "one shared pass; beyond it all take the plain batched step",
     )
@@ -290,16 +292,16 @@ def _add_engine_flags(parser: argparse.ArgumentParser) -> None:
         parser,
         "--prefill",
         str,
-        defaults.prefill,
+        native.prefill,
         "native: the oldest waiting prompt goes first, one pass per prompt (fcfs), or prompts waiting "
         "together share one forward pass per iteration (batched; see docs/benchmarks.md)",
-        choices=["batched", "fcfs"],
+        choices=list(PREFILL_NAMES),
     )
     _add(
         parser,
         "--weights",
         str,
-        defaults.weights,
+        native.weights,
         "native: q computes straight from the GGUF's quantized blocks (needs the compiled kernels); "
         "fp32 dequantizes every weight at load (the reference path)",
         choices=list(WEIGHTS_NAMES),
@@ -307,17 +309,18 @@ def _add_engine_flags(parser: argparse.ArgumentParser) -> None:
     _add(
         parser,
         "--speculation",
-        str,
-        defaults.speculation,
+        SpeculationMethod,
+        native.speculation.value,
         "native: speculative decoding for requests that do not choose (eagle3: the draft head, "
         "ngram: prompt lookup)",
-        choices=list(SPECULATION_NAMES),
+        choices=list(SpeculationMethod),
+        metavar="{" + ",".join(method.value for method in SpeculationMethod) + "}",
     )
     _add(
         parser,
         "--draft-length",
         _draft_length,
-        defaults.draft_length,
+        native.draft_length,
         f"native: most draft tokens per step (1 to {MAX_DRAFT_LENGTH})",
     )
 
@@ -524,10 +527,6 @@ def _serve_config(args: argparse.Namespace) -> ServeConfig:
         engine=args.engine,
         model_path=args.model_path,
         draft_model_path=args.draft_model_path,
-        preset=args.preset,
-        engine_config=args.engine_config,
-        engine_overrides=tuple(args.engine_overrides),
-        trtllm_version=args.trtllm_version,
         cache_dir=args.cache_dir,
         max_batch_size=args.max_batch_size,
         max_waiting=args.max_waiting,
@@ -535,17 +534,23 @@ def _serve_config(args: argparse.Namespace) -> ServeConfig:
         gc_young_threshold=getattr(args, "gc_threshold", defaults.gc_young_threshold),
         coalesce_tokens=args.coalesce_tokens,
         coalesce_ms=args.coalesce_ms,
-        sim_mode=args.sim_mode,
-        sim_step_ms=args.sim_step_ms,
-        sim_seed=args.sim_seed,
-        threads=args.threads,
-        weights=args.weights,
-        kv_cache_mb=args.kv_cache_mb,
-        prefix_cache_mb=args.prefix_cache_mb,
-        prefill=args.prefill,
-        speculate_max_decoding=args.speculate_max_decoding,
-        speculation=args.speculation,
-        draft_length=args.draft_length,
+        native=NativeOptions(
+            threads=args.threads,
+            kv_cache_mb=args.kv_cache_mb,
+            prefix_cache_mb=args.prefix_cache_mb,
+            speculate_max_decoding=args.speculate_max_decoding,
+            prefill=args.prefill,
+            weights=args.weights,
+            speculation=args.speculation,
+            draft_length=args.draft_length,
+        ),
+        trtllm=TrtLlmOptions(
+            preset=args.preset,
+            engine_config=args.engine_config,
+            overrides=tuple(args.engine_overrides),
+            version=args.trtllm_version,
+        ),
+        sim=SimOptions(mode=args.sim_mode, step_ms=args.sim_step_ms, seed=args.sim_seed),
         default_max_tokens=getattr(args, "default_max_tokens", defaults.default_max_tokens),
         max_samples=getattr(args, "max_samples", defaults.max_samples),
         grace_period_s=getattr(args, "grace_period", defaults.grace_period_s),

@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from engines.contract import SpeculationMethod
 from service.logs import LogFormat
 
 EngineName = Literal["native", "trtllm", "sim"]
 ENGINE_NAMES: tuple[EngineName, ...] = ("native", "trtllm", "sim")
 SimModeName = Literal["latency", "throughput"]
 SIM_MODES: tuple[SimModeName, ...] = ("latency", "throughput")
-SpeculationName = Literal["off", "ngram", "eagle3"]
-SPECULATION_NAMES: tuple[SpeculationName, ...] = ("off", "ngram", "eagle3")
 WeightsName = Literal["q", "fp32"]
 WEIGHTS_NAMES: tuple[WeightsName, ...] = ("q", "fp32")
+PrefillName = Literal["batched", "fcfs"]
+PREFILL_NAMES: tuple[PrefillName, ...] = ("batched", "fcfs")
 OpenServiceName = Literal["health", "reflection"]
 OPEN_SERVICE_NAMES: tuple[OpenServiceName, ...] = ("health", "reflection")
 
@@ -25,7 +26,61 @@ class ConfigError(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
+class NativeOptions:
+    """What only the native engine reads (``--engine native``)."""
+
+    threads: int | None = None
+    """CPU threads (None: all)."""
+    kv_cache_mb: int = 768
+    """Memory the KV cache may hold at once (requests wait for room beyond it)."""
+    prefix_cache_mb: int = 256
+    """Memory for cached prompt prefixes (0: no prefix caching)."""
+    speculate_max_decoding: int = 1
+    """Requests speculate while at most this many decode together (drafts verified in one pass)."""
+    prefill: PrefillName = "fcfs"
+    """Prompts go oldest first (``fcfs``) or share one forward pass (``batched``)."""
+    weights: WeightsName = "q"
+    """Compute from the GGUF's quantized blocks (``q``) or from fp32 weights (``fp32``)."""
+    speculation: SpeculationMethod = SpeculationMethod.EAGLE3
+    """How requests that do not choose decode speculatively (EAGLE3: the draft head, NGRAM: prompt
+    lookup, OFF)."""
+    draft_length: int = 4
+    """Most draft tokens per step for requests that do not choose (1 to ``MAX_DRAFT_LENGTH``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TrtLlmOptions:
+    """What only the TensorRT-LLM engine reads (``--engine trtllm``)."""
+
+    preset: str | None = None
+    """A named configuration, e.g. ``maverick-fp8-eagle3-latency``."""
+    engine_config: Path | None = None
+    """A TOML or YAML file overriding the preset's LLM arguments."""
+    overrides: tuple[str, ...] = ()
+    """``key.path=value`` overrides applied last (``--set``)."""
+    version: str | None = None
+    """The TensorRT-LLM release to validate against ("1.2.1", "1.3", "1.3.0rc27"); default: the
+    installed one (``config show`` without TensorRT-LLM: the pinned 1.2.1). ``serve`` refuses one that
+    disagrees with the installed release."""
+
+
+@dataclass(frozen=True, slots=True)
+class SimOptions:
+    """What only the simulation engine reads (``--engine sim``)."""
+
+    mode: SimModeName = "latency"
+    """The record's shape to simulate (see engines/sim)."""
+    step_ms: float | None = None
+    """Step interval in latency mode (default 3 ms: ~1,000 tokens/s per user)."""
+    seed: int = 0
+    """Seed of the acceptance draws (a load client replays them)."""
+
+
+@dataclass(frozen=True, slots=True)
 class ServeConfig:
+    """Settings every engine shares at the top; each engine's own in its group (``native``,
+    ``trtllm``, ``sim``), read only when that engine is chosen."""
+
     host: str = "127.0.0.1"
     port: int = 50051
     engine: EngineName = "native"
@@ -35,38 +90,12 @@ class ServeConfig:
     draft_model_path: Path | None = None
     """trtllm: the speculative draft model directory (default: the preset's).
     native: the EAGLE-3 head's ``.safetensors`` file, its manifest beside it (default: the shipped head)."""
-    preset: str | None = None
-    """trtllm: a named configuration, e.g. ``maverick-fp8-eagle3-latency``."""
-    engine_config: Path | None = None
-    """trtllm: a TOML or YAML file overriding the preset's LLM arguments."""
-    engine_overrides: tuple[str, ...] = ()
-    """trtllm: ``key.path=value`` overrides applied last."""
-    trtllm_version: str | None = None
-    """trtllm: the TensorRT-LLM release to validate against ("1.2.1", "1.3", "1.3.0rc27"); default: the
-    installed one (``config show`` without TensorRT-LLM: the pinned 1.2.1). ``serve`` refuses one that
-    disagrees with the installed release."""
     cache_dir: Path | None = None
     """Where the native engine keeps its converted weights; default ~/.cache/tokenwire."""
     max_batch_size: int | None = None
     """None: the engine's default (native 8; sim 8 in latency mode, 512 in throughput mode)."""
     max_waiting: int | None = None
     """None: the engine's default (native 64; sim 1024)."""
-    threads: int | None = None
-    kv_cache_mb: int = 768
-    """native: memory the KV cache may hold at once (requests wait for room beyond it)."""
-    prefix_cache_mb: int = 256
-    """native: memory for cached prompt prefixes (0: no prefix caching)."""
-    speculate_max_decoding: int = 1
-    """native: requests speculate while at most this many decode together (drafts verified in one pass)."""
-    prefill: Literal["batched", "fcfs"] = "fcfs"
-    """native: prompts go oldest first (``fcfs``) or share one forward pass (``batched``)."""
-    weights: WeightsName = "q"
-    """native: compute from the GGUF's quantized blocks (``q``) or from fp32 weights (``fp32``)."""
-    speculation: SpeculationName = "eagle3"
-    """native: how requests that do not choose decode speculatively (``eagle3``: the draft head,
-    ``ngram``: prompt lookup)."""
-    draft_length: int = 4
-    """native: most draft tokens per step for requests that do not choose (1 to 16)."""
     coalesce_tokens: int = 1
     """Hand a stream its pending tokens as one event once this many are pending ...
     (1: every engine step at once; native and sim engines)."""
@@ -79,12 +108,9 @@ class ServeConfig:
     """Python's thread switch interval (``sys.setswitchinterval``); None keeps Python's 5 ms.
     The engine's worker thread and the event loop share the GIL: a shorter interval lets the
     worker take it sooner when a step is due."""
-    sim_mode: SimModeName = "latency"
-    """sim: the record's shape to simulate (see engines/sim)."""
-    sim_step_ms: float | None = None
-    """sim: step interval in latency mode (default 3 ms: ~1,000 tokens/s per user)."""
-    sim_seed: int = 0
-    """sim: seed of the acceptance draws (a load client replays them)."""
+    native: NativeOptions = field(default_factory=NativeOptions)
+    trtllm: TrtLlmOptions = field(default_factory=TrtLlmOptions)
+    sim: SimOptions = field(default_factory=SimOptions)
     default_max_tokens: int = 512
     max_samples: int = 16
     """The largest GenerateRequest.n accepted (samples of one prompt)."""

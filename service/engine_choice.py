@@ -45,13 +45,13 @@ def conversion_progress(step_percent: int = 10) -> Callable[[int, int], None]:
 
 
 def _native_config(config: ServeConfig) -> NativeEngineConfig:
-    from engines.contract import SpeculationMethod
     from engines.native.eagle3.head import DEFAULT_HEAD
     from engines.native.engine import NativeEngineConfig
     from engines.native.matrices import KernelsUnavailable, WeightFormat, kernels
 
     defaults = NativeEngineConfig()
-    weights = WeightFormat(config.weights)
+    native = config.native
+    weights = WeightFormat(native.weights)
     if weights is WeightFormat.Q:
         try:
             kernels()
@@ -64,14 +64,14 @@ def _native_config(config: ServeConfig) -> NativeEngineConfig:
             max_batch_size=config.max_batch_size or defaults.max_batch_size,
             max_waiting=config.max_waiting or defaults.max_waiting,
             coalescing=_coalescing(config),
-            threads=config.threads,
+            threads=native.threads,
             weights=weights,
-            kv_cache_mb=config.kv_cache_mb,
-            prefix_cache_mb=config.prefix_cache_mb,
-            prefill=config.prefill,
-            speculate_max_decoding=config.speculate_max_decoding,
-            speculation=SpeculationMethod(config.speculation),
-            draft_length=config.draft_length,
+            kv_cache_mb=native.kv_cache_mb,
+            prefix_cache_mb=native.prefix_cache_mb,
+            prefill=native.prefill,
+            speculate_max_decoding=native.speculate_max_decoding,
+            speculation=native.speculation,
+            draft_length=native.draft_length,
             draft_head=config.draft_model_path if config.draft_model_path is not None else DEFAULT_HEAD,
             progress=conversion_progress(),
         )
@@ -84,9 +84,9 @@ def _trtllm_settings(config: ServeConfig, *, serving: bool) -> TrtLlmSettings:
 
     try:
         return load_settings(
-            preset=config.preset,
-            config_file=config.engine_config,
-            overrides=config.engine_overrides,
+            preset=config.trtllm.preset,
+            config_file=config.trtllm.engine_config,
+            overrides=config.trtllm.overrides,
             model=None if config.model_path is None else str(config.model_path),
             draft_model=None if config.draft_model_path is None else str(config.draft_model_path),
             release=_trtllm_release(config, serving=serving),
@@ -108,13 +108,14 @@ def _trtllm_release(config: ServeConfig, *, serving: bool) -> Release:
 
     installed = installed_version()
     try:
-        asked = release_named(config.trtllm_version) if config.trtllm_version is not None else None
+        version = config.trtllm.version
+        asked = release_named(version) if version is not None else None
         found = release_for(installed) if installed is not None else None
     except UnsupportedTrtLlmVersion as error:
         raise EngineConfigError(str(error)) from error
     if serving and asked is not None and found is not None and asked.line != found.line:
         raise EngineConfigError(
-            f"--trtllm-version {config.trtllm_version} does not match the installed {found.name} "
+            f"--trtllm-version {config.trtllm.version} does not match the installed {found.name} "
             f"({found.line} line): drop the flag or install that release"
         )
     if serving:
@@ -132,11 +133,11 @@ def _coalescing(config: ServeConfig) -> Coalescing:
 def _sim_config(config: ServeConfig) -> SimEngineConfig:
     from engines.sim import SimEngineConfig, SimMode
 
-    sim = SimEngineConfig.for_mode(SimMode(config.sim_mode))
+    sim = SimEngineConfig.for_mode(SimMode(config.sim.mode))
     try:
         sim = dataclasses.replace(
             sim,
-            seed=config.sim_seed,
+            seed=config.sim.seed,
             gguf_path=config.model_path,
             cache_dir=config.cache_dir,
             coalescing=_coalescing(config),
@@ -146,8 +147,8 @@ def _sim_config(config: ServeConfig) -> SimEngineConfig:
             sim = dataclasses.replace(sim, max_batch_size=config.max_batch_size)
         if config.max_waiting is not None:
             sim = dataclasses.replace(sim, max_waiting=config.max_waiting)
-        if config.sim_step_ms is not None:
-            sim = dataclasses.replace(sim, step_interval_s=config.sim_step_ms / 1000.0)
+        if config.sim.step_ms is not None:
+            sim = dataclasses.replace(sim, step_interval_s=config.sim.step_ms / 1000.0)
     except ValueError as error:
         raise EngineConfigError(f"invalid sim engine configuration: {error}") from error
     return sim
@@ -184,8 +185,8 @@ def describe_engine(config: ServeConfig) -> str:
         case "native":
             native = dataclasses.asdict(_native_config(config))
             native.pop("progress", None)
-            native["speculation"] = config.speculation
-            native["weights"] = config.weights
+            native["speculation"] = config.native.speculation.value
+            native["weights"] = config.native.weights
             return json.dumps({"engine": "native", **native}, indent=2, sort_keys=True, default=str)
         case "trtllm":
             from engines.trtllm.settings import render_settings
@@ -193,7 +194,7 @@ def describe_engine(config: ServeConfig) -> str:
             return render_settings(_trtllm_settings(config, serving=False))
         case "sim":
             sim = dataclasses.asdict(_sim_config(config))
-            sim["mode"] = config.sim_mode
+            sim["mode"] = config.sim.mode
             return json.dumps({"engine": "sim", **sim}, indent=2, sort_keys=True, default=str)
         case _:
             assert_never(config.engine)

@@ -127,7 +127,7 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
         info = self.runtime.engine.info
         model = info.model_name
         speculation = prepared.engine_request.speculation
-        method = speculation.method.value if speculation is not None else (info.speculative.method or "off")
+        method = speculation.method.value if speculation is not None else (info.speculative.name or "off")
         meter = self.runtime.metrics.generation(method)
         prompt_tokens = len(prepared.engine_request.prompt_token_ids)
         tracer = self.runtime.tracer

@@ -59,10 +59,10 @@ class ModelServicer(model_pb2_grpc.ModelServiceServicer):
             vocab_size=info.vocab_size,
             has_chat_template=tokenizer.has_chat_template,
             speculative=model_pb2.SpeculativeConfig(
-                enabled=bool(info.speculative.method),
-                method=info.speculative.method,
+                enabled=bool(info.speculative.name),
+                method=info.speculative.name,
                 draft_length=info.speculative.draft_length,
-                available_methods=info.speculative.available_methods,
+                available_methods=[method.value for method in info.speculative.available_methods],
                 draft_model=info.speculative.draft_model,
             ),
             max_batch_size=info.max_batch_size,

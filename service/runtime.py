@@ -8,7 +8,7 @@ from typing import assert_never
 
 from opentelemetry.trace import Tracer
 
-from engines.contract import Engine, EngineInfo, SpeculationMethod
+from engines.contract import Engine, EngineInfo
 from service.drain import OpenStreams
 from service.errors import Unavailable
 from service.generation import GenerationRunner
@@ -68,13 +68,9 @@ class Runtime:
             context_length=info.context_length,
             vocab_size=info.vocab_size,
             default_max_tokens=self.settings.default_max_tokens,
-            default_speculation=_method(info.speculative.method),
+            default_speculation=info.speculative.method,
             default_draft_length=info.speculative.draft_length,
-            speculation_methods=(
-                frozenset(_method(m) for m in info.speculative.available_methods)
-                if info.speculative.available_methods
-                else None
-            ),
+            speculation_methods=frozenset(info.speculative.available_methods) or None,
             unsupported=info.unsupported_fields,
             structured_output_kinds=frozenset(info.structured_output_kinds),
             max_samples=self.settings.max_samples,
@@ -117,11 +113,3 @@ class Runtime:
                 raise self.draining()
             case _:
                 assert_never(self.phase)
-
-
-def _method(name: str) -> SpeculationMethod:
-    """The contract's method for an engine's name of it; OFF for names it does not know."""
-    try:
-        return SpeculationMethod(name)
-    except ValueError:
-        return SpeculationMethod.OFF

@@ -21,7 +21,8 @@ from pathlib import Path
 import grpc
 from tokenwire.v1 import generation_pb2, generation_pb2_grpc, model_pb2, model_pb2_grpc
 
-from tests.conftest import LiveServer, SecureLiveServer
+from tests.conftest import SecureLiveServer
+from tests.live_servers import LiveServer
 
 REPO = Path(__file__).resolve().parent.parent
 CLIENTS = REPO / "clients"

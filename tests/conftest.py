@@ -1,14 +1,14 @@
 """A real tokenwire server on 127.0.0.1 (ephemeral port) with the real embedded model.
 
 The server runs on its own thread and event loop, as it would in its own
-process: tests talk to it only through gRPC, each on pytest's loop.
+process: tests talk to it only through gRPC, each on pytest's loop. The
+start-up is tests/live_servers.py's (re-exported here: LiveServer,
+serve_in_thread, stop_live_server).
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
-import threading
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -17,10 +17,9 @@ import pytest
 from grpc import aio
 from tokenwire.v1 import generation_pb2_grpc, model_pb2_grpc
 
-from service.config import ServeConfig
-from service.engine_choice import build_engine
+from service.config import ServeConfig, SimOptions
 from service.server import TokenwireServer
-from service.tracing import Tracing
+from tests.live_servers import LiveServer, serve_in_thread, stop_live_server
 from tests.stubs import GenerationStub, ModelStub
 from tests.tls_certs import TOKEN_ALL, TOKEN_MODEL_ONLY, TestPki, make_test_pki
 
@@ -55,7 +54,8 @@ CLIENT_MODULES = frozenset({
     "test_client_typescript", "test_grpcurl_recipes",
 })  # fmt: skip
 TRTLLM_MODULES = frozenset({
-    "test_trtllm_engine", "test_trtllm_guided", "test_trtllm_presets", "test_trtllm_versions",
+    "test_trtllm_cancellation", "test_trtllm_grpc", "test_trtllm_guided", "test_trtllm_mapping",
+    "test_trtllm_presets", "test_trtllm_refusals", "test_trtllm_startup", "test_trtllm_versions",
     "test_cli_trtllm",
 })  # fmt: skip
 
@@ -74,53 +74,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         module = item.nodeid.split("::", 1)[0].rsplit("/", 1)[-1].removesuffix(".py")
         item.add_marker(getattr(pytest.mark, tier_of(module)))
-
-
-@dataclass(frozen=True, slots=True)
-class LiveServer:
-    address: str
-    server: TokenwireServer
-    loop: asyncio.AbstractEventLoop
-
-
-def serve_in_thread(
-    config: ServeConfig, *, wait_ready: bool = True, tracing: Tracing | None = None
-) -> tuple[LiveServer, threading.Thread]:
-    """Start a server on its own thread and loop; returns once it listens (and, by default, serves).
-
-    ``tracing``: where the server's spans go (default: as ``config`` says).
-    """
-    started: concurrent.futures.Future[LiveServer] = concurrent.futures.Future()
-    loop = asyncio.new_event_loop()
-
-    async def boot() -> None:
-        server = TokenwireServer(config, build_engine(config), tracing=tracing)
-        port = await server.start()
-        if wait_ready:
-            await server.wait_ready()
-        started.set_result(LiveServer(f"127.0.0.1:{port}", server, loop))
-
-    def run() -> None:
-        asyncio.set_event_loop(loop)
-        task = loop.create_task(boot())
-
-        def report_failure(done: asyncio.Task[None]) -> None:
-            if not done.cancelled() and (error := done.exception()) is not None:
-                started.set_exception(error)
-
-        task.add_done_callback(report_failure)
-        loop.run_forever()
-        loop.close()
-
-    thread = threading.Thread(target=run, name="tokenwire-test-server", daemon=True)
-    thread.start()
-    return started.result(timeout=300), thread
-
-
-def stop_live_server(live: LiveServer, thread: threading.Thread) -> None:
-    asyncio.run_coroutine_threadsafe(live.server.stop(0), live.loop).result(timeout=60)
-    live.loop.call_soon_threadsafe(live.loop.stop)
-    thread.join(timeout=60)
 
 
 def server_config() -> ServeConfig:
@@ -176,7 +129,7 @@ def secure_live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sec
 def busy_sim_server() -> Iterator[LiveServer]:
     """The simulation engine with one slot and no queue: while one generation runs, the next is
     refused with RESOURCE_EXHAUSTED and RetryInfo (the client examples' retry demonstration)."""
-    config = ServeConfig(port=0, engine="sim", max_batch_size=1, max_waiting=0, sim_step_ms=5.0)
+    config = ServeConfig(port=0, engine="sim", max_batch_size=1, max_waiting=0, sim=SimOptions(step_ms=5.0))
     live, thread = serve_in_thread(config)
     yield live
     stop_live_server(live, thread)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import urllib.request
 
-from tests.conftest import LiveServer
+from tests.live_servers import LiveServer
 
 
 def scrape_text(live: LiveServer) -> str:

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from tokenwire.v1 import generation_pb2, generation_pb2_grpc
 from tokenwire.v1.generation_pb2 import GenerateRequest, SamplingParams, StoppingCriteria
 
-from tests.conftest import LiveServer
+from tests.live_servers import LiveServer
 from tests.streams import Generation, collect, from_responses, read_generate, rest_of_generate
 
 VOCAB = 49152  # SmolLM2's vocabulary

@@ -7,7 +7,7 @@ import signal
 from pathlib import Path
 
 from tests.cli_process import ServeProcess, run
-from tests.conftest import LiveServer
+from tests.live_servers import LiveServer
 
 
 def test_help_on_every_command() -> None:
@@ -36,6 +36,29 @@ def test_speculation_flags_and_environment_reach_the_native_engine_config() -> N
     assert json.loads(run("config", "show").stdout)["speculation"] == "eagle3"
     bad = run("config", "show", "--draft-length", "17")
     assert bad.returncode != 0 and "--draft-length" in bad.stderr
+
+
+def test_each_engines_flags_reach_its_own_group_of_the_config() -> None:
+    """ServeConfig groups each engine's settings (NativeOptions, SimOptions, TrtLlmOptions): the
+    flags and variables of one engine land in its group and reach that engine's configuration."""
+    native = json.loads(
+        run(
+            "config",
+            "show",
+            "--weights",
+            "fp32",
+            "--prefix-cache-mb",
+            "0",
+            env={"TOKENWIRE_SPECULATION": "ngram"},
+        ).stdout
+    )
+    assert (native["speculation"], native["weights"], native["prefix_cache_mb"]) == ("ngram", "fp32", 0)
+    sim = json.loads(run("config", "show", "--engine", "sim", "--sim-step-ms", "7", "--sim-seed", "9").stdout)
+    assert (sim["mode"], sim["step_interval_s"], sim["seed"]) == ("latency", 0.007, 9)
+    bad = run("config", "show", env={"TOKENWIRE_SPECULATION": "eagle"})
+    assert bad.returncode != 0 and "TOKENWIRE_SPECULATION" in bad.stderr
+    flag = run("config", "show", "--speculation", "eagle")
+    assert flag.returncode != 0 and "--speculation" in flag.stderr
 
 
 def test_generate_streams_to_stdout(live_server: LiveServer) -> None:

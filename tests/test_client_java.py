@@ -25,7 +25,8 @@ from tests.client_examples import (
     run_example,
     run_while_busy,
 )
-from tests.conftest import LiveServer, SecureLiveServer
+from tests.conftest import SecureLiveServer
+from tests.live_servers import LiveServer
 
 HERE = CLIENTS / "java"
 TARGET = HERE / "target"

@@ -63,7 +63,8 @@ from tests.client_examples import (
     run_example,
     run_while_busy,
 )
-from tests.conftest import LiveServer, SecureLiveServer, serve_in_thread, stop_live_server, write_tokens_file
+from tests.conftest import SecureLiveServer, write_tokens_file
+from tests.live_servers import LiveServer, serve_in_thread, stop_live_server
 from tests.tls_certs import TOKEN_MODEL_ONLY
 
 REPO = Path(__file__).resolve().parent.parent

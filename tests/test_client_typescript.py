@@ -13,7 +13,8 @@ from tests.client_examples import (
     run_example,
     run_while_busy,
 )
-from tests.conftest import LiveServer, SecureLiveServer
+from tests.conftest import SecureLiveServer
+from tests.live_servers import LiveServer
 
 HERE = CLIENTS / "typescript"
 STREAM = ["node", "dist/examples/stream.js", "What is the capital of France?"]

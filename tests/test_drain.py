@@ -20,11 +20,11 @@ from grpc_health.v1 import health_pb2
 from grpc_status import rpc_status
 from tokenwire.v1 import generation_pb2, generation_pb2_grpc, model_pb2, model_pb2_grpc
 
-from service.config import ServeConfig
+from service.config import ServeConfig, SimOptions
 from service.registry import RequestRegistry
 from tests.cli_process import ServeProcess
-from tests.conftest import serve_in_thread
 from tests.health import health_watch
+from tests.live_servers import serve_in_thread
 from tests.streams import Generation, from_responses, read_generate, read_session, rest_of_generate
 
 SHORT = 300
@@ -119,7 +119,7 @@ def _check_cancelled_with_usage(result: Generation) -> None:
 
 
 async def test_stop_lets_streams_finish_and_ends_the_rest_with_a_final_event() -> None:
-    live, thread = serve_in_thread(ServeConfig(port=0, engine="sim", sim_step_ms=SIM_STEP_MS))
+    live, thread = serve_in_thread(ServeConfig(port=0, engine="sim", sim=SimOptions(step_ms=SIM_STEP_MS)))
     grace_s = 8.0
     try:
         async with aio.insecure_channel(live.address) as channel:

@@ -28,15 +28,15 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from tokenwire.v1 import generation_pb2, generation_pb2_grpc, model_pb2, model_pb2_grpc
 
-from service.config import ServeConfig
-from tests.conftest import serve_in_thread, stop_live_server
+from service.config import ServeConfig, SimOptions
 from tests.fuzz_oracle import FuzzTarget, Tally, check_idle_and_serving, run_generates, run_raw, run_session
 from tests.fuzz_requests import GenerateCall, ModelLimits, generate_calls, raw_calls, session_actions
+from tests.live_servers import serve_in_thread, stop_live_server
 
 CaseT = TypeVar("CaseT")
 
 SIM = ServeConfig(
-    port=0, engine="sim", sim_step_ms=1.0, max_batch_size=4, max_waiting=4, default_max_tokens=4
+    port=0, engine="sim", sim=SimOptions(step_ms=1.0), max_batch_size=4, max_waiting=4, default_max_tokens=4
 )
 NATIVE = ServeConfig(port=0, engine="native", max_batch_size=4, max_waiting=4, default_max_tokens=2)
 """Small queues, so bursts meet RESOURCE_EXHAUSTED; short defaults, so absent max_tokens stays cheap."""

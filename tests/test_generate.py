@@ -10,7 +10,7 @@ from google.protobuf import duration_pb2
 from grpc import aio
 from tokenwire.v1 import generation_pb2, generation_pb2_grpc, model_pb2
 
-from tests.conftest import LiveServer
+from tests.live_servers import LiveServer
 from tests.streams import (
     collect,
     from_responses,

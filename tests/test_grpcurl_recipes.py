@@ -21,7 +21,8 @@ from pathlib import Path
 import pytest
 
 from tests.client_examples import secure_env
-from tests.conftest import LiveServer, SecureLiveServer
+from tests.conftest import SecureLiveServer
+from tests.live_servers import LiveServer
 
 REPO = Path(__file__).resolve().parent.parent
 DOC = REPO / "docs" / "grpcurl.md"

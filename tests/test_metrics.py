@@ -22,7 +22,10 @@ from grpc import aio
 from prometheus_client.parser import text_string_to_metric_families
 from tokenwire.v1 import generation_pb2, generation_pb2_grpc
 
-from tests.conftest import TEST_BATCH_SIZE, LiveServer, serve_in_thread, server_config, stop_live_server
+from engines.contract import SpeculationMethod
+from service.config import NativeOptions
+from tests.conftest import TEST_BATCH_SIZE, server_config
+from tests.live_servers import LiveServer, serve_in_thread, stop_live_server
 from tests.metrics_scrape import scrape_text
 from tests.stubs import GenerationStub
 
@@ -36,7 +39,8 @@ Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 @pytest.fixture(scope="module")
 def metered() -> Iterator[LiveServer]:
-    live, thread = serve_in_thread(replace(server_config(), metrics_port=0, speculation="ngram"))
+    ngram = NativeOptions(speculation=SpeculationMethod.NGRAM)
+    live, thread = serve_in_thread(replace(server_config(), metrics_port=0, native=ngram))
     yield live
     stop_live_server(live, thread)
 

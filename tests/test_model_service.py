@@ -16,8 +16,9 @@ from grpc_health.v1 import health_pb2
 from grpc_reflection.v1alpha import reflection_pb2
 from tokenwire.v1 import generation_pb2, model_pb2
 
-from tests.conftest import LiveServer, serve_in_thread, server_config, stop_live_server
+from tests.conftest import server_config
 from tests.health import health_check, health_watch
+from tests.live_servers import LiveServer, serve_in_thread, stop_live_server
 from tests.stubs import ModelStub
 
 GRPCURL = shutil.which("grpcurl", path=str(Path(sys.executable).parent)) or "grpcurl"

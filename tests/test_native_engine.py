@@ -3,28 +3,23 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Iterator
-from typing import Any
+import functools
+from collections.abc import Iterator
 
 import pytest
 
 from engines.contract import (
-    ChatMessage,
     EngineError,
-    EngineOutput,
     EngineOverloaded,
     EngineRequest,
     FinishReason,
-    RequestId,
     SamplingParams,
-    StoppingParams,
-    TokenId,
 )
 from engines.native.engine import NativeEngine, NativeEngineConfig
+from tests.engine_runs import prompt_request, tokens_and_last
 
 MAX_BATCH = 4
 MAX_WAITING = 2
-GREEDY = SamplingParams(temperature=0.0)
 
 
 @pytest.fixture(scope="module")
@@ -38,35 +33,10 @@ def engine() -> Iterator[NativeEngine]:
     asyncio.run(engine.shutdown())
 
 
-_counter = iter(range(1_000_000))
-
-
-def _request(
-    engine: NativeEngine,
-    prompt: str,
-    *,
-    max_tokens: int = 8,
-    sampling: SamplingParams = GREEDY,
-    chat: bool = True,
-    **stopping: Any,
-) -> EngineRequest:
-    tokenizer = engine.tokenizer
-    text = tokenizer.render_chat([ChatMessage("user", prompt)]) if chat else prompt
-    return EngineRequest(
-        request_id=RequestId(f"r{next(_counter)}"),
-        prompt_token_ids=tuple(tokenizer.encode(text)),
-        sampling=sampling,
-        stopping=StoppingParams(max_tokens=max_tokens, **stopping),
-    )
-
-
-async def _drain(stream: AsyncGenerator[EngineOutput, None]) -> tuple[list[TokenId], EngineOutput]:
-    tokens: list[TokenId] = []
-    last = EngineOutput()
-    async for output in stream:
-        tokens.extend(output.token_ids)
-        last = output
-    return tokens, last
+# This module's requests: tokenized chat prompts (or raw text, chat=False), 8 tokens unless a
+# test says otherwise; _drain reads one to its end: (its tokens, its last output).
+_request = functools.partial(prompt_request, max_tokens=8)
+_drain = tokens_and_last
 
 
 async def _barrier(engine: NativeEngine) -> None:

@@ -21,7 +21,8 @@ from tokenwire.v1 import generation_pb2, model_pb2
 
 from service.orca import ORCA_METHOD, ORCA_SERVICE, ORCA_TRAILER
 from service.orca_messages import OrcaLoadReport, OrcaLoadReportRequest
-from tests.conftest import TEST_BATCH_SIZE, LiveServer, serve_in_thread, server_config, stop_live_server
+from tests.conftest import TEST_BATCH_SIZE, server_config
+from tests.live_servers import LiveServer, serve_in_thread, stop_live_server
 from tests.stubs import GenerationStub, ModelStub
 
 OOB = f"/{ORCA_SERVICE}/{ORCA_METHOD}"

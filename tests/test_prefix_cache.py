@@ -29,8 +29,8 @@ from engines.native import prefix_cache
 from engines.native.engine import NativeEngine, NativeEngineConfig
 from engines.native.kv_cache import KVCache
 from engines.native.prefix_cache import PrefixCache
-from tests.conftest import LiveServer
 from tests.engine_runs import Run, drain
+from tests.live_servers import LiveServer
 from tests.streams import collect
 
 BLOCK = 16

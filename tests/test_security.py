@@ -28,10 +28,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from tokenwire.v1 import generation_pb2, generation_pb2_grpc, model_pb2, model_pb2_grpc
 
 from service.auth import MAX_TOKEN_BYTES, Right, TokenPolicy, load_policy, parse_entries
-from service.config import ConfigError, OpenServiceName, ServeConfig
+from service.config import ConfigError, OpenServiceName, ServeConfig, SimOptions
 from service.tls import listener_risks
 from tests.client_examples import secure_env
-from tests.conftest import LiveServer, SecureLiveServer, serve_in_thread, stop_live_server, write_tokens_file
+from tests.conftest import SecureLiveServer, write_tokens_file
+from tests.live_servers import LiveServer, serve_in_thread, stop_live_server
 from tests.metrics_scrape import scrape_text
 from tests.streams import collect
 from tests.tls_certs import TOKEN_ALL, TOKEN_MODEL_ONLY, TestPki, make_test_pki
@@ -42,7 +43,7 @@ Metadata = Sequence[tuple[str, str]]
 
 
 def sim_config(**changes: object) -> ServeConfig:
-    return replace(ServeConfig(port=0, engine="sim", sim_step_ms=1.0), **changes)  # type: ignore[arg-type]  # keyword fields of ServeConfig
+    return replace(ServeConfig(port=0, engine="sim", sim=SimOptions(step_ms=1.0)), **changes)  # type: ignore[arg-type]  # keyword fields of ServeConfig
 
 
 def bearer(token: str) -> Metadata:

@@ -20,6 +20,7 @@ from engines.contract import (
     FinishReason,
     RequestId,
     SamplingParams,
+    SpeculationMethod,
     StoppingParams,
     TokenId,
     Tokenizer,
@@ -186,7 +187,7 @@ async def test_throughput_mode_emits_one_token_per_step(tokenizer: Tokenizer) ->
     config = dataclasses.replace(SimEngineConfig.for_mode(SimMode.THROUGHPUT), base_step_s=0.001)
     async with _running(config, tokenizer) as engine:
         assert engine.info.max_batch_size == 512
-        assert engine.info.speculative.method == ""
+        assert engine.info.speculative.method is SpeculationMethod.OFF
         outputs = await _drain(engine.generate(_request(20)))
     assert len(_tokens(outputs)) == 20
     assert all(len(o.token_ids) >= 1 for o in outputs)
@@ -206,7 +207,8 @@ async def test_tokens_decode_to_the_passage_cycling(tokenizer: Tokenizer) -> Non
     async with _running(config, tokenizer) as engine:
         assert engine.info.engine_name == "sim"
         assert engine.info.model_name == "SmolLM2-135M-Instruct (simulated timing)"
-        assert engine.info.speculative.method == "eagle3-simulated"
+        assert engine.info.speculative.method is SpeculationMethod.EAGLE3
+        assert engine.info.speculative.name == "eagle3-simulated"
         tokens = _tokens(await _drain(engine.generate(_request(passage_tokens + 20))))
     assert not set(tokens) & tokenizer.eos_token_ids
     text = tokenizer.decode(tokens)

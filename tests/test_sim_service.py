@@ -11,14 +11,14 @@ from grpc import aio
 from tokenwire.v1 import generation_pb2, generation_pb2_grpc, model_pb2, model_pb2_grpc
 
 from engines.sim import step_sizes
-from service.config import ServeConfig
-from tests.conftest import LiveServer, serve_in_thread, stop_live_server
+from service.config import ServeConfig, SimOptions
+from tests.live_servers import LiveServer, serve_in_thread, stop_live_server
 from tests.streams import collect
 
 
 @pytest.fixture(scope="module")
 def sim_server() -> Iterator[LiveServer]:
-    live, thread = serve_in_thread(ServeConfig(port=0, engine="sim", sim_step_ms=1.0, sim_seed=7))
+    live, thread = serve_in_thread(ServeConfig(port=0, engine="sim", sim=SimOptions(step_ms=1.0, seed=7)))
     yield live
     stop_live_server(live, thread)
 

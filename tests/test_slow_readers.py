@@ -18,9 +18,9 @@ from grpc import aio
 from grpc_status import rpc_status
 from tokenwire.v1 import generation_pb2, generation_pb2_grpc, model_pb2, model_pb2_grpc
 
-from service.config import ServeConfig
+from service.config import ServeConfig, SimOptions
 from service.generation import MAX_EVENT_TOKENS
-from tests.conftest import LiveServer, serve_in_thread, stop_live_server
+from tests.live_servers import LiveServer, serve_in_thread, stop_live_server
 from tests.streams import (
     Generation,
     collect,
@@ -67,7 +67,7 @@ async def _read_until_error(
 
 @pytest.fixture(scope="module")
 def stalling_server() -> Iterator[LiveServer]:
-    config = ServeConfig(port=0, engine="sim", sim_step_ms=30.0, stall_timeout_s=STALL_TIMEOUT_S)
+    config = ServeConfig(port=0, engine="sim", sim=SimOptions(step_ms=30.0), stall_timeout_s=STALL_TIMEOUT_S)
     live, thread = serve_in_thread(config)
     yield live
     stop_live_server(live, thread)
@@ -141,7 +141,7 @@ async def _engine_done(model: ModelStub) -> None:
 
 async def test_a_lagging_reader_gets_all_tokens_in_fewer_bounded_events() -> None:
     # One token per engine step, so a reader that keeps up gets one event per token.
-    live, thread = serve_in_thread(ServeConfig(port=0, engine="sim", sim_mode="throughput"))
+    live, thread = serve_in_thread(ServeConfig(port=0, engine="sim", sim=SimOptions(mode="throughput")))
     tokens = 3000
     try:
         async with (

@@ -10,7 +10,8 @@ the bound is shown to reject deliberately wrong acceptance rules.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Callable, Iterator
+import functools
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -19,22 +20,20 @@ import torch
 from tokenwire.v1 import generation_pb2
 
 from engines.contract import (
-    ChatMessage,
     EngineOutput,
     EngineRequest,
     FinishReason,
     FinishStats,
-    RequestId,
     SamplingParams,
     SpeculationMethod,
     SpeculationParams,
-    StoppingParams,
     TokenId,
 )
 from engines.native import drafting, sampling
 from engines.native.eagle3.head import DEFAULT_HEAD, read_manifest
 from engines.native.engine import NativeEngine, NativeEngineConfig
 from engines.native.sampling import RequestSampler
+from tests.engine_runs import outputs_and_tokens, prompt_request
 from tests.streams import collect
 from tests.stubs import GenerationStub
 
@@ -43,7 +42,6 @@ OFF = SpeculationParams(SpeculationMethod.OFF, DRAFT_LENGTH)
 NGRAM = SpeculationParams(SpeculationMethod.NGRAM, DRAFT_LENGTH)
 EAGLE3 = SpeculationParams(SpeculationMethod.EAGLE3, DRAFT_LENGTH)
 DRAFTERS = pytest.mark.parametrize("drafter", [NGRAM, EAGLE3], ids=["ngram", "eagle3"])
-GREEDY = SamplingParams(temperature=0.0)
 
 COPY_HEAVY = (
     "Repeat this list exactly, one per line:\n"
@@ -69,35 +67,10 @@ def engine() -> Iterator[NativeEngine]:
     asyncio.run(engine.shutdown())
 
 
-_counter = iter(range(1_000_000))
-
-
-def _request(
-    engine: NativeEngine,
-    prompt: str,
-    speculation: SpeculationParams | None,
-    *,
-    max_tokens: int = 32,
-    sampling: SamplingParams = GREEDY,
-    logprobs: bool = False,
-    **stopping: Any,
-) -> EngineRequest:
-    tokenizer = engine.tokenizer
-    text = tokenizer.render_chat([ChatMessage("user", prompt)])
-    return EngineRequest(
-        request_id=RequestId(f"spec{next(_counter)}"),
-        prompt_token_ids=tuple(tokenizer.encode(text)),
-        sampling=sampling,
-        stopping=StoppingParams(max_tokens=max_tokens, **stopping),
-        logprobs=logprobs,
-        top_logprobs=2 if logprobs else 0,
-        speculation=speculation,
-    )
-
-
-async def _run(stream: AsyncGenerator[EngineOutput, None]) -> tuple[list[EngineOutput], list[TokenId]]:
-    outputs = [output async for output in stream]
-    return outputs, [t for o in outputs for t in o.token_ids]
+# This module's requests: tokenized chat prompts with the speculation given (None: the engine's
+# default), 32 tokens unless a test says otherwise; _run reads one to its end: (outputs, tokens).
+_request = functools.partial(prompt_request, max_tokens=32, id_prefix="spec")
+_run = outputs_and_tokens
 
 
 def _assert_counts_consistent(outputs: list[EngineOutput], tokens: list[TokenId]) -> FinishStats:
@@ -209,8 +182,8 @@ async def test_speculation_off_per_request(engine: NativeEngine) -> None:
 
 async def test_engine_default_speculates_with_the_shipped_head(engine: NativeEngine) -> None:
     speculative = engine.info.speculative
-    assert speculative.method == "eagle3" and speculative.draft_length == DRAFT_LENGTH
-    assert speculative.available_methods == ("off", "ngram", "eagle3")
+    assert speculative.method is SpeculationMethod.EAGLE3 and speculative.draft_length == DRAFT_LENGTH
+    assert speculative.available_methods == tuple(SpeculationMethod)
     assert speculative.draft_model == f"{DEFAULT_HEAD.stem}@sha256:{read_manifest(DEFAULT_HEAD)['sha256']}"
     outputs, _ = await _run(engine.generate(_request(engine, COPY_HEAVY, None, max_tokens=24)))
     stats = outputs[-1].stats

@@ -27,7 +27,8 @@ from service.engine_choice import build_engine
 from service.server import TokenwireServer
 from service.tracing import Tracing, add_trace_ids
 from tests.client_examples import CLIENTS, java_example, run_example
-from tests.conftest import LiveServer, serve_in_thread, server_config, stop_live_server
+from tests.conftest import server_config
+from tests.live_servers import LiveServer, serve_in_thread, stop_live_server
 from tests.stubs import GenerationStub
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"

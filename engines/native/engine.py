@@ -116,13 +116,13 @@ class NativeEngineConfig:
 
 
 def _speculative_config(config: NativeEngineConfig, draft_model: str) -> SpeculativeConfig:
-    available = tuple(m.value for m in SpeculationMethod if m is not SpeculationMethod.EAGLE3 or draft_model)
+    available = tuple(m for m in SpeculationMethod if m is not SpeculationMethod.EAGLE3 or draft_model)
     match config.speculation:
         case SpeculationMethod.OFF:
             return SpeculativeConfig(available_methods=available, draft_model=draft_model)
         case SpeculationMethod.NGRAM | SpeculationMethod.EAGLE3:
             return SpeculativeConfig(
-                method=config.speculation.value,
+                method=config.speculation,
                 draft_length=config.draft_length,
                 available_methods=available,
                 draft_model=draft_model,

@@ -31,6 +31,7 @@ from engines.contract import (
     FinishReason,
     InvalidStructuredOutput,
     RequestId,
+    SpeculationMethod,
     SpeculativeConfig,
     StructuredOutput,
     TokenId,
@@ -147,7 +148,9 @@ class SimEngine:
             vocab_size=tokenizer.vocab_size,
             max_batch_size=config.max_batch_size,
             speculative=SpeculativeConfig(
-                method="eagle3-simulated" if latency else "", draft_length=config.draft_length
+                method=SpeculationMethod.EAGLE3 if latency else SpeculationMethod.OFF,
+                draft_length=config.draft_length,
+                simulated=True,
             ),
         )
         _log.warning(

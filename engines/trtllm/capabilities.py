@@ -52,14 +52,14 @@ def speculative_config(llm_args: Mapping[str, object]) -> SpeculativeConfig:
     """What GetModelInfo reports: EAGLE-3 with its draft length, or off; the only choice a request has."""
     length = draft_length(llm_args)
     if not length:
-        return SpeculativeConfig(available_methods=(SpeculationMethod.OFF.value,))
+        return SpeculativeConfig(available_methods=(SpeculationMethod.OFF,))
     section = speculative_section(llm_args)
     assert section is not None
     drafts = [v for k, v in section.items() if k in ("speculative_model", "speculative_model_dir")]
     return SpeculativeConfig(
-        method=SpeculationMethod.EAGLE3.value,
+        method=SpeculationMethod.EAGLE3,
         draft_length=length,
-        available_methods=(SpeculationMethod.EAGLE3.value,),
+        available_methods=(SpeculationMethod.EAGLE3,),
         draft_model=str(drafts[0]) if drafts else "",
     )
 
