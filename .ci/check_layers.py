@@ -35,12 +35,14 @@ ENGINE_CHOICE = "service/engine_choice.py"
 CLI = "service/cli.py"
 TRAINER = "engines.native.eagle3.train"
 GGUF_LOADING = ("engines.native.weights", "engines.native.tokenizer")
-CLIENT = ROOT / "clients/python/src/tokenwire"
+CLIENT = "clients/python/src/tokenwire"
 SERVING_ROOTS = ("service.server", "service.engine_choice")
 
 
-def _imports(path: Path) -> Iterator[tuple[int, str, bool]]:
-    """(line, module, inside a function) for every absolute import in ``path``."""
+def _imports(path: Path, *, imported_names: bool = False) -> Iterator[tuple[int, str, bool]]:
+    """(line, module, inside a function) for every absolute import in ``path``; with
+    ``imported_names``, also ``package.name`` for each ``from package import name`` (it may be a
+    module)."""
     tree = ast.parse(path.read_text(), filename=str(path))
     in_function: set[int] = set()
     for node in ast.walk(tree):
@@ -52,8 +54,7 @@ def _imports(path: Path) -> Iterator[tuple[int, str, bool]]:
                 yield node.lineno, alias.name, id(node) in in_function
         elif isinstance(node, ast.ImportFrom) and node.module is not None and node.level == 0:
             yield node.lineno, node.module, id(node) in in_function
-            # `from package import module` imports the module too.
-            for alias in node.names:
+            for alias in node.names if imported_names else ():
                 yield node.lineno, f"{node.module}.{alias.name}", id(node) in in_function
 
 
@@ -66,21 +67,21 @@ def _module_name(path: Path, base: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def _project_modules() -> dict[str, Path]:
+def _project_modules(root: Path) -> dict[str, Path]:
     modules = {}
     for package in ("service", "engines"):
-        for path in (ROOT / package).rglob("*.py"):
-            modules[_module_name(path, ROOT)] = path
+        for path in (root / package).rglob("*.py"):
+            modules[_module_name(path, root)] = path
     return modules
 
 
 def _reachable(roots: tuple[str, ...], modules: dict[str, Path]) -> dict[str, str]:
     """Every project module an import from ``roots`` can run, each with the module that imports it."""
-    seen = {root: root for root in roots}
-    todo = list(roots)
+    seen = {root: root for root in roots if root in modules}
+    todo = list(seen)
     while todo:
         current = todo.pop()
-        for _, name, _ in _imports(modules[current]):
+        for _, name, _ in _imports(modules[current], imported_names=True):
             parts = name.split(".")
             # Importing a.b.c runs a, a.b and a.b.c.
             for end in range(1, len(parts) + 1):
@@ -91,9 +92,10 @@ def _reachable(roots: tuple[str, ...], modules: dict[str, Path]) -> dict[str, st
     return seen
 
 
-def violations() -> Iterator[str]:
-    for path in sorted((ROOT / "engines").rglob("*.py")):
-        rel = path.relative_to(ROOT).as_posix()
+def violations(root: Path = ROOT) -> Iterator[str]:
+    """Every import against the rules in the tree at ``root``, as ``path:line: why``."""
+    for path in sorted((root / "engines").rglob("*.py")):
+        rel = path.relative_to(root).as_posix()
         own = _under(rel.removesuffix(".py").replace("/", "."), CONCRETE)
         for line, name, _ in _imports(path):
             if (wire := _under(name, WIRE)) is not None:
@@ -102,8 +104,8 @@ def violations() -> Iterator[str]:
             borrowed = own == "engines.sim" and _under(name, GGUF_LOADING) is not None
             if other is not None and own is not None and other != own and not borrowed:
                 yield f"{rel}:{line}: {own} must not import another engine ({name})"
-    for path in sorted((ROOT / "service").rglob("*.py")):
-        rel = path.relative_to(ROOT).as_posix()
+    for path in sorted((root / "service").rglob("*.py")):
+        rel = path.relative_to(root).as_posix()
         if rel == ENGINE_CHOICE:
             continue
         for line, name, in_function in _imports(path):
@@ -112,12 +114,12 @@ def violations() -> Iterator[str]:
             if rel == CLI and in_function and _under(name, (TRAINER,)) is not None:
                 continue
             yield f"{rel}:{line}: only {ENGINE_CHOICE} may import a concrete engine ({engine}: {name})"
-    for path in sorted(CLIENT.rglob("*.py")):
-        rel = path.relative_to(ROOT).as_posix()
+    for path in sorted((root / CLIENT).rglob("*.py")):
+        rel = path.relative_to(root).as_posix()
         for line, name, _ in _imports(path):
             if (server := _under(name, ("service", "engines"))) is not None:
                 yield f"{rel}:{line}: the client and load generator use the API only, not {server} ({name})"
-    modules = _project_modules()
+    modules = _project_modules(root)
     reached = _reachable(SERVING_ROOTS, modules)
     if TRAINER in reached:
         chain = [TRAINER]

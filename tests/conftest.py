@@ -45,7 +45,7 @@ TEST_BATCH_SIZE = 4
 # module lands in the full gate until someone decides otherwise.
 UNIT_MODULES = frozenset({
     "test_byte_level", "test_compose_prompts", "test_delivery", "test_detokenize", "test_draft_data",
-    "test_draft_training", "test_durations", "test_fused_ops", "test_kv_cache", "test_logs",
+    "test_draft_training", "test_durations", "test_fused_ops", "test_kv_cache", "test_layers", "test_logs",
     "test_request_table", "test_sampling", "test_sim_engine", "test_stall_watch", "test_stop_strings",
     "test_structured_compile",
 })  # fmt: skip
