@@ -15,19 +15,13 @@ use tokenwire_client::{
 };
 use tokio::net::TcpListener;
 use tonic::Status;
-use tonic::codegen::Bytes;
 use tonic_types::StatusExt as _;
+
+mod common;
+use common::frame;
 
 /// Calls per request id.
 type Calls = Arc<Mutex<HashMap<String, u32>>>;
-
-fn frame(message: &impl prost::Message) -> Bytes {
-    let body = message.encode_to_vec();
-    let mut framed = vec![0_u8];
-    framed.extend(u32::try_from(body.len()).unwrap().to_be_bytes());
-    framed.extend(body);
-    Bytes::from(framed)
-}
 
 fn events() -> Vec<generate_response::Event> {
     vec![

@@ -8,7 +8,9 @@ use prost::Message as _;
 use tokenwire_client::pb::v1::{GenerateResponse, Usage, generate_response};
 use tokenwire_client::{Client, Code, Delta, Event, FinishReason, Finished, Started, request};
 use tokio::net::TcpListener;
-use tonic::codegen::Bytes;
+
+mod common;
+use common::frame;
 
 /// The `request_id` and `n` of every Generate call the fake server received.
 type Calls = Arc<Mutex<Vec<(String, Option<u32>)>>>;
@@ -68,15 +70,6 @@ fn script(request_id: &str) -> Vec<generate_response::Event> {
         // One sample, as before n existed.
         _ => vec![started(), delta(0, 10, "x"), finished(0, 7)],
     }
-}
-
-/// One gRPC message frame: uncompressed, length-prefixed.
-fn frame(message: &impl prost::Message) -> Bytes {
-    let body = message.encode_to_vec();
-    let mut framed = vec![0_u8];
-    framed.extend(u32::try_from(body.len()).unwrap().to_be_bytes());
-    framed.extend(body);
-    Bytes::from(framed)
 }
 
 async fn serve(tcp: tokio::net::TcpStream, calls: Calls) {

@@ -21,43 +21,11 @@ use tokio::time::Instant;
 use tonic::Status;
 use tonic::codegen::Bytes;
 
+mod common;
+use common::{frame, grpc_response, ok_trailers, unframe};
+
 /// Starts received per request id.
 type Starts = Arc<Mutex<HashMap<String, u32>>>;
-
-fn frame(message: &impl prost::Message) -> Bytes {
-    let body = message.encode_to_vec();
-    let mut framed = vec![0_u8];
-    framed.extend(u32::try_from(body.len()).unwrap().to_be_bytes());
-    framed.extend(body);
-    Bytes::from(framed)
-}
-
-/// Takes every complete gRPC message off the front of `buffer`.
-fn unframe(buffer: &mut Vec<u8>) -> Vec<Vec<u8>> {
-    let mut messages = Vec::new();
-    while buffer.len() >= 5 {
-        let len = u32::from_be_bytes(buffer[1..5].try_into().unwrap()) as usize;
-        if buffer.len() < 5 + len {
-            break;
-        }
-        messages.push(buffer[5..5 + len].to_vec());
-        buffer.drain(..5 + len);
-    }
-    messages
-}
-
-fn ok_trailers() -> http::HeaderMap {
-    let mut trailers = http::HeaderMap::new();
-    Status::ok("").add_header(&mut trailers).unwrap();
-    trailers
-}
-
-fn grpc_response() -> http::Response<()> {
-    http::Response::builder()
-        .header("content-type", "application/grpc")
-        .body(())
-        .unwrap()
-}
 
 /// A Session `error` event: `code`, with a `RetryInfo` delay if given.
 fn error(code: Code, retry_delay: Option<Duration>) -> session_response::Event {
