@@ -22,9 +22,15 @@ setup(
                     "qmatmul_generic.cpp",
                     "qmatmul_avx2.cpp",
                     "qmatmul_avx512.cpp",
+                    "q8act_generic.cpp",
+                    "q8act_avx2.cpp",
+                    "q8act_avx512.cpp",
                 )
             ],
-            depends=[KERNELS + "qmatmul.h", KERNELS + "qmatmul_impl.h", KERNELS + "glue.h"],
+            depends=[
+                KERNELS + name
+                for name in ("qmatmul.h", "qmatmul_impl.h", "glue.h", "q8act.h", "q8act_rows.h")
+            ],
             language="c++",
             extra_compile_args=["-std=c++17", "-O3", "-fno-math-errno", "-fopenmp-simd", "-Wall"],
         )

@@ -75,7 +75,7 @@ def measure_verify_cost(
     positions, so the state never advances. Returns the medians.
     """
     torch.set_num_threads(threads)
-    if weights is WeightFormat.Q:
+    if weights.keeps_blocks:
         set_kernel_threads(threads)
     position = len(prefix)
     model, cache = build_model(position + draft_length + 8, weights)

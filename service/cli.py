@@ -303,6 +303,8 @@ def _add_engine_flags(parser: argparse.ArgumentParser) -> None:
         str,
         native.weights,
         "native: q computes straight from the GGUF's quantized blocks (needs the compiled kernels); "
+        "q8act does too, with activations quantized to int8 in decode steps and verification passes "
+        "(faster, as llama.cpp computes; not exact against fp32); "
         "fp32 dequantizes every weight at load (the reference path)",
         choices=list(WEIGHTS_NAMES),
     )

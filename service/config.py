@@ -13,8 +13,8 @@ EngineName = Literal["native", "trtllm", "sim"]
 ENGINE_NAMES: tuple[EngineName, ...] = ("native", "trtllm", "sim")
 SimModeName = Literal["latency", "throughput"]
 SIM_MODES: tuple[SimModeName, ...] = ("latency", "throughput")
-WeightsName = Literal["q", "fp32"]
-WEIGHTS_NAMES: tuple[WeightsName, ...] = ("q", "fp32")
+WeightsName = Literal["q", "q8act", "fp32"]
+WEIGHTS_NAMES: tuple[WeightsName, ...] = ("q", "q8act", "fp32")
 PrefillName = Literal["batched", "fcfs"]
 PREFILL_NAMES: tuple[PrefillName, ...] = ("batched", "fcfs")
 OpenServiceName = Literal["health", "reflection"]
@@ -40,7 +40,8 @@ class NativeOptions:
     prefill: PrefillName = "fcfs"
     """Prompts go oldest first (``fcfs``) or share one forward pass (``batched``)."""
     weights: WeightsName = "q"
-    """Compute from the GGUF's quantized blocks (``q``) or from fp32 weights (``fp32``)."""
+    """Compute from the GGUF's quantized blocks (``q``), from them with int8 activations at decode
+    (``q8act``: faster, not exact) or from fp32 weights (``fp32``)."""
     speculation: SpeculationMethod = SpeculationMethod.EAGLE3
     """How requests that do not choose decode speculatively (EAGLE3: the draft head, NGRAM: prompt
     lookup, OFF)."""

@@ -52,7 +52,7 @@ def _native_config(config: ServeConfig) -> NativeEngineConfig:
     defaults = NativeEngineConfig()
     native = config.native
     weights = WeightFormat(native.weights)
-    if weights is WeightFormat.Q:
+    if weights.keeps_blocks:
         try:
             kernels()
         except KernelsUnavailable as error:

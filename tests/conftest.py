@@ -76,6 +76,19 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         item.add_marker(getattr(pytest.mark, tier_of(module)))
 
 
+@pytest.fixture(params=[1, 2, 3])
+def kernel_threads(request: pytest.FixtureRequest) -> Iterator[int]:
+    """The quantized kernels' thread count for one test (restored after): test_qkernels.py and
+    test_q8act_kernels.py run every kernel at each count."""
+    from engines.native.matrices import kernels
+
+    count: int = request.param
+    before = kernels().threads()
+    kernels().set_threads(count)
+    yield count
+    kernels().set_threads(before)
+
+
 def server_config() -> ServeConfig:
     """The tests' server settings: ephemeral port, small batch, short default outputs."""
     return ServeConfig(port=0, max_batch_size=TEST_BATCH_SIZE, default_max_tokens=64)

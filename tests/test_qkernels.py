@@ -11,7 +11,6 @@ import threading
 import time
 from collections.abc import Iterator
 
-import gguf
 import numpy as np
 import pytest
 import torch
@@ -23,9 +22,8 @@ from engines.native.matrices import (
     kernels,
     stack_rows,
 )
-from engines.native.weights import default_gguf_path
-
-GGUF_TYPES = {QuantKind.Q4_1: gguf.GGMLQuantizationType.Q4_1, QuantKind.Q8_0: gguf.GGMLQuantizationType.Q8_0}
+from tests import gguf_blocks
+from tests.gguf_blocks import dequantized, random_blocks
 
 
 def _supported_isas() -> list[str]:
@@ -51,34 +49,6 @@ def isa(request: pytest.FixtureRequest) -> Iterator[str]:
     kernels().set_isa("best")
 
 
-@pytest.fixture(params=[1, 2, 3])
-def threads(request: pytest.FixtureRequest) -> Iterator[int]:
-    count: int = request.param
-    before = kernels().threads()
-    kernels().set_threads(count)
-    yield count
-    kernels().set_threads(before)
-
-
-def random_blocks(kind: QuantKind, rows: int, cols: int, seed: int) -> np.ndarray:
-    """GGUF blocks with random values and realistic fp16 scales (and mins for Q4_1)."""
-    rng = np.random.default_rng(seed)
-    n_blocks = cols // 32
-    blocks = np.zeros((rows, n_blocks, kind.block_bytes), dtype=np.uint8)
-    scales = rng.uniform(1e-3, 5e-2, size=(rows, n_blocks, kind.scales)).astype(np.float16)
-    if kind is QuantKind.Q4_1:
-        scales[:, :, 1] = -scales[:, :, 1] * 8  # m: the block's minimum, about -8 d
-    blocks[:, :, : 2 * kind.scales] = scales.view(np.uint8).reshape(rows, n_blocks, -1)
-    blocks[:, :, 2 * kind.scales :] = rng.integers(0, 256, size=(rows, n_blocks, kind.value_bytes))
-    return blocks.reshape(rows, -1)
-
-
-def reference(kind: QuantKind, blocks: np.ndarray, cols: int) -> torch.Tensor:
-    """gguf-py's dequantization of the same blocks: fp32 ``[rows, cols]``."""
-    values = gguf.quants.dequantize(blocks, GGUF_TYPES[kind])
-    return torch.from_numpy(np.asarray(values, dtype=np.float32).reshape(blocks.shape[0], cols).copy())
-
-
 def check_matmul(matrix: QuantizedMatrix, dense: torch.Tensor, rows: int, seed: int) -> None:
     x = torch.randn(rows, matrix.cols, generator=torch.Generator().manual_seed(seed))
     got = matrix.matmul(x)
@@ -94,35 +64,25 @@ def check_matmul(matrix: QuantizedMatrix, dense: torch.Tensor, rows: int, seed: 
 def test_dequantize_matches_gguf_exactly(isa: str, kind: QuantKind, n: int, k: int) -> None:
     blocks = random_blocks(kind, n, k, seed=n * k)
     matrix = QuantizedMatrix.from_blocks(kind, blocks, k)
-    assert torch.equal(matrix.dense(), reference(kind, blocks, k))
+    assert torch.equal(matrix.dense(), dequantized(kind, blocks, k))
 
 
 @pytest.mark.parametrize("kind", list(QuantKind))
 @pytest.mark.parametrize(("n", "k"), [(1, 32), (5, 64), (37, 96), (130, 576), (19, 1536)])
 def test_matmul_random_blocks_every_row_count(
-    isa: str, threads: int, kind: QuantKind, n: int, k: int
+    isa: str, kernel_threads: int, kind: QuantKind, n: int, k: int
 ) -> None:
     """Ragged weight-row counts (not multiples of the kernels' tiles) and 1..16 activation rows."""
     blocks = random_blocks(kind, n, k, seed=n + k)
     matrix = QuantizedMatrix.from_blocks(kind, blocks, k)
-    dense = reference(kind, blocks, k)
+    dense = dequantized(kind, blocks, k)
     for rows in range(1, DENSE_FROM_ROWS + 2):
         check_matmul(matrix, dense, rows, seed=rows)
 
 
 @pytest.fixture(scope="module")
 def real_tensors() -> dict[str, tuple[QuantKind, np.ndarray, int]]:
-    reader = gguf.GGUFReader(str(default_gguf_path()))
-    wanted = {"blk.3.attn_q.weight", "blk.7.ffn_down.weight", "blk.11.ffn_up.weight", "token_embd.weight"}
-    kinds = {v: k for k, v in GGUF_TYPES.items()}
-    found = {}
-    for tensor in reader.tensors:
-        if tensor.name in wanted:
-            cols = int(tensor.shape[0])
-            blocks = np.asarray(tensor.data, dtype=np.uint8).reshape(int(tensor.shape[1]), -1)
-            found[tensor.name] = (kinds[tensor.tensor_type], blocks, cols)
-    assert set(found) == wanted
-    return found
+    return gguf_blocks.real_tensors()
 
 
 def test_real_model_blocks(isa: str, real_tensors: dict[str, tuple[QuantKind, np.ndarray, int]]) -> None:
@@ -131,7 +91,7 @@ def test_real_model_blocks(isa: str, real_tensors: dict[str, tuple[QuantKind, np
         if name == "token_embd.weight":
             blocks = blocks[:3000]  # keep the float64 reference small
         matrix = QuantizedMatrix.from_blocks(kind, blocks, cols)
-        dense = reference(kind, blocks, cols)
+        dense = dequantized(kind, blocks, cols)
         assert torch.equal(matrix.dense(), dense), name
         for rows in (1, 2, 5, 8, 13, 16):
             check_matmul(matrix, dense, rows, seed=rows)
@@ -145,7 +105,7 @@ def test_take_rows_is_an_exact_embedding_lookup(
     ids = torch.tensor([[0, 49151, 7], [7, 123, 40000]])
     got = matrix.take_rows(ids)
     assert got.shape == (2, 3, cols)
-    expected = reference(kind, blocks[ids.reshape(-1).numpy()], cols).reshape(2, 3, cols)
+    expected = dequantized(kind, blocks[ids.reshape(-1).numpy()], cols).reshape(2, 3, cols)
     assert torch.equal(got, expected)
     with pytest.raises(IndexError):
         matrix.take_rows(torch.tensor([49152]))
@@ -195,7 +155,7 @@ def test_calls_from_two_threads_at_once_are_each_correct() -> None:
     """Two engines in one process (or a test beside a live server) may call at the same moment."""
     blocks = random_blocks(QuantKind.Q4_1, 300, 576, seed=7)
     matrix = QuantizedMatrix.from_blocks(QuantKind.Q4_1, blocks, 576)
-    dense = reference(QuantKind.Q4_1, blocks, 576)
+    dense = dequantized(QuantKind.Q4_1, blocks, 576)
     before = kernels().threads()
     kernels().set_threads(2)
     errors: list[str] = []
@@ -230,7 +190,7 @@ def test_the_thread_pool_survives_runs_of_changing_size_concurrent_callers_and_r
         blocks = random_blocks(kind, rows, 64, seed=seed)
         matrix = QuantizedMatrix.from_blocks(kind, blocks, 64)
         x = torch.randn(2, 64, generator=torch.Generator().manual_seed(seed))
-        cases.append((matrix, x, x @ reference(kind, blocks, 64).T))
+        cases.append((matrix, x, x @ dequantized(kind, blocks, 64).T))
     before = kernels().threads()
     stop = threading.Event()
     failures: list[str] = []

@@ -6,6 +6,9 @@ Q8_0: int
 def matmul(kind: int, x: int, rows: int, k: int, qs: int, scales: int, n: int, out: int, /) -> None:
     """``out[rows, n] = x[rows, k] @ W[n, k].T`` from the repacked blocks ``qs``/``scales``."""
 
+def matmul_q8(kind: int, x: int, rows: int, k: int, qs: int, scales: int, n: int, out: int, /) -> None:
+    """``matmul`` with ``x`` quantized to int8 per row and block of 32 first (kernels/q8act.h)."""
+
 def dequantize(kind: int, qs: int, scales: int, n: int, k: int, out: int, /) -> None:
     """``out[n, k]``: every weight in fp32 (exact)."""
 
@@ -51,5 +54,11 @@ def threads() -> int:
 def isa() -> str:
     """The instruction set in use: ``avx512``, ``avx2`` or ``generic``."""
 
+def q8_isa() -> str:
+    """The int8-activation kernels in use: ``avx512vnni``, ``avx2`` or ``generic``."""
+
 def set_isa(name: str, /) -> None:
-    """Use ``avx512``, ``avx2``, ``generic`` or the ``best`` this CPU supports; ValueError if unsupported."""
+    """Use ``avx512``, ``avx2``, ``generic`` or the ``best`` this CPU supports; ValueError if unsupported.
+
+    The int8 kernels follow: ``avx512vnni`` with ``avx512`` where the CPU has VNNI, else ``avx2``.
+    """

@@ -35,7 +35,7 @@ from engines.contract import (
 from engines.delivery import IMMEDIATE, Coalescing, OutputRouter
 from engines.native.eagle3.head import DEFAULT_HEAD, Eagle3Drafter, load_head
 from engines.native.kv_cache import KVCache, position_bytes
-from engines.native.matrices import WeightFormat, kernel_isa, kernels, set_kernel_threads
+from engines.native.matrices import WeightFormat, kernel_isa, kernel_q8_isa, kernels, set_kernel_threads
 from engines.native.model import Transformer
 from engines.native.prefix_cache import PrefixCache
 from engines.native.scheduler import Scheduler, SchedulerConfig
@@ -182,7 +182,7 @@ class NativeEngine:
         config = self._config
         threads = config.threads if config.threads is not None else (os.cpu_count() or 1)
         torch.set_num_threads(threads)
-        if config.weights is WeightFormat.Q:
+        if config.weights.keeps_blocks:
             kernels()  # Fails here, before the weights load, when the kernels were not built.
             set_kernel_threads(threads)
         gguf_path = config.gguf_path if config.gguf_path is not None else default_gguf_path()
@@ -199,7 +199,12 @@ class NativeEngine:
             raise ValueError(f"kv_cache_mb={config.kv_cache_mb} holds only {context} positions")
         with torch.inference_mode():
             model = Transformer.from_weights(
-                model_config, weights.state_dict, max_seq=context, weight_format=config.weights
+                model_config,
+                weights.state_dict,
+                max_seq=context,
+                weight_format=config.weights,
+                # Every decode step and verification pass: each request's row and its longest draft.
+                decode_rows=config.max_batch_size * (MAX_DRAFT_LENGTH + 1),
             )
             cache = KVCache(
                 n_layers=model_config.n_layers,
@@ -269,7 +274,7 @@ class NativeEngine:
             threads=threads,
             context_length=context,
             weights=config.weights.value,
-            kernels=kernel_isa() if config.weights is WeightFormat.Q else "torch",
+            kernels=_kernels_in_use(config.weights),
         )
         return self._scheduler
 
@@ -309,3 +314,12 @@ class NativeEngine:
         if self._scheduler is None:
             raise RuntimeError("NativeEngine.start() has not finished")
         return self._scheduler
+
+
+def _kernels_in_use(weights: WeightFormat) -> str:
+    """What computes the matmuls, for the start-up log: torch, or the block kernels' instruction set."""
+    if weights is WeightFormat.FP32:
+        return "torch"
+    if weights is WeightFormat.Q8ACT:
+        return f"{kernel_isa()}+int8:{kernel_q8_isa()}"
+    return kernel_isa()

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import torch
 
+from engines.contract import MAX_DRAFT_LENGTH
 from engines.native.kv_cache import BatchLayout, KVCache
 from engines.native.matrices import kernels
 
-ATTENTION_MAX_TOKENS = 16
-"""Tokens per row up to which ``attention`` beats torch's: decode steps and verification passes.
-Its plain loops lose to torch's flash attention on prefill chunks (a 530-token prompt's first token
+ATTENTION_MAX_TOKENS = MAX_DRAFT_LENGTH + 1
+"""Tokens per row up to which ``attention`` is used: every decode step and verification pass (the
+last token and the longest draft), so a row's attention never depends on the pass it is in. Its
+plain loops lose to torch's flash attention on prefill chunks (a 530-token prompt's first token
 took 2.2x longer through it), so longer passes use torch's."""
 
 

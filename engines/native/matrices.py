@@ -13,10 +13,18 @@ Row count picks the path: up to ``DENSE_FROM_ROWS - 1`` rows (decode steps,
 verification passes, batched decode) use the block kernels; from there on
 (prefill chunks) the matrix is dequantized into fp32 and the dense kernel does
 the matmul, which is exact too and faster when many rows share the weights.
+
+``WeightFormat.Q8ACT`` keeps the same blocks but, on the block-kernel path, first
+quantizes the activations to int8 per row and block of 32 (kernels/q8act.h) and
+multiplies in integers, as llama.cpp does on CPUs: ~1.5-2.5x faster per call at
+1-8 rows, not exact against fp32 (about 1% of an output's scale). Each output row
+still depends on its own activation row only, in a fixed order, so a verification
+pass and a one-row step give a row the same logits and speculation stays lossless.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import functools
 import threading
@@ -41,6 +49,14 @@ class WeightFormat(enum.Enum):
     """The GGUF's own quantized blocks where the kernels support them (Q4_1, Q8_0), else fp32."""
     FP32 = "fp32"
     """Everything dequantized to fp32 at load: the reference path (and the one for GPUs)."""
+    Q8ACT = "q8act"
+    """``Q``'s blocks, with int8 activations on the block-kernel path (decode and verification):
+    faster, not exact against fp32 (the module docstring)."""
+
+    @property
+    def keeps_blocks(self) -> bool:
+        """Whether quantized tensors stay GGUF blocks (and the fused operations are used)."""
+        return self is not WeightFormat.FP32
 
 
 class QuantKind(enum.Enum):
@@ -81,6 +97,9 @@ class KernelModule(Protocol):
     def matmul(
         self, kind: int, x: int, rows: int, k: int, qs: int, scales: int, n: int, out: int, /
     ) -> None: ...
+    def matmul_q8(
+        self, kind: int, x: int, rows: int, k: int, qs: int, scales: int, n: int, out: int, /
+    ) -> None: ...
     def dequantize(self, kind: int, qs: int, scales: int, n: int, k: int, out: int, /) -> None: ...
     def gather(self, kind: int, qs: int, scales: int, k: int, ids: int, count: int, out: int, /) -> None: ...
     def rmsnorm(self, x: int, weight: int, out: int, rows: int, dim: int, eps: float, /) -> None: ...
@@ -118,6 +137,7 @@ class KernelModule(Protocol):
     def set_threads(self, threads: int, /) -> None: ...
     def threads(self) -> int: ...
     def isa(self) -> str: ...
+    def q8_isa(self) -> str: ...
     def set_isa(self, name: str, /) -> None: ...
 
 
@@ -143,6 +163,11 @@ def set_kernel_threads(threads: int) -> None:
 def kernel_isa() -> str:
     """The instruction set the block kernels run on this CPU: ``avx512``, ``avx2`` or ``generic``."""
     return kernels().isa()
+
+
+def kernel_q8_isa() -> str:
+    """The int8-activation kernels in use: ``avx512vnni``, ``avx2`` or ``generic``."""
+    return kernels().q8_isa()
 
 
 class Matrix(Protocol):
@@ -187,6 +212,8 @@ class QuantizedMatrix:
     ``qs`` is uint8 ``[rows, cols / 32 * kind.value_bytes]``: each block's values as GGUF
     stores them. ``scales`` is float16 ``[rows, cols / 32 * kind.scales]``: Q4_1's d and m, or
     Q8_0's d, of each block. Build from a GGUF tensor with ``from_blocks``.
+
+    ``int8_activations`` picks the int8 kernels for the block-kernel path (``WeightFormat.Q8ACT``).
     """
 
     kind: QuantKind
@@ -194,6 +221,11 @@ class QuantizedMatrix:
     scales: torch.Tensor
     rows: int
     cols: int
+    int8_activations: bool = False
+    dense_from_rows: int = DENSE_FROM_ROWS
+    """Calls of this many rows or more dequantize and use the dense kernel (exact). An int8 matrix
+    of the engine sets it above every decode and verification pass, so that each of those passes
+    computes a row the same way (``WeightFormat.Q8ACT``)."""
 
     def __post_init__(self) -> None:
         if self.cols % 32 != 0 or self.cols == 0:
@@ -223,6 +255,11 @@ class QuantizedMatrix:
         qs = np.ascontiguousarray(per_row[:, :, scale_bytes:]).reshape(rows, -1)
         return cls(kind, torch.from_numpy(qs), torch.from_numpy(scales), rows, cols)
 
+    def with_int8_activations(self, dense_from_rows: int = DENSE_FROM_ROWS) -> QuantizedMatrix:
+        """The same blocks (shared, not copied), multiplied with int8 activations below
+        ``dense_from_rows`` rows."""
+        return dataclasses.replace(self, int8_activations=True, dense_from_rows=max(dense_from_rows, 1))
+
     @property
     def shape(self) -> tuple[int, int]:
         return self.rows, self.cols
@@ -238,12 +275,14 @@ class QuantizedMatrix:
         n_rows = flat.shape[0]
         # Dequantizing costs one pass over the whole matrix: for the 49152-row output head it
         # pays off only from ~100 rows (bench/kernels.py), for a layer matrix from DENSE_FROM_ROWS.
-        if n_rows >= max(DENSE_FROM_ROWS, self.rows // 512):
+        if n_rows >= max(self.dense_from_rows, self.rows // 512):
             out = F.linear(flat, self._dense_scratch())
         else:
             out = torch.empty(n_rows, self.rows, dtype=torch.float32)
             if n_rows:
-                kernels().matmul(
+                module = kernels()
+                multiply = module.matmul_q8 if self.int8_activations else module.matmul
+                multiply(
                     self._kind_code,
                     flat.data_ptr(),
                     n_rows,
@@ -299,11 +338,17 @@ Weight = torch.Tensor | QuantizedMatrix
 """A tensor of a loaded model: fp32 (norms, or any type the kernels lack) or GGUF blocks."""
 
 
-def as_matrix(weight: Weight, weight_format: WeightFormat) -> Matrix:
-    """``weight`` as the format asks: quantized blocks stay blocks only for ``WeightFormat.Q``."""
+def as_matrix(weight: Weight, weight_format: WeightFormat, *, decode_rows: int = 0) -> Matrix:
+    """``weight`` as the format asks: quantized blocks stay blocks for ``Q`` and ``Q8ACT``.
+
+    ``decode_rows``: the most rows a decode step or verification pass can have; with ``Q8ACT``
+    every call of up to that many rows (and at least ``DENSE_FROM_ROWS - 1``) takes the int8 kernels.
+    """
     if isinstance(weight, QuantizedMatrix):
         if weight_format is WeightFormat.Q:
             return weight
+        if weight_format is WeightFormat.Q8ACT:
+            return weight.with_int8_activations(max(DENSE_FROM_ROWS, decode_rows + 1))
         return DenseMatrix(weight.dense())
     return DenseMatrix(weight)
 
@@ -311,11 +356,17 @@ def as_matrix(weight: Weight, weight_format: WeightFormat) -> Matrix:
 def stack_rows(parts: Sequence[Matrix]) -> Matrix:
     """One matrix with the rows of ``parts`` one after another (fused q/k/v, fused gate/up).
 
-    Blocks of one kind concatenate as blocks; any mix falls back to dense fp32.
+    Blocks of one kind (and one kind of activations) concatenate as blocks; any mix falls back
+    to dense fp32.
     """
     first = parts[0]
     if isinstance(first, QuantizedMatrix) and all(
-        isinstance(p, QuantizedMatrix) and p.kind is first.kind and p.cols == first.cols for p in parts
+        isinstance(p, QuantizedMatrix)
+        and p.kind is first.kind
+        and p.cols == first.cols
+        and p.int8_activations == first.int8_activations
+        and p.dense_from_rows == first.dense_from_rows
+        for p in parts
     ):
         quantized = [p for p in parts if isinstance(p, QuantizedMatrix)]
         return QuantizedMatrix(
@@ -324,6 +375,8 @@ def stack_rows(parts: Sequence[Matrix]) -> Matrix:
             torch.cat([p.scales for p in quantized]),
             sum(p.rows for p in quantized),
             first.cols,
+            first.int8_activations,
+            first.dense_from_rows,
         )
     return DenseMatrix(torch.cat([p.dense() for p in parts]))
 

@@ -17,6 +17,7 @@ from torch import nn
 
 from engines.native import fused
 from engines.native.config import ModelConfig
+from engines.native.fused import SILU_MUL_MAX_ELEMENTS
 from engines.native.kv_cache import BatchLayout, KVCache, make_layout
 from engines.native.matrices import Matrix, QuantizedMatrix, Weight, WeightFormat, as_matrix, stack_rows
 
@@ -126,16 +127,19 @@ class Attention(nn.Module):
 class FeedForward(nn.Module):
     """SwiGLU: w2(silu(w1 x) * w3 x), with w1 and w3 fused into one matmul."""
 
-    def __init__(self, ffn_dim: int, w13: Matrix, w2: Matrix, *, fused: bool) -> None:
+    def __init__(self, ffn_dim: int, w13: Matrix, w2: Matrix, *, fused: bool, fused_rows: int = 0) -> None:
         super().__init__()
         self.ffn_dim = ffn_dim
         self.fused = fused
         self.w13 = w13
         self.w2 = w2
+        # The fused gate is used up to ~16 rows, where it is fastest, and up to ``fused_rows``
+        # (int8 activations: every decode pass), where a row must not depend on its pass.
+        self.silu_max_elements = max(SILU_MUL_MAX_ELEMENTS, fused_rows * 2 * ffn_dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         gate_up = self.w13.matmul(x)
-        if self.fused and gate_up.numel() <= fused.SILU_MUL_MAX_ELEMENTS:
+        if self.fused and gate_up.numel() <= self.silu_max_elements:
             return self.w2.matmul(fused.silu_mul(gate_up))
         gate, up = torch.split(gate_up, [self.ffn_dim, self.ffn_dim], dim=-1)
         return self.w2.matmul(F.silu(gate) * up)
@@ -190,17 +194,20 @@ class Transformer(nn.Module):
         state_dict: dict[str, Weight],
         max_seq: int,
         weight_format: WeightFormat = WeightFormat.FP32,
+        *,
+        decode_rows: int = 0,
     ) -> Transformer:
         """Build from the unfused state dict of ``weights.load_weights``; takes ownership of its tensors.
 
-        ``weight_format`` Q keeps GGUF blocks and computes from them, with the fused small
-        operations of ``fused``; FP32 dequantizes everything and uses torch's operators only.
+        ``weight_format`` Q (and Q8ACT) keeps GGUF blocks and computes from them, with the fused
+        small operations of ``fused``; FP32 dequantizes everything and uses torch's operators only.
+        ``decode_rows``: the most rows of a decode or verification pass (``matrices.as_matrix``).
         """
         state = dict(state_dict)
-        use_fused = weight_format is WeightFormat.Q
+        use_fused = weight_format.keeps_blocks
 
         def matrix(name: str) -> Matrix:
-            return as_matrix(state.pop(name), weight_format)
+            return as_matrix(state.pop(name), weight_format, decode_rows=decode_rows)
 
         def vector(name: str) -> torch.Tensor:
             value = state.pop(name)
@@ -213,7 +220,11 @@ class Transformer(nn.Module):
             w13 = stack_rows([matrix(p + f"feed_forward.{name}.weight") for name in ("w1", "w3")])
             attention = Attention(config, i, wqkv, matrix(p + "attention.wo.weight"), fused=use_fused)
             feed_forward = FeedForward(
-                config.ffn_dim, w13, matrix(p + "feed_forward.w2.weight"), fused=use_fused
+                config.ffn_dim,
+                w13,
+                matrix(p + "feed_forward.w2.weight"),
+                fused=use_fused,
+                fused_rows=decode_rows if weight_format is WeightFormat.Q8ACT else 0,
             )
             block = Block(config, attention, feed_forward, fused=use_fused)
             block.attention_norm.weight.data = vector(p + "attention_norm.weight")

@@ -17,6 +17,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -28,6 +29,7 @@
 #include <vector>
 
 #include "glue.h"
+#include "q8act.h"
 #include "qmatmul.h"
 
 namespace {
@@ -36,16 +38,29 @@ using MatmulFn = void (*)(int, const float*, size_t, size_t, const uint8_t*, con
                           size_t, float*);
 using DequantFn = void (*)(int, const uint8_t*, const uint16_t*, size_t, size_t, size_t, float*);
 
+using QuantizeQ8Fn = void (*)(int, const float*, const Q8Acts&);
+using MatmulQ8Fn = void (*)(int, const Q8Acts&, const uint8_t*, const uint16_t*, size_t, size_t, size_t, float*);
+
 struct Isa {
     const char* name;
     MatmulFn matmul;
     DequantFn dequantize;
 };
 
+// The int8-activation kernels (q8act.h) of one instruction set.
+struct Q8Isa {
+    const char* name;
+    QuantizeQ8Fn quantize;
+    MatmulQ8Fn matmul;
+};
+
 const Isa kGeneric = {"generic", qk_generic::matmul, qk_generic::dequantize};
+const Q8Isa kQ8Generic = {"generic", q8_generic::quantize, q8_generic::matmul};
 #if defined(__x86_64__)
 const Isa kAvx2 = {"avx2", qk_avx2::matmul, qk_avx2::dequantize};
 const Isa kAvx512 = {"avx512", qk_avx512::matmul, qk_avx512::dequantize};
+const Q8Isa kQ8Avx2 = {"avx2", q8_avx2::quantize, q8_avx2::matmul};
+const Q8Isa kQ8Avx512Vnni = {"avx512vnni", q8_avx512vnni::quantize, q8_avx512vnni::matmul};
 #endif
 
 bool isa_supported(const Isa& isa) {
@@ -68,7 +83,22 @@ const Isa* best_isa() {
     return &kGeneric;
 }
 
+// The int8 kernels that go with an instruction set: AVX-512 uses VNNI where the CPU has it
+// and the AVX2 kernels where it does not (vpmaddubsw is AVX2's, and as fast per byte).
+const Q8Isa* q8_for(const Isa* isa) {
+#if defined(__x86_64__)
+    if (isa == &kAvx512) {
+        __builtin_cpu_init();
+        return __builtin_cpu_supports("avx512vnni") ? &kQ8Avx512Vnni : &kQ8Avx2;
+    }
+    if (isa == &kAvx2) return &kQ8Avx2;
+#endif
+    (void)isa;
+    return &kQ8Generic;
+}
+
 std::atomic<const Isa*> g_isa{nullptr};
+std::atomic<const Q8Isa*> g_q8{nullptr};
 
 // ---- the pool ----------------------------------------------------------------
 
@@ -260,21 +290,76 @@ bool check_k(size_t K) {
 size_t blocks_bytes(int kind) { return kind == QK_Q4_1 ? 16 : 32; }
 size_t scales_per_block(int kind) { return kind == QK_Q4_1 ? 2 : 1; }
 
+// The arguments of matmul and matmul_q8: (kind, x_ptr, rows, K, qs_ptr, scales_ptr, N, out_ptr).
+struct MatmulArgs {
+    int kind;
+    const float* x;
+    size_t rows, K, N;
+    const uint8_t* qs;
+    const uint16_t* scales;
+    float* out;
+};
+
+bool parse_matmul(PyObject* const* args, Py_ssize_t nargs, const char* name, MatmulArgs* m) {
+    size_t a[8];
+    if (!parse(args, nargs, 8, name, a) || !check_kind(a[0]) || !check_k(a[3])) return false;
+    m->kind = static_cast<int>(a[0]);
+    m->x = reinterpret_cast<const float*>(a[1]);
+    m->rows = a[2];
+    m->K = a[3];
+    m->qs = reinterpret_cast<const uint8_t*>(a[4]);
+    m->scales = reinterpret_cast<const uint16_t*>(a[5]);
+    m->N = a[6];
+    m->out = reinterpret_cast<float*>(a[7]);
+    return true;
+}
+
 // matmul(kind, x_ptr, rows, K, qs_ptr, scales_ptr, N, out_ptr): out[rows, N] = x[rows, K] @ W[N, K]^T.
 PyObject* py_matmul(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
-    size_t a[8];
-    if (!parse(args, nargs, 8, "matmul", a) || !check_kind(a[0]) || !check_k(a[3])) return nullptr;
-    const int kind = static_cast<int>(a[0]);
-    const auto* x = reinterpret_cast<const float*>(a[1]);
-    const size_t rows = a[2], K = a[3], N = a[6];
-    const auto* qs = reinterpret_cast<const uint8_t*>(a[4]);
-    const auto* scales = reinterpret_cast<const uint16_t*>(a[5]);
-    auto* out = reinterpret_cast<float*>(a[7]);
+    MatmulArgs m;
+    if (!parse_matmul(args, nargs, "matmul", &m)) return nullptr;
     const Isa* isa = g_isa.load();
     Py_BEGIN_ALLOW_THREADS;
-    const Chunks chunks(N, g_pool->size(), 16);
+    const Chunks chunks(m.N, g_pool->size(), 16);
     g_pool->run(chunks.count, [&](uint32_t c) {
-        isa->matmul(kind, x, rows, K, qs, scales, N, chunks.lo(c), chunks.hi(c), out);
+        isa->matmul(m.kind, m.x, m.rows, m.K, m.qs, m.scales, m.N, chunks.lo(c), chunks.hi(c), m.out);
+    });
+    Py_END_ALLOW_THREADS;
+    Py_RETURN_NONE;
+}
+
+// Each calling thread's buffers for its quantized activations, grown to its largest call.
+struct Q8Buffers {
+    std::vector<int8_t> q;
+    std::vector<float> d, dv, f;
+};
+
+// matmul_q8(kind, x_ptr, rows, K, qs_ptr, scales_ptr, N, out_ptr): as matmul, with the
+// activations quantized to int8 per row and block first (q8act.h), once, on the calling thread.
+PyObject* py_matmul_q8(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+    MatmulArgs m;
+    if (!parse_matmul(args, nargs, "matmul_q8", &m)) return nullptr;
+    const Q8Isa* q8 = g_q8.load();
+    thread_local Q8Buffers buffers;
+    Py_BEGIN_ALLOW_THREADS;
+    Q8Acts acts;
+    acts.rows = m.rows;
+    acts.K = m.K;
+    acts.nb = m.K / 32;
+    acts.fstride = q8_fstride(m.K);
+    acts.dstride = q8_dstride(m.K);
+    buffers.q.resize(std::max(buffers.q.size(), m.rows * m.K));
+    buffers.d.resize(std::max(buffers.d.size(), m.rows * acts.nb));
+    buffers.dv.resize(std::max(buffers.dv.size(), m.rows * acts.dstride));
+    buffers.f.resize(std::max(buffers.f.size(), m.rows * acts.fstride));
+    acts.q = buffers.q.data();
+    acts.d = buffers.d.data();
+    acts.dv = buffers.dv.data();
+    acts.f = buffers.f.data();
+    q8->quantize(m.kind, m.x, acts);
+    const Chunks chunks(m.N, g_pool->size(), 16);
+    g_pool->run(chunks.count, [&](uint32_t c) {
+        q8->matmul(m.kind, acts, m.qs, m.scales, m.N, chunks.lo(c), chunks.hi(c), m.out);
     });
     Py_END_ALLOW_THREADS;
     Py_RETURN_NONE;
@@ -401,6 +486,8 @@ PyObject* py_threads(PyObject*, PyObject*) { return PyLong_FromLong(g_pool->size
 
 PyObject* py_isa(PyObject*, PyObject*) { return PyUnicode_FromString(g_isa.load()->name); }
 
+PyObject* py_q8_isa(PyObject*, PyObject*) { return PyUnicode_FromString(g_q8.load()->name); }
+
 PyObject* py_set_isa(PyObject*, PyObject* arg) {
     const char* name = PyUnicode_AsUTF8(arg);
     if (name == nullptr) return nullptr;
@@ -420,12 +507,15 @@ PyObject* py_set_isa(PyObject*, PyObject* arg) {
         return nullptr;
     }
     g_isa.store(chosen);
+    g_q8.store(q8_for(chosen));
     Py_RETURN_NONE;
 }
 
 PyMethodDef kMethods[] = {
     {"matmul", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(py_matmul)), METH_FASTCALL,
      "matmul(kind, x_ptr, rows, K, qs_ptr, scales_ptr, N, out_ptr)"},
+    {"matmul_q8", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(py_matmul_q8)), METH_FASTCALL,
+     "matmul_q8(kind, x_ptr, rows, K, qs_ptr, scales_ptr, N, out_ptr): matmul with int8 activations"},
     {"dequantize", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(py_dequantize)), METH_FASTCALL,
      "dequantize(kind, qs_ptr, scales_ptr, N, K, out_ptr)"},
     {"gather", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(py_gather)), METH_FASTCALL,
@@ -441,6 +531,7 @@ PyMethodDef kMethods[] = {
     {"set_threads", py_set_threads, METH_O, "set_threads(n): threads per call, the caller's included"},
     {"threads", py_threads, METH_NOARGS, "threads per call"},
     {"isa", py_isa, METH_NOARGS, "the instruction set in use: avx512, avx2 or generic"},
+    {"q8_isa", py_q8_isa, METH_NOARGS, "the int8-activation kernels in use: avx512vnni, avx2 or generic"},
     {"set_isa", py_set_isa, METH_O, "set_isa(name): avx512, avx2, generic or best"},
     {nullptr, nullptr, 0, nullptr},
 };
@@ -452,6 +543,7 @@ PyModuleDef kModule = {PyModuleDef_HEAD_INIT, "_qkernels", "Quantized matmul ker
 
 PyMODINIT_FUNC PyInit__qkernels(void) {
     g_isa.store(best_isa());
+    g_q8.store(q8_for(g_isa.load()));
     if (g_pool == nullptr) g_pool = new Pool();  // Never freed: helpers must outlive interpreter teardown.
     PyObject* m = PyModule_Create(&kModule);
     if (m == nullptr) return nullptr;
