@@ -23,7 +23,7 @@ help:
 	@echo "make lint | format | generate | clients | check-generated | clean"
 	@echo "make bench              front door: tokenwire (sim engine) vs the bare grpc.aio floor"
 	@echo "make bench-speculation  native engine speculation vs none vs llama.cpp (builds llama-cpp-python)"
-	@echo "make bench-engine       native engine through gRPC (fp32, q, eagle3) vs llama.cpp, then prefix-cache"
+	@echo "make bench-engine       native engine through gRPC (fp32, q, q8act, eagle3) vs llama.cpp, then prefix-cache"
 	@echo "                        and burst TTFT (bench/prefill_ttft.py), EAGLE-3 at 4 streams; ~25-30 min"
 	@echo "make bench-stalls       how long large inputs stall another client's stream (event-loop gaps)"
 	@echo "make dashboard          deploy/grafana's panels drawn from a real Prometheus scrape (docs/img/dashboard.png)"

@@ -62,10 +62,12 @@ SHORT_TOKENS = 16
 
 
 class Weights(enum.Enum):
-    """``tokenwire serve --weights``: fp32 (dequantized at load) or the quantized kernels."""
+    """``tokenwire serve --weights``: fp32 (dequantized at load), the quantized kernels, or those
+    with int8 activations."""
 
     FP32 = "fp32"
     Q = "q"
+    Q8ACT = "q8act"
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,10 +83,12 @@ SERVER_CONFIGS = (
     ServerConfig("fp32-eagle3", Weights.FP32, None),
     ServerConfig("q-off", Weights.Q, "off"),
     ServerConfig("q-eagle3", Weights.Q, None),
+    ServerConfig("q8act-off", Weights.Q8ACT, "off"),
+    ServerConfig("q8act-eagle3", Weights.Q8ACT, None),
 )
 LLAMACPP = "llamacpp"
-DEFAULT_CONFIGS = "fp32-off,q-off,q-eagle3,llamacpp"
-DEFAULT_LOAD_CONFIGS = "q-off,q-eagle3"
+DEFAULT_CONFIGS = "fp32-off,q-off,q-eagle3,q8act-off,q8act-eagle3,llamacpp"
+DEFAULT_LOAD_CONFIGS = "q-off,q-eagle3,q8act-off,q8act-eagle3"
 
 
 def flags_for(config: ServerConfig, has_weights_flag: bool, threads: int) -> tuple[str, ...]:
@@ -190,7 +194,12 @@ async def measure_server(
             requests = [chat_request(work.prompts[i % len(work.prompts)], work.max_tokens) for i in range(n)]
             aggregate.append(await concurrent(channel, requests))
             _progress(f"{config.name}: {n} stream(s) {aggregate[-1].tps:.1f} tok/s aggregate")
-    ttft = [await generate(channel, chat_request(tokens.long_text, 1)) for _ in range(work.ttft_reps)]
+    # Each long prompt differs from its first word on: the prefix cache (on by default) then holds
+    # only the chat template's system prompt for it, and the TTFT is a cold prefill's.
+    ttft = [
+        await generate(channel, chat_request(f"({rep + 1}) {tokens.long_text}", 1))
+        for rep in range(work.ttft_reps)
+    ]
     await concurrent(
         channel, [chat_request(work.prompts[i % len(work.prompts)], SHORT_TOKENS) for i in range(8)]
     )
@@ -364,9 +373,11 @@ def main() -> None:
         from engines.native.matrices import WeightFormat
 
         # A real prefix; any 200 tokens would time the same.
-        verify = tuple(
-            measure_verify_cost(tokens.long_ids[:200], weights=w, reps=args.verify_reps, threads=args.threads)
-            for w in (WeightFormat.Q, WeightFormat.FP32)
+        verify = measure_verify_cost(
+            tokens.long_ids[:200],
+            weights=(WeightFormat.Q, WeightFormat.Q8ACT, WeightFormat.FP32),
+            reps=args.verify_reps,
+            threads=args.threads,
         )
         for v in verify:
             _progress(f"verify k=4, {v.weights}: {v.verify_ms:.1f} ms vs a step's {v.step_ms:.1f} ms")

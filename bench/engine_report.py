@@ -223,7 +223,8 @@ def section(report: Report, title: str, images: list[str]) -> str:
         "- llama.cpp: llama-cpp-python (bench/.venv-llamacpp) on the same GGUF with the same "
         "chat-rendered prompt token ids, timed the same way in its process (no gRPC, empty cache "
         "for every prompt).",
-        "- TTFT: median of a few one-token requests with a long chat prompt of N tokens.",
+        "- TTFT: median of a few one-token requests with a long chat prompt of N tokens, each a different "
+        "prompt (cold: only the chat template's system prompt can come from the prefix cache).",
         "- Tokens/step: completion tokens per forward pass of the target model (the prefill's "
         "included, so 1.00 without speculation).",
         "",
@@ -252,7 +253,8 @@ def section(report: Report, title: str, images: list[str]) -> str:
         v = report.verify[0]
         parts += [
             f"Cost of an EAGLE-3 verification pass, in-process (no gRPC), {v.threads} threads, "
-            f"median of {v.reps} alternating passes after a {v.position}-token prefill:",
+            f"medians of {v.reps} rounds after a {v.position}-token prefill, each round a step and a "
+            "verification on every format's model in turn:",
             "",
             *verify_table(report.verify),
             "",

@@ -63,43 +63,50 @@ def build_model(context: int, weights_format: WeightFormat) -> tuple[Transformer
 def measure_verify_cost(
     prefix: Sequence[int],
     *,
-    weights: WeightFormat,
+    weights: Sequence[WeightFormat],
     draft_length: int = 4,
     reps: int = 50,
     threads: int = 2,
-) -> VerifyCost:
-    """Prefill ``prefix`` into slot 0, then time decode vs verification passes at that position.
+) -> tuple[VerifyCost, ...]:
+    """Prefill ``prefix`` into slot 0 of a model per weight format, then time decode vs verification
+    passes at that position.
 
-    The two kinds of pass alternate (after a few untimed warm-up rounds) so that
-    load from other processes hits both alike; each rewrites the same cache
-    positions, so the state never advances. Returns the medians.
+    Every round runs a step and a verification on each model in turn (after a few untimed warm-up
+    rounds), so that load from other processes hits every kind of pass and every format alike;
+    each rewrites the same cache positions, so the state never advances. Returns the medians, one
+    result per format in the order given.
     """
     torch.set_num_threads(threads)
-    if weights.keeps_blocks:
+    if any(w.keeps_blocks for w in weights):
         set_kernel_threads(threads)
     position = len(prefix)
-    model, cache = build_model(position + draft_length + 8, weights)
+    models = [build_model(position + draft_length + 8, w) for w in weights]
     one = torch.tensor([[prefix[-1]]], dtype=torch.long)
     several = torch.tensor([list(prefix[-1:]) * (draft_length + 1)], dtype=torch.long)
-    step: list[float] = []
-    verify: list[float] = []
+    step: list[list[float]] = [[] for _ in weights]
+    verify: list[list[float]] = [[] for _ in weights]
     with torch.inference_mode():
-        model(torch.tensor([list(prefix)], dtype=torch.long), [0], [0], cache)
+        for model, cache in models:
+            model(torch.tensor([list(prefix)], dtype=torch.long), [0], [0], cache)
         for rep in range(reps + 3):
-            start = time.perf_counter()
-            model(one, [0], [position], cache)
-            middle = time.perf_counter()
-            model(several, [0], [position], cache, all_logits=True)
-            end = time.perf_counter()
-            if rep >= 3:
-                step.append(middle - start)
-                verify.append(end - middle)
-    return VerifyCost(
-        weights=weights.value,
-        position=position,
-        draft_length=draft_length,
-        step_ms=statistics.median(step) * 1000,
-        verify_ms=statistics.median(verify) * 1000,
-        reps=reps,
-        threads=threads,
+            for i, (model, cache) in enumerate(models):
+                start = time.perf_counter()
+                model(one, [0], [position], cache)
+                middle = time.perf_counter()
+                model(several, [0], [position], cache, all_logits=True)
+                end = time.perf_counter()
+                if rep >= 3:
+                    step[i].append(middle - start)
+                    verify[i].append(end - middle)
+    return tuple(
+        VerifyCost(
+            weights=w.value,
+            position=position,
+            draft_length=draft_length,
+            step_ms=statistics.median(step[i]) * 1000,
+            verify_ms=statistics.median(verify[i]) * 1000,
+            reps=reps,
+            threads=threads,
+        )
+        for i, w in enumerate(weights)
     )

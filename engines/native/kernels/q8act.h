@@ -56,6 +56,16 @@ static inline Q8Acts q8_rows(const Q8Acts& a, size_t r0, size_t rows) {
     return part;
 }
 
+// Weight tiles ahead of the one in flight whose bytes the kernels ask for (prefetch): at one or
+// a few rows a call streams the weights from memory once, and the hardware prefetcher alone
+// leaves the integer products waiting on loads.
+constexpr size_t kQ8PrefetchTiles = 8;
+
+// Asks for bytes [lo, hi) of `base` (hints only: addresses past the matrix never fault).
+static inline void q8_prefetch(const uint8_t* base, size_t lo, size_t hi) {
+    for (size_t line = lo; line < hi; line += 64) __builtin_prefetch(base + line);
+}
+
 // A block's scale from its largest magnitude and its sum: NaN where the block holds a NaN or an
 // infinity (the sum is then not finite), so that it reaches the output as the fp32 path would
 // carry it instead of vanishing into clamped integers.

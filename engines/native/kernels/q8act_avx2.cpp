@@ -77,10 +77,15 @@ void tile(const Q8Acts& a, const uint8_t* qs, const uint16_t* scales, size_t n, 
     const __m256i ones = _mm256_set1_epi16(1);
     const __m256i low4 = _mm256_set1_epi8(15);
     const __m256i nibble_shift = _mm256_set_epi64x(4, 4, 0, 0);
+    // The tile kQ8PrefetchTiles ahead: its scales now, its values a block per step.
+    const uint8_t* ahead = qs + (n + kQ8PrefetchTiles * NT) * nb * QB;
+    q8_prefetch(reinterpret_cast<const uint8_t*>(scales + (n + kQ8PrefetchTiles * NT) * nb * SB), 0,
+                NT * nb * SB * 2);
     __m256 acc[NT][R];
     for (int t = 0; t < NT; ++t)
         for (int r = 0; r < R; ++r) acc[t][r] = _mm256_setzero_ps();
     for (size_t b = 0; b < nb; ++b) {
+        q8_prefetch(ahead, b * NT * QB, (b + 1) * NT * QB);
         __m256i w[NT], wabs[NT];
         for (int t = 0; t < NT; ++t) {
             const uint8_t* src = qs + (n + t) * nb * QB + b * QB;

@@ -84,10 +84,15 @@ void tile(const Q8Acts& a, const uint8_t* qs, const uint16_t* scales, size_t n, 
     alignas(64) float ew[NT][QK_MAX_BLOCKS];
     for (int t = 0; t < NT; ++t) row_scales<KIND>(scales + (n + t) * nb * SB, nb, a.fstride, dw[t], ew[t]);
     const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
+    // The tile kQ8PrefetchTiles ahead: its scales now, its values a pair of blocks per step.
+    const uint8_t* ahead = qs + (n + kQ8PrefetchTiles * NT) * nb * QB;
+    q8_prefetch(reinterpret_cast<const uint8_t*>(scales + (n + kQ8PrefetchTiles * NT) * nb * SB), 0,
+                NT * nb * SB * 2);
     __m512 acc[NT][R];
     for (int t = 0; t < NT; ++t)
         for (int r = 0; r < R; ++r) acc[t][r] = _mm512_setzero_ps();
     for (size_t p = 0; p < pairs; ++p) {
+        q8_prefetch(ahead, 2 * p * NT * QB, (2 * p + 2) * NT * QB);
         __m512i w[NT];
         __m512 ws[NT];
         for (int t = 0; t < NT; ++t) {

@@ -49,22 +49,27 @@ void matmul(int kind, const Q8Acts& a, const uint8_t* qs, const uint16_t* scales
     const size_t nb = a.nb;
     const size_t qb = kind == QK_Q4_1 ? 16 : 32;
     const size_t sb = kind == QK_Q4_1 ? 2 : 1;
+    // Each weight row's values as plain int8 once, for all activation rows: the block loops
+    // below are then byte products the compiler vectorizes with whatever the target has.
+    int8_t w[32 * QK_MAX_BLOCKS];
     for (size_t n = n0; n < n1; ++n) {
         const uint8_t* row = qs + n * nb * qb;
         const uint16_t* sc = scales + n * nb * sb;
+        if (kind == QK_Q4_1) {
+            for (size_t b = 0; b < nb; ++b)
+                for (int j = 0; j < 16; ++j) {
+                    w[b * 32 + j] = static_cast<int8_t>(row[b * 16 + j] & 15);
+                    w[b * 32 + j + 16] = static_cast<int8_t>(row[b * 16 + j] >> 4);
+                }
+        } else {
+            std::memcpy(w, row, nb * 32);
+        }
         for (size_t r = 0; r < a.rows; ++r) {
             const int8_t* xq = a.q + r * a.K;
             float acc = 0.0f;
             for (size_t b = 0; b < nb; ++b) {
                 int32_t dot = 0;
-                if (kind == QK_Q4_1) {
-                    const uint8_t* v = row + b * 16;
-                    for (int j = 0; j < 16; ++j)
-                        dot += (v[j] & 15) * xq[b * 32 + j] + (v[j] >> 4) * xq[b * 32 + j + 16];
-                } else {
-                    const auto* v = reinterpret_cast<const int8_t*>(row + b * 32);
-                    for (int j = 0; j < 32; ++j) dot += v[j] * xq[b * 32 + j];
-                }
+                for (int i = 0; i < 32; ++i) dot += w[b * 32 + i] * xq[b * 32 + i];
                 acc += half(sc + b * sb) * a.d[r * nb + b] * static_cast<float>(dot);
             }
             if (kind == QK_Q4_1)
